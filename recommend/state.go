@@ -1,0 +1,200 @@
+package recommend
+
+import (
+	"time"
+
+	"github.com/novarec/novarec/catalog"
+)
+
+// Consumed is one entry of a user's history: an item the user engaged with.
+type Consumed struct {
+	ItemID string
+	// TS is the event time in Unix milliseconds.
+	TS int64
+	// Novel records whether the item was surprising to the user when consumed.
+	Novel bool
+}
+
+// Stats are a user's long-run counters, the evidence for the user-level
+// (static) novelty propensity.
+type Stats struct {
+	Clicks         int64
+	NovelClicks    int64
+	FamiliarClicks int64
+	Skips          int64
+	Sessions       int64
+	// LastTS is the time of the last feedback event, Unix milliseconds.
+	LastTS int64
+}
+
+// Session is the state of the user's current session, the evidence for the
+// session-level (dynamic) novelty propensity.
+type Session struct {
+	ID string
+	// Start and Last are Unix milliseconds; zero for a session with no events.
+	Start, Last int64
+	Clicks      int64
+	Skips       int64
+	NovelClicks int64
+	// NovelEWMA is the recency-weighted novelty of the session's clicks
+	// (weight SessionDecay on the past), meaningful when Clicks > 0.
+	NovelEWMA float64
+	// CategoryClicks counts clicks per category name in this session.
+	CategoryClicks map[string]int64
+	// Shown lists items already shown in this session.
+	Shown []string
+}
+
+// UserState is everything the policy needs to know about a user for one
+// decision. The features package loads it from Redis in one round trip;
+// replay and the simulator keep it in memory.
+type UserState struct {
+	UserID string
+	// History holds the most recent consumed items, newest first.
+	History []Consumed
+	Stats   Stats
+	Session Session
+}
+
+// Feedback types.
+const (
+	Click  = "click"
+	View   = "view"
+	Skip   = "skip"
+	Rating = "rating"
+)
+
+// PositiveRating is the rating value from which a rating counts as engagement.
+const PositiveRating = 3.5
+
+// SessionDecay is the weight of the past in the session's NovelEWMA.
+const SessionDecay = 0.6
+
+// DefaultHistory is the default history window H.
+const DefaultHistory = 200
+
+// SessionGap ends an implicit session after this much inactivity.
+const SessionGap = 30 * time.Minute
+
+// Feedback is one user reaction, as the feature updater and the learners see it.
+type Feedback struct {
+	UserID    string
+	SessionID string
+	ItemID    string
+	Type      string
+	Value     float64
+	// TS is the event time in Unix milliseconds.
+	TS int64
+}
+
+// Engaged reports whether the feedback is a positive engagement (a click or a
+// good rating), the event that enters history and counts as a click.
+func (f Feedback) Engaged() bool {
+	return f.Type == Click || (f.Type == Rating && f.Value >= PositiveRating)
+}
+
+// Observation says what Observe made of one feedback event.
+type Observation struct {
+	// Engaged is true when the event entered the history.
+	Engaged bool
+	// Novelty is nov(u,i) in [0,1] against the history before the event.
+	Novelty float64
+	// Surprising is true when none of the item's categories were in history.
+	Surprising bool
+	// NewSession is true when the event started a new session.
+	NewSession bool
+}
+
+// Observe applies one feedback event to the user's state: history, long-run
+// statistics and session. It is the single definition of how feedback
+// changes state, shared by the feature updater (which persists the result),
+// replay and the simulator. Items unknown to the snapshot are treated as
+// having no categories. history caps the history length (0 = DefaultHistory).
+func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Observation {
+	if history <= 0 {
+		history = DefaultHistory
+	}
+	var obs Observation
+	s := &st.Session
+	if s.Last == 0 || (fb.SessionID == "" && fb.TS-s.Last > SessionGap.Milliseconds()) || (fb.SessionID != "" && fb.SessionID != s.ID) {
+		*s = Session{ID: fb.SessionID, Start: fb.TS}
+		st.Stats.Sessions++
+		obs.NewSession = true
+	}
+	s.Last = max(s.Last, fb.TS)
+	st.Stats.LastTS = max(st.Stats.LastTS, fb.TS)
+
+	idx, known := snap.Index(fb.ItemID)
+	switch {
+	case fb.Engaged():
+		obs.Engaged = true
+		if known {
+			seen := HistoryCategories(snap, st.History)
+			obs.Novelty = seen.Novelty(snap, idx)
+		} else {
+			obs.Novelty = 0
+		}
+		obs.Surprising = obs.Novelty == 1
+		st.Stats.Clicks++
+		s.Clicks++
+		if obs.Surprising {
+			st.Stats.NovelClicks++
+			s.NovelClicks++
+		} else {
+			st.Stats.FamiliarClicks++
+		}
+		if s.Clicks == 1 {
+			s.NovelEWMA = obs.Novelty
+		} else {
+			s.NovelEWMA = SessionDecay*s.NovelEWMA + (1-SessionDecay)*obs.Novelty
+		}
+		if known {
+			if s.CategoryClicks == nil {
+				s.CategoryClicks = map[string]int64{}
+			}
+			for _, c := range snap.Categories(idx) {
+				s.CategoryClicks[snap.CategoryName(c)]++
+			}
+		}
+		st.History = append([]Consumed{{ItemID: fb.ItemID, TS: fb.TS, Novel: obs.Surprising}}, st.History...)
+		if len(st.History) > history {
+			st.History = st.History[:history]
+		}
+	case fb.Type == Skip || fb.Type == Rating:
+		st.Stats.Skips++
+		s.Skips++
+	}
+	return obs
+}
+
+// CategorySet marks the categories a user has engaged with.
+type CategorySet []bool
+
+// HistoryCategories collects the categories of the items in history.
+func HistoryCategories(snap *catalog.Snapshot, history []Consumed) CategorySet {
+	seen := make(CategorySet, snap.NumCategories())
+	for _, h := range history {
+		if i, ok := snap.Index(h.ItemID); ok {
+			for _, c := range snap.Categories(i) {
+				seen[c] = true
+			}
+		}
+	}
+	return seen
+}
+
+// Novelty is nov(u,i): the fraction of item i's categories that the set
+// does not contain. An item without categories is not novel.
+func (cs CategorySet) Novelty(snap *catalog.Snapshot, i int32) float64 {
+	cats := snap.Categories(i)
+	if len(cats) == 0 {
+		return 0
+	}
+	unseen := 0
+	for _, c := range cats {
+		if int(c) >= len(cs) || !cs[c] {
+			unseen++
+		}
+	}
+	return float64(unseen) / float64(len(cats))
+}
