@@ -1,0 +1,304 @@
+// Package intent is the high-level policy of novarec: it turns what is known
+// about a user (a static, user-level novelty propensity) and their current
+// session (a dynamic, session-level one) into a distribution over intent
+// levels, each of which sets the low-level ranker's novelty and diversity
+// knobs. It is pure computation: serving, replay and the simulator call the
+// same code.
+package intent
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/floats"
+)
+
+// Feature indexes of the state vector s_H. The first four are user-level
+// (static), the rest session-level (dynamic).
+const (
+	FUserNovelRate     = iota // posterior mean of the user's novel-click rate
+	FUserConfidence           // evidence behind it: n/(n+10) clicks
+	FUserActivity             // log history length, scaled to [0,1]
+	FUserEntropy              // normalised category entropy of history
+	FSessNovelRate            // smoothed novel-click rate in the session
+	FSessClicks               // log clicks in session, scaled
+	FSessSkips                // log skips in session, scaled
+	FSessMinutes              // minutes in session / 30, capped at 1
+	FSessEntropy              // normalised entropy of categories clicked in session
+	FSessRecentNovelty        // recency-weighted novelty of the last clicks
+	FSessSkipRatio            // skips / (clicks + skips + 1)
+	Dim                       // length of the state vector
+)
+
+// FeatureNames label the state vector in logs and snapshots.
+var FeatureNames = [Dim]string{
+	"user_novel_rate", "user_confidence", "user_activity", "user_entropy",
+	"session_novel_rate", "session_clicks", "session_skips", "session_minutes",
+	"session_entropy", "session_recent_novelty", "session_skip_ratio",
+}
+
+// Prior is the Beta(α₀, β₀) prior of a user's novel-click rate.
+type Prior struct{ Alpha, Beta float64 }
+
+// DefaultPrior expresses a weak belief that about a quarter of clicks are on
+// novel items, worth four clicks of evidence.
+var DefaultPrior = Prior{Alpha: 1, Beta: 3}
+
+// Observations are the raw facts the state is computed from.
+type Observations struct {
+	NovelClicks, FamiliarClicks float64
+	HistoryLen                  int
+	// HistoryEntropy and SessionEntropy are normalised to [0,1].
+	HistoryEntropy float64
+
+	SessionClicks, SessionSkips, SessionNovelClicks float64
+	SessionMinutes                                  float64
+	SessionEntropy                                  float64
+	// SessionNovelEWMA is meaningful only when SessionClicks > 0.
+	SessionNovelEWMA float64
+}
+
+// UserPropensity is the static, user-level novelty propensity: the posterior
+// mean of the user's novel-click rate.
+func (p Prior) UserPropensity(o Observations) float64 {
+	return (p.Alpha + o.NovelClicks) / (p.Alpha + p.Beta + o.NovelClicks + o.FamiliarClicks)
+}
+
+// State computes s_H into dst (len Dim) and returns it. Session features fall
+// back to the user-level estimate while the session has no clicks, so a new
+// session starts from what the user usually wants.
+func (p Prior) State(dst []float64, o Observations) []float64 {
+	if cap(dst) < Dim {
+		dst = make([]float64, Dim)
+	}
+	x := dst[:Dim]
+	m := p.UserPropensity(o)
+	n := o.NovelClicks + o.FamiliarClicks
+	x[FUserNovelRate] = m
+	x[FUserConfidence] = n / (n + 10)
+	x[FUserActivity] = math.Min(math.Log1p(float64(o.HistoryLen))/math.Log1p(200), 1)
+	x[FUserEntropy] = o.HistoryEntropy
+	x[FSessNovelRate] = (o.SessionNovelClicks + 2*m) / (o.SessionClicks + 2)
+	x[FSessClicks] = math.Min(math.Log1p(o.SessionClicks)/math.Log1p(20), 1)
+	x[FSessSkips] = math.Min(math.Log1p(o.SessionSkips)/math.Log1p(20), 1)
+	x[FSessMinutes] = math.Min(math.Max(o.SessionMinutes, 0)/30, 1)
+	x[FSessEntropy] = o.SessionEntropy
+	if o.SessionClicks > 0 {
+		x[FSessRecentNovelty] = o.SessionNovelEWMA
+	} else {
+		x[FSessRecentNovelty] = m
+	}
+	x[FSessSkipRatio] = o.SessionSkips / (o.SessionClicks + o.SessionSkips + 1)
+	return x
+}
+
+// Level is what an intent level asks of the low-level ranker.
+type Level struct {
+	// Beta weighs item novelty against relevance.
+	Beta float64 `json:"beta"`
+	// Lambda penalises similarity to items already in the slate.
+	Lambda float64 `json:"lambda"`
+	// NovelShare is the share of candidates drawn from the novel pool.
+	NovelShare float64 `json:"novel_share"`
+}
+
+// DefaultLevels are K=5 levels from "more of the same" to "show me something
+// new". Relevance of a familiar item is around 0.6–0.9 and of a novel one
+// near 0, so the top levels' Beta is large enough to lift novel items above
+// familiar ones.
+var DefaultLevels = []Level{
+	{Beta: 0, Lambda: 0.05, NovelShare: 0},
+	{Beta: 0.25, Lambda: 0.1, NovelShare: 0.15},
+	{Beta: 0.5, Lambda: 0.2, NovelShare: 0.3},
+	{Beta: 0.8, Lambda: 0.3, NovelShare: 0.5},
+	{Beta: 1.2, Lambda: 0.4, NovelShare: 0.7},
+}
+
+// Policy is π_H(z|s_H) = softmax(W s_H + b) with a linear baseline V(s_H) for
+// its policy-gradient update.
+type Policy struct {
+	Levels []Level `json:"levels"`
+	// W is K×Dim, row-major.
+	W []float64 `json:"w"`
+	B []float64 `json:"b"`
+	// V holds the baseline's weights: Dim weights then a bias.
+	V []float64 `json:"v"`
+	// Prior is the user-level Beta prior.
+	Prior Prior `json:"prior"`
+}
+
+// K is the number of intent levels.
+func (p *Policy) K() int { return len(p.Levels) }
+
+// NewPolicy returns the prior policy that serves before any learning: the
+// logits −κ(z/(K−1) − t)² prefer the level closest to a target
+// t = 0.35·user propensity + 0.65·recent session novelty. Expanding the
+// square shows this is exactly a linear softmax, so learning starts from it.
+func NewPolicy(levels []Level, kappa float64) *Policy {
+	k := len(levels)
+	p := &Policy{
+		Levels: append([]Level(nil), levels...),
+		W:      make([]float64, k*Dim),
+		B:      make([]float64, k),
+		V:      make([]float64, Dim+1),
+		Prior:  DefaultPrior,
+	}
+	for z := 0; z < k; z++ {
+		zz := float64(z) / float64(max(k-1, 1))
+		p.W[z*Dim+FUserNovelRate] = 2 * kappa * zz * 0.35
+		p.W[z*Dim+FSessRecentNovelty] = 2 * kappa * zz * 0.65
+		p.B[z] = -kappa * zz * zz
+	}
+	return p
+}
+
+// DefaultKappa sets how sharply the prior policy concentrates on the target level.
+const DefaultKappa = 8
+
+// Validate rejects a policy whose shapes or numbers would make serving fail,
+// so a corrupt snapshot never replaces a working one.
+func (p *Policy) Validate() error {
+	k := len(p.Levels)
+	switch {
+	case k < 1:
+		return errors.New("intent: policy has no levels")
+	case len(p.W) != k*Dim:
+		return fmt.Errorf("intent: W has %d weights, want %d", len(p.W), k*Dim)
+	case len(p.B) != k:
+		return fmt.Errorf("intent: b has %d entries, want %d", len(p.B), k)
+	case len(p.V) != Dim+1:
+		return fmt.Errorf("intent: V has %d entries, want %d", len(p.V), Dim+1)
+	case p.Prior.Alpha <= 0 || p.Prior.Beta <= 0:
+		return errors.New("intent: prior must be positive")
+	}
+	for _, s := range [][]float64{p.W, p.B, p.V} {
+		if !finite(s) {
+			return errors.New("intent: non-finite parameter")
+		}
+	}
+	for _, l := range p.Levels {
+		if !finite([]float64{l.Beta, l.Lambda, l.NovelShare}) || l.NovelShare < 0 || l.NovelShare > 1 {
+			return errors.New("intent: invalid level")
+		}
+	}
+	return nil
+}
+
+func finite(s []float64) bool {
+	for _, x := range s {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Distribution writes π_H(·|x) into dst (len K) and returns it.
+func (p *Policy) Distribution(dst, x []float64) []float64 {
+	k := p.K()
+	if cap(dst) < k {
+		dst = make([]float64, k)
+	}
+	dst = dst[:k]
+	for z := range dst {
+		dst[z] = floats.Dot(p.W[z*Dim:(z+1)*Dim], x) + p.B[z]
+	}
+	lse := floats.LogSumExp(dst)
+	for z := range dst {
+		dst[z] = math.Exp(dst[z] - lse)
+	}
+	return dst
+}
+
+// Sample draws a level from probs using u ∈ [0,1).
+func Sample(probs []float64, u float64) int {
+	acc := 0.0
+	for z, q := range probs {
+		acc += q
+		if u < acc {
+			return z
+		}
+	}
+	return len(probs) - 1
+}
+
+// Argmax is the deterministic mode's choice.
+func Argmax(probs []float64) int { return floats.MaxIdx(probs) }
+
+// SessionPropensity is the policy's estimate that this session seeks novelty:
+// the expected level scaled to [0,1].
+func SessionPropensity(probs []float64) float64 {
+	if len(probs) < 2 {
+		return 0
+	}
+	e := 0.0
+	for z, q := range probs {
+		e += float64(z) * q
+	}
+	return e / float64(len(probs)-1)
+}
+
+// Baseline is V(s_H), the expected return from state x.
+func (p *Policy) Baseline(x []float64) float64 {
+	return floats.Dot(p.V[:Dim], x) + p.V[Dim]
+}
+
+// Clone returns a deep copy, so a learner can update parameters while the
+// served copy stays immutable.
+func (p *Policy) Clone() *Policy {
+	return &Policy{
+		Levels: append([]Level(nil), p.Levels...),
+		W:      append([]float64(nil), p.W...),
+		B:      append([]float64(nil), p.B...),
+		V:      append([]float64(nil), p.V...),
+		Prior:  p.Prior,
+	}
+}
+
+// Entropy returns the Shannon entropy of counts normalised by the log of
+// their number, in [0,1]: 0 when all mass is on one category, 1 when spread
+// evenly over every category (so it measures breadth against the catalog).
+func Entropy(counts []float64) float64 {
+	total := floats.Sum(counts)
+	if total <= 0 || len(counts) < 2 {
+		return 0
+	}
+	h := 0.0
+	for _, c := range counts {
+		if c > 0 {
+			q := c / total
+			h -= q * math.Log(q)
+		}
+	}
+	return h / math.Log(float64(len(counts)))
+}
+
+// Update is one step of the high level's learning rule: policy gradient with
+// a learned baseline, importance-weighted for off-policy data. For level z
+// taken in state x under logging probability logged, with observed return
+// ret, it moves the logits along w·A·∇log π(z|x), where the advantage is
+// A = ret − V(x) and w = min(π(z|x)/logged, clip) corrects for the policy
+// having changed since the decision was logged; then it regresses V toward
+// ret. It returns the advantage.
+func (p *Policy) Update(x []float64, z int, logged, ret, lr, lrV, clip float64) float64 {
+	var buf [16]float64
+	probs := p.Distribution(buf[:0], x)
+	w := 1.0
+	if logged > 0 {
+		w = math.Min(probs[z]/logged, clip)
+	}
+	adv := ret - p.Baseline(x)
+	for k := range probs {
+		g := -probs[k]
+		if k == z {
+			g += 1
+		}
+		step := lr * w * adv * g
+		floats.AddScaled(p.W[k*Dim:(k+1)*Dim], step, x)
+		p.B[k] += step
+	}
+	floats.AddScaled(p.V[:Dim], lrV*adv, x)
+	p.V[Dim] += lrV * adv
+	return adv
+}

@@ -1,0 +1,146 @@
+package intent
+
+import (
+	"math"
+	"testing"
+)
+
+func TestUserPropensity(t *testing.T) {
+	tests := []struct {
+		name       string
+		novel, fam float64
+		want       float64
+	}{
+		{"no evidence is the prior mean", 0, 0, 0.25},
+		{"novel seeker", 16, 0, 17.0 / 20},
+		{"familiar seeker", 0, 16, 1.0 / 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := DefaultPrior.UserPropensity(Observations{NovelClicks: tc.novel, FamiliarClicks: tc.fam})
+			if math.Abs(got-tc.want) > 1e-12 {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStateFallsBackToUserLevelWithoutSessionClicks(t *testing.T) {
+	o := Observations{NovelClicks: 8, FamiliarClicks: 2}
+	x := DefaultPrior.State(nil, o)
+	m := DefaultPrior.UserPropensity(o)
+	if x[FSessRecentNovelty] != m || x[FSessNovelRate] != m {
+		t.Fatalf("session features %v, %v; want the user propensity %v", x[FSessRecentNovelty], x[FSessNovelRate], m)
+	}
+	o.SessionClicks, o.SessionNovelEWMA = 3, 0.1
+	x = DefaultPrior.State(x, o)
+	if x[FSessRecentNovelty] != 0.1 {
+		t.Fatalf("recent novelty %v, want 0.1", x[FSessRecentNovelty])
+	}
+	for i, v := range x {
+		if v < 0 || v > 1 {
+			t.Errorf("%s = %v outside [0,1]", FeatureNames[i], v)
+		}
+	}
+}
+
+func TestPriorPolicyFollowsSessionNovelty(t *testing.T) {
+	p := NewPolicy(DefaultLevels, DefaultKappa)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	prev := -1.0
+	for _, ewma := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma})
+		probs := p.Distribution(nil, x)
+		sum := 0.0
+		for _, q := range probs {
+			sum += q
+		}
+		if math.Abs(sum-1) > 1e-12 {
+			t.Fatalf("distribution sums to %v", sum)
+		}
+		sp := SessionPropensity(probs)
+		if sp <= prev {
+			t.Fatalf("session propensity %v at novelty %v does not rise above %v", sp, ewma, prev)
+		}
+		prev = sp
+	}
+}
+
+func TestUpdateMovesTowardRewardedLevel(t *testing.T) {
+	p := NewPolicy(DefaultLevels, DefaultKappa)
+	x := p.Prior.State(nil, Observations{SessionClicks: 2, SessionNovelEWMA: 0.2})
+	before := p.Distribution(nil, x)[4]
+	for i := 0; i < 200; i++ {
+		probs := p.Distribution(nil, x)
+		for z := range probs {
+			ret := 0.0
+			if z == 4 {
+				ret = 1
+			}
+			p.Update(x, z, probs[z], ret, 0.05, 0.05, 5)
+		}
+	}
+	after := p.Distribution(nil, x)[4]
+	if after <= before+0.2 {
+		t.Fatalf("π(top level) went from %v to %v; want a clear rise", before, after)
+	}
+	if math.Abs(p.Baseline(x)-0.2) > 0.15 {
+		t.Errorf("baseline %v; want near the mean return 0.2", p.Baseline(x))
+	}
+}
+
+func TestValidateRejectsBrokenPolicies(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Policy)
+	}{
+		{"no levels", func(p *Policy) { p.Levels = nil }},
+		{"short W", func(p *Policy) { p.W = p.W[1:] }},
+		{"short b", func(p *Policy) { p.B = p.B[1:] }},
+		{"short V", func(p *Policy) { p.V = p.V[1:] }},
+		{"NaN weight", func(p *Policy) { p.W[3] = math.NaN() }},
+		{"bad prior", func(p *Policy) { p.Prior.Alpha = 0 }},
+		{"bad share", func(p *Policy) { p.Levels[1].NovelShare = 2 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPolicy(DefaultLevels, DefaultKappa)
+			tc.mutate(p)
+			if p.Validate() == nil {
+				t.Fatal("Validate accepted a broken policy")
+			}
+		})
+	}
+}
+
+func TestEntropy(t *testing.T) {
+	tests := []struct {
+		counts []float64
+		want   float64
+	}{
+		{nil, 0},
+		{[]float64{0, 0, 0}, 0},
+		{[]float64{5, 0, 0, 0}, 0},
+		{[]float64{1, 1, 1, 1}, 1},
+		{[]float64{1, 1, 0, 0}, 0.5},
+	}
+	for _, tc := range tests {
+		if got := Entropy(tc.counts); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("Entropy(%v) = %v, want %v", tc.counts, got, tc.want)
+		}
+	}
+}
+
+func TestSample(t *testing.T) {
+	probs := []float64{0.2, 0.5, 0.3}
+	for _, tc := range []struct {
+		u    float64
+		want int
+	}{{0, 0}, {0.19, 0}, {0.2, 1}, {0.69, 1}, {0.7, 2}, {0.9999, 2}} {
+		if got := Sample(probs, tc.u); got != tc.want {
+			t.Errorf("Sample(%v) = %d, want %d", tc.u, got, tc.want)
+		}
+	}
+}

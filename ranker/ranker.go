@@ -1,0 +1,191 @@
+// Package ranker is the low-level policy of novarec: given candidates and the
+// knobs of an intent level it scores relevance plus novelty and builds a
+// slate greedily against redundancy, sampling position by position
+// (Plackett–Luce) so every shown item has a logged propensity. It is pure
+// computation shared by serving, replay and the simulator.
+package ranker
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Relevance feature indexes of φ(u,i).
+const (
+	FDot        = iota // ⟨u, v_i⟩: taste vector against item embedding
+	FBias              // learned item bias
+	FPopularity        // normalised log popularity
+	NumFeatures
+)
+
+// Params are the ranker's learned parameters θ and its sampling temperature.
+type Params struct {
+	Theta [NumFeatures]float64 `json:"theta"`
+	// Temperature τ of the position-wise softmax; smaller is greedier.
+	Temperature float64 `json:"temperature"`
+}
+
+// DefaultParams weigh taste first and popularity as a prior.
+func DefaultParams() Params {
+	return Params{Theta: [NumFeatures]float64{1, 1, 0.3}, Temperature: 0.08}
+}
+
+// Validate rejects parameters that would make scores meaningless.
+func (p *Params) Validate() error {
+	for _, t := range p.Theta {
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return errors.New("ranker: non-finite theta")
+		}
+	}
+	if !(p.Temperature > 0) || math.IsInf(p.Temperature, 0) {
+		return errors.New("ranker: temperature must be positive and finite")
+	}
+	return nil
+}
+
+// Candidate is one item eligible for the slate.
+type Candidate struct {
+	Item     int32
+	Features [NumFeatures]float64
+	// Novelty is nov(u,i) ∈ [0,1].
+	Novelty float64
+	// Embedding is the item's unit embedding (a view, not modified); all
+	// candidates of one slate share its dimension.
+	Embedding []float32
+}
+
+// Knobs are what the chosen intent level sets.
+type Knobs struct {
+	Beta   float64 // novelty weight β_z
+	Lambda float64 // similarity penalty λ_z
+}
+
+// Slot is one position of a built slate.
+type Slot struct {
+	// Candidate indexes the candidates slice passed to Slate.
+	Candidate int
+	// Score is the adjusted score s(i) − λ·max sim at the time of choice.
+	Score float64
+	// Propensity is the probability with which this item was chosen at its
+	// position given the items above it.
+	Propensity float64
+}
+
+// Relevance is θ·φ(u,i).
+func (p *Params) Relevance(c *Candidate) float64 {
+	s := 0.0
+	for f, t := range p.Theta {
+		s += t * c.Features[f]
+	}
+	return s
+}
+
+// Score is s(i|u,z) = θ·φ(u,i) + β_z·nov(u,i).
+func (p *Params) Score(c *Candidate, k Knobs) float64 {
+	return p.Relevance(c) + k.Beta*c.Novelty
+}
+
+// Scratch holds buffers reused across slates to keep the hot path free of
+// allocations. The zero value is ready; it is not safe for concurrent use.
+type Scratch struct {
+	base, maxSim, adj []float64
+	used              []bool
+	emb, sim          []float32
+}
+
+func (s *Scratch) reset(cands []Candidate) {
+	n := len(cands)
+	grow := func(b []float64) []float64 {
+		if cap(b) < n {
+			return make([]float64, n)
+		}
+		return b[:n]
+	}
+	s.base, s.maxSim, s.adj = grow(s.base), grow(s.maxSim), grow(s.adj)
+	if cap(s.used) < n {
+		s.used = make([]bool, n)
+	}
+	s.used = s.used[:n]
+	clear(s.used)
+	clear(s.maxSim)
+	s.emb, s.sim = s.emb[:0], slices.Grow(s.sim[:0], n)[:n]
+	for i := range cands {
+		s.emb = append(s.emb, cands[i].Embedding...)
+	}
+}
+
+// Slate builds a slate of up to k items from cands, appending to dst. At each
+// position the adjusted score s(i) − λ·max_{j∈slate} cos(v_i,v_j) of every
+// remaining candidate goes through softmax(·/τ) and one item is drawn with
+// rng. With rng nil the argmax is taken (deterministic mode) and its softmax
+// probability is still reported, so logs from both modes stay comparable.
+func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Knobs, rng *rand.Rand) []Slot {
+	n := len(cands)
+	sc.reset(cands)
+	for i := range cands {
+		sc.base[i] = p.Score(&cands[i], kn)
+	}
+	tau := p.Temperature
+	for pos := 0; pos < k && pos < n; pos++ {
+		best, bestAdj := -1, math.Inf(-1)
+		for i := range cands {
+			if sc.used[i] {
+				continue
+			}
+			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
+			sc.adj[i] = a
+			if a > bestAdj {
+				best, bestAdj = i, a
+			}
+		}
+		// Softmax over remaining candidates, stabilised by the max.
+		total := 0.0
+		for i := range cands {
+			if sc.used[i] {
+				continue
+			}
+			e := math.Exp((sc.adj[i] - bestAdj) / tau)
+			sc.adj[i] = e
+			total += e
+		}
+		choice := best
+		if rng != nil {
+			u := rng.Float64() * total
+			acc := 0.0
+			for i := range cands {
+				if sc.used[i] {
+					continue
+				}
+				acc += sc.adj[i]
+				choice = i
+				if u < acc {
+					break
+				}
+			}
+		}
+		prob := sc.adj[choice] / total
+		score := sc.base[choice] - kn.Lambda*sc.maxSim[choice]
+		sc.used[choice] = true
+		dst = append(dst, Slot{Candidate: choice, Score: score, Propensity: prob})
+		if kn.Lambda != 0 && pos+1 < k && n > 0 {
+			// One matrix-vector product gives every candidate's cosine
+			// with the chosen item (embeddings are unit length).
+			d := len(cands[choice].Embedding)
+			if d > 0 && len(sc.emb) == n*d {
+				blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: d, Stride: d, Data: sc.emb},
+					blas32.Vector{N: d, Inc: 1, Data: cands[choice].Embedding}, 0, blas32.Vector{N: n, Inc: 1, Data: sc.sim})
+				for i, s := range sc.sim {
+					if !sc.used[i] && float64(s) > sc.maxSim[i] {
+						sc.maxSim[i] = float64(s)
+					}
+				}
+			}
+		}
+	}
+	return dst
+}

@@ -1,0 +1,48 @@
+package recommend
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkDecide measures one two-level decision (intent, candidates from
+// all pools, slate of k=10 with sampling) for a user with a 200-item history,
+// at catalog sizes below and above the IVF threshold; d=32.
+func BenchmarkDecide(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
+			snap := sampleSnapshot(b, n)
+			e := NewEngine(Config{})
+			m := DefaultModel()
+			hist := historyIn(snap, 200, "action", "adventure", "comedy", "drama", "crime")
+			st := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 200, NovelClicks: 40, FamiliarClicks: 160}, Session: session(4, 2, 0.5)}
+			for i := 0; i < 20; i++ {
+				st.Session.Shown = append(st.Session.Shown, snap.Item(int32(i)).ID)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := e.Decide(Request{K: 10, Now: 5}, &st, snap, m, rng); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuild measures building a catalog snapshot, including the IVF
+// index at 100k items; it bounds how fast a catalog change goes live.
+func BenchmarkBuild(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		items := sampleItems(n)
+		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := buildSnapshot(items); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

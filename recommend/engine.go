@@ -1,0 +1,468 @@
+// Package recommend composes novarec's two-level policy into one decision:
+// candidates from a familiar, a novel and a popular pool; the high-level
+// intent policy choosing how much novelty this user wants now; the low-level
+// ranker building the slate with propensities. It also defines the user state
+// the policy reads and how feedback changes it. It does no I/O, so serving,
+// offline replay and the simulator run exactly this code.
+package recommend
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/ranker"
+)
+
+// Model is one versioned set of learned parameters for both levels. A Model is
+// immutable once published: learners clone, update and publish a new one.
+type Model struct {
+	Version string         `json:"version"`
+	Intent  *intent.Policy `json:"intent"`
+	Ranker  ranker.Params  `json:"ranker"`
+}
+
+// DefaultModel is the prior model served before any learning.
+func DefaultModel() *Model {
+	return &Model{
+		Version: "prior",
+		Intent:  intent.NewPolicy(intent.DefaultLevels, intent.DefaultKappa),
+		Ranker:  ranker.DefaultParams(),
+	}
+}
+
+// Validate rejects a model that could not serve.
+func (m *Model) Validate() error {
+	if m == nil || m.Intent == nil {
+		return errors.New("recommend: model without intent policy")
+	}
+	if m.Version == "" {
+		return errors.New("recommend: model without version")
+	}
+	if err := m.Intent.Validate(); err != nil {
+		return err
+	}
+	return m.Ranker.Validate()
+}
+
+// Config holds the engine's structural settings.
+type Config struct {
+	// Candidates is the size of the candidate set the ranker sees.
+	Candidates int
+	// NProbe is how many embedding clusters the familiar pool probes on
+	// indexed (large) catalogs.
+	NProbe int
+	// TasteDecay weighs history by recency when forming the taste vector:
+	// the i-th most recent item has weight TasteDecay^i.
+	TasteDecay float64
+	// PopularShare is the share of candidates always taken from the popular
+	// pool, a prior that keeps strong items in reach at every level.
+	PopularShare float64
+}
+
+// DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
+func DefaultConfig() Config {
+	return Config{Candidates: 150, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1}
+}
+
+// MaxK bounds the slate size.
+const MaxK = 100
+
+// Request is one recommendation request as the engine sees it.
+type Request struct {
+	K       int
+	Exclude []string
+	// Now is the request time in Unix milliseconds.
+	Now int64
+	// Deterministic takes argmax decisions instead of sampling.
+	Deterministic bool
+}
+
+// IntentDecision is the high level's part of a decision.
+type IntentDecision struct {
+	UserPropensity    float64
+	SessionPropensity float64
+	Level             int
+	Probability       float64
+	Probabilities     []float64
+	State             []float64
+}
+
+// Scored is one item of the slate.
+type Scored struct {
+	Item       int32
+	ItemID     string
+	Position   int
+	Score      float64
+	Propensity float64
+	Novelty    float64
+	Novel      bool
+}
+
+// Decision is the engine's answer.
+type Decision struct {
+	Intent IntentDecision
+	Items  []Scored
+}
+
+// Engine makes decisions. It is stateless apart from its configuration, so
+// one Engine serves concurrent requests; catalog and model are passed per
+// call so callers can swap them atomically.
+type Engine struct {
+	cfg     Config
+	scratch sync.Pool // of *scratch
+}
+
+// scratch holds one decision's working memory, pooled so that the hot path
+// allocates little more than its answer.
+type scratch struct {
+	taken  marks
+	ids    []int32
+	sims   []float32
+	best   []scoredItem
+	pool   []int32
+	cands  []ranker.Candidate
+	slots  []ranker.Slot
+	ranker ranker.Scratch
+}
+
+// marks is a set of item indexes that clears in O(1): an index is in the set
+// when its stamp equals the current generation.
+type marks struct {
+	gen   uint32
+	stamp []uint32
+}
+
+func (m *marks) reset(n int) {
+	if len(m.stamp) != n {
+		m.stamp = make([]uint32, n)
+		m.gen = 0
+	}
+	m.gen++
+	if m.gen == 0 { // wrapped: old stamps could collide
+		clear(m.stamp)
+		m.gen = 1
+	}
+}
+
+func (m *marks) has(i int32) bool { return m.stamp[i] == m.gen }
+func (m *marks) set(i int32)      { m.stamp[i] = m.gen }
+
+// NewEngine returns an engine with cfg, zero fields taking defaults.
+func NewEngine(cfg Config) *Engine {
+	d := DefaultConfig()
+	if cfg.Candidates <= 0 {
+		cfg.Candidates = d.Candidates
+	}
+	if cfg.NProbe <= 0 {
+		cfg.NProbe = d.NProbe
+	}
+	if cfg.TasteDecay <= 0 || cfg.TasteDecay > 1 {
+		cfg.TasteDecay = d.TasteDecay
+	}
+	if cfg.PopularShare < 0 || cfg.PopularShare > 1 {
+		cfg.PopularShare = d.PopularShare
+	}
+	e := &Engine{cfg: cfg}
+	e.scratch.New = func() any { return new(scratch) }
+	return e
+}
+
+// Observations derives the intent policy's raw inputs from a user's state.
+func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Observations {
+	o := intent.Observations{
+		NovelClicks:        float64(st.Stats.NovelClicks),
+		FamiliarClicks:     float64(st.Stats.FamiliarClicks),
+		HistoryLen:         len(st.History),
+		SessionClicks:      float64(st.Session.Clicks),
+		SessionSkips:       float64(st.Session.Skips),
+		SessionNovelClicks: float64(st.Session.NovelClicks),
+		SessionNovelEWMA:   st.Session.NovelEWMA,
+	}
+	if st.Session.Start > 0 && now > st.Session.Start {
+		o.SessionMinutes = float64(now-st.Session.Start) / 60000
+	}
+	nc := snap.NumCategories()
+	if nc > 1 {
+		counts := make([]float64, nc)
+		for _, h := range st.History {
+			if i, ok := snap.Index(h.ItemID); ok {
+				for _, c := range snap.Categories(i) {
+					counts[c]++
+				}
+			}
+		}
+		o.HistoryEntropy = intent.Entropy(counts)
+		if len(st.Session.CategoryClicks) > 0 {
+			clear(counts)
+			for name, n := range st.Session.CategoryClicks {
+				if c, ok := snap.CategoryIndex(name); ok {
+					counts[c] += float64(n)
+				}
+			}
+			o.SessionEntropy = intent.Entropy(counts)
+		}
+	}
+	return o
+}
+
+// Decide makes one two-level decision for a user: the intent level, then the
+// slate. rng drives both samplings; it may be nil only when
+// req.Deterministic is set.
+func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *Model, rng *rand.Rand) (Decision, error) {
+	if snap == nil || m == nil {
+		return Decision{}, errors.New("recommend: no catalog or model")
+	}
+	if req.K < 1 || req.K > MaxK {
+		return Decision{}, fmt.Errorf("recommend: k=%d out of range 1..%d", req.K, MaxK)
+	}
+	if req.Deterministic {
+		rng = nil
+	} else if rng == nil {
+		return Decision{}, errors.New("recommend: sampling needs an rng")
+	}
+
+	// High level.
+	obs := Observations(snap, st, req.Now)
+	x := m.Intent.Prior.State(make([]float64, intent.Dim), obs)
+	probs := m.Intent.Distribution(nil, x)
+	var z int
+	if rng == nil {
+		z = intent.Argmax(probs)
+	} else {
+		z = intent.Sample(probs, rng.Float64())
+	}
+	level := m.Intent.Levels[z]
+	d := Decision{Intent: IntentDecision{
+		UserPropensity:    m.Intent.Prior.UserPropensity(obs),
+		SessionPropensity: intent.SessionPropensity(probs),
+		Level:             z,
+		Probability:       probs[z],
+		Probabilities:     probs,
+		State:             x,
+	}}
+
+	// Candidates.
+	seen := HistoryCategories(snap, st.History)
+	taste := e.taste(snap, st.History)
+	sc := e.scratch.Get().(*scratch)
+	defer e.scratch.Put(sc)
+	taken := &sc.taken
+	taken.reset(snap.Len())
+	for _, h := range st.History {
+		markTaken(snap, taken, h.ItemID)
+	}
+	for _, id := range st.Session.Shown {
+		markTaken(snap, taken, id)
+	}
+	for _, id := range req.Exclude {
+		markTaken(snap, taken, id)
+	}
+	nCand := max(e.cfg.Candidates, 4*req.K)
+	nPop := int(math.Ceil(e.cfg.PopularShare * float64(nCand)))
+	nNovel := int(math.Round(level.NovelShare * float64(nCand-nPop)))
+	pool := sc.pool[:0]
+	if taste != nil {
+		pool = e.familiar(pool, sc, snap, taste, nCand-nPop-nNovel)
+	} else {
+		nPop = nCand // cold user: popular pool, made diverse by the ranker
+	}
+	pool = novel(pool, snap, seen, taken, nCand-nPop-len(pool))
+	pool = popular(pool, snap, taken, nCand-len(pool))
+
+	sc.pool = pool
+	cands := slices.Grow(sc.cands[:0], len(pool))[:len(pool)]
+	sc.cands = cands
+	for j, i := range pool {
+		c := &cands[j]
+		c.Item = i
+		if taste != nil {
+			c.Features[ranker.FDot] = float64(snap.Dot(taste, i))
+		}
+		c.Features[ranker.FPopularity] = float64(snap.PopularityFeature(i))
+		c.Novelty = seen.Novelty(snap, i)
+		c.Embedding = snap.Embedding(i)
+	}
+
+	// Low level.
+	slots := m.Ranker.Slate(sc.slots[:0], &sc.ranker, cands, req.K, ranker.Knobs{Beta: level.Beta, Lambda: level.Lambda}, rng)
+	sc.slots = slots
+	d.Items = make([]Scored, len(slots))
+	for pos, s := range slots {
+		c := &cands[s.Candidate]
+		d.Items[pos] = Scored{
+			Item:       c.Item,
+			ItemID:     snap.Item(c.Item).ID,
+			Position:   pos,
+			Score:      s.Score,
+			Propensity: s.Propensity,
+			Novelty:    c.Novelty,
+			Novel:      c.Novelty == 1,
+		}
+	}
+	return d, nil
+}
+
+func markTaken(snap *catalog.Snapshot, taken *marks, id string) {
+	if i, ok := snap.Index(id); ok {
+		taken.set(i)
+	}
+}
+
+// taste is the recency-weighted mean of the history's embeddings, unit
+// length; nil for a user without (known) history.
+func (e *Engine) taste(snap *catalog.Snapshot, history []Consumed) []float32 {
+	var u []float32
+	w := 1.0
+	for _, h := range history {
+		if i, ok := snap.Index(h.ItemID); ok {
+			if u == nil {
+				u = make([]float32, snap.Dim)
+			}
+			for x, v := range snap.Embedding(i) {
+				u[x] += float32(w) * v
+			}
+		}
+		w *= e.cfg.TasteDecay
+	}
+	if u == nil {
+		return nil
+	}
+	return catalog.Normalize(u)
+}
+
+// familiar appends the n untaken items most similar to the taste vector,
+// probing the embedding index on large catalogs.
+func (e *Engine) familiar(pool []int32, sc *scratch, snap *catalog.Snapshot, taste []float32, n int) []int32 {
+	if n <= 0 {
+		return pool
+	}
+	taken := &sc.taken
+	ids, sims := snap.Nearest(sc.ids[:0], sc.sims[:0], taste, e.cfg.NProbe)
+	sc.ids, sc.sims = ids, sims
+	best := sc.best[:0]
+	defer func() { sc.best = best[:0] }()
+	for j, i := range ids {
+		if !taken.has(i) {
+			best = append(best, scoredItem{i, sims[j]})
+		}
+	}
+	if len(best) > n {
+		selectTop(best, n)
+		best = best[:n]
+	}
+	for _, b := range best {
+		taken.set(b.item)
+		pool = append(pool, b.item)
+	}
+	return pool
+}
+
+type scoredItem struct {
+	item int32
+	sim  float32
+}
+
+func (a scoredItem) before(b scoredItem) bool {
+	return a.sim > b.sim || (a.sim == b.sim && a.item < b.item)
+}
+
+// selectTop reorders s so that its first n elements are the n best (in no
+// particular order): quickselect, linear on average, where a sort of the
+// thousands of probed items would dominate the request.
+func selectTop(s []scoredItem, n int) {
+	lo, hi := 0, len(s)-1
+	for lo < hi {
+		// Median-of-three pivot keeps sorted inputs linear.
+		mid := lo + (hi-lo)/2
+		if s[mid].before(s[lo]) {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if s[hi].before(s[lo]) {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi].before(s[mid]) {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i].before(pivot) {
+				i++
+			}
+			for pivot.before(s[j]) {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case n-1 <= j:
+			hi = j
+		case n-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
+}
+
+// novel appends up to n popular items of categories absent from the
+// history, round-robin over those categories so the pool spans topics.
+func novel(pool []int32, snap *catalog.Snapshot, seen CategorySet, taken *marks, n int) []int32 {
+	if n <= 0 {
+		return pool
+	}
+	var lists [][]int32
+	for c := int32(0); int(c) < snap.NumCategories(); c++ {
+		if !seen[c] {
+			lists = append(lists, snap.PopularIn(c))
+		}
+	}
+	next := make([]int, len(lists))
+	for added, progress := 0, true; added < n && progress; {
+		progress = false
+		for l, list := range lists {
+			for next[l] < len(list) {
+				i := list[next[l]]
+				next[l]++
+				if taken.has(i) || seen.Novelty(snap, i) < 0.5 {
+					continue
+				}
+				taken.set(i)
+				pool = append(pool, i)
+				added++
+				progress = true
+				break
+			}
+			if added == n {
+				break
+			}
+		}
+	}
+	return pool
+}
+
+// popular appends up to n of the most popular untaken items.
+func popular(pool []int32, snap *catalog.Snapshot, taken *marks, n int) []int32 {
+	for _, i := range snap.Popular() {
+		if n <= 0 {
+			break
+		}
+		if taken.has(i) {
+			continue
+		}
+		taken.set(i)
+		pool = append(pool, i)
+		n--
+	}
+	return pool
+}

@@ -1,0 +1,273 @@
+package recommend
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/novarec/novarec/catalog"
+)
+
+func sampleSnapshot(t testing.TB, n int) *catalog.Snapshot {
+	t.Helper()
+	snap, err := catalog.Build(1, catalog.DefaultDim, catalog.Sample(n, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// historyIn returns n consumed items whose categories all lie in cats.
+func historyIn(snap *catalog.Snapshot, n int, cats ...string) []Consumed {
+	var h []Consumed
+	for i := int32(0); int(i) < snap.Len() && len(h) < n; i++ {
+		ok := true
+		for _, c := range snap.Item(i).Categories {
+			ok = ok && slices.Contains(cats, c)
+		}
+		if ok {
+			h = append(h, Consumed{ItemID: snap.Item(i).ID, TS: int64(1000 + len(h))})
+		}
+	}
+	return h
+}
+
+func session(clicks, novel int64, ewma float64) Session {
+	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma}
+}
+
+func meanNovelty(d Decision) float64 {
+	s := 0.0
+	for _, it := range d.Items {
+		s += it.Novelty
+	}
+	return s / float64(len(d.Items))
+}
+
+func TestNoveltySeekingSessionGetsMoreNovelSlate(t *testing.T) {
+	snap := sampleSnapshot(t, 3000)
+	e := NewEngine(Config{})
+	m := DefaultModel()
+	hist := historyIn(snap, 40, "action", "comedy", "drama")
+	if len(hist) < 20 {
+		t.Fatalf("fixture has only %d history items", len(hist))
+	}
+	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35}, Session: session(6, 6, 1)}
+	familiar := seeking
+	familiar.Session = session(6, 0, 0)
+
+	var novS, novF, levS, levF float64
+	const runs = 200
+	for seed := uint64(0); seed < runs; seed++ {
+		ds, err := e.Decide(Request{K: 10, Now: 3}, &seeking, snap, m, rand.New(rand.NewPCG(seed, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		df, err := e.Decide(Request{K: 10, Now: 3}, &familiar, snap, m, rand.New(rand.NewPCG(seed, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		novS += meanNovelty(ds)
+		novF += meanNovelty(df)
+		levS += float64(ds.Intent.Level)
+		levF += float64(df.Intent.Level)
+		if ds.Intent.SessionPropensity <= df.Intent.SessionPropensity {
+			t.Fatalf("session propensity %v (seeking) <= %v (familiar)", ds.Intent.SessionPropensity, df.Intent.SessionPropensity)
+		}
+	}
+	novS, novF, levS, levF = novS/runs, novF/runs, levS/runs, levF/runs
+	t.Logf("mean slate novelty: seeking %.3f, familiar %.3f; mean level %.2f vs %.2f", novS, novF, levS, levF)
+	if novS < novF+0.3 {
+		t.Fatalf("novelty-seeking slates novelty %.3f not clearly above familiar-seeking %.3f", novS, novF)
+	}
+	if levS <= levF+1 {
+		t.Fatalf("mean level %.2f (seeking) not clearly above %.2f (familiar)", levS, levF)
+	}
+}
+
+func TestDecideExcludesAndNeverDuplicates(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	e := NewEngine(Config{})
+	m := DefaultModel()
+	hist := historyIn(snap, 30, "action", "comedy")
+	st := UserState{History: hist, Session: session(2, 1, 0.5)}
+	// Exclude the deterministic top slate, mark the next one as shown.
+	first, err := e.Decide(Request{K: 10, Deterministic: true}, &st, snap, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exclude []string
+	for _, it := range first.Items {
+		exclude = append(exclude, it.ItemID)
+	}
+	second, err := e.Decide(Request{K: 10, Deterministic: true, Exclude: exclude}, &st, snap, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range second.Items {
+		st.Session.Shown = append(st.Session.Shown, it.ItemID)
+	}
+	banned := map[string]string{}
+	for _, h := range hist {
+		banned[h.ItemID] = "history"
+	}
+	for _, id := range exclude {
+		banned[id] = "exclude"
+	}
+	for _, id := range st.Session.Shown {
+		banned[id] = "shown"
+	}
+	for seed := uint64(0); seed < 50; seed++ {
+		d, err := e.Decide(Request{K: 20, Exclude: exclude}, &st, snap, m, rand.New(rand.NewPCG(seed, 9)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Items) != 20 {
+			t.Fatalf("got %d items, want 20", len(d.Items))
+		}
+		got := map[string]bool{}
+		for pos, it := range d.Items {
+			if why, ok := banned[it.ItemID]; ok {
+				t.Fatalf("item %s served although in %s", it.ItemID, why)
+			}
+			if got[it.ItemID] {
+				t.Fatalf("item %s served twice", it.ItemID)
+			}
+			got[it.ItemID] = true
+			if it.Position != pos || !(it.Propensity > 0 && it.Propensity <= 1) {
+				t.Fatalf("bad item %+v at %d", it, pos)
+			}
+		}
+	}
+}
+
+func TestColdUserGetsPopularDiverseSlate(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	e := NewEngine(Config{})
+	d, err := e.Decide(Request{K: 10, Deterministic: true}, &UserState{}, snap, DefaultModel(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 10 {
+		t.Fatalf("got %d items", len(d.Items))
+	}
+	cats := map[string]bool{}
+	rank := map[int32]int{}
+	for r, i := range snap.Popular() {
+		rank[i] = r
+	}
+	for _, it := range d.Items {
+		for _, c := range snap.Item(it.Item).Categories {
+			cats[c] = true
+		}
+		if rank[it.Item] >= 200 {
+			t.Errorf("cold slate item %s has popularity rank %d", it.ItemID, rank[it.Item])
+		}
+	}
+	if len(cats) < 6 {
+		t.Errorf("cold slate spans %d categories, want a diverse slate", len(cats))
+	}
+	if d.Intent.UserPropensity != 0.25 {
+		t.Errorf("cold user propensity %v, want the prior mean 0.25", d.Intent.UserPropensity)
+	}
+}
+
+func TestDecideValidatesK(t *testing.T) {
+	snap := sampleSnapshot(t, 100)
+	e := NewEngine(Config{})
+	for _, k := range []int{0, -1, MaxK + 1} {
+		if _, err := e.Decide(Request{K: k, Deterministic: true}, &UserState{}, snap, DefaultModel(), nil); err == nil {
+			t.Errorf("k=%d accepted", k)
+		}
+	}
+	// A catalog smaller than k yields what there is.
+	small, _ := catalog.Build(1, 8, catalog.Sample(5, 1))
+	d, err := e.Decide(Request{K: 10, Deterministic: true}, &UserState{}, small, DefaultModel(), nil)
+	if err != nil || len(d.Items) != 5 {
+		t.Fatalf("got %d items, err %v; want all 5", len(d.Items), err)
+	}
+}
+
+func TestObserveUpdatesStateAndNovelty(t *testing.T) {
+	items := []catalog.Item{
+		{ID: "a1", Categories: []string{"action"}},
+		{ID: "a2", Categories: []string{"action"}},
+		{ID: "d1", Categories: []string{"documentary"}},
+		{ID: "ad", Categories: []string{"action", "documentary", "music"}},
+	}
+	snap, err := catalog.Build(1, 8, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st UserState
+	steps := []struct {
+		fb         Feedback
+		novelty    float64
+		surprising bool
+		newSession bool
+	}{
+		{Feedback{ItemID: "a1", Type: Click, TS: 1000}, 1, true, true},
+		{Feedback{ItemID: "a2", Type: Click, TS: 2000}, 0, false, false},
+		{Feedback{ItemID: "ad", Type: Rating, Value: 5, TS: 3000}, 2.0 / 3, false, false},
+		{Feedback{ItemID: "d1", Type: Skip, TS: 4000}, 0, false, false},
+		{Feedback{ItemID: "d1", Type: Click, TS: 4000 + SessionGap.Milliseconds() + 1}, 0, false, true},
+	}
+	for i, s := range steps {
+		obs := Observe(&st, snap, s.fb, 3)
+		if abs(obs.Novelty-s.novelty) > 1e-12 || obs.Surprising != s.surprising || obs.NewSession != s.newSession {
+			t.Fatalf("step %d: got %+v, want novelty %v surprising %v new session %v", i, obs, s.novelty, s.surprising, s.newSession)
+		}
+	}
+	if st.Stats.Clicks != 4 || st.Stats.NovelClicks != 1 || st.Stats.FamiliarClicks != 3 || st.Stats.Skips != 1 || st.Stats.Sessions != 2 {
+		t.Fatalf("stats %+v", st.Stats)
+	}
+	if len(st.History) != 3 || st.History[0].ItemID != "d1" || st.History[2].ItemID != "a2" {
+		t.Fatalf("history %+v, want newest first capped at 3", st.History)
+	}
+	if st.Session.Clicks != 1 || st.Session.CategoryClicks["documentary"] != 1 {
+		t.Fatalf("session %+v", st.Session)
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func sampleItems(n int) []catalog.Item { return catalog.Sample(n, 7) }
+
+func buildSnapshot(items []catalog.Item) (*catalog.Snapshot, error) {
+	return catalog.Build(1, catalog.DefaultDim, items)
+}
+
+func TestSelectTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + rng.IntN(300)
+		s := make([]scoredItem, n)
+		for i := range s {
+			s[i] = scoredItem{int32(i), float32(rng.IntN(50))} // many ties
+		}
+		want := slices.Clone(s)
+		slices.SortFunc(want, func(a, b scoredItem) int {
+			if a.before(b) {
+				return -1
+			}
+			if b.before(a) {
+				return 1
+			}
+			return 0
+		})
+		k := 1 + rng.IntN(n)
+		selectTop(s, k)
+		got := slices.Clone(s[:k])
+		slices.SortFunc(got, func(a, b scoredItem) int { return int(a.item - b.item) })
+		exp := slices.Clone(want[:k])
+		slices.SortFunc(exp, func(a, b scoredItem) int { return int(a.item - b.item) })
+		if !slices.Equal(got, exp) {
+			t.Fatalf("n=%d k=%d: top set differs", n, k)
+		}
+	}
+}
