@@ -10,6 +10,10 @@ const (
 	TopicImpressions = "rec.impressions"
 	TopicFeedback    = "rec.feedback"
 	TopicDeadLetter  = "rec.deadletter"
+	// TopicModelUpdates carries model-snapshot announcements for deployments
+	// that fan them out through Kafka instead of (or as well as) the Redis
+	// channel of the same name; the embedded cluster seeds it so either works.
+	TopicModelUpdates = "model-updates"
 )
 
 // SchemaVersion is the "schema" field of every event this build writes.

@@ -211,6 +211,23 @@ func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Obser
 	return o
 }
 
+// Intent is the high level's view of a user without sampling: the state
+// s_H, the distribution over levels and its argmax.
+func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int64) IntentDecision {
+	obs := Observations(snap, st, now)
+	x := m.Intent.Prior.State(make([]float64, intent.Dim), obs)
+	probs := m.Intent.Distribution(nil, x)
+	z := intent.Argmax(probs)
+	return IntentDecision{
+		UserPropensity:    m.Intent.Prior.UserPropensity(obs),
+		SessionPropensity: intent.SessionPropensity(probs),
+		Level:             z,
+		Probability:       probs[z],
+		Probabilities:     probs,
+		State:             x,
+	}
+}
+
 // Decide makes one two-level decision for a user: the intent level, then the
 // slate. rng drives both samplings; it may be nil only when
 // req.Deterministic is set.
@@ -228,24 +245,13 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	}
 
 	// High level.
-	obs := Observations(snap, st, req.Now)
-	x := m.Intent.Prior.State(make([]float64, intent.Dim), obs)
-	probs := m.Intent.Distribution(nil, x)
-	var z int
-	if rng == nil {
-		z = intent.Argmax(probs)
-	} else {
-		z = intent.Sample(probs, rng.Float64())
+	d := Decision{Intent: e.Intent(snap, st, m, req.Now)}
+	probs := d.Intent.Probabilities
+	if rng != nil {
+		d.Intent.Level = intent.Sample(probs, rng.Float64())
+		d.Intent.Probability = probs[d.Intent.Level]
 	}
-	level := m.Intent.Levels[z]
-	d := Decision{Intent: IntentDecision{
-		UserPropensity:    m.Intent.Prior.UserPropensity(obs),
-		SessionPropensity: intent.SessionPropensity(probs),
-		Level:             z,
-		Probability:       probs[z],
-		Probabilities:     probs,
-		State:             x,
-	}}
+	level := m.Intent.Levels[d.Intent.Level]
 
 	// Candidates.
 	seen := HistoryCategories(snap, st.History)

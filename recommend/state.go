@@ -18,13 +18,13 @@ type Consumed struct {
 // Stats are a user's long-run counters, the evidence for the user-level
 // (static) novelty propensity.
 type Stats struct {
-	Clicks         int64
-	NovelClicks    int64
-	FamiliarClicks int64
-	Skips          int64
-	Sessions       int64
+	Clicks         int64 `json:"clicks"`
+	NovelClicks    int64 `json:"novel_clicks"`
+	FamiliarClicks int64 `json:"familiar_clicks"`
+	Skips          int64 `json:"skips"`
+	Sessions       int64 `json:"sessions"`
 	// LastTS is the time of the last feedback event, Unix milliseconds.
-	LastTS int64
+	LastTS int64 `json:"last_ts"`
 }
 
 // Session is the state of the user's current session, the evidence for the

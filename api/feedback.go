@@ -1,0 +1,110 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/recommend"
+)
+
+// FeedbackRequest is the body of POST /v1/feedback.
+type FeedbackRequest struct {
+	RequestID string   `json:"request_id,omitempty"`
+	UserID    string   `json:"user_id"`
+	SessionID string   `json:"session_id,omitempty"`
+	ItemID    string   `json:"item_id"`
+	Type      string   `json:"type"`
+	Value     *float64 `json:"value,omitempty"`
+	// TS is the event time in Unix milliseconds (default: now).
+	TS int64 `json:"ts,omitempty"`
+}
+
+// maxFutureSkew bounds how far ahead of the server's clock an event may be.
+const maxFutureSkew = 5 * 60 * 1000
+
+func (s *Server) feedback(c *gin.Context) {
+	var req FeedbackRequest
+	if err := decode(c, &req); err != nil {
+		abortErr(c, err)
+		return
+	}
+	now := s.cfg.Now().UnixMilli()
+	if err := req.validate(now); err != nil {
+		abortErr(c, err)
+		return
+	}
+	if err := s.knownItem(c.Request.Context(), req.ItemID); err != nil {
+		abortErr(c, err)
+		return
+	}
+	ev := events.Feedback{
+		Schema: events.SchemaVersion, EventID: newID(), RequestID: req.RequestID,
+		UserID: req.UserID, SessionID: req.SessionID, ItemID: req.ItemID, Type: req.Type,
+		Variant: Variant, TS: req.TS,
+	}
+	if ev.TS == 0 {
+		ev.TS = now
+	}
+	if req.Value != nil {
+		ev.Value = *req.Value
+	}
+	if !s.publish(events.TopicFeedback, req.UserID, &ev) {
+		// Refuse rather than lose it: the client can retry.
+		c.Header("Retry-After", "1")
+		abort(c, http.StatusServiceUnavailable, Error{Code: "overloaded", Message: "feedback buffer is full; retry"})
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"event_id": ev.EventID})
+}
+
+func (r *FeedbackRequest) validate(now int64) error {
+	for _, f := range []struct {
+		name, v  string
+		required bool
+	}{{"user_id", r.UserID, true}, {"item_id", r.ItemID, true}, {"session_id", r.SessionID, false}, {"request_id", r.RequestID, false}} {
+		if err := validID(f.name, f.v, f.required); err != nil {
+			return err
+		}
+	}
+	switch r.Type {
+	case recommend.Click, recommend.View, recommend.Skip:
+	case recommend.Rating:
+		if r.Value == nil {
+			return badRequest("value", "a rating needs a value")
+		}
+	case "":
+		return badRequest("type", "type is required")
+	default:
+		return badRequest("type", "type must be one of click, view, skip, rating")
+	}
+	if r.Value != nil && (math.IsNaN(*r.Value) || math.IsInf(*r.Value, 0)) {
+		return badRequest("value", "value must be a finite number")
+	}
+	if r.TS < 0 || r.TS > now+maxFutureSkew {
+		return badRequest("ts", "ts must be Unix milliseconds, not in the future")
+	}
+	return nil
+}
+
+// knownItem rejects feedback on items the catalog does not have. The local
+// snapshot answers almost always; an item added a moment ago is looked up
+// in Redis, and if Redis cannot tell, the event is accepted rather than lost.
+func (s *Server) knownItem(ctx context.Context, id string) error {
+	if snap := s.cfg.Catalog.Current(); snap != nil {
+		if _, ok := snap.Index(id); ok {
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	_, ok, err := s.cfg.Store.GetItem(ctx, id)
+	if err != nil || ok {
+		return nil
+	}
+	return &requestError{http.StatusNotFound, Error{Code: "unknown_item", Message: fmt.Sprintf("item %q is not in the catalog", id), Field: "item_id"}}
+}

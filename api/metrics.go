@@ -1,0 +1,51 @@
+package api
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	levels    *prometheus.CounterVec
+	redis     *prometheus.HistogramVec
+	redisUp   prometheus.Gauge
+	degraded  prometheus.Counter
+	published *prometheus.CounterVec
+}
+
+// latencyBuckets resolve the sub-millisecond range the service lives in.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "novarec_http_request_duration_seconds", Help: "HTTP request latency by route and method.", Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
+		levels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_intent_level_total", Help: "Intent levels chosen by the high-level policy, by variant.",
+		}, []string{"variant", "level"}),
+		redis: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "novarec_redis_duration_seconds", Help: "Latency of the request path's Redis round trips by operation.", Buckets: latencyBuckets,
+		}, []string{"op"}),
+		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "novarec_redis_up", Help: "1 while Redis answers, 0 while recommend is degraded.",
+		}),
+		degraded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool because Redis failed.",
+		}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_events_rejected_total", Help: "Events the handlers could not hand to the producer (buffer full), by topic.",
+		}, []string{"topic"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.published)
+	// Process and Go runtime metrics, if the registry has none yet.
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.redisUp.Set(1)
+	return m
+}

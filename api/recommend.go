@@ -1,0 +1,284 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Variant is the A/B variant every user is in until experiments exist.
+const Variant = "default"
+
+// Request limits.
+const (
+	DefaultK   = 10
+	MaxIDBytes = 128
+	MaxExclude = 1000
+)
+
+// RecommendRequest is the body of POST /v1/recommend.
+type RecommendRequest struct {
+	UserID    string            `json:"user_id"`
+	SessionID string            `json:"session_id,omitempty"`
+	K         *int              `json:"k,omitempty"`
+	Exclude   []string          `json:"exclude,omitempty"`
+	Context   map[string]string `json:"context,omitempty"`
+	// Deterministic asks for argmax decisions instead of sampled ones
+	// (for debugging and evaluation; logged propensities stay meaningful).
+	Deterministic bool `json:"deterministic,omitempty"`
+}
+
+// IntentOut is the high-level decision as the API shows it.
+type IntentOut struct {
+	UserPropensity    float64 `json:"user_propensity"`
+	SessionPropensity float64 `json:"session_propensity"`
+	Level             int     `json:"level"`
+	Probability       float64 `json:"probability"`
+}
+
+// ItemOut is one recommended item.
+type ItemOut struct {
+	ItemID     string  `json:"item_id"`
+	Score      float64 `json:"score"`
+	Propensity float64 `json:"propensity"`
+	Novel      bool    `json:"novel"`
+	Position   int     `json:"position"`
+}
+
+// RecommendResponse is the body of a successful POST /v1/recommend.
+type RecommendResponse struct {
+	RequestID      string    `json:"request_id"`
+	UserID         string    `json:"user_id"`
+	SessionID      string    `json:"session_id,omitempty"`
+	Variant        string    `json:"variant"`
+	ModelVersion   string    `json:"model_version"`
+	CatalogVersion uint64    `json:"catalog_version"`
+	Intent         IntentOut `json:"intent"`
+	Items          []ItemOut `json:"items"`
+	Degraded       bool      `json:"degraded,omitempty"`
+}
+
+func validID(field, v string, required bool) error {
+	switch {
+	case v == "" && required:
+		return badRequest(field, "%s is required", field)
+	case len(v) > MaxIDBytes:
+		return badRequest(field, "%s is longer than %d bytes", field, MaxIDBytes)
+	case !utf8.ValidString(v):
+		return badRequest(field, "%s is not valid UTF-8", field)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return badRequest(field, "%s contains control characters", field)
+		}
+	}
+	return nil
+}
+
+func (r *RecommendRequest) validate() (k int, err error) {
+	if err := validID("user_id", r.UserID, true); err != nil {
+		return 0, err
+	}
+	if err := validID("session_id", r.SessionID, false); err != nil {
+		return 0, err
+	}
+	k = DefaultK
+	if r.K != nil {
+		k = *r.K
+		if k < 1 || k > recommend.MaxK {
+			return 0, badRequest("k", "k must be between 1 and %d", recommend.MaxK)
+		}
+	}
+	if len(r.Exclude) > MaxExclude {
+		return 0, badRequest("exclude", "exclude holds more than %d ids", MaxExclude)
+	}
+	for i, id := range r.Exclude {
+		if err := validID(fmt.Sprintf("exclude[%d]", i), id, true); err != nil {
+			return 0, err
+		}
+	}
+	return k, nil
+}
+
+func (s *Server) recommend(c *gin.Context) {
+	var req RecommendRequest
+	if err := decode(c, &req); err != nil {
+		abortErr(c, err)
+		return
+	}
+	k, err := req.validate()
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current()
+	if snap == nil || model == nil {
+		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded; PUT /v1/items first"})
+		return
+	}
+	ctx := c.Request.Context()
+	now := s.cfg.Now()
+
+	st, degraded := s.loadState(ctx, req.UserID, req.SessionID)
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	d, err := s.cfg.Engine.Decide(recommend.Request{K: k, Exclude: req.Exclude, Now: now.UnixMilli(), Deterministic: req.Deterministic}, &st, snap, model, rng)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	resp := RecommendResponse{
+		RequestID:      newID(),
+		UserID:         req.UserID,
+		SessionID:      req.SessionID,
+		Variant:        Variant,
+		ModelVersion:   model.Version,
+		CatalogVersion: snap.Version,
+		Intent: IntentOut{
+			UserPropensity:    d.Intent.UserPropensity,
+			SessionPropensity: d.Intent.SessionPropensity,
+			Level:             d.Intent.Level,
+			Probability:       d.Intent.Probability,
+		},
+		Items:    make([]ItemOut, len(d.Items)),
+		Degraded: degraded,
+	}
+	shown := make([]string, len(d.Items))
+	imp := events.Impression{
+		Schema: events.SchemaVersion, EventID: resp.RequestID, RequestID: resp.RequestID,
+		UserID: req.UserID, SessionID: req.SessionID, Variant: Variant, ModelVersion: model.Version,
+		Intent: events.Intent{
+			UserPropensity: d.Intent.UserPropensity, SessionPropensity: d.Intent.SessionPropensity,
+			Level: d.Intent.Level, Probability: d.Intent.Probability,
+			Probabilities: d.Intent.Probabilities, State: d.Intent.State,
+		},
+		Items:    make([]events.ImpressionItem, len(d.Items)),
+		Degraded: degraded,
+		TS:       now.UnixMilli(),
+	}
+	for i, it := range d.Items {
+		resp.Items[i] = ItemOut{ItemID: it.ItemID, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Position: it.Position}
+		imp.Items[i] = events.ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Novelty: it.Novelty}
+		shown[i] = it.ItemID
+	}
+	if !degraded {
+		s.recordShown(ctx, req.UserID, req.SessionID, shown)
+	}
+	s.publish(events.TopicImpressions, req.UserID, &imp)
+	s.metrics.levels.WithLabelValues(Variant, levelLabel(d.Intent.Level)).Inc()
+	c.JSON(http.StatusOK, &resp)
+}
+
+// loadState reads the user's state; on a Redis failure it answers an empty
+// state and degraded=true so the request is served from the popular pool.
+func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recommend.UserState, bool) {
+	if !s.redisUp.Load() {
+		s.metrics.degraded.Inc()
+		return recommend.UserState{UserID: userID}, true
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	st, err := s.cfg.Store.Load(lctx, userID, sessionID)
+	s.metrics.redis.WithLabelValues("load").Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() == nil { // the client did not go away: Redis is the problem
+			s.setRedis(false)
+		}
+		s.log.Warn("load user state failed; serving degraded", "err", err)
+		s.metrics.degraded.Inc()
+		return recommend.UserState{UserID: userID}, true
+	}
+	return st, false
+}
+
+func (s *Server) recordShown(ctx context.Context, userID, sessionID string, items []string) {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.cfg.Store.RecordShown(wctx, userID, sessionID, items)
+	s.metrics.redis.WithLabelValues("record_shown").Observe(time.Since(start).Seconds())
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("record shown items failed", "err", err)
+		s.setRedis(false)
+	}
+}
+
+// publish hands an event to the producer; it never blocks.
+func (s *Server) publish(topic, key string, v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode event", "topic", topic, "err", err)
+		return false
+	}
+	if !s.cfg.Events.Publish(topic, key, b) {
+		s.metrics.published.WithLabelValues(topic).Inc()
+		return false
+	}
+	return true
+}
+
+func levelLabel(z int) string {
+	if z >= 0 && z < 10 {
+		return string(rune('0' + z))
+	}
+	return strconv.Itoa(z)
+}
+
+// IntentResponse is the body of GET /v1/users/{id}/intent.
+type IntentResponse struct {
+	UserID            string             `json:"user_id"`
+	SessionID         string             `json:"session_id,omitempty"`
+	ModelVersion      string             `json:"model_version"`
+	UserPropensity    float64            `json:"user_propensity"`
+	SessionPropensity float64            `json:"session_propensity"`
+	Level             int                `json:"level"`
+	Probabilities     []float64          `json:"probabilities"`
+	State             map[string]float64 `json:"state"`
+	HistoryLength     int                `json:"history_length"`
+	Stats             recommend.Stats    `json:"stats"`
+}
+
+func (s *Server) userIntent(c *gin.Context) {
+	userID, sessionID := c.Param("id"), c.Query("session_id")
+	if err := validID("user_id", userID, true); err != nil {
+		abortErr(c, err)
+		return
+	}
+	if err := validID("session_id", sessionID, false); err != nil {
+		abortErr(c, err)
+		return
+	}
+	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current()
+	if snap == nil || model == nil {
+		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	st, err := s.cfg.Store.Load(ctx, userID, sessionID)
+	if err != nil {
+		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "user state is unavailable"})
+		return
+	}
+	d := s.cfg.Engine.Intent(snap, &st, model, s.cfg.Now().UnixMilli())
+	state := make(map[string]float64, len(d.State))
+	for i, v := range d.State {
+		state[intent.FeatureNames[i]] = v
+	}
+	c.JSON(http.StatusOK, IntentResponse{
+		UserID: userID, SessionID: sessionID, ModelVersion: model.Version,
+		UserPropensity: d.UserPropensity, SessionPropensity: d.SessionPropensity, Level: d.Level,
+		Probabilities: d.Probabilities, State: state, HistoryLength: len(st.History), Stats: st.Stats,
+	})
+}

@@ -1,0 +1,252 @@
+// Package api is novarec's HTTP surface: request decoding and validation,
+// the recommend, feedback, catalog and intent handlers, health and metrics.
+// Handlers read state through small interfaces so that tests and the
+// embedded mode can wire them to anything; the policy itself is
+// recommend.Engine.
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Store is the Redis-backed state the handlers need.
+type Store interface {
+	Load(ctx context.Context, userID, sessionID string) (recommend.UserState, error)
+	RecordShown(ctx context.Context, userID, sessionID string, itemIDs []string) error
+	PutItems(ctx context.Context, items []catalog.Item) (uint64, error)
+	GetItem(ctx context.Context, id string) (catalog.Item, bool, error)
+	Ping(ctx context.Context) error
+}
+
+// Publisher sends events to Kafka without blocking; false means the event
+// was not accepted (buffer full).
+type Publisher interface {
+	Publish(topic, key string, value []byte) bool
+}
+
+// Snapshots serves the current catalog snapshot (nil while the catalog is empty).
+type Snapshots interface {
+	Current() *catalog.Snapshot
+}
+
+// Models serves the current model.
+type Models interface {
+	Current() *recommend.Model
+}
+
+// Check is one readiness dependency, probed in the background.
+type Check struct {
+	Name  string
+	Probe func(ctx context.Context) error
+}
+
+// Config wires a Server.
+type Config struct {
+	Store   Store
+	Events  Publisher
+	Catalog Snapshots
+	Models  Models
+	Engine  *recommend.Engine
+	// Registry receives the server's metrics and serves /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// StoreTimeout bounds each Redis round trip of a request (default 100ms),
+	// after which recommend answers degraded rather than late.
+	StoreTimeout time.Duration
+	// Checks are probed for /readyz besides Redis.
+	Checks []Check
+	// Dim is the catalog's embedding dimension (default catalog.DefaultDim).
+	Dim int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Server holds the handlers' dependencies and health state.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+
+	// redisUp is cleared by a failed request and set again by the prober.
+	redisUp atomic.Bool
+	// checks holds the last probe error per Config.Checks entry (nil = ok).
+	checks []atomic.Pointer[string]
+}
+
+// New builds a Server; call Run to start its health prober.
+func New(cfg Config) *Server {
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = 100 * time.Millisecond
+	}
+	if cfg.Dim <= 0 {
+		cfg.Dim = catalog.DefaultDim
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), checks: make([]atomic.Pointer[string], len(cfg.Checks))}
+	s.redisUp.Store(true)
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.Use(s.observe, s.recover)
+	r.NoRoute(func(c *gin.Context) {
+		abort(c, http.StatusNotFound, Error{Code: "not_found", Message: "no such route"})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
+	})
+	r.HandleMethodNotAllowed = true
+	r.POST("/v1/recommend", s.recommend)
+	r.POST("/v1/feedback", s.feedback)
+	r.PUT("/v1/items", s.putItems)
+	r.GET("/v1/items/:id", s.getItem)
+	r.GET("/v1/users/:id/intent", s.userIntent)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.handler = r
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Run probes Redis and the other checks every interval until ctx ends. The
+// caller owns the goroutine that runs it.
+func (s *Server) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(pctx); err != nil {
+		s.setRedis(false)
+	} else {
+		s.setRedis(true)
+	}
+	for i, ch := range s.cfg.Checks {
+		if err := ch.Probe(pctx); err != nil {
+			msg := err.Error()
+			s.checks[i].Store(&msg)
+		} else {
+			s.checks[i].Store(nil)
+		}
+	}
+}
+
+func (s *Server) setRedis(up bool) {
+	if s.redisUp.Swap(up) != up {
+		if up {
+			s.log.Info("redis reachable again")
+		} else {
+			s.log.Warn("redis unreachable; recommend serves degraded answers")
+		}
+	}
+	s.metrics.redisUp.Set(b2f(up))
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	status := gin.H{}
+	ready := true
+	if s.redisUp.Load() {
+		status["redis"] = "ok"
+	} else {
+		status["redis"], ready = "unreachable", false
+	}
+	for i, ch := range s.cfg.Checks {
+		if msg := s.checks[i].Load(); msg != nil {
+			status[ch.Name], ready = *msg, false
+		} else {
+			status[ch.Name] = "ok"
+		}
+	}
+	if s.cfg.Catalog.Current() == nil {
+		status["catalog"], ready = "empty", false
+	} else {
+		status["catalog"] = "ok"
+	}
+	if m := s.cfg.Models.Current(); m == nil {
+		status["model"], ready = "not loaded", false
+	} else {
+		status["model"] = m.Version
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	c.JSON(code, gin.H{"ready": ready, "checks": status})
+}
+
+// recover turns a panic into a 500 with the JSON error body; the handlers
+// are written not to panic, this is the last line.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "route", c.FullPath(), "panic", r)
+			abort(c, http.StatusInternalServerError, Error{Code: "internal", Message: "internal error"})
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	s.metrics.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+}
+
+// newID returns 128 random bits in hex, unique enough for request and event
+// ids without a crypto read on the hot path.
+func newID() string {
+	var b [16]byte
+	u, v := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i], b[8+i] = byte(u>>(8*i)), byte(v>>(8*i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

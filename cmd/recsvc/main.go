@@ -1,0 +1,302 @@
+// Command recsvc serves novarec's recommendations over HTTP.
+//
+// With REDIS_ADDR and KAFKA_BROKERS unset it starts the whole system in one
+// process on embedded, loopback-only servers (a Redis-protocol server and a
+// Kafka-protocol cluster) with a generated sample catalog, so that
+//
+//	go run ./cmd/recsvc
+//
+// answers recommendations at once. Set the variables to use real servers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/api"
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/movielens"
+	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/trainer"
+)
+
+// config is everything recsvc reads from flags and environment.
+type config struct {
+	addr        string
+	redisAddrs  []string
+	kafka       []string
+	prefix      string
+	sampleItems int
+	movielens   string
+	ratings     bool
+	updater     bool
+	partitions  int
+	logLevel    slog.Level
+	drain       time.Duration
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseConfig(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("recsvc", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", env("NOVAREC_ADDR", ":8080"), "HTTP listen address (env NOVAREC_ADDR)")
+	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
+	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
+	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
+	fs.IntVar(&c.sampleItems, "sample-items", envInt("NOVAREC_SAMPLE_ITEMS", 3000), "generate this many sample items when the catalog is empty in embedded mode (env NOVAREC_SAMPLE_ITEMS; 0 = none)")
+	fs.StringVar(&c.movielens, "movielens", env("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
+	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
+	fs.BoolVar(&c.updater, "feature-updater", true, "run the feature updater (rec.feedback → Redis user state) in this process")
+	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
+	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
+	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("-log-level: %w", err)
+	}
+	c.redisAddrs, c.kafka = splitList(*redisAddr), splitList(*brokers)
+	return c, nil
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "recsvc:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("recsvc stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run starts everything, serves until ctx ends, then shuts down in order:
+// stop accepting and drain HTTP, stop the background loops, flush the
+// producer, close the embedded servers.
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	embedded := len(cfg.redisAddrs) == 0 || len(cfg.kafka) == 0
+	if len(cfg.redisAddrs) == 0 {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		defer mr.Close()
+		cfg.redisAddrs = []string{mr.Addr()}
+		log.Warn("embedded mode: in-process Redis-protocol server (data is lost at exit); set REDIS_ADDR=host:port to use a real Redis", "addr", mr.Addr())
+	}
+	if len(cfg.kafka) == 0 {
+		k, err := events.StartEmbedded(3)
+		if err != nil {
+			return fmt.Errorf("start embedded kafka: %w", err)
+		}
+		defer k.Close()
+		cfg.kafka = k.Brokers()
+		log.Warn("embedded mode: in-process Kafka-protocol cluster; set KAFKA_BROKERS=host:port,... to use a real cluster", "brokers", cfg.kafka)
+	} else {
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := events.EnsureTopics(tctx, cfg.kafka, cfg.partitions, 1, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+		cancel()
+		if err != nil {
+			log.Warn("could not ensure topics; assuming they exist", "err", err)
+		}
+	}
+
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 64, MinIdleConns: 8})
+	defer rdb.Close()
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
+	reg := prometheus.NewRegistry()
+
+	if err := seedCatalog(ctx, store, cfg, embedded, log); err != nil {
+		return err
+	}
+	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
+	if err := cat.Refresh(ctx); err != nil {
+		log.Warn("initial catalog load failed; will retry", "err", err)
+	}
+	models := staticModel{recommend.DefaultModel()}
+
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log})
+	bg, stopBG := context.WithCancel(context.Background())
+	var waits []func()
+	goRun := func(f func(context.Context)) {
+		done := make(chan struct{})
+		go func() { defer close(done); f(bg) }()
+		waits = append(waits, func() { <-done })
+	}
+	goRun(cat.Run)
+	if cfg.updater {
+		consumer, err := events.NewConsumer(events.ConsumerOptions{
+			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
+			DeadLetter: producer, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			stopBG()
+			return fmt.Errorf("feature updater: %w", err)
+		}
+		up := &trainer.FeatureUpdater{Store: store, Catalog: cat}
+		goRun(func(ctx context.Context) {
+			if err := consumer.Run(ctx, up.Handle); err != nil {
+				log.Error("feature updater stopped", "err", err)
+			}
+			consumer.Close()
+		})
+	}
+
+	srv := api.New(api.Config{
+		Store: store, Events: producer, Catalog: cat, Models: models,
+		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
+	})
+	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		stopBG()
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	items := 0
+	if s := cat.Current(); s != nil {
+		items = s.Len()
+	}
+	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests")
+	case err := <-serveErr:
+		stopBG()
+		return fmt.Errorf("serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.drain)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("http drain incomplete", "err", err)
+	}
+	stopBG()
+	for _, w := range waits {
+		w()
+	}
+	if err := producer.Close(sctx); err != nil {
+		log.Warn("event flush incomplete", "err", err)
+	}
+	st := producer.Stats()
+	log.Info("recsvc stopped", "events_published", st.Published, "events_dropped", st.Dropped)
+	return nil
+}
+
+// seedCatalog fills an empty catalog: from MovieLens when asked, else with
+// the generated sample in embedded mode.
+func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedded bool, log *slog.Logger) error {
+	if cfg.movielens != "" {
+		return importMovieLens(ctx, store, cfg.movielens, cfg.ratings, log)
+	}
+	n, err := store.ItemCount(ctx)
+	if err != nil {
+		return fmt.Errorf("count catalog items: %w", err)
+	}
+	if n > 0 || !embedded || cfg.sampleItems <= 0 {
+		return nil
+	}
+	if _, err := store.PutItems(ctx, catalog.Sample(cfg.sampleItems, 1)); err != nil {
+		return fmt.Errorf("load sample catalog: %w", err)
+	}
+	log.Info("loaded the built-in sample catalog", "items", cfg.sampleItems, "categories", len(catalog.SampleCategories))
+	return nil
+}
+
+// importMovieLens loads movies as items and, optionally, ratings as user
+// history, computing each user's state with the same recommend.Observe the
+// feature updater uses.
+func importMovieLens(ctx context.Context, store *features.Store, dir string, ratings bool, log *slog.Logger) error {
+	start := time.Now()
+	ds, err := movielens.LoadDir(dir)
+	if err != nil {
+		return fmt.Errorf("movielens: %w", err)
+	}
+	if _, err := store.PutItems(ctx, ds.Items); err != nil {
+		return fmt.Errorf("movielens items: %w", err)
+	}
+	users := 0
+	if ratings && len(ds.Ratings) > 0 {
+		snap, err := catalog.Build(0, catalog.DefaultDim, ds.Items)
+		if err != nil {
+			return fmt.Errorf("movielens: %w", err)
+		}
+		states := map[string]*recommend.UserState{}
+		for _, r := range ds.Ratings {
+			st := states[r.UserID]
+			if st == nil {
+				st = &recommend.UserState{UserID: r.UserID}
+				states[r.UserID] = st
+			}
+			recommend.Observe(st, snap, recommend.Feedback{UserID: r.UserID, ItemID: r.ItemID, Type: recommend.Rating, Value: r.Value, TS: r.TS}, 0)
+		}
+		for _, st := range states {
+			st.Session = recommend.Session{} // imported history is not a live session
+			if err := store.Save(ctx, *st); err != nil {
+				return fmt.Errorf("movielens user %s: %w", st.UserID, err)
+			}
+		}
+		users = len(states)
+	}
+	log.Info("imported MovieLens", "dir", dir, "items", len(ds.Items), "ratings", len(ds.Ratings), "users", users, "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// staticModel serves one model for the life of the process (until the
+// trainer publishes snapshots).
+type staticModel struct{ m *recommend.Model }
+
+func (s staticModel) Current() *recommend.Model { return s.m }

@@ -1,0 +1,59 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// EmbeddedTopics are the topics an embedded cluster is seeded with: the three
+// event topics of DESIGN.md §5 and model-updates.
+var EmbeddedTopics = []string{TopicImpressions, TopicFeedback, TopicDeadLetter, TopicModelUpdates}
+
+// Embedded is an in-process, single-broker Kafka-protocol cluster (kfake)
+// listening on a random 127.0.0.1 port. It exists so that recsvc's
+// one-command embedded mode and the tests run the real Kafka client code over
+// real TCP without installing a broker. It keeps everything in memory and is
+// for trying things out only, never for production data.
+type Embedded struct {
+	cluster *kfake.Cluster
+	brokers []string
+	once    sync.Once
+}
+
+// StartEmbedded starts an embedded cluster whose EmbeddedTopics have the given
+// number of partitions each (at least 1). Other topics are created on first
+// use with the same partition count, so a new topic needs no extra set-up in
+// embedded mode. Call Close to stop it.
+func StartEmbedded(partitions int) (*Embedded, error) {
+	if partitions < 1 {
+		return nil, fmt.Errorf("events: embedded cluster needs at least 1 partition, got %d", partitions)
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(int32(partitions), EmbeddedTopics...),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(partitions),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("events: start embedded kafka: %w", err)
+	}
+	brokers := c.ListenAddrs()
+	if len(brokers) == 0 {
+		c.Close()
+		return nil, errors.New("events: embedded kafka has no listener")
+	}
+	return &Embedded{cluster: c, brokers: brokers}, nil
+}
+
+// Brokers returns the bootstrap addresses (host:port) of the cluster, for
+// NewProducer, ConsumerOptions.Brokers and EnsureTopics.
+func (e *Embedded) Brokers() []string { return append([]string(nil), e.brokers...) }
+
+// Close stops the cluster: listeners and open client connections are closed
+// and all data is discarded. It is safe to call more than once.
+func (e *Embedded) Close() {
+	e.once.Do(e.cluster.Close)
+}

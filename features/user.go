@@ -1,0 +1,387 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Field names of the stats and session hashes.
+const (
+	fClicks   = "clicks"
+	fNovel    = "novel"
+	fFamiliar = "familiar"
+	fSkips    = "skips"
+	fSessions = "sessions"
+	fLast     = "last"
+	fID       = "id"
+	fStart    = "start"
+	fEWMA     = "ewma"
+	catField  = "c:"
+)
+
+// userReads are the commands of one pipelined read of a user's state.
+type userReads struct {
+	hist  *redis.StringSliceCmd
+	stats *redis.MapStringStringCmd
+	sess  *redis.MapStringStringCmd
+	shown *redis.StringSliceCmd // nil when not read
+}
+
+func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
+	r := userReads{
+		hist:  p.LRange(ctx, s.userKey(userID, "hist"), 0, int64(s.history)-1),
+		stats: p.HGetAll(ctx, s.userKey(userID, "stats")),
+		sess:  p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
+	}
+	if withShown {
+		r.shown = p.SMembers(ctx, s.shownKey(userID, sessionID))
+	}
+	return r
+}
+
+func (r userReads) state(userID, sessionID string) recommend.UserState {
+	st := recommend.UserState{
+		UserID:  userID,
+		History: decodeHistory(r.hist.Val()),
+		Stats:   decodeStats(r.stats.Val()),
+		Session: decodeSession(r.sess.Val()),
+	}
+	st.Session.ID = sessionID
+	if r.shown != nil {
+		if v := r.shown.Val(); len(v) > 0 {
+			st.Session.Shown = v
+		}
+	}
+	return st
+}
+
+// Load reads everything the policy needs about a user for one decision in a
+// single pipelined round trip: history, statistics, the session's state and
+// the items already shown in it. A user Redis knows nothing about (new, or
+// whose session expired) yields zero values, not an error. Malformed entries
+// are skipped rather than failing the request, since the state is derived
+// and the next write repairs it. The returned Session.ID is sessionID ("" for
+// the implicit session).
+func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.UserState, error) {
+	if userID == "" {
+		return recommend.UserState{}, errNoUser
+	}
+	var r userReads
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		r = s.queueReads(ctx, p, userID, sessionID, true)
+		return nil
+	})
+	if err != nil {
+		return recommend.UserState{}, fmt.Errorf("features: load user %q: %w", userID, err)
+	}
+	return r.state(userID, sessionID), nil
+}
+
+// RecordShown adds items to the set of items shown in the session, so later
+// requests of the session exclude them, and refreshes the session's TTL: a
+// user who keeps browsing without feedback is still in the session. It is
+// recsvc's only write to user state and touches no key ApplyFeedback
+// rewrites, so it needs no coordination with the feature updater.
+func (s *Store) RecordShown(ctx context.Context, userID, sessionID string, itemIDs []string) error {
+	if userID == "" {
+		return errNoUser
+	}
+	if len(itemIDs) == 0 {
+		return nil
+	}
+	members := make([]any, len(itemIDs))
+	for i, id := range itemIDs {
+		members[i] = id
+	}
+	shown := s.shownKey(userID, sessionID)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, shown, members...)
+		p.PExpire(ctx, shown, s.sessionTTL)
+		p.PExpire(ctx, s.sessionKey(userID, sessionID), s.sessionTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("features: record shown for user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// Save replaces the whole stored state of st.UserID with st in one MULTI/EXEC
+// transaction: history (capped), statistics, the session st.Session.ID
+// (hash and shown set) with a fresh TTL. A zero session is deleted rather
+// than written. It is meant for bulk import, such as seeding history from
+// MovieLens ratings; live updates go through ApplyFeedback.
+func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
+	if st.UserID == "" {
+		return errNoUser
+	}
+	hist := st.History
+	if len(hist) > s.history {
+		hist = hist[:s.history]
+	}
+	histKey := s.userKey(st.UserID, "hist")
+	statsKey := s.userKey(st.UserID, "stats")
+	sessKey := s.sessionKey(st.UserID, st.Session.ID)
+	shownKey := s.shownKey(st.UserID, st.Session.ID)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, histKey, statsKey, sessKey, shownKey)
+		if len(hist) > 0 {
+			entries := make([]any, len(hist))
+			var buf []byte
+			for i, h := range hist {
+				buf = appendEntry(buf[:0], h)
+				entries[i] = string(buf)
+			}
+			p.RPush(ctx, histKey, entries...)
+		}
+		p.HSet(ctx, statsKey, statsFields(st.Stats)...)
+		if !zeroSession(&st.Session) {
+			p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
+			p.PExpire(ctx, sessKey, s.sessionTTL)
+		}
+		if len(st.Session.Shown) > 0 {
+			members := make([]any, len(st.Session.Shown))
+			for i, id := range st.Session.Shown {
+				members[i] = id
+			}
+			p.SAdd(ctx, shownKey, members...)
+			p.PExpire(ctx, shownKey, s.sessionTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("features: save user %q: %w", st.UserID, err)
+	}
+	return nil
+}
+
+// ApplyFeedback is the feature updater's step for one feedback event: it
+// reads the user's state and whether eventID was already applied in one
+// pipelined round trip, applies recommend.Observe, and writes the changes
+// back in one MULTI/EXEC transaction that also records eventID, so a
+// redelivered event (Kafka is at-least-once) is reported with applied=false
+// and counted once. An empty eventID disables de-duplication.
+//
+// The read-modify-write is not guarded by WATCH: feedback is keyed by user
+// on Kafka, so one partition consumer is the single writer of a user's
+// history, stats and session hash. The shown set, which recsvc writes
+// concurrently, is only read by Load and never rewritten here.
+//
+// snap resolves item categories for novelty; items missing from it count as
+// familiar and uncategorised.
+func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, eventID string, fb recommend.Feedback) (obs recommend.Observation, applied bool, err error) {
+	if fb.UserID == "" {
+		return obs, false, errNoUser
+	}
+	if snap == nil {
+		return obs, false, errors.New("features: apply feedback: nil catalog snapshot")
+	}
+	evKey := s.userKey(fb.UserID, "ev")
+	var (
+		r    userReads
+		seen *redis.FloatCmd
+	)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		r = s.queueReads(ctx, p, fb.UserID, fb.SessionID, false)
+		if eventID != "" {
+			seen = p.ZScore(ctx, evKey, eventID)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return obs, false, fmt.Errorf("features: apply feedback for user %q: read: %w", fb.UserID, err)
+	}
+	if seen != nil {
+		switch err := seen.Err(); {
+		case err == nil:
+			return obs, false, nil // already applied
+		case !errors.Is(err, redis.Nil):
+			return obs, false, fmt.Errorf("features: apply feedback for user %q: dedup: %w", fb.UserID, err)
+		}
+	}
+
+	st := r.state(fb.UserID, fb.SessionID)
+	obs = recommend.Observe(&st, snap, fb, s.history)
+
+	histKey := s.userKey(fb.UserID, "hist")
+	sessKey := s.sessionKey(fb.UserID, fb.SessionID)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if obs.Engaged {
+			p.LPush(ctx, histKey, string(appendEntry(nil, st.History[0])))
+			p.LTrim(ctx, histKey, 0, int64(s.history)-1)
+		}
+		p.HSet(ctx, s.userKey(fb.UserID, "stats"), statsFields(st.Stats)...)
+		if obs.NewSession {
+			p.Del(ctx, sessKey)
+		}
+		p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
+		p.PExpire(ctx, sessKey, s.sessionTTL)
+		p.PExpire(ctx, s.shownKey(fb.UserID, fb.SessionID), s.sessionTTL)
+		if eventID != "" {
+			p.ZAdd(ctx, evKey, redis.Z{Score: float64(fb.TS), Member: eventID})
+			p.ZRemRangeByRank(ctx, evKey, 0, -DedupMax-1)
+			p.PExpire(ctx, evKey, DedupTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return recommend.Observation{}, false, fmt.Errorf("features: apply feedback for user %q: write: %w", fb.UserID, err)
+	}
+	return obs, true, nil
+}
+
+// appendEntry encodes a history entry as "TSms|N|itemID". The item id comes
+// last so it may itself contain '|'.
+func appendEntry(dst []byte, c recommend.Consumed) []byte {
+	dst = strconv.AppendInt(dst, c.TS, 10)
+	if c.Novel {
+		dst = append(dst, "|1|"...)
+	} else {
+		dst = append(dst, "|0|"...)
+	}
+	return append(dst, c.ItemID...)
+}
+
+// parseEntry decodes appendEntry's format; ok is false for malformed input.
+// ItemID shares e's memory.
+func parseEntry(e string) (c recommend.Consumed, ok bool) {
+	i := strings.IndexByte(e, '|')
+	if i <= 0 || len(e) < i+4 || e[i+2] != '|' {
+		return c, false
+	}
+	ts, err := strconv.ParseInt(e[:i], 10, 64)
+	if err != nil {
+		return c, false
+	}
+	switch e[i+1] {
+	case '1':
+		c.Novel = true
+	case '0':
+	default:
+		return c, false
+	}
+	c.TS, c.ItemID = ts, e[i+3:]
+	return c, true
+}
+
+func decodeHistory(entries []string) []recommend.Consumed {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([]recommend.Consumed, 0, len(entries))
+	for _, e := range entries {
+		if c, ok := parseEntry(e); ok {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func statsFields(st recommend.Stats) []any {
+	return []any{
+		fClicks, strconv.FormatInt(st.Clicks, 10),
+		fNovel, strconv.FormatInt(st.NovelClicks, 10),
+		fFamiliar, strconv.FormatInt(st.FamiliarClicks, 10),
+		fSkips, strconv.FormatInt(st.Skips, 10),
+		fSessions, strconv.FormatInt(st.Sessions, 10),
+		fLast, strconv.FormatInt(st.LastTS, 10),
+	}
+}
+
+func decodeStats(h map[string]string) recommend.Stats {
+	var st recommend.Stats
+	for k, v := range h {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case fClicks:
+			st.Clicks = n
+		case fNovel:
+			st.NovelClicks = n
+		case fFamiliar:
+			st.FamiliarClicks = n
+		case fSkips:
+			st.Skips = n
+		case fSessions:
+			st.Sessions = n
+		case fLast:
+			st.LastTS = n
+		}
+	}
+	return st
+}
+
+func zeroSession(s *recommend.Session) bool {
+	return s.Start == 0 && s.Last == 0 && s.Clicks == 0 && s.Skips == 0 && s.NovelClicks == 0 &&
+		s.NovelEWMA == 0 && len(s.CategoryClicks) == 0
+}
+
+func sessionFields(s *recommend.Session) []any {
+	f := make([]any, 0, 14+2*len(s.CategoryClicks))
+	f = append(f,
+		fID, s.ID,
+		fStart, strconv.FormatInt(s.Start, 10),
+		fLast, strconv.FormatInt(s.Last, 10),
+		fClicks, strconv.FormatInt(s.Clicks, 10),
+		fSkips, strconv.FormatInt(s.Skips, 10),
+		fNovel, strconv.FormatInt(s.NovelClicks, 10),
+		fEWMA, strconv.FormatFloat(s.NovelEWMA, 'g', -1, 64),
+	)
+	for c, n := range s.CategoryClicks {
+		f = append(f, catField+c, strconv.FormatInt(n, 10))
+	}
+	return f
+}
+
+// decodeSession parses the session hash; ID is left for the caller to set.
+func decodeSession(h map[string]string) recommend.Session {
+	var s recommend.Session
+	for k, v := range h {
+		if k == fID {
+			continue
+		}
+		if k == fEWMA {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				s.NovelEWMA = f
+			}
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case fStart:
+			s.Start = n
+		case fLast:
+			s.Last = n
+		case fClicks:
+			s.Clicks = n
+		case fSkips:
+			s.Skips = n
+		case fNovel:
+			s.NovelClicks = n
+		default:
+			if cat, ok := strings.CutPrefix(k, catField); ok && cat != "" {
+				if s.CategoryClicks == nil {
+					s.CategoryClicks = make(map[string]int64)
+				}
+				s.CategoryClicks[cat] = n
+			}
+		}
+	}
+	return s
+}
