@@ -162,13 +162,14 @@ func (s *Server) recommend(c *gin.Context) {
 			Level: d.Intent.Level, Probability: d.Intent.Probability,
 			Probabilities: d.Intent.Probabilities, State: d.Intent.State,
 		},
+		Taste:    d.Taste,
 		Items:    make([]events.ImpressionItem, len(d.Items)),
 		Degraded: degraded,
 		TS:       now.UnixMilli(),
 	}
 	for i, it := range d.Items {
 		resp.Items[i] = ItemOut{ItemID: it.ItemID, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Position: it.Position}
-		imp.Items[i] = events.ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Novelty: it.Novelty}
+		imp.Items[i] = events.ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Novelty: it.Novelty, Features: it.Features[:]}
 		shown[i] = it.ItemID
 	}
 	if !degraded {

@@ -290,6 +290,9 @@ func nearest(cent, e []float32, k, d int) int {
 	return best
 }
 
+// Dot is the inner product of two vectors of equal length.
+func Dot(a, b []float32) float32 { return dot(a, b) }
+
 // dot uses gonum's assembly kernel, about twice as fast as a Go loop at d=32.
 func dot(a, b []float32) float32 {
 	return blasImpl.Sdot(len(a), a, 1, b, 1)

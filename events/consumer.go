@@ -190,7 +190,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		Brokers:     opts.Brokers,
 		GroupID:     opts.GroupID,
 		GroupTopics: opts.Topics,
-		Dialer:      &kafka.Dialer{ClientID: "novarec", Timeout: 10 * time.Second, DualStack: true},
+		Dialer:      &kafka.Dialer{ClientID: "novarec", Timeout: 10 * time.Second},
 		MinBytes:    1,
 		MaxBytes:    10 << 20,
 		MaxWait:     opts.MaxWait,
@@ -239,8 +239,8 @@ func (c *Consumer) Stats() ConsumerStats {
 
 // Run fetches messages and hands them to h until ctx is cancelled or Close
 // is called, then commits the offsets of the messages h finished with and
-// returns nil. It is not safe to run twice at once; after Run returns it may
-// be called again (for example after a transient setup error).
+// returns nil. Only one Run may be active at a time (a second call returns
+// an error); after Run returns it may be called again.
 //
 // For each message, h's result decides:
 //   - nil: the message is marked for commit;
@@ -443,9 +443,13 @@ func (c *Consumer) commit(ctx context.Context, st *runState) {
 	cancel()
 	st.lastCommit = time.Now()
 	if err != nil {
-		if !st.final {
+		switch {
+		case !st.final && ctx.Err() != nil:
+			// Run is stopping; its final commit retries these marks.
+			c.log.Debug("events: offset commit interrupted by shutdown", "messages", st.n, "err", err)
+		case !st.final:
 			c.log.Warn("events: offset commit failed; will retry", "messages", st.n, "err", err)
-		} else {
+		default:
 			c.log.Warn("events: final offset commit failed; handled messages will be redelivered", "messages", st.n, "err", err)
 		}
 		return

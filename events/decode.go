@@ -213,8 +213,18 @@ func validateImpression(im *Impression) error {
 			return bad(fmt.Sprintf("intent.state[%d]", i), "must be finite")
 		}
 	}
+	for i, x := range im.Taste {
+		if !finite(float64(x)) {
+			return bad(fmt.Sprintf("taste[%d]", i), "must be finite")
+		}
+	}
 	for i := range im.Items {
 		it := &im.Items[i]
+		for j, x := range it.Features {
+			if !finite(x) {
+				return bad(fmt.Sprintf("items[%d].features[%d]", i, j), "must be finite")
+			}
+		}
 		switch {
 		case it.ItemID == "":
 			return bad(fmt.Sprintf("items[%d].item_id", i), "required")

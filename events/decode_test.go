@@ -132,6 +132,8 @@ func TestDecodeImpressionErrors(t *testing.T) {
 		{"intent level fractional", intent(`{"level":1.5}`), "intent.level", "cannot use JSON number"},
 		{"intent probability overflow", intent(`{"probability":1e309}`), "intent.probability", "cannot use JSON number"},
 		{"intent state element", intent(`{"state":[0,1e999]}`), "intent.state", "cannot use JSON number"},
+		{"taste beyond float32", edit(t, g, "taste", `[0.5,1e39]`), "taste", "cannot use JSON number"},
+		{"item feature overflow", item(`[{"item_id":"a","features":[1,-1e999]}]`), "items.features", "cannot use JSON number"},
 	}
 	for _, c := range cases {
 		_, err := events.DecodeImpression([]byte(c.in))
@@ -169,7 +171,8 @@ func TestDecodeRoundTrip(t *testing.T) {
 		Variant: "v", ModelVersion: "m", Degraded: true, TS: 5,
 		Intent: events.Intent{UserPropensity: 0.2, SessionPropensity: 0.7, Level: 2, Probability: 0.5,
 			Probabilities: []float64{0.25, 0.5, 0.25}, State: []float64{1, 2, 3}},
-		Items: []events.ImpressionItem{{ItemID: "a", Position: 0, Score: 2, Propensity: 0.3, Novel: true, Novelty: 1}},
+		Taste: []float32{0.5, -0.25},
+		Items: []events.ImpressionItem{{ItemID: "a", Position: 0, Score: 2, Propensity: 0.3, Novel: true, Novelty: 1, Features: []float64{0.1, 2}}},
 	}
 	b, err = json.Marshal(im)
 	if err != nil {

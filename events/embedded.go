@@ -17,6 +17,9 @@ var EmbeddedTopics = []string{TopicImpressions, TopicFeedback, TopicDeadLetter, 
 // one-command embedded mode and the tests run the real Kafka client code over
 // real TCP without installing a broker. It keeps everything in memory and is
 // for trying things out only, never for production data.
+//
+// Goroutines: the cluster's accept loop, request loop and per-connection
+// readers and writers belong to the Embedded; Close stops them all.
 type Embedded struct {
 	cluster *kfake.Cluster
 	brokers []string

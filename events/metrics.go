@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,60 @@ func registerGauge(reg prometheus.Registerer, log *slog.Logger, g prometheus.Gau
 		log.Warn("events: metric not registered", "err", err)
 	}
 	return g
+}
+
+// bufferedGauge is novarec_events_buffered: the sum of Buffered over the
+// producers registered with one Registerer. A custom collector, because a
+// process may run several producers (recsvc's events and, in embedded mode,
+// the trainer's dead letters) and the gauge should cover them all.
+type bufferedGauge struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	ps   map[*Producer]struct{}
+}
+
+func registerBufferedGauge(reg prometheus.Registerer, log *slog.Logger) *bufferedGauge {
+	g := &bufferedGauge{
+		desc: prometheus.NewDesc("novarec_events_buffered",
+			"Events accepted by producers and not yet acknowledged by Kafka or dropped.", nil, nil),
+		ps: make(map[*Producer]struct{}),
+	}
+	if err := reg.Register(g); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*bufferedGauge); ok {
+				return existing
+			}
+		}
+		log.Warn("events: metric not registered", "err", err)
+	}
+	return g
+}
+
+func (g *bufferedGauge) add(p *Producer) {
+	g.mu.Lock()
+	g.ps[p] = struct{}{}
+	g.mu.Unlock()
+}
+
+func (g *bufferedGauge) remove(p *Producer) {
+	g.mu.Lock()
+	delete(g.ps, p)
+	g.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (g *bufferedGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *bufferedGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	n := 0
+	for p := range g.ps {
+		n += p.buffered()
+	}
+	g.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n))
 }
 
 // backoff returns the delay before retry number attempt (0-based): base·2^attempt

@@ -93,8 +93,8 @@ type ProducerStats struct {
 	// Failed counts events in write attempts that failed and were retried;
 	// one event can be counted several times during an outage.
 	Failed uint64
-	// Buffered is the number of events accepted but not yet acknowledged:
-	// queued plus the batch being written.
+	// Buffered is the number of events accepted but neither acknowledged
+	// nor dropped yet: queued plus the batch being written.
 	Buffered int
 }
 
@@ -111,10 +111,17 @@ type ProducerStats struct {
 // Events are keyed (by user id, DESIGN.md §5) and hashed to a partition with
 // kafka.Hash, so the events of one user stay in order on one partition.
 //
+// Events of one user written in one batch go to one partition in one
+// produce request, which succeeds or fails as a whole, and failed events are
+// retried before any later batch is written, so retries keep per-user order.
+//
 // Goroutines: NewProducer starts exactly one goroutine (run), owned by the
 // Producer; Close stops it (after flushing, bounded by Close's context) and
-// waits for it. kafka-go's Writer starts its own short-lived goroutines per
-// partition batch; Close closes the Writer, which waits for them.
+// waits for it. kafka-go's Writer and Transport start their own goroutines
+// (per partition, per connection); Close closes the Writer, which waits for
+// its in-flight writes (if Close's context ends first, Close returns and a
+// helper goroutine finishes that wait within the write timeouts), and closes
+// the Transport's idle connections.
 type Producer struct {
 	opts      ProducerOptions
 	log       *slog.Logger
@@ -130,10 +137,12 @@ type Producer struct {
 	closed     atomic.Bool
 	publishing atomic.Int64
 
-	stop      chan struct{}      // closed by Close: flush and exit
-	done      chan struct{}      // closed by run on exit
-	abortCtx  context.Context    // cancelled when Close's context ends: give up
-	abort     context.CancelFunc //
+	stop chan struct{} // closed by Close: flush and exit
+	done chan struct{} // closed by run on exit
+	// abortCtx bounds every write; abort cancels it when Close's context
+	// ends, so run gives up on what is left instead of retrying forever.
+	abortCtx  context.Context
+	abort     context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
 
@@ -142,7 +151,12 @@ type Producer struct {
 	lastDropLog   time.Time
 	lastDropCount uint64
 
-	inflight  atomic.Int64 // events in the batch being written
+	// pending counts accepted events not yet acknowledged or dropped:
+	// Publish adds before its send (and takes back if the send fails), run
+	// subtracts once an event is written or given up. So Buffered never
+	// under-counts, even while run holds an event between queue and write.
+	pending   atomic.Int64
+	bufGauge  *bufferedGauge
 	published atomic.Uint64
 	dropped   atomic.Uint64
 	failed    atomic.Uint64
@@ -179,8 +193,11 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 			WriteBackoffMax: 100 * time.Millisecond,
 			BatchSize:       opts.BatchSize,
 			// run already batched the events; kafka-go must send each
-			// per-partition batch at once rather than linger again.
-			BatchTimeout: time.Millisecond,
+			// per-partition batch at once rather than linger again. A
+			// batch is filled under a lock that its timer also takes, so
+			// even this tiny timeout cannot split one WriteMessages call's
+			// events for a partition; it only removes the wait after it.
+			BatchTimeout: time.Microsecond,
 			ReadTimeout:  opts.WriteTimeout,
 			WriteTimeout: opts.WriteTimeout,
 			RequiredAcks: opts.RequiredAcks,
@@ -204,14 +221,12 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 			Help: "Events in Kafka writes that failed and will be retried, by topic (counted per attempt).",
 		}, []string{"topic"})),
 	}
+	if len(brokers) == 0 {
+		log.Error("events: producer has no brokers; every event will be buffered, then dropped")
+	}
 	if opts.Registerer != nil {
-		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "novarec_events_buffered",
-			Help: "Events accepted by the producer and not yet acknowledged by Kafka.",
-		}, func() float64 { return float64(p.buffered()) })
-		if err := opts.Registerer.Register(g); err != nil {
-			log.Warn("events: metric novarec_events_buffered not registered (one producer per registry)", "err", err)
-		}
+		p.bufGauge = registerBufferedGauge(opts.Registerer, log)
+		p.bufGauge.add(p)
 	}
 	p.abortCtx, p.abort = context.WithCancel(context.Background())
 	go p.run()
@@ -237,11 +252,13 @@ func (p *Producer) Publish(topic, key string, value []byte) bool {
 	if key != "" {
 		k = []byte(key)
 	}
+	p.pending.Add(1)
 	select {
 	case p.queue <- kafka.Message{Topic: topic, Key: k, Value: value}:
 		p.publishing.Add(-1)
 		return true
 	default:
+		p.pending.Add(-1)
 		p.publishing.Add(-1)
 		p.drop(topic, 1)
 		return false
@@ -307,7 +324,7 @@ func (p *Producer) Stats() ProducerStats {
 	}
 }
 
-func (p *Producer) buffered() int { return len(p.queue) + int(p.inflight.Load()) }
+func (p *Producer) buffered() int { return int(max(p.pending.Load(), 0)) }
 
 // Close stops accepting events, writes everything already queued, closes the
 // connection to Kafka and waits for the background goroutine. ctx bounds the
@@ -353,6 +370,9 @@ func (p *Producer) close(ctx context.Context) error {
 		}
 	}
 	p.transport.CloseIdleConnections()
+	if p.bufGauge != nil {
+		p.bufGauge.remove(p)
+	}
 	return err
 }
 
@@ -373,14 +393,12 @@ func (p *Producer) run() {
 			p.drain(batch)
 			return
 		}
-		p.inflight.Store(int64(len(batch)))
 		timer.Reset(p.opts.BatchTimeout)
 	fill:
 		for len(batch) < p.opts.BatchSize {
 			select {
 			case m := <-p.queue:
 				batch = append(batch, m)
-				p.inflight.Store(int64(len(batch)))
 			case <-timer.C:
 				break fill
 			case <-p.stop:
@@ -426,7 +444,6 @@ func (p *Producer) drain(batch []kafka.Message) {
 		if len(batch) == 0 {
 			return
 		}
-		p.inflight.Store(int64(len(batch)))
 		if !p.write(batch) {
 			p.dropQueued()
 			return
@@ -440,6 +457,7 @@ func (p *Producer) dropQueued() {
 	for {
 		select {
 		case m := <-p.queue:
+			p.pending.Add(-1)
 			p.drop(m.Topic, 1)
 		default:
 			return
@@ -452,12 +470,10 @@ func (p *Producer) dropQueued() {
 // unwritten events are then counted as dropped). Only the events that failed
 // are retried, so a partly successful write is not duplicated wholesale.
 func (p *Producer) write(batch []kafka.Message) bool {
-	defer p.inflight.Store(0)
 	pending := batch
 	failures := 0
 	var firstFailure time.Time
 	for len(pending) > 0 {
-		p.inflight.Store(int64(len(pending)))
 		err := p.w.WriteMessages(p.abortCtx, pending...)
 		if err == nil {
 			p.countPublished(pending)
@@ -543,13 +559,16 @@ func (p *Producer) countPublished(ms []kafka.Message) {
 		return
 	}
 	p.published.Add(uint64(len(ms)))
+	p.pending.Add(-int64(len(ms)))
 	forEachTopic(ms, func(topic string, n int) { p.mPublished.WithLabelValues(topic).Add(float64(n)) })
 }
 
+// dropAll gives up on accepted events (they leave pending).
 func (p *Producer) dropAll(ms []kafka.Message, why string) {
 	if why != "" && len(ms) > 0 {
 		p.log.Warn("events: dropping unwritten events", "events", len(ms), "reason", why)
 	}
+	p.pending.Add(-int64(len(ms)))
 	forEachTopic(ms, func(topic string, n int) { p.drop(topic, n) })
 }
 

@@ -39,20 +39,24 @@ type ImpressionItem struct {
 	Propensity float64 `json:"propensity"`
 	Novel      bool    `json:"novel"`
 	Novelty    float64 `json:"novelty"`
+	// Features is the ranker's φ(u,i) for the item as scored.
+	Features []float64 `json:"features,omitempty"`
 }
 
 // Impression records one served slate on rec.impressions.
 type Impression struct {
-	Schema       int              `json:"schema"`
-	EventID      string           `json:"event_id"`
-	RequestID    string           `json:"request_id"`
-	UserID       string           `json:"user_id"`
-	SessionID    string           `json:"session_id,omitempty"`
-	Variant      string           `json:"variant"`
-	ModelVersion string           `json:"model_version"`
-	Intent       Intent           `json:"intent"`
-	Items        []ImpressionItem `json:"items"`
-	Degraded     bool             `json:"degraded,omitempty"`
+	Schema       int    `json:"schema"`
+	EventID      string `json:"event_id"`
+	RequestID    string `json:"request_id"`
+	UserID       string `json:"user_id"`
+	SessionID    string `json:"session_id,omitempty"`
+	Variant      string `json:"variant"`
+	ModelVersion string `json:"model_version"`
+	Intent       Intent `json:"intent"`
+	// Taste is the user's taste vector u at serving time (absent for cold users).
+	Taste    []float32        `json:"taste,omitempty"`
+	Items    []ImpressionItem `json:"items"`
+	Degraded bool             `json:"degraded,omitempty"`
 	// TS is the serving time in Unix milliseconds.
 	TS int64 `json:"ts"`
 }

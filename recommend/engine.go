@@ -25,6 +25,30 @@ type Model struct {
 	Version string         `json:"version"`
 	Intent  *intent.Policy `json:"intent"`
 	Ranker  ranker.Params  `json:"ranker"`
+	// ItemBias holds learned item biases (the ranker's FBias feature) for
+	// items that have received feedback; others have bias 0.
+	ItemBias map[string]float32 `json:"item_bias,omitempty"`
+	// ItemEmb holds learned unit embeddings that replace the catalog's for
+	// ranking (retrieval keeps using the catalog's index).
+	ItemEmb map[string][]float32 `json:"item_emb,omitempty"`
+}
+
+// embedding returns item i's embedding under the model.
+func (m *Model) embedding(snap *catalog.Snapshot, i int32) []float32 {
+	if len(m.ItemEmb) > 0 {
+		if e, ok := m.ItemEmb[snap.Item(i).ID]; ok && len(e) == snap.Dim {
+			return e
+		}
+	}
+	return snap.Embedding(i)
+}
+
+// bias returns item i's learned bias.
+func (m *Model) bias(snap *catalog.Snapshot, i int32) float64 {
+	if len(m.ItemBias) > 0 {
+		return float64(m.ItemBias[snap.Item(i).ID])
+	}
+	return 0
 }
 
 // DefaultModel is the prior model served before any learning.
@@ -46,6 +70,18 @@ func (m *Model) Validate() error {
 	}
 	if err := m.Intent.Validate(); err != nil {
 		return err
+	}
+	for id, b := range m.ItemBias {
+		if math.IsNaN(float64(b)) || math.IsInf(float64(b), 0) {
+			return fmt.Errorf("recommend: non-finite bias of item %s", id)
+		}
+	}
+	for id, e := range m.ItemEmb {
+		for _, x := range e {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("recommend: non-finite embedding of item %s", id)
+			}
+		}
 	}
 	return m.Ranker.Validate()
 }
@@ -102,11 +138,17 @@ type Scored struct {
 	Propensity float64
 	Novelty    float64
 	Novel      bool
+	// Features is φ(u,i) as scored, logged so learners can replay the
+	// ranker's softmax.
+	Features [ranker.NumFeatures]float64
 }
 
 // Decision is the engine's answer.
 type Decision struct {
 	Intent IntentDecision
+	// Taste is the user's taste vector u (nil for a cold user), logged so
+	// learners can update item embeddings.
+	Taste []float32
 	Items  []Scored
 }
 
@@ -256,6 +298,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// Candidates.
 	seen := HistoryCategories(snap, st.History)
 	taste := e.taste(snap, st.History)
+	d.Taste = taste
 	sc := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(sc)
 	taken := &sc.taken
@@ -287,12 +330,13 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	for j, i := range pool {
 		c := &cands[j]
 		c.Item = i
+		c.Embedding = m.embedding(snap, i)
 		if taste != nil {
-			c.Features[ranker.FDot] = float64(snap.Dot(taste, i))
+			c.Features[ranker.FDot] = float64(catalog.Dot(taste, c.Embedding))
 		}
+		c.Features[ranker.FBias] = m.bias(snap, i)
 		c.Features[ranker.FPopularity] = float64(snap.PopularityFeature(i))
 		c.Novelty = seen.Novelty(snap, i)
-		c.Embedding = snap.Embedding(i)
 	}
 
 	// Low level.
@@ -309,6 +353,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 			Propensity: s.Propensity,
 			Novelty:    c.Novelty,
 			Novel:      c.Novelty == 1,
+			Features:   c.Features,
 		}
 	}
 	return d, nil

@@ -15,8 +15,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -44,12 +46,14 @@ type config struct {
 	kafka       []string
 	prefix      string
 	sampleItems int
+	sampleUsers int
 	movielens   string
 	ratings     bool
 	updater     bool
 	partitions  int
 	logLevel    slog.Level
 	drain       time.Duration
+	debugAddr   string
 }
 
 func env(name, def string) string {
@@ -83,12 +87,14 @@ func parseConfig(args []string) (config, error) {
 	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
 	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
 	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
-	fs.IntVar(&c.sampleItems, "sample-items", envInt("NOVAREC_SAMPLE_ITEMS", 3000), "generate this many sample items when the catalog is empty in embedded mode (env NOVAREC_SAMPLE_ITEMS; 0 = none)")
+	fs.IntVar(&c.sampleItems, "sample-items", envInt("NOVAREC_SAMPLE_ITEMS", -1), "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; default 3000 in embedded mode, else 0)")
+	fs.IntVar(&c.sampleUsers, "sample-users", envInt("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
 	fs.StringVar(&c.movielens, "movielens", env("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.BoolVar(&c.updater, "feature-updater", true, "run the feature updater (rec.feedback → Redis user state) in this process")
 	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
 	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
+	fs.StringVar(&c.debugAddr, "debug-addr", env("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -113,16 +119,24 @@ func main() {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	if err := run(ctx, cfg, log, nil); err != nil {
 		log.Error("recsvc stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
+// running tells tests where a started recsvc listens.
+type running struct {
+	addr    string
+	brokers []string
+	redis   []string
+}
+
 // run starts everything, serves until ctx ends, then shuts down in order:
 // stop accepting and drain HTTP, stop the background loops, flush the
-// producer, close the embedded servers.
-func run(ctx context.Context, cfg config, log *slog.Logger) error {
+// producer, close the embedded servers. started, if set, is called once
+// the server accepts connections.
+func run(ctx context.Context, cfg config, log *slog.Logger, started func(running)) error {
 	embedded := len(cfg.redisAddrs) == 0 || len(cfg.kafka) == 0
 	if len(cfg.redisAddrs) == 0 {
 		mr := miniredis.NewMiniRedis()
@@ -197,6 +211,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
 
+	if cfg.debugAddr != "" {
+		// pprof registers on http.DefaultServeMux; it is served only here,
+		// never on the public listener.
+		go func() { log.Info("debug server", "err", http.ListenAndServe(cfg.debugAddr, nil)) }()
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		stopBG()
@@ -205,6 +224,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
+	if started != nil {
+		started(running{addr: ln.Addr().String(), brokers: cfg.kafka, redis: cfg.redisAddrs})
+	}
 	items := 0
 	if s := cat.Current(); s != nil {
 		items = s.Len()
@@ -246,14 +268,58 @@ func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedde
 	if err != nil {
 		return fmt.Errorf("count catalog items: %w", err)
 	}
-	if n > 0 || !embedded || cfg.sampleItems <= 0 {
+	if cfg.sampleItems < 0 && embedded {
+		cfg.sampleItems = 3000
+	}
+	if n > 0 || cfg.sampleItems <= 0 {
 		return nil
 	}
-	if _, err := store.PutItems(ctx, catalog.Sample(cfg.sampleItems, 1)); err != nil {
+	items := catalog.Sample(cfg.sampleItems, 1)
+	if _, err := store.PutItems(ctx, items); err != nil {
 		return fmt.Errorf("load sample catalog: %w", err)
 	}
 	log.Info("loaded the built-in sample catalog", "items", cfg.sampleItems, "categories", len(catalog.SampleCategories))
+	if cfg.sampleUsers <= 0 {
+		return nil
+	}
+	snap, err := catalog.Build(0, catalog.DefaultDim, items)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for u := 0; u < cfg.sampleUsers; u++ {
+		if err := store.Save(ctx, sampleUser(snap, u)); err != nil {
+			return fmt.Errorf("sample user: %w", err)
+		}
+	}
+	log.Info("generated sample users", "users", cfg.sampleUsers, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
+}
+
+// sampleUser gives user-N a history of 10–100 clicks concentrated on two to
+// four favourite categories, applied with recommend.Observe like real
+// feedback, so generated users have realistic statistics.
+func sampleUser(snap *catalog.Snapshot, n int) recommend.UserState {
+	rng := rand.New(rand.NewPCG(uint64(n), 42))
+	st := recommend.UserState{UserID: "user-" + strconv.Itoa(n)}
+	var favs []int32
+	for len(favs) < 2+rng.IntN(3) {
+		favs = append(favs, int32(rng.IntN(snap.NumCategories())))
+	}
+	ts := time.Now().Add(-30 * 24 * time.Hour).UnixMilli()
+	for i, clicks := 0, 10+rng.IntN(91); i < clicks; i++ {
+		var item int32
+		if rng.Float64() < 0.85 {
+			list := snap.PopularIn(favs[rng.IntN(len(favs))])
+			item = list[min(int(rng.ExpFloat64()*float64(len(list))/8), len(list)-1)]
+		} else {
+			item = int32(rng.IntN(snap.Len()))
+		}
+		ts += int64(rng.IntN(3_600_000))
+		recommend.Observe(&st, snap, recommend.Feedback{UserID: st.UserID, ItemID: snap.Item(item).ID, Type: recommend.Click, TS: ts}, 0)
+	}
+	st.Session = recommend.Session{}
+	return st
 }
 
 // importMovieLens loads movies as items and, optionally, ratings as user

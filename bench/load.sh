@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Load benchmark of recsvc (bounded, loopback only): a catalog of ITEMS
+# generated items and USERS generated users with click histories in the real
+# Redis at 127.0.0.1:6379 (under the key prefix bench:<pid>:, removed at the
+# end), the embedded Kafka-protocol cluster for impressions, then wrk with
+# CONNS connections for DURATION against POST /v1/recommend.
+#
+#   bash bench/load.sh                 # 100k items, 10k users, 32 connections, 30s
+#   ITEMS=1000 DURATION=10s bash bench/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITEMS=${ITEMS:-100000}
+USERS=${USERS:-10000}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-30s}
+PORT=${PORT:-18181}
+REDIS=${REDIS:-127.0.0.1:6379}
+prefix="bench:$$:"
+tmp=$(mktemp -d)
+go build -o "$tmp/recsvc" ./cmd/recsvc
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" --scan --pattern "${prefix}*" | xargs -r -n 500 redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" unlink >/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+REDIS_ADDR=$REDIS KAFKA_BROKERS= NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
+  "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=false 2>"$tmp/recsvc.log" &
+pid=$!
+for _ in $(seq 1 600); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { cat "$tmp/recsvc.log"; exit 1; }
+  sleep 0.2
+done
+echo "recsvc ready: $ITEMS items, $USERS users; warming up"
+BENCH_USERS=$USERS wrk -t"$THREADS" -c"$CONNS" -d5s -s bench/recommend.lua "http://127.0.0.1:$PORT" >/dev/null
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); go $(go env GOVERSION)"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION (POST /v1/recommend, k=10)"
+BENCH_USERS=$USERS wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/recommend.lua "http://127.0.0.1:$PORT" | tee "$tmp/wrk.out" | tail -1
+rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+echo "recsvc RSS: $((rss / 1024)) MiB"
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^novarec_events_(published|dropped)_total|^novarec_recommend_degraded_total' || true

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/api"
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/redistest"
+)
+
+// system is one recsvc started by the test, on real Redis when REDIS_ADDR
+// is set (under a unique key prefix) and embedded Redis otherwise, with an
+// embedded Kafka-protocol cluster.
+type system struct {
+	base    string
+	brokers []string
+	stop    func() error
+}
+
+func start(t *testing.T, cfg config) *system {
+	t.Helper()
+	cfg.addr = "127.0.0.1:0"
+	if addr := os.Getenv(redistest.EnvAddr); addr != "" {
+		cfg.redisAddrs = []string{addr}
+		cfg.prefix = redistest.Prefix(t)
+		t.Cleanup(func() {
+			rdb := redis.NewClient(&redis.Options{Addr: addr})
+			defer rdb.Close()
+			if err := redistest.DeletePrefix(context.Background(), rdb, cfg.prefix); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		})
+	}
+	if cfg.drain == 0 {
+		cfg.drain = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	info := make(chan running, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- run(ctx, cfg, log, func(r running) { info <- r }) }()
+	var r running
+	select {
+	case r = <-info:
+	case err := <-done:
+		cancel()
+		t.Fatalf("recsvc did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("recsvc did not start in 30s")
+	}
+	s := &system{base: "http://" + r.addr, brokers: r.brokers}
+	stopped := false
+	s.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("recsvc did not stop in 30s")
+		}
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *system) call(t *testing.T, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEndToEnd drives the serving path as a client would: post a catalog,
+// recommend, click on novel items, and watch the feedback travel through
+// Kafka and the feature updater into Redis until the session propensity has
+// risen and the next slate is more novel.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	s := start(t, config{updater: true, sampleItems: 0})
+
+	items := catalog.Sample(2000, 11)
+	for i := 0; i < len(items); i += 1000 {
+		if code := s.call(t, "PUT", "/v1/items", api.ItemsRequest{Items: items[i : i+1000]}, nil); code != 200 {
+			t.Fatalf("PUT /v1/items: %d", code)
+		}
+	}
+	eventually(t, "the catalog snapshot", func() bool {
+		var r api.RecommendResponse
+		return s.call(t, "POST", "/v1/recommend", map[string]any{"user_id": "probe"}, &r) == 200 && r.CatalogVersion >= 2
+	})
+	if code := s.call(t, "GET", "/readyz", nil, nil); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+
+	recommendFor := func(user string) api.RecommendResponse {
+		var r api.RecommendResponse
+		if code := s.call(t, "POST", "/v1/recommend", map[string]any{"user_id": user, "session_id": "s1", "k": 20}, &r); code != 200 {
+			t.Fatalf("recommend: %d", code)
+		}
+		return r
+	}
+	intentOf := func(user string) api.IntentResponse {
+		var in api.IntentResponse
+		if code := s.call(t, "GET", "/v1/users/"+user+"/intent?session_id=s1", nil, &in); code != 200 {
+			t.Fatalf("intent: %d", code)
+		}
+		return in
+	}
+	click := func(user string, r api.RecommendResponse, item string) {
+		body := map[string]any{"request_id": r.RequestID, "user_id": user, "session_id": "s1", "item_id": item, "type": "click"}
+		if code := s.call(t, "POST", "/v1/feedback", body, nil); code != http.StatusAccepted {
+			t.Fatalf("feedback: %d", code)
+		}
+	}
+	novelShare := func(r api.RecommendResponse) float64 {
+		n := 0
+		for _, it := range r.Items {
+			if it.Novel {
+				n++
+			}
+		}
+		return float64(n) / float64(len(r.Items))
+	}
+
+	// Build a familiar history first: clicks on items of one category.
+	byCat := map[string][]string{}
+	for _, it := range items {
+		if len(it.Categories) == 1 {
+			byCat[it.Categories[0]] = append(byCat[it.Categories[0]], it.ID)
+		}
+	}
+	const user = "e2e-user"
+	first := recommendFor(user)
+	for i, id := range byCat["action"][:5] {
+		click(user, first, id)
+		want := int64(i + 1)
+		eventually(t, "the feature updater to apply a click", func() bool { return intentOf(user).Stats.Clicks == want })
+	}
+	before := recommendFor(user)
+	p0 := intentOf(user).SessionPropensity
+
+	// Now click only on novel items of the served slates.
+	clicks := int64(5)
+	// A familiar-seeking session mostly gets familiar slates; the sampled
+	// intent level still explores, so a novel item shows up within a few.
+	for round := 0; round < 4; round++ {
+		var r api.RecommendResponse
+		var novel string
+		for try := 0; try < 30 && novel == ""; try++ {
+			r = recommendFor(user)
+			for _, it := range r.Items {
+				if it.Novel {
+					novel = it.ItemID
+					break
+				}
+			}
+		}
+		if novel == "" {
+			t.Fatalf("round %d: 30 slates without a novel item", round)
+		}
+		click(user, r, novel)
+		clicks++
+		eventually(t, "the feature updater to apply a novel click", func() bool { return intentOf(user).Stats.Clicks == clicks })
+	}
+	in := intentOf(user)
+	after := recommendFor(user)
+	t.Logf("session propensity %.3f -> %.3f; novel share of slate %.2f -> %.2f; novel clicks %d",
+		p0, in.SessionPropensity, novelShare(before), novelShare(after), in.Stats.NovelClicks)
+	if in.SessionPropensity < p0+0.2 {
+		t.Fatalf("session propensity rose only from %.3f to %.3f after novel clicks", p0, in.SessionPropensity)
+	}
+	if in.Stats.NovelClicks < 4 {
+		t.Fatalf("novel clicks %d, want at least 4", in.Stats.NovelClicks)
+	}
+	// The slate changes with the intent: averaged over a few requests (each
+	// samples its level), novel items take a larger share than before.
+	var shareBefore, shareAfter float64
+	for i := 0; i < 10; i++ {
+		shareAfter += novelShare(recommendFor(user))
+	}
+	shareBefore = novelShare(before)
+	if shareAfter/10 <= shareBefore {
+		t.Fatalf("novel share of slates %.2f after novel clicks, %.2f before", shareAfter/10, shareBefore)
+	}
+
+	// Every recommendation was published as an impression (at least the 17
+	// made after the catalog went live).
+	msgs := kafkatest.ReadAll(t, s.brokers, events.TopicImpressions, 17, 10*time.Second)
+	if _, err := events.DecodeImpression(msgs[len(msgs)-1].Value); err != nil {
+		t.Fatalf("impression does not decode: %v", err)
+	}
+	// Graceful shutdown drains and returns cleanly.
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+}

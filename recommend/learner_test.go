@@ -1,0 +1,214 @@
+package recommend
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/ranker"
+)
+
+// cascadeClick is the click model of the tests: the user scans the slate
+// top-down, clicks the first item they like with probability 0.6 and stops
+// there, and abandons the scan after each item with probability 0.3, so
+// what a slate puts first matters.
+func cascadeClick(d *Decision, likes func(Scored) bool, rng *rand.Rand) (string, bool) {
+	for _, it := range d.Items {
+		if likes(it) && rng.Float64() < 0.6 {
+			return it.ItemID, true
+		}
+		if rng.Float64() < 0.3 {
+			break
+		}
+	}
+	return "", false
+}
+
+// trainPopulation runs the engine and a learner on-policy against users
+// with a fixed familiar history who like only what `likes` accepts, and
+// returns the learner.
+func trainPopulation(t *testing.T, snap *catalog.Snapshot, likes func(Scored) bool, steps int, seed uint64) *Learner {
+	t.Helper()
+	e := NewEngine(Config{})
+	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	hist := historyIn(snap, 30, "action", "comedy", "drama")
+	for step := 0; step < steps; step++ {
+		st := UserState{UserID: "u", History: hist}
+		d, err := e.Decide(Request{K: 10, Now: 1}, &st, snap, l.Model(), rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := d.Logged("r", "u", "s", int64(step))
+		l.SeedEmbeddings(snap, &s)
+		var clicked []int
+		if id, ok := cascadeClick(&d, likes, rng); ok {
+			if _, err := l.Click(&s, id); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range d.Items {
+				if it.ItemID == id {
+					clicked = append(clicked, it.Position)
+				}
+			}
+		}
+		var ids []string
+		for _, it := range d.Items {
+			ids = append(ids, it.ItemID)
+		}
+		if _, err := l.Decision(&s, l.Reward(&s, clicked, Diversity(snap, ids)), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+func expectedLevel(m *Model, snap *catalog.Snapshot, hist []Consumed) float64 {
+	st := UserState{History: hist}
+	x := m.Intent.Prior.State(nil, Observations(snap, &st, 1))
+	return intent.SessionPropensity(m.Intent.Distribution(nil, x))
+}
+
+func TestLearnerDrivesHighLevelTowardWhatUsersClick(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	hist := historyIn(snap, 30, "action", "comedy", "drama")
+	prior := expectedLevel(DefaultModel(), snap, hist)
+	novel := trainPopulation(t, snap, func(it Scored) bool { return it.Novelty == 1 }, 1500, 1)
+	familiar := trainPopulation(t, snap, func(it Scored) bool { return it.Novelty == 0 }, 1500, 2)
+	en, ef := expectedLevel(novel.Model(), snap, hist), expectedLevel(familiar.Model(), snap, hist)
+	t.Logf("E[z]/(K-1): prior %.3f, novelty-clicking population %.3f, familiar-clicking %.3f", prior, en, ef)
+	if en < prior+0.2 {
+		t.Errorf("novelty-clicking users moved the high level from %.3f only to %.3f", prior, en)
+	}
+	if ef > prior-0.05 {
+		t.Errorf("familiar-clicking users moved the high level from %.3f to %.3f, want lower", prior, ef)
+	}
+}
+
+func TestClickMovesRankerTowardClickedItems(t *testing.T) {
+	snap := sampleSnapshot(t, 1000)
+	e := NewEngine(Config{})
+	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	hist := historyIn(snap, 30, "action", "comedy")
+	st := UserState{History: hist}
+	rng := rand.New(rand.NewPCG(3, 3))
+	theta0 := l.Model().Ranker.Theta
+	// Users always click the most popular item of the slate.
+	var target string
+	for step := 0; step < 300; step++ {
+		d, err := e.Decide(Request{K: 10}, &st, snap, l.Model(), rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := d.Items[0]
+		for _, it := range d.Items {
+			if it.Features[ranker.FPopularity] > best.Features[ranker.FPopularity] {
+				best = it
+			}
+		}
+		if step == 0 {
+			target = best.ItemID
+		}
+		s := d.Logged("r", "u", "s", 0)
+		l.SeedEmbeddings(snap, &s)
+		if _, err := l.Click(&s, best.ItemID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	theta := l.Model().Ranker.Theta
+	t.Logf("θ %v -> %v; bias of first clicked item %v", theta0, theta, l.Model().ItemBias[target])
+	if theta[ranker.FPopularity] <= theta0[ranker.FPopularity] {
+		t.Errorf("θ_pop %v did not rise from %v although users click the most popular item", theta[ranker.FPopularity], theta0[ranker.FPopularity])
+	}
+	if l.Model().ItemBias[target] <= 0 {
+		t.Errorf("bias of a clicked item is %v, want > 0", l.Model().ItemBias[target])
+	}
+	for id, v := range l.Model().ItemEmb {
+		if n := math.Sqrt(float64(catalog.Dot(v, v))); math.Abs(n-1) > 1e-4 {
+			t.Fatalf("learned embedding of %s has norm %v", id, n)
+		}
+	}
+	if _, err := l.Click(&LoggedSlate{Items: []LoggedItem{{ItemID: "a"}}}, "b"); !errors.Is(err, ErrNotInSlate) {
+		t.Fatalf("click outside the slate: %v", err)
+	}
+}
+
+func TestRewardAndDiversity(t *testing.T) {
+	items := []catalog.Item{
+		{ID: "a", Categories: []string{"x"}},
+		{ID: "b", Categories: []string{"x"}},
+		{ID: "c", Categories: []string{"y"}},
+		{ID: "d", Categories: []string{"x", "y"}},
+	}
+	snap, _ := catalog.Build(1, 4, items)
+	tests := []struct {
+		ids  []string
+		want float64
+	}{
+		{[]string{"a", "b"}, 0},
+		{[]string{"a", "c"}, 1},
+		{[]string{"a", "d"}, 0.5},
+		{[]string{"a", "b", "c"}, 1 - 1.0/3},
+		{[]string{"a"}, 0},
+	}
+	for _, tc := range tests {
+		if got := Diversity(snap, tc.ids); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("Diversity(%v) = %v, want %v", tc.ids, got, tc.want)
+		}
+	}
+	l := NewLearner(LearnerConfig{Reward: RewardWeights{Novelty: 3, Diversity: 0.5}}, DefaultModel())
+	s := &LoggedSlate{Items: []LoggedItem{{ItemID: "a", Position: 0, Novelty: 1}, {ItemID: "b", Position: 1, Novelty: 0.5}, {ItemID: "c", Position: 2}}}
+	// (1 + 3·1) + (1 + 3·0.5) + 0.5·0.8
+	if got := l.Reward(s, []int{0, 1}, 0.8); math.Abs(got-6.9) > 1e-12 {
+		t.Fatalf("reward %v, want 6.9", got)
+	}
+}
+
+func TestModelCodec(t *testing.T) {
+	m := DefaultModel()
+	m.Version = "default-7"
+	m.ItemBias = map[string]float32{"a": 0.5, "b": -0.25}
+	m.ItemEmb = map[string][]float32{"a": {0.6, 0.8}, "b": {1, 0}}
+	meta := SnapshotMeta{Variant: "default", CreatedMS: 42, Updates: 9, FeedbackTS: []int64{1, 2}}
+	b, err := EncodeModel(m, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := EncodeModel(m, meta)
+	if string(again) != string(b) {
+		t.Fatal("encoding is not deterministic")
+	}
+	got, gotMeta, err := DecodeModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != m.Version || got.ItemBias["b"] != -0.25 || got.ItemEmb["a"][1] != 0.8 || got.Ranker != m.Ranker ||
+		got.Intent.W[7] != m.Intent.W[7] || gotMeta.Updates != 9 || len(gotMeta.FeedbackTS) != 2 {
+		t.Fatalf("round trip lost data: %+v %+v", got, gotMeta)
+	}
+	corrupt := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"flipped payload byte", corrupt(func(x []byte) []byte { x[40] ^= 1; return x }), ErrSnapshotCorrupt},
+		{"truncated", b[:len(b)-10], ErrSnapshotCorrupt},
+		{"empty", nil, ErrSnapshotCorrupt},
+		{"other magic", corrupt(func(x []byte) []byte { x[0] = 'X'; return x }), ErrSnapshotCorrupt},
+		{"newer schema", corrupt(func(x []byte) []byte { x[5] = 99; return x }), ErrSnapshotSchema},
+	}
+	for _, tc := range tests {
+		if _, _, err := DecodeModel(tc.data); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	bad := DefaultModel()
+	bad.ItemBias = map[string]float32{"x": float32(math.NaN())}
+	if _, err := EncodeModel(bad, SnapshotMeta{}); err == nil {
+		t.Error("encoded a model with a NaN bias")
+	}
+}
