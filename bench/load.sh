@@ -2,10 +2,11 @@
 # Load benchmark of recsvc (bounded, loopback only): a catalog of ITEMS
 # generated items and USERS generated users with click histories in the real
 # Redis at 127.0.0.1:6379 (under the key prefix bench:<pid>:, removed at the
-# end), the embedded Kafka-protocol cluster for impressions, then wrk with
-# CONNS connections for DURATION against POST /v1/recommend.
+# end), the embedded Kafka-protocol cluster for impressions; then
+#   1. wrk, closed loop, CONNS connections for DURATION: the saturation throughput;
+#   2. loadgen (vegeta), open loop at RATE req/s for DURATION: latency at that rate.
 #
-#   bash bench/load.sh                 # 100k items, 10k users, 32 connections, 30s
+#   bash bench/load.sh                 # 100k items, 10k users, 32 connections / 3000 req/s, 30s each
 #   ITEMS=1000 DURATION=10s bash bench/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +15,13 @@ USERS=${USERS:-10000}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-30s}
+RATE=${RATE:-3000}
 PORT=${PORT:-18181}
 REDIS=${REDIS:-127.0.0.1:6379}
 prefix="bench:$$:"
 tmp=$(mktemp -d)
 go build -o "$tmp/recsvc" ./cmd/recsvc
+go build -o "$tmp/loadgen" ./bench/loadgen
 cleanup() {
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" --scan --pattern "${prefix}*" | xargs -r -n 500 redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" unlink >/dev/null
@@ -38,6 +41,8 @@ BENCH_USERS=$USERS wrk -t"$THREADS" -c"$CONNS" -d5s -s bench/recommend.lua "http
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); go $(go env GOVERSION)"
 echo "wrk -t$THREADS -c$CONNS -d$DURATION (POST /v1/recommend, k=10)"
 BENCH_USERS=$USERS wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/recommend.lua "http://127.0.0.1:$PORT" | tee "$tmp/wrk.out" | tail -1
+echo "loadgen -rate $RATE -duration $DURATION (open loop, POST /v1/recommend, k=10)"
+"$tmp/loadgen" -url "http://127.0.0.1:$PORT" -rate "$RATE" -duration "$DURATION" -users "$USERS"
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 echo "recsvc RSS: $((rss / 1024)) MiB"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^novarec_events_(published|dropped)_total|^novarec_recommend_degraded_total' || true

@@ -178,10 +178,12 @@ func (s *Snapshot) Indexed() bool { return s.centroids != nil }
 
 // Nearest scores q against candidate items for the familiar pool, appending
 // their indexes and inner products to ids and sims. With an index it scores
-// the members of the nprobe clusters whose centroids are most similar to q;
-// without one, every item. Cluster members are stored contiguously so each
-// cluster is scored by one matrix-vector product (gonum's assembly kernels).
-func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe int) ([]int32, []float32) {
+// the members of the nprobe clusters whose centroids are most similar to q,
+// most similar first, stopping early once it has scored want items (0 = no
+// limit); without an index, every item. Cluster members are stored
+// contiguously so each cluster is scored by one matrix-vector product
+// (gonum's assembly kernels).
+func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, want int) ([]int32, []float32) {
 	if s.centroids == nil {
 		return append(ids, s.all...), s.gemv(sims, s.emb, q)
 	}
@@ -199,10 +201,14 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe int)
 			best = best[:nprobe]
 		}
 	}
+	start := len(ids)
 	for _, c := range best {
 		lo, hi := s.offsets[c], s.offsets[c+1]
 		ids = append(ids, s.order[lo:hi]...)
 		sims = s.gemv(sims, s.clusterEmb[int(lo)*s.Dim:int(hi)*s.Dim], q)
+		if want > 0 && len(ids)-start >= want {
+			break
+		}
 	}
 	return ids, sims
 }

@@ -115,12 +115,22 @@ var DefaultLevels = []Level{
 	{Beta: 1.2, Lambda: 0.4, NovelShare: 0.7},
 }
 
-// Policy is π_H(z|s_H) = softmax(W s_H + b) with a linear baseline V(s_H) for
+// Policy is the high-level policy π_H(z|s_H), an ordinal softmax: the
+// state sets a target novelty t(s) = T·s + T₀ on the level scale [0,1], and
+// level z (at z' = z/(K−1)) has the logit κ(2z't(s) − z'²) + B_z, i.e.
+// −κ(z' − t)² up to a constant plus a free per-level bias. This is a linear
+// softmax W s + b whose rows are tied by the levels' order, so evidence that
+// one level beats its neighbours moves the whole distribution the same way
+// and learning does not have to discover each level separately (a free W
+// collapses onto whichever level it tries first). V(s) is the baseline of
 // its policy-gradient update.
 type Policy struct {
 	Levels []Level `json:"levels"`
-	// W is K×Dim, row-major.
-	W []float64 `json:"w"`
+	// T holds the target's weights: Dim weights then T₀.
+	T []float64 `json:"t"`
+	// Kappa is the sharpness κ of the distribution around the target.
+	Kappa float64 `json:"kappa"`
+	// B holds the per-level biases.
 	B []float64 `json:"b"`
 	// V holds the baseline's weights: Dim weights then a bias.
 	V []float64 `json:"v"`
@@ -132,24 +142,18 @@ type Policy struct {
 func (p *Policy) K() int { return len(p.Levels) }
 
 // NewPolicy returns the prior policy that serves before any learning: the
-// logits −κ(z/(K−1) − t)² prefer the level closest to a target
-// t = 0.35·user propensity + 0.65·recent session novelty. Expanding the
-// square shows this is exactly a linear softmax, so learning starts from it.
+// target is t = 0.35·user propensity + 0.65·recent session novelty.
 func NewPolicy(levels []Level, kappa float64) *Policy {
-	k := len(levels)
 	p := &Policy{
 		Levels: append([]Level(nil), levels...),
-		W:      make([]float64, k*Dim),
-		B:      make([]float64, k),
+		T:      make([]float64, Dim+1),
+		Kappa:  kappa,
+		B:      make([]float64, len(levels)),
 		V:      make([]float64, Dim+1),
 		Prior:  DefaultPrior,
 	}
-	for z := 0; z < k; z++ {
-		zz := float64(z) / float64(max(k-1, 1))
-		p.W[z*Dim+FUserNovelRate] = 2 * kappa * zz * 0.35
-		p.W[z*Dim+FSessRecentNovelty] = 2 * kappa * zz * 0.65
-		p.B[z] = -kappa * zz * zz
-	}
+	p.T[FUserNovelRate] = 0.35
+	p.T[FSessRecentNovelty] = 0.65
 	return p
 }
 
@@ -163,16 +167,18 @@ func (p *Policy) Validate() error {
 	switch {
 	case k < 1:
 		return errors.New("intent: policy has no levels")
-	case len(p.W) != k*Dim:
-		return fmt.Errorf("intent: W has %d weights, want %d", len(p.W), k*Dim)
+	case len(p.T) != Dim+1:
+		return fmt.Errorf("intent: T has %d weights, want %d", len(p.T), Dim+1)
 	case len(p.B) != k:
 		return fmt.Errorf("intent: b has %d entries, want %d", len(p.B), k)
 	case len(p.V) != Dim+1:
 		return fmt.Errorf("intent: V has %d entries, want %d", len(p.V), Dim+1)
 	case p.Prior.Alpha <= 0 || p.Prior.Beta <= 0:
 		return errors.New("intent: prior must be positive")
+	case !(p.Kappa > 0) || math.IsInf(p.Kappa, 0):
+		return errors.New("intent: kappa must be positive and finite")
 	}
-	for _, s := range [][]float64{p.W, p.B, p.V} {
+	for _, s := range [][]float64{p.T, p.B, p.V} {
 		if !finite(s) {
 			return errors.New("intent: non-finite parameter")
 		}
@@ -194,6 +200,12 @@ func finite(s []float64) bool {
 	return true
 }
 
+// level returns z' = z/(K−1), the level's place on [0,1].
+func (p *Policy) level(z int) float64 { return float64(z) / float64(max(p.K()-1, 1)) }
+
+// Target is t(s), the novelty the policy aims at in state x.
+func (p *Policy) Target(x []float64) float64 { return floats.Dot(p.T[:Dim], x) + p.T[Dim] }
+
 // Distribution writes π_H(·|x) into dst (len K) and returns it.
 func (p *Policy) Distribution(dst, x []float64) []float64 {
 	k := p.K()
@@ -201,8 +213,10 @@ func (p *Policy) Distribution(dst, x []float64) []float64 {
 		dst = make([]float64, k)
 	}
 	dst = dst[:k]
+	t := p.Target(x)
 	for z := range dst {
-		dst[z] = floats.Dot(p.W[z*Dim:(z+1)*Dim], x) + p.B[z]
+		zz := p.level(z)
+		dst[z] = p.Kappa*(2*zz*t-zz*zz) + p.B[z]
 	}
 	lse := floats.LogSumExp(dst)
 	for z := range dst {
@@ -249,7 +263,8 @@ func (p *Policy) Baseline(x []float64) float64 {
 func (p *Policy) Clone() *Policy {
 	return &Policy{
 		Levels: append([]Level(nil), p.Levels...),
-		W:      append([]float64(nil), p.W...),
+		T:      append([]float64(nil), p.T...),
+		Kappa:  p.Kappa,
 		B:      append([]float64(nil), p.B...),
 		V:      append([]float64(nil), p.V...),
 		Prior:  p.Prior,
@@ -274,31 +289,56 @@ func Entropy(counts []float64) float64 {
 	return h / math.Log(float64(len(counts)))
 }
 
+// Step configures one update of the high level.
+type Step struct {
+	// LR and BaselineLR are the step sizes of the policy and of V.
+	LR, BaselineLR float64
+	// Clip caps the importance weight π/π_logged.
+	Clip float64
+	// Entropy weighs an entropy bonus that keeps the policy from
+	// collapsing onto one level before the others have been tried.
+	Entropy float64
+}
+
 // Update is one step of the high level's learning rule: policy gradient with
 // a learned baseline, importance-weighted for off-policy data. For level z
 // taken in state x under logging probability logged, with observed return
-// ret, it moves the logits along w·A·∇log π(z|x), where the advantage is
-// A = ret − V(x) and w = min(π(z|x)/logged, clip) corrects for the policy
-// having changed since the decision was logged; then it regresses V toward
-// ret. It returns the advantage.
-func (p *Policy) Update(x []float64, z int, logged, ret, lr, lrV, clip float64) float64 {
+// ret, it moves the logits along w·A·∇log π(z|x) + c_H·∇H(π(·|x)), where
+// the advantage is A = ret − V(x), w = min(π(z|x)/logged, clip) corrects
+// for the policy having changed since the decision was logged, and the
+// entropy term keeps exploring; then it regresses V toward ret. It returns
+// the advantage.
+func (p *Policy) Update(x []float64, z int, logged, ret float64, st Step) float64 {
 	var buf [16]float64
 	probs := p.Distribution(buf[:0], x)
 	w := 1.0
 	if logged > 0 {
-		w = math.Min(probs[z]/logged, clip)
+		w = math.Min(probs[z]/logged, st.Clip)
 	}
 	adv := ret - p.Baseline(x)
-	for k := range probs {
-		g := -probs[k]
+	h := 0.0
+	for _, q := range probs {
+		if q > 0 {
+			h -= q * math.Log(q)
+		}
+	}
+	// g[k] = ∂objective/∂logit_k; the target gets Σ_k g[k]·∂logit_k/∂t.
+	gt := 0.0
+	for k, q := range probs {
+		g := -q
 		if k == z {
 			g += 1
 		}
-		step := lr * w * adv * g
-		floats.AddScaled(p.W[k*Dim:(k+1)*Dim], step, x)
-		p.B[k] += step
+		g *= w * adv
+		if st.Entropy > 0 && q > 0 {
+			g -= st.Entropy * q * (math.Log(q) + h) // ∂H/∂logit_k
+		}
+		p.B[k] += st.LR * g
+		gt += g * 2 * p.Kappa * p.level(k)
 	}
-	floats.AddScaled(p.V[:Dim], lrV*adv, x)
-	p.V[Dim] += lrV * adv
+	floats.AddScaled(p.T[:Dim], st.LR*gt, x)
+	p.T[Dim] += st.LR * gt
+	floats.AddScaled(p.V[:Dim], st.BaselineLR*adv, x)
+	p.V[Dim] += st.BaselineLR * adv
 	return adv
 }

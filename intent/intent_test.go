@@ -79,7 +79,7 @@ func TestUpdateMovesTowardRewardedLevel(t *testing.T) {
 			if z == 4 {
 				ret = 1
 			}
-			p.Update(x, z, probs[z], ret, 0.05, 0.05, 5)
+			p.Update(x, z, probs[z], ret, Step{LR: 0.05, BaselineLR: 0.05, Clip: 5})
 		}
 	}
 	after := p.Distribution(nil, x)[4]
@@ -97,10 +97,11 @@ func TestValidateRejectsBrokenPolicies(t *testing.T) {
 		mutate func(*Policy)
 	}{
 		{"no levels", func(p *Policy) { p.Levels = nil }},
-		{"short W", func(p *Policy) { p.W = p.W[1:] }},
+		{"short T", func(p *Policy) { p.T = p.T[1:] }},
+		{"zero kappa", func(p *Policy) { p.Kappa = 0 }},
 		{"short b", func(p *Policy) { p.B = p.B[1:] }},
 		{"short V", func(p *Policy) { p.V = p.V[1:] }},
-		{"NaN weight", func(p *Policy) { p.W[3] = math.NaN() }},
+		{"NaN weight", func(p *Policy) { p.T[3] = math.NaN() }},
 		{"bad prior", func(p *Policy) { p.Prior.Alpha = 0 }},
 		{"bad share", func(p *Policy) { p.Levels[1].NovelShare = 2 }},
 	}

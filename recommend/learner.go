@@ -29,8 +29,8 @@ type LearnerConfig struct {
 	// item embeddings.
 	RankerLR, BiasLR, EmbeddingLR float64
 	// IntentLR is the step size of the high-level policy, BaselineLR of its
-	// baseline V.
-	IntentLR, BaselineLR float64
+	// baseline V, IntentEntropy the weight of its entropy bonus.
+	IntentLR, BaselineLR, IntentEntropy float64
 	// Clip caps importance weights π/β of both levels.
 	Clip float64
 	// GammaH discounts the high level's bootstrapped return r_t + γ_H·V(s_{t+1}).
@@ -43,7 +43,7 @@ func DefaultLearnerConfig() LearnerConfig {
 	return LearnerConfig{
 		Reward:   DefaultRewardWeights,
 		RankerLR: 0.0002, BiasLR: 0.002, EmbeddingLR: 0.002,
-		IntentLR: 0.05, BaselineLR: 0.05,
+		IntentLR: 0.02, BaselineLR: 0.05, IntentEntropy: 0.01,
 		Clip:   5,
 		GammaH: 0.9,
 	}
@@ -352,7 +352,9 @@ func (l *Learner) Decision(s *LoggedSlate, reward float64, next []float64, retur
 	if len(next) == intent.Dim {
 		target = reward + l.cfg.GammaH*p.Baseline(next)
 	}
-	adv := p.Update(s.State, s.Level, s.LevelProb, target, l.cfg.IntentLR, l.cfg.BaselineLR, l.cfg.Clip)
+	adv := p.Update(s.State, s.Level, s.LevelProb, target, intent.Step{
+		LR: l.cfg.IntentLR, BaselineLR: l.cfg.BaselineLR, Clip: l.cfg.Clip, Entropy: l.cfg.IntentEntropy,
+	})
 	l.updates++
 	return adv, nil
 }
