@@ -151,7 +151,7 @@ type Decision struct {
 	// Taste is the user's taste vector u (nil for a cold user), logged so
 	// learners can update item embeddings.
 	Taste []float32
-	Items  []Scored
+	Items []Scored
 }
 
 // Engine makes decisions. It is stateless apart from its configuration, so
