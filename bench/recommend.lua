@@ -1,12 +1,13 @@
 -- wrk script: POST /v1/recommend for random users of the generated
 -- population (user-0 .. user-N-1), one session per user, k=10.
 local users = tonumber(os.getenv("BENCH_USERS") or "10000")
+local run = os.time()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
 function request()
   local u = math.random(0, users - 1)
-  local body = string.format('{"user_id":"user-%d","session_id":"bench-%d","k":10}', u, u)
+  local body = string.format('{"user_id":"user-%d","session_id":"bench-%d-%d","k":10}', u, run, u)
   return wrk.format(nil, "/v1/recommend", nil, body)
 end
 

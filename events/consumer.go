@@ -82,6 +82,23 @@ type ConsumerOptions struct {
 	// MaxWait is how long one fetch waits on the broker for new data
 	// (default 500ms); it bounds how stale an idle consumer's view is.
 	MaxWait time.Duration
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crashed process) before handing its partitions to
+	// the others, and how long a rebalance waits for members to rejoin
+	// (default kafka-go's 30s). Heartbeats go out every third of it (at
+	// most every 3s). Shorter means faster take-over after a crash.
+	SessionTimeout time.Duration
+	// BeforeCommit, when set, is called on Run's goroutine at every commit
+	// point: before each commit of marked offsets, and also every
+	// CommitInterval while nothing new is marked (so an idle consumer still
+	// gets a periodic call, e.g. to publish or persist derived state). If it
+	// returns an error the commit is skipped and logged, and the marks are
+	// kept for the next commit point. This is how a handler that keeps state
+	// in memory makes offsets durable only after that state is: persist it
+	// here, and a crash redelivers everything the persisted state lacks.
+	// On Run's final commit ctx is no longer cancelled (Run is returning
+	// because it was), so BeforeCommit must bound its own work.
+	BeforeCommit func(ctx context.Context) error
 	// Registerer, when set, receives novarec_events_consumed_total{topic},
 	// novarec_events_deadlettered_total{topic} and novarec_events_consumer_lag.
 	Registerer prometheus.Registerer
@@ -199,9 +216,14 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		CommitInterval:        0,
 		StartOffset:           opts.StartOffset,
 		JoinGroupBackoff:      time.Second,
+		SessionTimeout:        opts.SessionTimeout,
+		RebalanceTimeout:      opts.SessionTimeout,
 		WatchPartitionChanges: true,
 		Logger:                kafkaLogger{log: log, level: slog.LevelDebug, what: "kafka-go reader"},
 		ErrorLogger:           kafkaLogger{log: log, level: slog.LevelWarn, what: "kafka-go reader"},
+	}
+	if opts.SessionTimeout > 0 {
+		cfg.HeartbeatInterval = min(opts.SessionTimeout/3, 3*time.Second)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("events: NewConsumer: %w", err)
@@ -251,7 +273,8 @@ func (c *Consumer) Stats() ConsumerStats {
 //     exponential backoff, until it succeeds or Run stops.
 //
 // Marked offsets are committed every CommitEvery messages or CommitInterval
-// and on return. A message is never marked before h has returned for it.
+// and on return, each time after BeforeCommit (if set) has agreed. A message
+// is never marked before h has returned for it.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return errors.New("events: Run: nil handler")
@@ -429,7 +452,20 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, reason error
 
 // commit commits the marked offsets. On failure the marks are kept for the
 // next attempt (offsets only move forward, so committing later is safe).
+// BeforeCommit runs first, even with nothing marked; its error vetoes the
+// commit.
 func (c *Consumer) commit(ctx context.Context, st *runState) {
+	if c.opts.BeforeCommit != nil {
+		if err := c.opts.BeforeCommit(ctx); err != nil {
+			st.lastCommit = time.Now()
+			if st.n > 0 {
+				c.log.Warn("events: before-commit hook failed; offsets not committed, will retry", "messages", st.n, "final", st.final, "err", err)
+			} else {
+				c.log.Warn("events: before-commit hook failed", "final", st.final, "err", err)
+			}
+			return
+		}
+	}
 	if st.n == 0 {
 		st.lastCommit = time.Now()
 		return

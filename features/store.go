@@ -12,7 +12,7 @@
 //	{u:ID}:hist          list, newest first, capped: "TSms|N|itemID" (N = 1 if novel)
 //	{u:ID}:stats         hash: clicks novel familiar skips sessions last
 //	{u:ID}:s:SID         hash with TTL: id start last clicks skips novel ewma c:CATEGORY...
-//	{u:ID}:s:SID:shown   set with TTL: item ids shown in the session
+//	{u:ID}:s:SID:shown   list with TTL: item ids shown in the session, newest first, capped at ShownMax
 //	{u:ID}:ev            sorted set with TTL: recently applied event ids (de-duplication)
 //	item:ID              hash: cats ("\x1f"-joined) emb (little-endian float32) pop
 //	items                set of item ids

@@ -339,8 +339,23 @@ func TestRecordShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := slices.Sorted(slices.Values(st.Session.Shown)); !slices.Equal(got, []string{"a", "b", "c"}) {
+	if got := slices.Compact(slices.Sorted(slices.Values(st.Session.Shown))); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Errorf("shown = %v", got)
+	}
+	// The list is capped at ShownMax, newest kept.
+	many := make([]string, ShownMax+50)
+	for i := range many {
+		many[i] = fmt.Sprint("m", i)
+	}
+	if err := s.RecordShown(ctx, "u", "long", many); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.Load(ctx, "u", "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Session.Shown) != ShownMax || !slices.Contains(st.Session.Shown, many[len(many)-1]) || slices.Contains(st.Session.Shown, many[0]) {
+		t.Errorf("capped shown list has %d items (want %d, newest kept)", len(st.Session.Shown), ShownMax)
 	}
 	if ttl := client.PTTL(ctx, s.shownKey("u", "")).Val(); ttl <= 0 || ttl > recommend.SessionGap {
 		t.Errorf("shown TTL = %v", ttl)

@@ -42,7 +42,7 @@ func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessi
 		sess:  p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
 	}
 	if withShown {
-		r.shown = p.SMembers(ctx, s.shownKey(userID, sessionID))
+		r.shown = p.LRange(ctx, s.shownKey(userID, sessionID), 0, ShownMax-1)
 	}
 	return r
 }
@@ -85,6 +85,11 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 	return r.state(userID, sessionID), nil
 }
 
+// ShownMax caps the items remembered as shown in one session (newest kept):
+// a session that pages through more than this may see an old item again,
+// which bounds what every later request of the session reads and excludes.
+const ShownMax = 300
+
 // RecordShown adds items to the set of items shown in the session, so later
 // requests of the session exclude them, and refreshes the session's TTL: a
 // user who keeps browsing without feedback is still in the session. It is
@@ -103,7 +108,8 @@ func (s *Store) RecordShown(ctx context.Context, userID, sessionID string, itemI
 	}
 	shown := s.shownKey(userID, sessionID)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, shown, members...)
+		p.LPush(ctx, shown, members...)
+		p.LTrim(ctx, shown, 0, ShownMax-1)
 		p.PExpire(ctx, shown, s.sessionTTL)
 		p.PExpire(ctx, s.sessionKey(userID, sessionID), s.sessionTTL)
 		return nil
@@ -152,7 +158,8 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 			for i, id := range st.Session.Shown {
 				members[i] = id
 			}
-			p.SAdd(ctx, shownKey, members...)
+			p.RPush(ctx, shownKey, members...)
+			p.LTrim(ctx, shownKey, 0, ShownMax-1)
 			p.PExpire(ctx, shownKey, s.sessionTTL)
 		}
 		return nil

@@ -37,10 +37,11 @@ func main() {
 		*duration = 10 * time.Minute
 	}
 	header := http.Header{"Content-Type": []string{"application/json"}}
+	run := time.Now().Unix() // sessions are per run, as real sessions are short
 	targeter := func(t *vegeta.Target) error {
 		n := rand.IntN(*users)
 		t.Method, t.URL, t.Header = "POST", *target+"/v1/recommend", header
-		t.Body = fmt.Appendf(nil, `{"user_id":"user-%d","session_id":"load-%d","k":%d}`, n, n, *k)
+		t.Body = fmt.Appendf(nil, `{"user_id":"user-%d","session_id":"load-%d-%d","k":%d}`, n, run, n, *k)
 		return nil
 	}
 	attacker := vegeta.NewAttacker(vegeta.Workers(*workers), vegeta.KeepAlive(true), vegeta.Connections(256))

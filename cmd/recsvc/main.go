@@ -176,7 +176,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	if err := cat.Refresh(ctx); err != nil {
 		log.Warn("initial catalog load failed; will retry", "err", err)
 	}
-	models := staticModel{recommend.DefaultModel()}
+	models := features.NewModelCache(store, api.Variant, recommend.DefaultModel(), log, reg)
+	if err := models.Refresh(ctx); err != nil {
+		log.Warn("initial model load failed; serving the prior model", "err", err)
+	}
 
 	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log})
 	bg, stopBG := context.WithCancel(context.Background())
@@ -187,6 +190,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		waits = append(waits, func() { <-done })
 	}
 	goRun(cat.Run)
+	goRun(models.Run)
 	if cfg.updater {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
 			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
@@ -360,9 +364,3 @@ func importMovieLens(ctx context.Context, store *features.Store, dir string, rat
 	log.Info("imported MovieLens", "dir", dir, "items", len(ds.Items), "ratings", len(ds.Ratings), "users", users, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
-
-// staticModel serves one model for the life of the process (until the
-// trainer publishes snapshots).
-type staticModel struct{ m *recommend.Model }
-
-func (s staticModel) Current() *recommend.Model { return s.m }

@@ -1,15 +1,240 @@
-// Command trainer will run novarec's learning loop: consume rec.impressions
-// and rec.feedback, update both levels of the policy and publish model
-// snapshots that recsvc hot-swaps. Until then the feature updater runs
-// inside recsvc (-feature-updater, on by default).
+// Command trainer runs novarec's learning loop against real Redis and Kafka:
+// it consumes rec.impressions and rec.feedback, updates both levels of one
+// variant's policy (trainer.Trainer), publishes model snapshots to Redis
+// model:VARIANT that recsvc hot-swaps, and checkpoints its state before
+// every offset commit so a crash loses nothing and applies nothing twice.
+// By default it also runs the feature updater (rec.feedback → Redis user
+// state).
+//
+//	REDIS_ADDR=127.0.0.1:6379 KAFKA_BROKERS=kafka1:9092 trainer -variant default
+//
+// There is no embedded mode: `go run ./cmd/recsvc` with no servers runs the
+// trainer in-process instead.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/trainer"
 )
 
+// config is everything the trainer reads from flags and environment.
+type config struct {
+	redisAddrs  []string
+	kafka       []string
+	prefix      string
+	variant     string
+	window      time.Duration
+	publish     time.Duration
+	publishN    int
+	commit      time.Duration
+	session     time.Duration
+	reward      recommend.RewardWeights
+	metricsAddr string
+	updater     bool
+	partitions  int
+	logLevel    slog.Level
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseConfig(args []string) (config, error) {
+	var c config
+	d := trainer.DefaultConfig()
+	fs := flag.NewFlagSet("trainer", flag.ContinueOnError)
+	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; required)")
+	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; required)")
+	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix, the same as recsvc's (env NOVAREC_PREFIX)")
+	fs.StringVar(&c.variant, "variant", env("NOVAREC_VARIANT", d.Variant), "variant whose model this trainer learns and publishes (env NOVAREC_VARIANT)")
+	fs.DurationVar(&c.window, "window", d.Window, "attribution window: feedback counts for an impression this long after it (event time)")
+	fs.DurationVar(&c.publish, "publish-every", d.PublishEvery, "publish a model snapshot at least this often while learning")
+	fs.IntVar(&c.publishN, "publish-updates", d.PublishUpdates, "publish a model snapshot after this many updates")
+	fs.DurationVar(&c.commit, "commit-interval", d.CommitInterval, "checkpoint the trainer state and commit offsets this often (bounds redelivery after a crash)")
+	fs.DurationVar(&c.session, "session-timeout", d.SessionTimeout, "consumer-group session timeout: how long a restarted trainer waits for a crashed one's partitions")
+	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
+	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", env("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
+	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
+	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when the trainer creates missing topics (env NOVAREC_PARTITIONS)")
+	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("-log-level: %w", err)
+	}
+	c.redisAddrs, c.kafka = splitList(*redisAddr), splitList(*brokers)
+	switch {
+	case len(c.kafka) == 0:
+		return c, errors.New("KAFKA_BROKERS (or -kafka) is required: the standalone trainer has no embedded mode; for a one-process trial run `go run ./cmd/recsvc`, which runs the trainer in-process")
+	case len(c.redisAddrs) == 0:
+		return c, errors.New("REDIS_ADDR (or -redis) is required: the standalone trainer has no embedded mode; for a one-process trial run `go run ./cmd/recsvc`, which runs the trainer in-process")
+	case c.variant == "":
+		return c, errors.New("-variant must not be empty")
+	case c.window <= 0 || c.publish <= 0 || c.commit <= 0 || c.publishN <= 0 || c.session <= 0:
+		return c, errors.New("-window, -publish-every, -publish-updates, -commit-interval and -session-timeout must be positive")
+	}
+	return c, nil
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "trainer: not built yet; recsvc runs the feature updater in-process (see README, Roadmap)")
-	os.Exit(2)
+	cfg, err := parseConfig(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trainer:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("trainer stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run wires everything, learns until ctx ends, then shuts down in order:
+// the trainer (final publish, checkpoint and commit) and the feature
+// updater stop, the dead-letter producer flushes, the metrics server closes.
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 16})
+	defer rdb.Close()
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var metricsSrv *http.Server
+	if cfg.metricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := events.EnsureTopics(tctx, cfg.kafka, cfg.partitions, 1, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+	cancel()
+	if err != nil {
+		log.Warn("could not ensure topics; assuming they exist", "err", err)
+	}
+
+	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
+	if err := cat.Refresh(ctx); err != nil {
+		log.Warn("initial catalog load failed; will retry (events wait until there is a catalog)", "err", err)
+	}
+	if cat.Current() == nil {
+		log.Warn("the catalog is empty; events wait until items are added (PUT /v1/items on recsvc)")
+	}
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log, Buffer: 1000})
+
+	// Background loops share bg; the trainer runs under ctx itself and
+	// ends the process when it fails.
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cat.Run(bg) })
+	if cfg.updater {
+		consumer, err := events.NewConsumer(events.ConsumerOptions{
+			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
+			DeadLetter: producer, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return fmt.Errorf("feature updater: %w", err)
+		}
+		up := &trainer.FeatureUpdater{Store: store, Catalog: cat}
+		wg.Go(func() {
+			if err := consumer.Run(bg, up.Handle); err != nil {
+				log.Error("feature updater stopped", "err", err)
+			}
+			_ = consumer.Close()
+		})
+	}
+
+	tcfg := trainer.DefaultConfig()
+	tcfg.Variant = cfg.variant
+	tcfg.Brokers = cfg.kafka
+	tcfg.Window = cfg.window
+	tcfg.PublishEvery = cfg.publish
+	tcfg.PublishUpdates = cfg.publishN
+	tcfg.CommitInterval = cfg.commit
+	tcfg.SessionTimeout = cfg.session
+	tcfg.Learner.Reward = cfg.reward
+	log.Info("trainer starting", "variant", cfg.variant, "brokers", cfg.kafka, "redis", cfg.redisAddrs, "prefix", cfg.prefix,
+		"feature_updater", cfg.updater, "w_nov", cfg.reward.Novelty, "w_div", cfg.reward.Diversity)
+	runErr := trainer.Run(ctx, tcfg, trainer.Deps{
+		Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log,
+	})
+
+	stopBG()
+	wg.Wait()
+	sctx, cancelS := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelS()
+	if err := producer.Close(sctx); err != nil {
+		log.Warn("dead-letter flush incomplete", "err", err)
+	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(sctx)
+	}
+	return runErr
 }

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/trainer"
+)
+
+// envRunMain makes the test binary run the trainer's main instead of the
+// tests, so the crash test can start the real command as a child process
+// and SIGKILL it.
+const envRunMain = "NOVAREC_TRAINER_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Setenv("REDIS_ADDR", "")
+	t.Setenv("KAFKA_BROKERS", "")
+	if _, err := parseConfig([]string{"-redis", "r:6379"}); err == nil || !strings.Contains(err.Error(), "no embedded mode") {
+		t.Errorf("without brokers: %v, want an error explaining there is no embedded mode", err)
+	}
+	if _, err := parseConfig([]string{"-kafka", "k:9092"}); err == nil || !strings.Contains(err.Error(), "REDIS_ADDR") {
+		t.Errorf("without redis: %v", err)
+	}
+	c, err := parseConfig([]string{"-redis", "a:1, b:2", "-kafka", "k:9092", "-variant", "treat", "-w-nov", "0", "-w-div", "0.5",
+		"-window", "10m", "-publish-every", "1s", "-publish-updates", "50", "-commit-interval", "3s", "-feature-updater=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.redisAddrs) != 2 || c.variant != "treat" || c.reward != (recommend.RewardWeights{Novelty: 0, Diversity: 0.5}) ||
+		c.window != 10*time.Minute || c.publish != time.Second || c.publishN != 50 || c.commit != 3*time.Second || c.updater {
+		t.Errorf("parsed %+v", c)
+	}
+	t.Setenv("KAFKA_BROKERS", "k1:9092,k2:9092")
+	t.Setenv("REDIS_ADDR", "r:6379")
+	if c, err := parseConfig(nil); err != nil || len(c.kafka) != 2 || c.reward != recommend.DefaultRewardWeights || c.metricsAddr != ":9091" || !c.updater {
+		t.Errorf("from env: %+v, %v", c, err)
+	}
+}
+
+// child is one trainer process.
+type child struct {
+	cmd     *exec.Cmd
+	metrics string
+	done    chan error
+	log     *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startChild(t *testing.T, redisAddr, prefix string, brokers []string) *child {
+	t.Helper()
+	metrics := kafkatest.FreePort(t)
+	cmd := exec.Command(os.Args[0],
+		"-redis", redisAddr, "-kafka", strings.Join(brokers, ","), "-prefix", prefix,
+		"-commit-interval", "250ms", "-publish-every", "100ms", "-feature-updater=false", "-session-timeout", "1s",
+		"-metrics-addr", metrics, "-log-level", "info")
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	c := &child{cmd: cmd, metrics: metrics, done: make(chan error, 1), log: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = c.log, c.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("trainer log (pid %d):\n%s", cmd.Process.Pid, c.log.String())
+		}
+	})
+	return c
+}
+
+// applied reads the child's novarec_trainer_events_total{outcome="applied"}
+// for topic (what this process applied since it started).
+func (c *child) applied(topic string) (float64, bool) {
+	resp, err := http.Get("http://" + c.metrics + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "novarec_trainer_events_total{") && strings.Contains(line, `outcome="applied"`) && strings.Contains(line, `topic="`+topic+`"`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+func checkpointCounters(t *testing.T, store *features.Store) (trainer.Counters, bool) {
+	t.Helper()
+	b, err := store.LoadCheckpoint(context.Background(), trainer.CheckpointName("default"))
+	if errors.Is(err, features.ErrNotFound) {
+		return trainer.Counters{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := trainer.ReadCheckpointCounters(b)
+	if err != nil {
+		t.Fatalf("checkpoint unreadable: %v", err)
+	}
+	return c, true
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// killAhead SIGKILLs c at a moment when it has applied impressions its
+// last checkpoint does not hold yet (so they must be redelivered and
+// applied exactly once after the restart), after at least one checkpoint
+// of its own. base is the checkpoint it started from.
+func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
+		applied, ok := c.applied(events.TopicImpressions)
+		if !ok || applied == 0 {
+			return false
+		}
+		ck, ok := checkpointCounters(t, store)
+		return ok && ck.Impressions > base.Impressions && base.Impressions+int64(applied) > ck.Impressions
+	})
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-c.done
+	c.done <- err // for the cleanup
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("trainer exit: %v, want killed by SIGKILL", err)
+	}
+}
+
+// TestCrashLosesNothingAndAppliesNothingTwice produces a stream (300
+// impressions and their clicks for 30 users, plus duplicate events) while a
+// trainer process consumes it, SIGKILLs the process twice mid-stream (each
+// time when it holds state beyond its last checkpoint), restarts it, and
+// checks from the final checkpoint that every distinct impression and
+// click was applied exactly once.
+func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trainer processes")
+	}
+	// A cluster like kafkatest.Start's, but accepting short group session
+	// timeouts, so a restarted trainer takes over a SIGKILLed one's
+	// partitions after 1s rather than the broker minimum of 6s.
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(kafkatest.Partitions, events.EmbeddedTopics...),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "100"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	client, prefix := redistest.New(t)
+	redisAddr := os.Getenv(redistest.EnvAddr)
+	if redisAddr == "" {
+		redisAddr = client.(*redis.Client).Options().Addr
+	}
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	items := catalog.Sample(300, 7)
+	if _, err := store.PutItems(t.Context(), items); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stream, in rounds; each round is produced 200ms after the last.
+	const users, perUser, rounds = 30, 10, 10
+	rng := rand.New(rand.NewPCG(1, 2))
+	type msg struct {
+		topic, key string
+		body       []byte
+	}
+	var stream [rounds][]msg
+	var nImp, nClick, dupImp, dupClick int
+	state := make([]float64, intent.Dim)
+	for k := range perUser {
+		for u := range users {
+			user := fmt.Sprintf("user-%d", u)
+			rid := fmt.Sprintf("r-%d-%d", u, k)
+			ts := int64(1_700_000_000_000) + int64(k*users+u)*1000
+			imp := events.Impression{
+				Schema: 1, EventID: rid, RequestID: rid, UserID: user, SessionID: "s", Variant: "default", ModelVersion: "prior",
+				Intent: events.Intent{Level: rng.IntN(5), Probability: 0.2, State: state}, TS: ts,
+			}
+			for p := range 6 {
+				imp.Items = append(imp.Items, events.ImpressionItem{
+					ItemID: items[rng.IntN(len(items))].ID, Position: p, Propensity: 0.1, Novelty: float64(p % 2), Features: []float64{0.2, 0, 0.5},
+				})
+			}
+			round := (k*users + u) * rounds / (users * perUser)
+			b, _ := json.Marshal(imp)
+			stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
+			nImp++
+			if u%7 == 0 { // a duplicate delivery of the impression
+				stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
+				dupImp++
+			}
+			for c := range 2 {
+				if rng.Float64() < 0.5 {
+					continue
+				}
+				fb := events.Feedback{
+					Schema: 1, EventID: fmt.Sprintf("f-%s-%d", rid, c), RequestID: rid, UserID: user, SessionID: "s",
+					ItemID: imp.Items[c*3].ItemID, Type: events.FeedbackClick, TS: ts + 100, Variant: "default",
+				}
+				b, _ := json.Marshal(fb)
+				stream[round] = append(stream[round], msg{events.TopicFeedback, user, b})
+				nClick++
+				if rng.Float64() < 0.15 {
+					stream[round] = append(stream[round], msg{events.TopicFeedback, user, b})
+					dupClick++
+				}
+			}
+		}
+	}
+	t.Logf("stream: %d impressions (+%d duplicates), %d clicks (+%d duplicates)", nImp, dupImp, nClick, dupClick)
+
+	p := events.NewProducer(brokers, events.ProducerOptions{BatchTimeout: 2 * time.Millisecond})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	}()
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for r := range rounds {
+			for _, m := range stream[r] {
+				for !p.Publish(m.topic, m.key, m.body) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+
+	// Two crashes, then a run to the end.
+	var base trainer.Counters
+	var versions []string
+	for crash := range 2 {
+		c := startChild(t, redisAddr, prefix, brokers)
+		killAhead(t, c, store, base)
+		base, _ = checkpointCounters(t, store)
+		if b, err := store.GetModel(t.Context(), "default"); err == nil {
+			m, _, err := recommend.DecodeModel(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			versions = append(versions, m.Version)
+		}
+		t.Logf("crash %d: killed with checkpoint %+v", crash+1, base)
+	}
+	<-produced
+	c := startChild(t, redisAddr, prefix, brokers)
+	waitFor(t, 40*time.Second, "every event applied", func() bool {
+		ck, ok := checkpointCounters(t, store)
+		return ok && ck.Impressions >= int64(nImp) && ck.Clicks >= int64(nClick) &&
+			ck.ImpressionDuplicates >= int64(dupImp) && ck.FeedbackDuplicates >= int64(dupClick)
+	})
+	// SIGTERM: a graceful stop with a final checkpoint and exit status 0.
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		c.done <- err
+		if err != nil {
+			t.Fatalf("trainer exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("trainer did not stop within 20s of SIGTERM")
+	}
+	final, _ := checkpointCounters(t, store)
+	t.Logf("final checkpoint: %+v", final)
+	if final.Impressions != int64(nImp) || final.Clicks != int64(nClick) {
+		t.Errorf("applied %d impressions and %d clicks, want exactly %d and %d", final.Impressions, final.Clicks, nImp, nClick)
+	}
+	if final.ImpressionDuplicates < int64(dupImp) || final.FeedbackDuplicates < int64(dupClick) {
+		t.Errorf("duplicates counted %d/%d, want at least the %d/%d produced", final.ImpressionDuplicates, final.FeedbackDuplicates, dupImp, dupClick)
+	}
+	if final.FeedbackUnattributed != 0 || final.ImpressionsIgnored != 0 || final.FeedbackIgnored != 0 {
+		t.Errorf("events lost to attribution: %+v", final)
+	}
+	if !strings.Contains(c.log.String(), `"msg":"trainer stopped"`) {
+		t.Error("no final log line from the trainer")
+	}
+
+	// The published model includes everything and kept numbering upward
+	// across the crashes.
+	b, err := store.GetModel(t.Context(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, meta, err := recommend.DecodeModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions = append(versions, m.Version)
+	if meta.Updates != final.Clicks+final.Decisions {
+		t.Errorf("final snapshot has %d updates, checkpoint %d clicks + %d decisions", meta.Updates, final.Clicks, final.Decisions)
+	}
+	last := uint64(0)
+	for _, v := range versions {
+		n, err := strconv.ParseUint(strings.TrimPrefix(v, "default-"), 10, 64)
+		if err != nil || n < last {
+			t.Errorf("versions across restarts %v go backwards", versions)
+			break
+		}
+		last = n
+	}
+}

@@ -1,0 +1,88 @@
+package features
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
+)
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
+func TestModelCacheSwapsAndRejects(t *testing.T) {
+	client, prefix := redistest.New(t)
+	store := NewStore(client, Options{Prefix: prefix})
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	c := NewModelCache(store, "default", recommend.DefaultModel(), nil, reg)
+	if err := c.Refresh(ctx); err != nil || c.Current().Version != "prior" {
+		t.Fatalf("without a snapshot: version %q, err %v", c.Current().Version, err)
+	}
+
+	publish := func(version string, fbTS ...int64) {
+		m := recommend.DefaultModel()
+		m.Version = version
+		m.ItemBias = map[string]float32{"a": 1}
+		b, err := recommend.EncodeModel(m, recommend.SnapshotMeta{Variant: "default", CreatedMS: time.Now().UnixMilli(), FeedbackTS: fbTS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.PutModel(ctx, "default", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Run follows the pub/sub notifications.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(rctx) }()
+	now := time.Now().UnixMilli()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.cur.Load().m.Version != "default-1" {
+		publish("default-1", now-1500, now-500)
+		if time.Now().After(deadline) {
+			t.Fatal("published snapshot was not swapped in")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := histogramCount(t, reg, "novarec_model_freshness_seconds"); got != 0 {
+		t.Fatalf("freshness observed %d times before any request used the model", got)
+	}
+	if m := c.Current(); m.ItemBias["a"] != 1 {
+		t.Fatalf("served model %+v", m)
+	}
+	c.Current()
+	if got := histogramCount(t, reg, "novarec_model_freshness_seconds"); got != 2 {
+		t.Fatalf("freshness observed %d times, want once per included feedback event (2)", got)
+	}
+
+	// A corrupt snapshot is rejected; the old model keeps serving.
+	if err := store.PutModel(ctx, "default", []byte("NVRM garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Refresh(ctx); err == nil {
+		t.Fatal("corrupt snapshot accepted")
+	}
+	if c.Current().Version != "default-1" {
+		t.Fatalf("serving %q after a corrupt snapshot", c.Current().Version)
+	}
+	cancel()
+	<-done
+}
