@@ -192,6 +192,9 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 	start := time.Now()
 	st, err := s.cfg.Store.Load(lctx, userID, sessionID)
 	s.metrics.redis.WithLabelValues("load").Observe(time.Since(start).Seconds())
+	if err == nil && s.cfg.Shown != nil {
+		st.Session.Shown = append(st.Session.Shown, s.cfg.Shown.Pending(userID, sessionID)...)
+	}
 	if err != nil {
 		if ctx.Err() == nil { // the client did not go away: Redis is the problem
 			s.setRedis(false)
@@ -207,7 +210,12 @@ func (s *Server) recordShown(ctx context.Context, userID, sessionID string, item
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	start := time.Now()
-	err := s.cfg.Store.RecordShown(wctx, userID, sessionID, items)
+	var err error
+	if s.cfg.Shown != nil {
+		err = s.cfg.Shown.Record(wctx, userID, sessionID, items)
+	} else {
+		err = s.cfg.Store.RecordShown(wctx, userID, sessionID, items)
+	}
 	s.metrics.redis.WithLabelValues("record_shown").Observe(time.Since(start).Seconds())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("record shown items failed", "err", err)

@@ -32,6 +32,13 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// ShownRecorder records slates off the request path and answers what it
+// has not written yet (features.ShownWriter).
+type ShownRecorder interface {
+	Record(ctx context.Context, userID, sessionID string, itemIDs []string) error
+	Pending(userID, sessionID string) []string
+}
+
 // Publisher sends events to Kafka without blocking; false means the event
 // was not accepted (buffer full).
 type Publisher interface {
@@ -56,7 +63,10 @@ type Check struct {
 
 // Config wires a Server.
 type Config struct {
-	Store   Store
+	Store Store
+	// Shown, when set, records shown items asynchronously; otherwise
+	// Store.RecordShown writes them before the response.
+	Shown   ShownRecorder
 	Events  Publisher
 	Catalog Snapshots
 	Models  Models

@@ -2,7 +2,8 @@
 # Load benchmark of recsvc (bounded, loopback only): a catalog of ITEMS
 # generated items and USERS generated users with click histories in the real
 # Redis at 127.0.0.1:6379 (under the key prefix bench:<pid>:, removed at the
-# end), the embedded Kafka-protocol cluster for impressions; then
+# end), the Kafka-protocol cluster of bench/kafka in its own process (as a
+# real broker would be) for impressions; then
 #   1. wrk, closed loop, CONNS connections for DURATION: the saturation throughput;
 #   2. loadgen (vegeta), open loop at RATE req/s for DURATION: latency at that rate.
 #
@@ -22,13 +23,18 @@ prefix="bench:$$:"
 tmp=$(mktemp -d)
 go build -o "$tmp/recsvc" ./cmd/recsvc
 go build -o "$tmp/loadgen" ./bench/loadgen
+go build -o "$tmp/kafka" ./bench/kafka
 cleanup() {
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "${kpid:-}" ] && kill "$kpid" 2>/dev/null && wait "$kpid" 2>/dev/null || true
   redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" --scan --pattern "${prefix}*" | xargs -r -n 500 redis-cli -h "${REDIS%:*}" -p "${REDIS#*:}" unlink >/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-REDIS_ADDR=$REDIS KAFKA_BROKERS= NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
+"$tmp/kafka" -for 30m >"$tmp/kafka.addr" &
+kpid=$!
+for _ in $(seq 1 50); do [ -s "$tmp/kafka.addr" ] && break; sleep 0.1; done
+REDIS_ADDR=$REDIS KAFKA_BROKERS=$(head -1 "$tmp/kafka.addr") NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
   "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=false 2>"$tmp/recsvc.log" &
 pid=$!
 for _ in $(seq 1 600); do

@@ -80,7 +80,7 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 		return nil
 	})
 	if err != nil {
-		return recommend.UserState{}, fmt.Errorf("features: load user %q: %w", userID, err)
+		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", err)
 	}
 	return r.state(userID, sessionID), nil
 }
@@ -102,22 +102,27 @@ func (s *Store) RecordShown(ctx context.Context, userID, sessionID string, itemI
 	if len(itemIDs) == 0 {
 		return nil
 	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.queueShown(ctx, p, userID, sessionID, itemIDs)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("features: record shown: %w", err)
+	}
+	return nil
+}
+
+// queueShown queues RecordShown's commands on a pipeline.
+func (s *Store) queueShown(ctx context.Context, p redis.Pipeliner, userID, sessionID string, itemIDs []string) {
 	members := make([]any, len(itemIDs))
 	for i, id := range itemIDs {
 		members[i] = id
 	}
 	shown := s.shownKey(userID, sessionID)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.LPush(ctx, shown, members...)
-		p.LTrim(ctx, shown, 0, ShownMax-1)
-		p.PExpire(ctx, shown, s.sessionTTL)
-		p.PExpire(ctx, s.sessionKey(userID, sessionID), s.sessionTTL)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("features: record shown for user %q: %w", userID, err)
-	}
-	return nil
+	p.LPush(ctx, shown, members...)
+	p.LTrim(ctx, shown, 0, ShownMax-1)
+	p.PExpire(ctx, shown, s.sessionTTL)
+	p.PExpire(ctx, s.sessionKey(userID, sessionID), s.sessionTTL)
 }
 
 // Save replaces the whole stored state of st.UserID with st in one MULTI/EXEC
@@ -165,7 +170,7 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("features: save user %q: %w", st.UserID, err)
+		return fmt.Errorf("features: save user state: %w", err)
 	}
 	return nil
 }
@@ -204,14 +209,14 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return obs, false, fmt.Errorf("features: apply feedback for user %q: read: %w", fb.UserID, err)
+		return obs, false, fmt.Errorf("features: apply feedback: read: %w", err)
 	}
 	if seen != nil {
 		switch err := seen.Err(); {
 		case err == nil:
 			return obs, false, nil // already applied
 		case !errors.Is(err, redis.Nil):
-			return obs, false, fmt.Errorf("features: apply feedback for user %q: dedup: %w", fb.UserID, err)
+			return obs, false, fmt.Errorf("features: apply feedback: dedup: %w", err)
 		}
 	}
 
@@ -240,7 +245,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 		return nil
 	})
 	if err != nil {
-		return recommend.Observation{}, false, fmt.Errorf("features: apply feedback for user %q: write: %w", fb.UserID, err)
+		return recommend.Observation{}, false, fmt.Errorf("features: apply feedback: write: %w", err)
 	}
 	return obs, true, nil
 }

@@ -209,8 +209,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		})
 	}
 
+	shown := features.NewShownWriter(store, log)
+	goRun(shown.Run)
 	srv := api.New(api.Config{
-		Store: store, Events: producer, Catalog: cat, Models: models,
+		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })

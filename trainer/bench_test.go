@@ -1,0 +1,207 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
+)
+
+// benchStream encodes a realistic mix: impressions of 10 items (with
+// features, a 32-dimensional taste vector and the intent state) and clicks
+// on about 60% of them, interleaved per user.
+func benchStream(b *testing.B, snap *catalog.Snapshot, events int) (imps, fbs [][2][]byte) {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := 0; len(imps)+len(fbs) < events; i++ {
+		user := fmt.Sprintf("user-%d", i%1000)
+		rid := fmt.Sprintf("r-%d", i)
+		ids := itemIDs(snap, rng.IntN(snap.Len()), 10)
+		ts := t0 + int64(i)*10
+		imp := impression(snap, rid, user, "s", ts, rng.IntN(5), ids...)
+		body, err := json.Marshal(imp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imps = append(imps, [2][]byte{[]byte(user), body})
+		if rng.Float64() < 0.6 {
+			body, _ := json.Marshal(feedback("f-"+rid, rid, user, ids[rng.IntN(4)], ts+100, "click"))
+			fbs = append(fbs, [2][]byte{[]byte(user), body})
+		}
+	}
+	return imps, fbs
+}
+
+// BenchmarkTrainerThroughput measures the whole trainer through the
+// in-process Kafka-protocol cluster: events are produced first (untimed),
+// then the timer covers joining the group, decoding, learning, publishing
+// snapshots to Redis and checkpointing, until every event is handled.
+// Run with -cpu 1 -benchtime 1x for the one-core figure; it reports
+// events/s (the broker and Redis run in the same process and share the
+// core).
+func BenchmarkTrainerThroughput(b *testing.B) {
+	const n = 60_000
+	cat := testCatalog(b, 3000)
+	imps, fbs := benchStream(b, cat.s, n)
+	b.Logf("%d impressions (%d bytes each), %d feedback (%d bytes each)", len(imps), len(imps[0][1]), len(fbs), len(fbs[0][1]))
+	for b.Loop() {
+		b.StopTimer()
+		brokers := kafkatest.Start(b)
+		client, prefix := redistest.New(b)
+		store := features.NewStore(client, features.Options{Prefix: prefix})
+		p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * n})
+		for _, m := range imps {
+			p.Publish(events.TopicImpressions, string(m[0]), m[1])
+		}
+		for _, m := range fbs {
+			p.Publish(events.TopicFeedback, string(m[0]), m[1])
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
+			b.Fatalf("produce: %v, %+v", err, p.Stats())
+		}
+		cancel()
+		cfg := DefaultConfig()
+		cfg.Brokers = brokers
+		tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- tr.Run(runCtx) }()
+		var first time.Time
+		for {
+			st := tr.Stats()
+			handled := st.Impressions + st.Clicks + st.FeedbackUnattributed + st.FeedbackIgnored + st.ImpressionsIgnored
+			if first.IsZero() && handled > 0 {
+				first = time.Now()
+			}
+			if handled >= int64(len(imps)+len(fbs)) {
+				break
+			}
+			if time.Since(start) > 2*time.Minute {
+				b.Fatalf("handled %d of %d: %+v", handled, len(imps)+len(fbs), st)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		elapsed, steady := time.Since(start), time.Since(first)
+		b.StopTimer()
+		stop()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		st := tr.Stats()
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(n)/steady.Seconds(), "events/s-after-join")
+		b.Logf("%d events in %v (%v after the first): %d publishes (last %d bytes), %d checkpoints (last %d bytes), updates %d, %+v",
+			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.Updates, st.Counters)
+		b.StartTimer()
+	}
+}
+
+// BenchmarkCore measures the pure learning path (no Kafka, no JSON): one
+// impression of 10 items and 0.6 clicks per iteration.
+func BenchmarkCore(b *testing.B) {
+	cat := testCatalog(b, 3000)
+	c, err := NewCore(DefaultConfig(), nil, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	i := 0
+	for b.Loop() {
+		user := fmt.Sprintf("user-%d", i%1000)
+		rid := fmt.Sprintf("r-%d", i)
+		ids := itemIDs(cat.s, rng.IntN(cat.s.Len()), 10)
+		ts := t0 + int64(i)*10
+		c.Impression(impression(cat.s, rid, user, "s", ts, rng.IntN(5), ids...))
+		if rng.Float64() < 0.6 {
+			c.Feedback(feedback("f-"+rid, rid, user, ids[rng.IntN(4)], ts+100, "click"))
+		}
+		i++
+	}
+}
+
+// model100k is a model with learned embeddings and biases for 100,000 items.
+func model100k() *recommend.Model {
+	m := recommend.DefaultModel()
+	m.Version = "default-1"
+	rng := rand.New(rand.NewPCG(5, 5))
+	m.ItemBias = make(map[string]float32, 100_000)
+	m.ItemEmb = make(map[string][]float32, 100_000)
+	for i := range 100_000 {
+		id := fmt.Sprintf("item-%d", i)
+		e := make([]float32, catalog.DefaultDim)
+		for x := range e {
+			e[x] = float32(rng.NormFloat64())
+		}
+		m.ItemEmb[id] = catalog.Normalize(e)
+		m.ItemBias[id] = float32(rng.NormFloat64() * 0.01)
+	}
+	return m
+}
+
+// BenchmarkSnapshotPublish100k measures what publishing costs at 100k items
+// with learned embeddings for all: EncodeModel plus PutModel (SET + PUBLISH
+// in one pipeline) to Redis (REDIS_ADDR when set, else in-process).
+func BenchmarkSnapshotPublish100k(b *testing.B) {
+	m := model100k()
+	client, prefix := redistest.New(b)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	ctx := context.Background()
+	meta := recommend.SnapshotMeta{Variant: "default", FeedbackTS: make([]int64, 2000)}
+	var size int
+	var encode, put time.Duration
+	for b.Loop() {
+		t := time.Now()
+		data, err := recommend.EncodeModel(m, meta)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := store.PutModel(ctx, "default", data); err != nil {
+			b.Fatal(err)
+		}
+		encode += t1.Sub(t)
+		put += time.Since(t1)
+		size = len(data)
+	}
+	b.ReportMetric(float64(size), "bytes")
+	b.ReportMetric(float64(encode.Milliseconds())/float64(b.N), "encode-ms")
+	b.ReportMetric(float64(put.Milliseconds())/float64(b.N), "put-ms")
+}
+
+// BenchmarkCheckpoint100k measures a checkpoint (encode of the whole state)
+// at 100k learned items, the cost paid before every offset commit.
+func BenchmarkCheckpoint100k(b *testing.B) {
+	cat := testCatalog(b, 3000)
+	c := newCore(DefaultConfig().withDefaults(), recommend.NewLearner(recommend.DefaultLearnerConfig(), model100k()), cat)
+	s := genStream(cat.s, 200, 20, 3)
+	for _, imp := range s.imps {
+		c.Impression(imp)
+	}
+	for _, fb := range s.clicks {
+		c.Feedback(fb)
+	}
+	var size int
+	for b.Loop() {
+		data, err := c.EncodeCheckpoint()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+	}
+	b.ReportMetric(float64(size), "bytes")
+}

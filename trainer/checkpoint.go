@@ -1,0 +1,250 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Checkpoint wire format, like the model snapshot's: a fixed header, a gob
+// payload and a checksum.
+//
+//	magic "NVTC" | schema uint16 | reserved uint16 | payload length uint64 | payload | CRC-32C(payload) uint32
+//
+// Integers are big-endian. The payload holds no maps (only slices in a
+// defined order), so a state encodes to the same bytes every time, and a
+// decoded checkpoint re-encodes to the bytes it was read from.
+const (
+	checkpointMagic = "NVTC"
+	// CheckpointSchema is the checkpoint schema this build writes and
+	// reads. Bump it when checkpointWire changes incompatibly.
+	CheckpointSchema = 1
+	ckptHeaderLen    = 4 + 2 + 2 + 8
+)
+
+// Errors of DecodeCheckpoint, so callers can tell a damaged checkpoint from
+// one written by another build.
+var (
+	ErrCheckpointCorrupt = errors.New("trainer: checkpoint corrupt")
+	ErrCheckpointSchema  = errors.New("trainer: checkpoint schema not supported")
+	// ErrCheckpointVariant: the checkpoint belongs to another variant's
+	// trainer (a configuration mistake, never resolved by retrying).
+	ErrCheckpointVariant = errors.New("trainer: checkpoint of another variant")
+)
+
+var ckptCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// checkpointWire is the whole Core state.
+type checkpointWire struct {
+	Variant string
+	// Model is the learner's working model in the snapshot format
+	// (recommend.EncodeModel), with its own checksum.
+	Model        []byte
+	Updates      int64
+	Version      uint64
+	SincePublish int64
+	ImpressionWM int64
+	FeedbackWM   int64
+	LastSweep    int64
+	// Slates in arrival order; the open decision of each session is the
+	// slate whose Decision is decOpen.
+	Slates []slateWire
+	// Closing lists request ids of closing decisions in queue order.
+	Closing []string
+	// Waiting lists feedback waiting for its impression, in arrival order.
+	Waiting []events.Feedback
+	// SeenIDs and SeenTS are the remembered event ids, in arrival order:
+	// first those of impressions, then those of feedback.
+	SeenIDs   []string
+	SeenTS    []int64
+	SeenImps  int
+	Fresh     []int64
+	FreshSeen int64
+	Counters  Counters
+}
+
+type slateWire struct {
+	Slate     recommend.LoggedSlate
+	Session   string
+	Learn     bool
+	Clicked   []int
+	Last      int64
+	Decision  uint8
+	NextState []float64
+	NextTS    int64
+}
+
+// EncodeCheckpoint serialises the whole state: the learner's model and
+// update count, the impressions kept for attribution with their decisions,
+// the feedback waiting for impressions, the remembered event ids, the
+// watermarks, the snapshot counter and pending freshness sample, and the
+// counters. Restoring it with DecodeCheckpoint and feeding both Cores the
+// same events gives the same updates.
+func (c *Core) EncodeCheckpoint() ([]byte, error) {
+	model, err := recommend.EncodeModel(c.l.Model(), recommend.SnapshotMeta{Variant: c.cfg.Variant, Updates: c.Updates()})
+	if err != nil {
+		return nil, fmt.Errorf("trainer: checkpoint model: %w", err)
+	}
+	w := checkpointWire{
+		Variant: c.cfg.Variant, Model: model, Updates: c.Updates(), Version: c.version,
+		SincePublish: c.sincePublish, ImpressionWM: c.impWM, FeedbackWM: c.fbWM, LastSweep: c.lastSweep,
+		Slates:    make([]slateWire, 0, c.slateQ.len()),
+		Closing:   make([]string, 0, c.closing.len()),
+		Waiting:   make([]events.Feedback, 0, c.nWaiting),
+		SeenIDs:   make([]string, 0, len(c.seen)),
+		SeenTS:    make([]int64, 0, len(c.seen)),
+		SeenImps:  c.seenIQ.len(),
+		Fresh:     c.fresh,
+		FreshSeen: c.freshSeen,
+		Counters:  c.counters,
+	}
+	for _, rid := range c.slateQ.all() {
+		s := c.slates[rid]
+		w.Slates = append(w.Slates, slateWire{
+			Slate: s.ls, Session: s.sess, Learn: s.learn, Clicked: s.clicked, Last: s.last,
+			Decision: s.dec, NextState: s.nextState, NextTS: s.nextTS,
+		})
+	}
+	for _, rid := range c.closing.all() {
+		if s := c.slates[rid]; s != nil && s.dec == decClosing {
+			w.Closing = append(w.Closing, rid)
+		}
+	}
+	// Waiting feedback in arrival order; waitQ may hold references to
+	// feedback already attributed, which are skipped.
+	for _, ref := range c.waitQ.all() {
+		for _, fb := range c.waiting[ref.rid] {
+			if fb.ev.EventID == ref.eventID {
+				w.Waiting = append(w.Waiting, fb.ev)
+				break
+			}
+		}
+	}
+	for _, ref := range slices.Concat(c.seenIQ.all(), c.seenFQ.all()) {
+		w.SeenIDs = append(w.SeenIDs, ref.id)
+		w.SeenTS = append(w.SeenTS, ref.ts)
+	}
+	var payload bytes.Buffer
+	if err := gob.NewEncoder(&payload).Encode(&w); err != nil {
+		return nil, fmt.Errorf("trainer: encode checkpoint: %w", err)
+	}
+	out := make([]byte, 0, ckptHeaderLen+payload.Len()+4)
+	out = append(out, checkpointMagic...)
+	out = binary.BigEndian.AppendUint16(out, CheckpointSchema)
+	out = binary.BigEndian.AppendUint16(out, 0)
+	out = binary.BigEndian.AppendUint64(out, uint64(payload.Len()))
+	out = append(out, payload.Bytes()...)
+	out = binary.BigEndian.AppendUint32(out, crc32.Checksum(payload.Bytes(), ckptCRC))
+	return out, nil
+}
+
+// DecodeCheckpoint restores a Core from EncodeCheckpoint's bytes, with cfg's
+// learner settings (so reward weights and rates may change across a
+// restart) and cfg's bounds. It rejects a checkpoint that is truncated, fails
+// its checksum (ErrCheckpointCorrupt), has another schema
+// (ErrCheckpointSchema), or belongs to another variant (ErrCheckpointVariant).
+func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w, err := readCheckpoint(data)
+	if err != nil {
+		return nil, err
+	}
+	if w.Variant != cfg.Variant {
+		return nil, fmt.Errorf("%w: it is of variant %q, this trainer learns %q", ErrCheckpointVariant, w.Variant, cfg.Variant)
+	}
+	m, _, err := recommend.DecodeModel(w.Model)
+	if err != nil {
+		return nil, fmt.Errorf("%w: model: %w", ErrCheckpointCorrupt, err)
+	}
+	c := newCore(cfg, recommend.NewLearner(cfg.Learner, m), cat)
+	c.updBase, c.version, c.sincePublish = w.Updates, w.Version, w.SincePublish
+	c.impWM, c.fbWM, c.lastSweep = w.ImpressionWM, w.FeedbackWM, w.LastSweep
+	c.fresh, c.freshSeen, c.counters = w.Fresh, w.FreshSeen, w.Counters
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrCheckpointCorrupt, fmt.Sprintf(format, args...))
+	}
+	for i := range w.Slates {
+		sw := &w.Slates[i]
+		rid := sw.Slate.RequestID
+		if _, dup := c.slates[rid]; dup || rid == "" {
+			return nil, corrupt("slate %d: request id %q missing or repeated", i, rid)
+		}
+		if sw.Decision > decClosed {
+			return nil, corrupt("slate %s: decision state %d", rid, sw.Decision)
+		}
+		s := &slate{
+			ls: sw.Slate, sess: sw.Session, learn: sw.Learn, clicked: sw.Clicked, last: sw.Last,
+			dec: sw.Decision, nextState: sw.NextState, nextTS: sw.NextTS,
+		}
+		c.slates[rid] = s
+		c.slateQ.push(rid)
+		if s.dec == decOpen {
+			if prev, ok := c.open[s.sess]; ok {
+				return nil, corrupt("session has two open decisions (%s, %s)", prev, rid)
+			}
+			c.open[s.sess] = rid
+		}
+	}
+	for _, rid := range w.Closing {
+		if s := c.slates[rid]; s == nil || s.dec != decClosing {
+			return nil, corrupt("closing decision %s has no closing slate", rid)
+		}
+		c.closing.push(rid)
+	}
+	for _, fb := range w.Waiting {
+		c.wait(fb)
+	}
+	if len(w.SeenIDs) != len(w.SeenTS) || w.SeenImps < 0 || w.SeenImps > len(w.SeenIDs) {
+		return nil, corrupt("%d event ids with %d times, %d of impressions", len(w.SeenIDs), len(w.SeenTS), w.SeenImps)
+	}
+	for i, id := range w.SeenIDs {
+		q := &c.seenFQ
+		if i < w.SeenImps {
+			q = &c.seenIQ
+		}
+		c.remember(q, id, w.SeenTS[i])
+	}
+	return c, nil
+}
+
+// ReadCheckpointCounters returns the counters and watermark stored in a
+// checkpoint without restoring it, for tools and tests that inspect one.
+func ReadCheckpointCounters(data []byte) (Counters, int64, error) {
+	w, err := readCheckpoint(data)
+	if err != nil {
+		return Counters{}, 0, err
+	}
+	return w.Counters, max(w.ImpressionWM, w.FeedbackWM), nil
+}
+
+func readCheckpoint(b []byte) (*checkpointWire, error) {
+	if len(b) < ckptHeaderLen+4 || string(b[:4]) != checkpointMagic {
+		return nil, fmt.Errorf("%w: bad header", ErrCheckpointCorrupt)
+	}
+	if v := binary.BigEndian.Uint16(b[4:6]); v != CheckpointSchema {
+		return nil, fmt.Errorf("%w: schema %d, this build reads %d", ErrCheckpointSchema, v, CheckpointSchema)
+	}
+	n := binary.BigEndian.Uint64(b[8:16])
+	if n != uint64(len(b)-ckptHeaderLen-4) {
+		return nil, fmt.Errorf("%w: payload length %d, have %d bytes", ErrCheckpointCorrupt, n, len(b)-ckptHeaderLen-4)
+	}
+	payload := b[ckptHeaderLen : len(b)-4]
+	if crc32.Checksum(payload, ckptCRC) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCheckpointCorrupt)
+	}
+	var w checkpointWire
+	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCheckpointCorrupt, err)
+	}
+	return &w, nil
+}

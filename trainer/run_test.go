@@ -1,0 +1,357 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
+)
+
+func testLogger() *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("TRAINER_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func newTestProducer(t testing.TB, brokers []string) *events.Producer {
+	t.Helper()
+	p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 200_000, BatchTimeout: 5 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+// publishJSON queues v on topic, keyed by user, waiting while the buffer is full.
+func publishJSON(t testing.TB, p *events.Producer, topic, user string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !p.Publish(topic, user, b) {
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runTrainer starts a Trainer in the background; stop cancels it and
+// returns Run's error.
+func runTrainer(t *testing.T, cfg Config, deps Deps) (*Trainer, func() error) {
+	t.Helper()
+	tr, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(20 * time.Second):
+				runErr = errors.New("Run did not return within 20s of cancellation")
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return tr, stop
+}
+
+func gatherValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount()), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestRunLearnsAndPublishes runs the whole loop: events in Kafka → the
+// trainer → a snapshot in Redis that decodes, names a growing version,
+// carries feedback times, and has moved toward the clicked items; a
+// restarted trainer resumes from the checkpoint.
+func TestRunLearnsAndPublishes(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	cat := testCatalog(t, 500)
+	s := genStream(cat.s, 20, 15, 11)
+	p := newTestProducer(t, brokers)
+	half := len(s.imps) / 2
+	first := map[string]bool{}
+	for _, imp := range s.imps[:half] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+		first[imp.RequestID] = true
+	}
+	var clicks1 int
+	for _, fb := range s.clicks {
+		if first[fb.RequestID] {
+			publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+			clicks1++
+		}
+	}
+	// A poison message goes to the dead-letter topic.
+	if !p.Publish(events.TopicFeedback, "user-x", []byte(`{"schema":1,"event_id":"bad"`)) {
+		t.Fatal("publish refused")
+	}
+
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.PublishEvery = 100 * time.Millisecond
+	cfg.CommitInterval = 200 * time.Millisecond
+	deps := Deps{Store: store, Catalog: cat, Registerer: reg, Logger: testLogger()}
+	tr, stop := runTrainer(t, cfg, deps)
+
+	waitUntil(t, 30*time.Second, "the first half learned and published", func() bool {
+		st := tr.Stats()
+		return st.Impressions == int64(half) && st.Clicks == int64(clicks1) && st.Publishes > 0 && st.Checkpoints > 0
+	})
+	b, err := store.GetModel(t.Context(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, meta1, err := recommend.DecodeModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, ok := parseVersion("default", m1.Version)
+	if !ok || n1 < 1 || meta1.Variant != "default" || len(meta1.FeedbackTS) == 0 || meta1.Updates == 0 {
+		t.Fatalf("first snapshot: version %q, meta %+v", m1.Version, meta1)
+	}
+
+	// The rest of the traffic: a later snapshot with a higher version.
+	for _, imp := range s.imps[half:] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	for _, fb := range s.clicks {
+		if !first[fb.RequestID] {
+			publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+		}
+	}
+	// And every click again: duplicates must change nothing.
+	for _, fb := range s.clicks {
+		publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+	}
+	waitUntil(t, 30*time.Second, "all events handled", func() bool {
+		st := tr.Stats()
+		return st.Impressions == int64(len(s.imps)) && st.Clicks == int64(len(s.clicks)) && st.FeedbackDuplicates == int64(len(s.clicks))
+	})
+	waitUntil(t, 10*time.Second, "a snapshot with everything", func() bool {
+		b, err := store.GetModel(t.Context(), "default")
+		if err != nil {
+			return false
+		}
+		_, meta, err := recommend.DecodeModel(b)
+		return err == nil && meta.Updates == tr.Stats().Updates
+	})
+	b, _ = store.GetModel(t.Context(), "default")
+	m2, meta2, err := recommend.DecodeModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, _ := parseVersion("default", m2.Version)
+	if n2 <= n1 || meta2.Updates <= meta1.Updates {
+		t.Errorf("second snapshot %s (updates %d) not after the first %s (%d)", m2.Version, meta2.Updates, m1.Version, meta1.Updates)
+	}
+
+	// The model moved the way the clicks pushed: clicked items gained
+	// bias, items shown but never clicked lost it.
+	shown := map[string]bool{}
+	for _, imp := range s.imps {
+		for _, it := range imp.Items {
+			shown[it.ItemID] = true
+		}
+	}
+	var clickedSum, otherSum float64
+	var nClicked, nOther int
+	for id := range shown {
+		if s.clicked[id] > 0 {
+			clickedSum += float64(m2.ItemBias[id])
+			nClicked++
+		} else {
+			otherSum += float64(m2.ItemBias[id])
+			nOther++
+		}
+	}
+	t.Logf("mean bias: clicked items %.5f (%d), never clicked %.5f (%d); theta %v", clickedSum/float64(nClicked), nClicked, otherSum/float64(nOther), nOther, m2.Ranker.Theta)
+	if clickedSum/float64(nClicked) <= 0 || otherSum/float64(nOther) >= 0 {
+		t.Errorf("biases did not follow the clicks: clicked mean %v, unclicked mean %v", clickedSum/float64(nClicked), otherSum/float64(nOther))
+	}
+
+	// Metrics.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    float64
+	}{
+		{"novarec_trainer_events_total", map[string]string{"topic": "rec.impressions", "outcome": "applied", "variant": "default"}, float64(len(s.imps))},
+		{"novarec_trainer_events_total", map[string]string{"topic": "rec.feedback", "outcome": "applied"}, float64(len(s.clicks))},
+		{"novarec_trainer_events_total", map[string]string{"topic": "rec.feedback", "outcome": "duplicate"}, 1},
+		{"novarec_trainer_updates_total", map[string]string{"level": "low"}, float64(len(s.clicks))},
+		{"novarec_trainer_updates_total", map[string]string{"level": "high"}, 1},
+		{"novarec_trainer_reward", nil, 1},
+		{"novarec_trainer_model_version", nil, float64(n2)},
+		{"novarec_trainer_snapshot_bytes", nil, 1000},
+		{"novarec_trainer_publish_seconds", nil, 2},
+		{"novarec_trainer_checkpoint_seconds", nil, 1},
+		{"novarec_trainer_watermark_seconds", nil, float64(t0 / 1000)},
+		{"novarec_events_consumed_total", map[string]string{"topic": "rec.impressions"}, float64(len(s.imps))},
+		{"novarec_events_deadlettered_total", map[string]string{"topic": "rec.feedback"}, 1},
+	} {
+		v, ok := gatherValue(t, reg, c.name, c.labels)
+		if !ok || v < c.min {
+			t.Errorf("%s%v = %v (found %v), want ≥ %v", c.name, c.labels, v, ok, c.min)
+		}
+	}
+	dl := kafkatest.ReadAll(t, brokers, events.TopicDeadLetter, 1, 10*time.Second)
+	if !strings.Contains(string(dl[0].Value), "bad") {
+		t.Errorf("dead letter %s does not carry the message", dl[0].Value)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	final := tr.Stats()
+	ckpt, err := store.LoadCheckpoint(t.Context(), CheckpointName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters, _, err := ReadCheckpointCounters(ckpt)
+	if err != nil || counters != final.Counters {
+		t.Fatalf("final checkpoint counters %+v (%v), trainer %+v", counters, err, final.Counters)
+	}
+
+	// A restarted trainer continues from the checkpoint: nothing is
+	// applied again, and new events publish a still higher version.
+	tr2, stop2 := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	extra := impression(cat.s, "r-extra", "user-1", "s-extra", s.imps[len(s.imps)-1].TS+1000, 1, itemIDs(cat.s, 3, 5)...)
+	publishJSON(t, p, events.TopicImpressions, extra.UserID, extra)
+	publishJSON(t, p, events.TopicFeedback, "user-1", feedback("f-extra", "r-extra", "user-1", extra.Items[0].ItemID, extra.TS+10, events.FeedbackClick))
+	waitUntil(t, 30*time.Second, "the restarted trainer to learn the new click", func() bool {
+		return tr2.Stats().Clicks == final.Clicks+1
+	})
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := tr2.Stats()
+	if st2.Impressions != final.Impressions+1 || st2.ModelVersion <= final.ModelVersion {
+		t.Errorf("after restart: %+v, before: %+v", st2, final)
+	}
+}
+
+// TestRunRefusesCorruptCheckpoint checks a damaged checkpoint stops the
+// trainer with a clear error instead of silently starting over.
+func TestRunRefusesCorruptCheckpoint(t *testing.T) {
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	c, err := NewCore(DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.EncodeCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 1
+	if err := store.SaveCheckpoint(t.Context(), CheckpointName("default"), data); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{kafkatest.FreePort(t)}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg, Deps{Store: store, Catalog: testCatalog(t, 50), Logger: testLogger()})
+	if !errors.Is(err, ErrCheckpointCorrupt) || !strings.Contains(err.Error(), "trainer:ckpt:trainer:default") {
+		t.Errorf("Run = %v, want ErrCheckpointCorrupt naming the key", err)
+	}
+}
+
+// TestNewValidates checks the configuration errors New reports.
+func TestNewValidates(t *testing.T) {
+	cat := testCatalog(t, 50)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	good := DefaultConfig()
+	good.Brokers = []string{"127.0.0.1:1"}
+	if _, err := New(good, Deps{Store: store, Catalog: cat}); err != nil {
+		t.Fatal(err)
+	}
+	noBrokers := good
+	noBrokers.Brokers = nil
+	badReward := good
+	badReward.Learner.Reward.Novelty = nan()
+	for name, tc := range map[string]struct {
+		cfg  Config
+		deps Deps
+	}{
+		"no brokers": {noBrokers, Deps{Store: store, Catalog: cat}},
+		"no store":   {good, Deps{Catalog: cat}},
+		"no catalog": {good, Deps{Store: store}},
+		"NaN reward": {badReward, Deps{Store: store, Catalog: cat}},
+	} {
+		if _, err := New(tc.cfg, tc.deps); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}
+
+func nan() float64 { var z float64; return z / z }

@@ -1,0 +1,431 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Store is what the trainer keeps in Redis: model snapshots and its
+// checkpoint. *features.Store satisfies it; GetModel and LoadCheckpoint
+// must wrap features.ErrNotFound when there is nothing stored.
+type Store interface {
+	PutModel(ctx context.Context, variant string, data []byte) error
+	GetModel(ctx context.Context, variant string) ([]byte, error)
+	SaveCheckpoint(ctx context.Context, name string, data []byte) error
+	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
+}
+
+// Deps are the trainer's collaborators.
+type Deps struct {
+	// Store holds snapshots and checkpoints. Required.
+	Store Store
+	// Catalog serves the catalog snapshot events are interpreted against
+	// (features.CatalogCache). Required; while it returns nil, messages
+	// are retried.
+	Catalog Snapshots
+	// DeadLetter receives undecodable messages. When nil, Run creates a
+	// producer of its own on Config.Brokers and closes it on return.
+	DeadLetter *events.Producer
+	// Start is the model to learn from when there is no checkpoint
+	// (default recommend.DefaultModel()).
+	Start *recommend.Model
+	// Registerer receives the trainer's and its consumer's metrics.
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats is a view of a running trainer, safe to take from any goroutine.
+type Stats struct {
+	Counters
+	// Watermark is the largest event time seen (Unix ms).
+	Watermark int64
+	// Updates counts learner updates since the first start.
+	Updates int64
+	// ModelVersion is N of the last published snapshot VARIANT-N.
+	ModelVersion uint64
+	// Publishes and Checkpoints count successful writes by this process.
+	Publishes, Checkpoints int64
+	// CheckpointBytes and SnapshotBytes are the sizes of the last ones.
+	CheckpointBytes, SnapshotBytes int
+	// Slates, Waiting, Decisions and DedupIDs are what the Core holds.
+	Slates, Waiting, Decisions, DedupIDs int
+}
+
+// Trainer runs the learning loop of one variant: an events.Consumer in
+// group novarec-trainer-VARIANT reads rec.impressions and rec.feedback,
+// decodes each message (undecodable ones go to rec.deadletter) and feeds a
+// Core; snapshots are published to model:VARIANT every PublishEvery or
+// PublishUpdates updates; and before every offset commit the whole Core is
+// checkpointed to Redis, so committed offsets never run ahead of persisted
+// state (at-least-once delivery, made exactly-once in effect by the Core's
+// event-id de-duplication).
+//
+// Goroutines: Run executes everything on the caller's goroutine (the
+// consumer's fetch-handle-commit loop, with learning, publishing and
+// checkpointing inside it), so the Learner is only ever touched there.
+// kafka-go starts its group goroutines, which Run stops before returning.
+// Stats may be called from any goroutine.
+//
+// Stopping: cancel Run's context. The consumer stops fetching, then makes
+// its final commit: BeforeCommit publishes any unpublished updates and
+// writes a final checkpoint, the offsets are committed, the consumer leaves
+// the group, and Run returns nil.
+//
+// Run exactly one Trainer per variant: several members of one group would
+// each learn from part of the partitions and overwrite each other's model
+// and checkpoint.
+type Trainer struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+
+	running atomic.Bool
+
+	// mu guards core against Stats readers; the core is only changed on
+	// Run's goroutine.
+	mu   sync.Mutex
+	core *Core
+
+	// Run's goroutine only.
+	runCtx        context.Context
+	dirty         bool // state changed since the last checkpoint
+	lastPublish   time.Time
+	publishFailed bool
+	publishTook   time.Duration
+
+	publishes, checkpoints atomic.Int64
+	ckptBytes, snapBytes   atomic.Int64
+}
+
+// New validates cfg and deps. It does not contact Redis or Kafka; Run does.
+func New(cfg Config, deps Deps) (*Trainer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("trainer: no Kafka brokers")
+	case deps.Store == nil:
+		return nil, errors.New("trainer: no store")
+	case deps.Catalog == nil:
+		return nil, errors.New("trainer: no catalog")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Start == nil {
+		deps.Start = recommend.DefaultModel()
+	}
+	if err := deps.Start.Validate(); err != nil {
+		return nil, fmt.Errorf("trainer: starting model: %w", err)
+	}
+	log := deps.Logger.With("component", "trainer", "variant", cfg.Variant)
+	return &Trainer{cfg: cfg, deps: deps, log: log, m: newMetrics(cfg.Variant, deps.Registerer, log)}, nil
+}
+
+// Run is New followed by (*Trainer).Run.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	t, err := New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	return t.Run(ctx)
+}
+
+// Run restores the last checkpoint (or starts from Deps.Start), then
+// consumes until ctx is cancelled, and returns nil after the final
+// checkpoint and commit. Transient Redis errors at start are retried until
+// ctx ends; a corrupt or incompatible checkpoint is an error (it is never
+// silently discarded: delete the key to start over). A Trainer runs once.
+func (t *Trainer) Run(ctx context.Context) error {
+	if !t.running.CompareAndSwap(false, true) {
+		return errors.New("trainer: Run called twice")
+	}
+	core, err := t.restore(ctx)
+	if err != nil {
+		return err
+	}
+	if core == nil {
+		return nil // ctx ended during start-up
+	}
+	t.mu.Lock()
+	t.core = core
+	t.mu.Unlock()
+	t.m.synced = core.Counters()
+	t.m.version.Set(float64(core.Version()))
+	t.m.syncGauges(core)
+	t.runCtx = ctx
+	t.lastPublish = time.Now()
+
+	dl := t.deps.DeadLetter
+	if dl == nil {
+		dl = events.NewProducer(t.cfg.Brokers, events.ProducerOptions{Registerer: t.deps.Registerer, Logger: t.deps.Logger, Buffer: 1000})
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := dl.Close(cctx); err != nil {
+				t.log.Warn("trainer: dead-letter producer close", "err", err)
+			}
+		}()
+	}
+	consumer, err := events.NewConsumer(events.ConsumerOptions{
+		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID,
+		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
+		DeadLetter: dl,
+		// Commits (and so checkpoints) by time only: a checkpoint writes
+		// the whole state, far too much to do every few hundred events.
+		CommitEvery:    1 << 30,
+		CommitInterval: t.cfg.CommitInterval,
+		SessionTimeout: t.cfg.SessionTimeout,
+		BeforeCommit:   t.beforeCommit,
+		Registerer:     t.deps.Registerer,
+		Logger:         t.deps.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	t.log.Info("trainer consuming", "group", t.cfg.GroupID, "model_version", core.Version(),
+		"updates", core.Updates(), "counters", core.Counters(), "window", t.cfg.Window.String(),
+		"w_nov", t.cfg.Learner.Reward.Novelty, "w_div", t.cfg.Learner.Reward.Diversity)
+	runErr := consumer.Run(ctx, t.handle)
+	if err := consumer.Close(); err != nil {
+		t.log.Warn("trainer: consumer close", "err", err)
+	}
+	st := t.Stats()
+	t.log.Info("trainer stopped", "model_version", st.ModelVersion, "updates", st.Updates, "counters", st.Counters)
+	if runErr != nil {
+		return fmt.Errorf("trainer: %w", runErr)
+	}
+	return nil
+}
+
+// restore loads the checkpoint and the version of the last published
+// snapshot, retrying transient errors. It returns nil, nil if ctx ends.
+func (t *Trainer) restore(ctx context.Context) (*Core, error) {
+	name := CheckpointName(t.cfg.Variant)
+	for attempt := 0; ; attempt++ {
+		core, err := t.load(ctx, name)
+		if err == nil {
+			return core, nil
+		}
+		if errors.Is(err, ErrCheckpointCorrupt) || errors.Is(err, ErrCheckpointSchema) || errors.Is(err, ErrCheckpointVariant) {
+			return nil, fmt.Errorf("%w (refusing to start: to start this variant's learning over, delete the Redis key <prefix>trainer:ckpt:%s)", err, name)
+		}
+		t.log.Warn("trainer: cannot load state; retrying", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(min(100*time.Millisecond<<min(attempt, 7), 10*time.Second)):
+		}
+	}
+}
+
+func (t *Trainer) load(ctx context.Context, name string) (*Core, error) {
+	lctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
+	defer cancel()
+	var core *Core
+	data, err := t.deps.Store.LoadCheckpoint(lctx, name)
+	switch {
+	case errors.Is(err, features.ErrNotFound):
+		if core, err = NewCore(t.cfg, t.deps.Start, t.deps.Catalog); err != nil {
+			return nil, err
+		}
+		t.log.Info("trainer: no checkpoint; starting from the initial model", "model", t.deps.Start.Version)
+	case err != nil:
+		return nil, err
+	default:
+		if core, err = DecodeCheckpoint(t.cfg, data, t.deps.Catalog); err != nil {
+			return nil, err
+		}
+		t.log.Info("trainer: restored checkpoint", "bytes", len(data), "watermark", core.Watermark(), "model_version", core.Version())
+	}
+	// A snapshot may have been published after the checkpoint was
+	// written; numbering continues after it so versions stay unique.
+	b, err := t.deps.Store.GetModel(lctx, t.cfg.Variant)
+	switch {
+	case errors.Is(err, features.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if m, _, err := recommend.DecodeModel(b); err != nil {
+			t.log.Warn("trainer: stored snapshot does not decode; numbering from the checkpoint", "err", err)
+		} else if n, ok := parseVersion(t.cfg.Variant, m.Version); ok && n > core.Version() {
+			t.log.Info("trainer: a snapshot newer than the checkpoint is stored; continuing its numbering", "stored", m.Version)
+			core.RaiseVersion(n)
+			core.sincePublish = max(core.sincePublish, 1) // republish under a new number
+		}
+	}
+	return core, nil
+}
+
+// parseVersion reads N from "VARIANT-N".
+func parseVersion(variant, v string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(v, variant+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
+}
+
+// handle is the consumer's Handler: decode, learn, maybe publish.
+func (t *Trainer) handle(ctx context.Context, m kafka.Message) error {
+	var imp events.Impression
+	var fb events.Feedback
+	var err error
+	switch m.Topic {
+	case events.TopicImpressions:
+		imp, err = events.DecodeImpression(m.Value)
+	case events.TopicFeedback:
+		fb, err = events.DecodeFeedback(m.Value)
+	default:
+		err = events.Poison(fmt.Errorf("trainer: message from unexpected topic %q", m.Topic))
+	}
+	if err != nil {
+		return err // poison: dead-lettered
+	}
+	if t.deps.Catalog.Current() == nil {
+		return ErrNoCatalog
+	}
+	t.mu.Lock()
+	if m.Topic == events.TopicImpressions {
+		t.core.Impression(imp)
+	} else {
+		t.core.Feedback(fb)
+	}
+	t.mu.Unlock()
+	t.dirty = true
+	t.m.sync(t.core)
+	if now := time.Now(); t.publishDue(now) {
+		t.publish(ctx, now)
+	}
+	return nil
+}
+
+// maxPublishRate is the shortest gap between snapshots (unless PublishEvery
+// is shorter still): under heavy traffic PublishUpdates is reached many
+// times a second, and every snapshot is downloaded and decoded by every
+// recsvc replica.
+const maxPublishRate = 250 * time.Millisecond
+
+// publishDue says whether a snapshot should be published now.
+func (t *Trainer) publishDue(now time.Time) bool {
+	n := t.core.SincePublish()
+	if n == 0 {
+		return false
+	}
+	since := now.Sub(t.lastPublish)
+	if since < max(10*t.publishTook, min(t.cfg.PublishEvery, maxPublishRate)) {
+		return false // publishing takes at most ~10% of the time
+	}
+	return since >= t.cfg.PublishEvery || (n >= int64(t.cfg.PublishUpdates) && !t.publishFailed)
+}
+
+// publish encodes the working model as the next snapshot and stores it. A
+// failure is logged and retried after PublishEvery; learning goes on.
+func (t *Trainer) publish(ctx context.Context, now time.Time) {
+	t.lastPublish = now
+	t.mu.Lock()
+	m, meta, n := t.core.Snapshot(now.UnixMilli())
+	data, err := recommend.EncodeModel(m, meta)
+	t.mu.Unlock()
+	if err != nil {
+		// The model failed its own validation (a non-finite parameter):
+		// nothing to retry; serving keeps the last good snapshot.
+		t.publishFailed = true
+		t.log.Error("trainer: snapshot does not encode; not published", "version", m.Version, "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = t.deps.Store.PutModel(pctx, t.cfg.Variant, data)
+	cancel()
+	took := time.Since(now)
+	t.publishTook = took
+	if err != nil {
+		t.publishFailed = true
+		t.log.Warn("trainer: publishing snapshot failed; will retry", "version", m.Version, "err", err)
+		return
+	}
+	t.publishFailed = false
+	t.mu.Lock()
+	t.core.Published(n)
+	t.mu.Unlock()
+	t.dirty = true // the snapshot counter is part of the state
+	t.publishes.Add(1)
+	t.snapBytes.Store(int64(len(data)))
+	t.m.version.Set(float64(n))
+	t.m.snapBytes.Set(float64(len(data)))
+	t.m.publishSecs.Observe(took.Seconds())
+	t.log.Debug("trainer: published snapshot", "version", m.Version, "bytes", len(data), "updates", meta.Updates,
+		"feedback_ts", len(meta.FeedbackTS), "took", took.String())
+}
+
+// beforeCommit is the consumer's BeforeCommit: publish if due (always on
+// the final call, so a stopped trainer leaves nothing unpublished), then
+// checkpoint if anything changed. Its error vetoes the offset commit.
+func (t *Trainer) beforeCommit(ctx context.Context) error {
+	now := time.Now()
+	final := t.runCtx.Err() != nil
+	if (final && t.core.SincePublish() > 0) || t.publishDue(now) {
+		t.publish(ctx, now)
+	}
+	t.m.syncGauges(t.core)
+	if !t.dirty {
+		return nil
+	}
+	start := time.Now()
+	t.mu.Lock()
+	data, err := t.core.EncodeCheckpoint()
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
+	defer cancel()
+	if err := t.deps.Store.SaveCheckpoint(cctx, CheckpointName(t.cfg.Variant), data); err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	t.dirty = false
+	t.checkpoints.Add(1)
+	t.ckptBytes.Store(int64(len(data)))
+	t.m.ckptSecs.Observe(time.Since(start).Seconds())
+	t.m.ckptBytes.Set(float64(len(data)))
+	return nil
+}
+
+// Stats returns the trainer's current totals (zero before Run has
+// restored its state).
+func (t *Trainer) Stats() Stats {
+	st := Stats{
+		Publishes: t.publishes.Load(), Checkpoints: t.checkpoints.Load(),
+		CheckpointBytes: int(t.ckptBytes.Load()), SnapshotBytes: int(t.snapBytes.Load()),
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.core == nil {
+		return st
+	}
+	st.Counters = t.core.Counters()
+	st.Watermark = t.core.Watermark()
+	st.Updates = t.core.Updates()
+	st.ModelVersion = t.core.Version()
+	st.Slates, st.Waiting, st.Decisions, st.DedupIDs = t.core.Buffered()
+	return st
+}
