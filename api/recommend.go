@@ -197,12 +197,13 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 	}
 	if err != nil {
 		if ctx.Err() == nil { // the client did not go away: Redis is the problem
-			s.setRedis(false)
+			s.redisFailed()
 		}
 		s.log.Warn("load user state failed; serving degraded", "err", err)
 		s.metrics.degraded.Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
+	s.redisFailures.Store(0)
 	return st, false
 }
 
@@ -219,7 +220,7 @@ func (s *Server) recordShown(ctx context.Context, userID, sessionID string, item
 	s.metrics.redis.WithLabelValues("record_shown").Observe(time.Since(start).Seconds())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("record shown items failed", "err", err)
-		s.setRedis(false)
+		s.redisFailed()
 	}
 }
 

@@ -92,8 +92,11 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 
-	// redisUp is cleared by a failed request and set again by the prober.
-	redisUp atomic.Bool
+	// redisUp is cleared after RedisFailures consecutive failed requests
+	// and set again by the prober; while it is clear, requests skip Redis
+	// and answer degraded at once instead of waiting out a timeout each.
+	redisUp       atomic.Bool
+	redisFailures atomic.Int32
 	// checks holds the last probe error per Config.Checks entry (nil = ok).
 	checks []atomic.Pointer[string]
 }
@@ -177,7 +180,20 @@ func (s *Server) probe(ctx context.Context) {
 	}
 }
 
+// RedisFailures is how many consecutive request failures mark Redis down:
+// one slow answer under load should degrade one request, not a second of them.
+const RedisFailures = 3
+
+func (s *Server) redisFailed() {
+	if s.redisFailures.Add(1) >= RedisFailures {
+		s.setRedis(false)
+	}
+}
+
 func (s *Server) setRedis(up bool) {
+	if up {
+		s.redisFailures.Store(0)
+	}
 	if s.redisUp.Swap(up) != up {
 		if up {
 			s.log.Info("redis reachable again")
