@@ -60,7 +60,7 @@ func (f fixedCatalog) Current() *catalog.Snapshot { return f.s }
 
 type fixedModel struct{ m *recommend.Model }
 
-func (f fixedModel) Current() *recommend.Model { return f.m }
+func (f fixedModel) Current(string) *recommend.Model { return f.m }
 
 // flakyStore fails every call while down is set, like an unreachable Redis.
 type flakyStore struct {
@@ -134,7 +134,7 @@ func (f *fixture) recommend(t *testing.T, body string) RecommendResponse {
 func TestRecommend(t *testing.T) {
 	f := newFixture(t)
 	r := f.recommend(t, `{"user_id":"u1","session_id":"s1"}`)
-	if len(r.Items) != DefaultK || r.Variant != Variant || r.ModelVersion != "prior" || r.RequestID == "" || r.Degraded {
+	if len(r.Items) != DefaultK || r.Variant != DefaultVariant || r.ModelVersion != "prior" || r.RequestID == "" || r.Degraded {
 		t.Fatalf("unexpected response %+v", r)
 	}
 	seen := map[string]bool{}

@@ -45,7 +45,7 @@ func (s *Server) feedback(c *gin.Context) {
 	ev := events.Feedback{
 		Schema: events.SchemaVersion, EventID: newID(), RequestID: req.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, ItemID: req.ItemID, Type: req.Type,
-		Variant: Variant, TS: req.TS,
+		Variant: s.variantOf(req.UserID), TS: req.TS,
 	}
 	if ev.TS == 0 {
 		ev.TS = now

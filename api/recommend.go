@@ -17,8 +17,32 @@ import (
 	"github.com/novarec/novarec/recommend"
 )
 
-// Variant is the A/B variant every user is in until experiments exist.
-const Variant = "default"
+// DefaultVariant is the variant of every user while no experiment runs.
+const DefaultVariant = "default"
+
+// variantOf assigns a user to a variant of the running experiment.
+func (s *Server) variantOf(userID string) string {
+	if s.cfg.Experiments != nil {
+		if exp := s.cfg.Experiments.Current(); exp != nil {
+			return exp.Assign(userID).Name
+		}
+	}
+	return DefaultVariant
+}
+
+// variants lists the variants that may be served.
+func (s *Server) variants() []string {
+	if s.cfg.Experiments != nil {
+		if exp := s.cfg.Experiments.Current(); exp != nil {
+			names := make([]string, len(exp.Variants))
+			for i, v := range exp.Variants {
+				names[i] = v.Name
+			}
+			return names
+		}
+	}
+	return []string{DefaultVariant}
+}
 
 // Request limits.
 const (
@@ -122,7 +146,8 @@ func (s *Server) recommend(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
-	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current()
+	variant := s.variantOf(req.UserID)
+	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current(variant)
 	if snap == nil || model == nil {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded; PUT /v1/items first"})
 		return
@@ -141,7 +166,7 @@ func (s *Server) recommend(c *gin.Context) {
 		RequestID:      newID(),
 		UserID:         req.UserID,
 		SessionID:      req.SessionID,
-		Variant:        Variant,
+		Variant:        variant,
 		ModelVersion:   model.Version,
 		CatalogVersion: snap.Version,
 		Intent: IntentOut{
@@ -156,7 +181,7 @@ func (s *Server) recommend(c *gin.Context) {
 	shown := make([]string, len(d.Items))
 	imp := events.Impression{
 		Schema: events.SchemaVersion, EventID: resp.RequestID, RequestID: resp.RequestID,
-		UserID: req.UserID, SessionID: req.SessionID, Variant: Variant, ModelVersion: model.Version,
+		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,
 		Intent: events.Intent{
 			UserPropensity: d.Intent.UserPropensity, SessionPropensity: d.Intent.SessionPropensity,
 			Level: d.Intent.Level, Probability: d.Intent.Probability,
@@ -176,7 +201,7 @@ func (s *Server) recommend(c *gin.Context) {
 		s.recordShown(ctx, req.UserID, req.SessionID, shown)
 	}
 	s.publish(events.TopicImpressions, req.UserID, &imp)
-	s.metrics.levels.WithLabelValues(Variant, levelLabel(d.Intent.Level)).Inc()
+	s.metrics.levels.WithLabelValues(variant, levelLabel(d.Intent.Level)).Inc()
 	c.JSON(http.StatusOK, &resp)
 }
 
@@ -249,6 +274,7 @@ func levelLabel(z int) string {
 type IntentResponse struct {
 	UserID            string             `json:"user_id"`
 	SessionID         string             `json:"session_id,omitempty"`
+	Variant           string             `json:"variant"`
 	ModelVersion      string             `json:"model_version"`
 	UserPropensity    float64            `json:"user_propensity"`
 	SessionPropensity float64            `json:"session_propensity"`
@@ -269,7 +295,8 @@ func (s *Server) userIntent(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
-	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current()
+	variant := s.variantOf(userID)
+	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current(variant)
 	if snap == nil || model == nil {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded"})
 		return
@@ -287,7 +314,7 @@ func (s *Server) userIntent(c *gin.Context) {
 		state[intent.FeatureNames[i]] = v
 	}
 	c.JSON(http.StatusOK, IntentResponse{
-		UserID: userID, SessionID: sessionID, ModelVersion: model.Version,
+		UserID: userID, SessionID: sessionID, Variant: variant, ModelVersion: model.Version,
 		UserPropensity: d.UserPropensity, SessionPropensity: d.SessionPropensity, Level: d.Level,
 		Probabilities: d.Probabilities, State: state, HistoryLength: len(st.History), Stats: st.Stats,
 	})

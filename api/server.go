@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -50,9 +51,16 @@ type Snapshots interface {
 	Current() *catalog.Snapshot
 }
 
-// Models serves the current model.
+// Models serves the current model of each A/B variant.
 type Models interface {
-	Current() *recommend.Model
+	Current(variant string) *recommend.Model
+}
+
+// Experiments serves the current A/B experiment (nil when none runs) and
+// reloads it from its file.
+type Experiments interface {
+	Current() *experiment.Config
+	Reload(ctx context.Context) (*experiment.Config, error)
 }
 
 // Check is one readiness dependency, probed in the background.
@@ -70,7 +78,12 @@ type Config struct {
 	Events  Publisher
 	Catalog Snapshots
 	Models  Models
-	Engine  *recommend.Engine
+	// Experiments assigns users to variants; nil puts everyone in
+	// DefaultVariant.
+	Experiments Experiments
+	// AdminToken guards the admin routes (bearer token); empty disables them.
+	AdminToken string
+	Engine     *recommend.Engine
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -137,6 +150,9 @@ func New(cfg Config) *Server {
 	r.PUT("/v1/items", s.putItems)
 	r.GET("/v1/items/:id", s.getItem)
 	r.GET("/v1/users/:id/intent", s.userIntent)
+	admin := r.Group("/v1/admin", s.requireAdmin)
+	admin.POST("/experiments/reload", s.reloadExperiments)
+	admin.GET("/experiments", s.getExperiments)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
@@ -224,11 +240,15 @@ func (s *Server) readyz(c *gin.Context) {
 	} else {
 		status["catalog"] = "ok"
 	}
-	if m := s.cfg.Models.Current(); m == nil {
-		status["model"], ready = "not loaded", false
-	} else {
-		status["model"] = m.Version
+	models := gin.H{}
+	for _, v := range s.variants() {
+		if m := s.cfg.Models.Current(v); m == nil {
+			models[v], ready = "not loaded", false
+		} else {
+			models[v] = m.Version
+		}
 	}
+	status["models"] = models
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable

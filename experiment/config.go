@@ -6,12 +6,14 @@ package experiment
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"os"
 	"regexp"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
@@ -170,4 +172,33 @@ func Bucket(salt, userID string) float64 {
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
 	return float64(x>>11) / (1 << 53)
+}
+
+// File holds the experiment read from a file and reloads it on demand; a
+// reload that fails validation keeps the running experiment.
+type File struct {
+	path string
+	cur  atomic.Pointer[Config]
+}
+
+// OpenFile loads the experiments file at path.
+func OpenFile(path string) (*File, error) {
+	f := &File{path: path}
+	if _, err := f.Reload(context.Background()); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Current returns the running experiment.
+func (f *File) Current() *Config { return f.cur.Load() }
+
+// Reload re-reads the file and swaps the experiment in if it is valid.
+func (f *File) Reload(context.Context) (*Config, error) {
+	c, err := Load(f.path)
+	if err != nil {
+		return nil, err
+	}
+	f.cur.Store(c)
+	return c, nil
 }

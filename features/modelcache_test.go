@@ -86,3 +86,42 @@ func TestModelCacheSwapsAndRejects(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestModelSetServesEachVariant(t *testing.T) {
+	client, prefix := redistest.New(t)
+	store := NewStore(client, Options{Prefix: prefix})
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	set := NewModelSet(store, recommend.DefaultModel(), nil, reg)
+	m := recommend.DefaultModel()
+	m.Version = "nov3-4"
+	b, err := recommend.EncodeModel(m, recommend.SnapshotMeta{Variant: "nov3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutModel(ctx, "nov3", b); err != nil {
+		t.Fatal(err)
+	}
+	if v := set.Current("nov3").Version; v != "nov3-4" {
+		t.Fatalf("variant nov3 serves %q", v)
+	}
+	if v := set.Current("control").Version; v != "prior" {
+		t.Fatalf("variant without a snapshot serves %q", v)
+	}
+	// Follows updates of any variant.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go set.Run(rctx)
+	m.Version = "control-1"
+	b, _ = recommend.EncodeModel(m, recommend.SnapshotMeta{Variant: "control"})
+	deadline := time.Now().Add(5 * time.Second)
+	for set.Current("control").Version != "control-1" {
+		if err := store.PutModel(ctx, "control", b); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("control's snapshot was not swapped in")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/novarec/novarec/api"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/movielens"
 	"github.com/novarec/novarec/recommend"
@@ -54,6 +55,8 @@ type config struct {
 	logLevel    slog.Level
 	drain       time.Duration
 	debugAddr   string
+	experiments string
+	adminToken  string
 }
 
 func env(name, def string) string {
@@ -95,6 +98,8 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
 	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", env("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
+	fs.StringVar(&c.experiments, "experiments", env("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
+	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -176,9 +181,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	if err := cat.Refresh(ctx); err != nil {
 		log.Warn("initial catalog load failed; will retry", "err", err)
 	}
-	models := features.NewModelCache(store, api.Variant, recommend.DefaultModel(), log, reg)
-	if err := models.Refresh(ctx); err != nil {
-		log.Warn("initial model load failed; serving the prior model", "err", err)
+	models := features.NewModelSet(store, recommend.DefaultModel(), log, reg)
+	var exps api.Experiments
+	if cfg.experiments != "" {
+		f, err := experiment.OpenFile(cfg.experiments)
+		if err != nil {
+			return err
+		}
+		exps = f
+		for _, v := range f.Current().Variants {
+			models.Ensure(ctx, v.Name)
+		}
+		log.Info("experiment running", "experiment", f.Current().Name, "variants", len(f.Current().Variants))
+	} else {
+		models.Ensure(ctx, api.DefaultVariant)
 	}
 
 	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log})
@@ -213,6 +229,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	goRun(shown.Run)
 	srv := api.New(api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
+		Experiments: exps, AdminToken: cfg.adminToken,
 		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
