@@ -39,6 +39,8 @@ const (
 	Waiting
 )
 
+// String names the outcome as the metrics label it (applied, duplicate,
+// unattributed, ignored, waiting).
 func (o Outcome) String() string {
 	switch o {
 	case Applied:
@@ -269,8 +271,9 @@ func passed(ts, d, primary, other int64) bool {
 }
 
 // Impression handles one rec.impressions event. Impressions of other
-// variants, without ranker features or older than the window are kept only
-// to recognise their feedback (or dropped) and not learned from.
+// variants, without ranker features or with out-of-range numbers are kept
+// only to recognise their feedback, not learned from; impressions older
+// than the window are dropped.
 func (c *Core) Impression(ev events.Impression) Outcome {
 	c.impWM = max(c.impWM, ev.TS)
 	defer c.maintain()
@@ -324,10 +327,10 @@ func (c *Core) logged(ev *events.Impression) (recommend.LoggedSlate, bool) {
 		Level: ev.Intent.Level, LevelProb: ev.Intent.Probability, State: ev.Intent.State, Taste: ev.Taste,
 		Items: make([]recommend.LoggedItem, len(ev.Items)),
 	}
-	learn := c.ownVariant(ev.Variant)
+	learn := c.ownVariant(ev.Variant) && unit(ev.Intent.Probability) && bounded(ev.Intent.State) && bounded(ev.Taste)
 	for i, it := range ev.Items {
 		li := recommend.LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty}
-		if len(it.Features) != ranker.NumFeatures {
+		if len(it.Features) != ranker.NumFeatures || !bounded(it.Features) || !unit(it.Propensity) || !unit(it.Novelty) {
 			learn = false
 		} else {
 			copy(li.Features[:], it.Features)
@@ -336,6 +339,24 @@ func (c *Core) logged(ev *events.Impression) (recommend.LoggedSlate, bool) {
 	}
 	return ls, learn
 }
+
+// maxInput bounds the magnitude of logged features, states and tastes the
+// learner accepts. Serving produces values of order 1; a producer bug that
+// logged huge (finite) numbers would otherwise overflow the learner into a
+// non-finite model that can be neither published nor checkpointed.
+const maxInput = 1e4
+
+func bounded[F float32 | float64](xs []F) bool {
+	for _, x := range xs {
+		if !(math.Abs(float64(x)) <= maxInput) { // false for NaN too
+			return false
+		}
+	}
+	return true
+}
+
+// unit reports whether p is a probability.
+func unit(p float64) bool { return p >= 0 && p <= 1 }
 
 // openDecision makes s its session's open decision, handing the previous
 // one its successor (or ending it, after a session gap).

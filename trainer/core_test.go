@@ -438,3 +438,44 @@ func TestCoreIsDeterministic(t *testing.T) {
 		t.Error("the same events gave different states")
 	}
 }
+
+func TestUnlearnableImpressionsAreIgnored(t *testing.T) {
+	cat := testCatalog(t, 300)
+	snap := cat.s
+	c := newTestCore(t, DefaultConfig(), cat)
+	items := itemIDs(snap, 0, 4)
+	before := modelBytes(t, c)
+	mutate := map[string]func(*events.Impression){
+		"other variant":        func(ev *events.Impression) { ev.Variant = "treatment" },
+		"no features":          func(ev *events.Impression) { ev.Items[1].Features = nil },
+		"huge feature":         func(ev *events.Impression) { ev.Items[0].Features[0] = 1e300 },
+		"propensity above one": func(ev *events.Impression) { ev.Items[2].Propensity = 7 },
+		"huge state":           func(ev *events.Impression) { ev.Intent.State[3] = -1e200 },
+		"negative probability": func(ev *events.Impression) { ev.Intent.Probability = -0.5 },
+	}
+	i := 0
+	for name, f := range mutate {
+		rid := "r-" + name
+		ev := impression(snap, rid, "u1", "s", t0+int64(i), 1, items...)
+		f(&ev)
+		want(t, name, c.Impression(ev), Ignored)
+		want(t, name+": click", c.Feedback(feedback("f-"+name, rid, "u1", items[0], t0+int64(i)+1, events.FeedbackClick)), Ignored)
+		i++
+	}
+	if !bytes.Equal(before, modelBytes(t, c)) {
+		t.Error("unlearnable impressions changed the model")
+	}
+	got := c.Counters()
+	if got.ImpressionsIgnored != int64(len(mutate)) || got.FeedbackIgnored != int64(len(mutate)) || got.Impressions != 0 || got.Clicks != 0 {
+		t.Errorf("counters %+v", got)
+	}
+	// A decision with a state of the wrong length still teaches the low
+	// level; only the high level skips it.
+	ev := impression(snap, "r-short-state", "u2", "s", t0+100, 1, items...)
+	ev.Intent.State = ev.Intent.State[:3]
+	want(t, "short state", c.Impression(ev), Applied)
+	want(t, "short state: click", c.Feedback(feedback("f-short", "r-short-state", "u2", items[0], t0+101, events.FeedbackClick)), Applied)
+	if c.Counters().DecisionsSkipped != 1 {
+		t.Errorf("DecisionsSkipped = %d, want 1", c.Counters().DecisionsSkipped)
+	}
+}

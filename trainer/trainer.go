@@ -372,6 +372,7 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 	t.snapBytes.Store(int64(len(data)))
 	t.m.version.Set(float64(n))
 	t.m.snapBytes.Set(float64(len(data)))
+	t.m.syncGauges(t.core)
 	t.m.publishSecs.Observe(took.Seconds())
 	t.log.Debug("trainer: published snapshot", "version", m.Version, "bytes", len(data), "updates", meta.Updates,
 		"feedback_ts", len(meta.FeedbackTS), "took", took.String())

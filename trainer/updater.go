@@ -1,7 +1,3 @@
-// Package trainer holds the I/O side of novarec's learning loop: Kafka
-// consumers that turn impressions and feedback into updates of the
-// Redis-backed user state and of the models. The learning rules themselves
-// are pure code in intent, ranker and recommend.
 package trainer
 
 import (

@@ -167,10 +167,19 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // killAhead SIGKILLs c at a moment when it has applied impressions its
 // last checkpoint does not hold yet (so they must be redelivered and
 // applied exactly once after the restart), after at least one checkpoint
-// of its own. base is the checkpoint it started from.
-func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters) {
+// of its own. base is the checkpoint it started from. Meanwhile it feeds
+// the stream a round at a time (produce reports false when it is all out),
+// so the trainer is still consuming when it is killed.
+func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters, produce func() bool) {
 	t.Helper()
+	var last time.Time
 	waitFor(t, 30*time.Second, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
+		if time.Since(last) > 150*time.Millisecond {
+			if !produce() {
+				t.Fatal("the stream ran out before the trainer could be killed ahead of its checkpoint")
+			}
+			last = time.Now()
+		}
 		applied, ok := c.applied(events.TopicImpressions)
 		if !ok || applied == 0 {
 			return false
@@ -223,8 +232,8 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The stream, in rounds; each round is produced 200ms after the last.
-	const users, perUser, rounds = 30, 10, 10
+	// The stream, in rounds, produced as the test goes (see killAhead).
+	const users, perUser, rounds = 30, 10, 20
 	rng := rand.New(rand.NewPCG(1, 2))
 	type msg struct {
 		topic, key string
@@ -281,25 +290,26 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		defer cancel()
 		_ = p.Close(ctx)
 	}()
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		for r := range rounds {
-			for _, m := range stream[r] {
-				for !p.Publish(m.topic, m.key, m.body) {
-					time.Sleep(time.Millisecond)
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
+	next := 0
+	produce := func() bool {
+		if next == rounds {
+			return false
 		}
-	}()
+		for _, m := range stream[next] {
+			for !p.Publish(m.topic, m.key, m.body) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		next++
+		return true
+	}
 
 	// Two crashes, then a run to the end.
 	var base trainer.Counters
 	var versions []string
 	for crash := range 2 {
 		c := startChild(t, redisAddr, prefix, brokers)
-		killAhead(t, c, store, base)
+		killAhead(t, c, store, base, produce)
 		base, _ = checkpointCounters(t, store)
 		if b, err := store.GetModel(t.Context(), "default"); err == nil {
 			m, _, err := recommend.DecodeModel(b)
@@ -308,9 +318,10 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			}
 			versions = append(versions, m.Version)
 		}
-		t.Logf("crash %d: killed with checkpoint %+v", crash+1, base)
+		t.Logf("crash %d: killed after round %d with checkpoint %+v", crash+1, next, base)
 	}
-	<-produced
+	for produce() {
+	}
 	c := startChild(t, redisAddr, prefix, brokers)
 	waitFor(t, 40*time.Second, "every event applied", func() bool {
 		ck, ok := checkpointCounters(t, store)
