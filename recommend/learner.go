@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/intent"
@@ -55,7 +56,9 @@ type LoggedItem struct {
 	Position   int
 	Propensity float64
 	Novelty    float64
-	Features   [ranker.NumFeatures]float64
+	// Score is the adjusted score the ranker chose the item with.
+	Score    float64
+	Features [ranker.NumFeatures]float64
 }
 
 // LoggedSlate is one logged two-level decision, as rec.impressions carries it.
@@ -191,12 +194,18 @@ var ErrNotInSlate = errors.New("recommend: clicked item not in slate")
 
 // Click is the low level's learning rule, applied as soon as a click is
 // known: REINFORCE with the top-K off-policy correction (Chen et al., WSDM
-// 2019). The click on item a at position p earns R = 1 + w_nov·nov(a); the
-// ranker's choice at p was a softmax over the items still unplaced, which
-// the slate approximates by its own items at positions ≥ p. With π the
-// current policy's probability of a there and β the logged propensity, the
-// step is min(π/β, c)·λ_K·R·∇log π(a) with λ_K = K(1−π)^(K−1), applied to
-// θ, to the biases of the slate's items and to their embeddings (projected
+// 2019). The click on item a earns R = 1 + w_nov·nov(a). The ranker's
+// softmax ran over a candidate set the log does not hold, so the shown slate
+// stands in for it (a sampled softmax): the step is
+//
+//	w · λ_K · R · ∇log softmax_slate(a),   λ_K = K(1−β)^(K−1) capped at K,
+//
+// with β the logged propensity of a (its probability at its position among
+// all candidates, the π of Chen et al., small for a large candidate set), and
+// w = min(π_now/π_logged, c) the importance weight of the current policy
+// against the logging one for the choice at a's position among the slate's
+// remaining items, from current scores and the logged ones. The gradient
+// reaches θ, the biases of the slate's items and their embeddings (projected
 // back to the unit sphere). It returns the reward credited.
 func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	a := -1
@@ -210,64 +219,55 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 		return 0, fmt.Errorf("%w: %s", ErrNotInSlate, itemID)
 	}
 	pos := s.Items[a].Position
-	// The candidates of position pos, with current features.
-	var cand []int
-	for i := range s.Items {
-		if s.Items[i].Position >= pos {
-			cand = append(cand, i)
-		}
-	}
 	tau := l.m.Ranker.Temperature
 	level := l.m.Intent.Levels[min(max(s.Level, 0), len(l.m.Intent.Levels)-1)]
-	feats := make([][ranker.NumFeatures]float64, len(cand))
-	scores := l.p[:0]
-	maxS := math.Inf(-1)
-	for j, i := range cand {
+	n := len(s.Items)
+	feats := make([][ranker.NumFeatures]float64, n)
+	scores := slices.Grow(l.p[:0], n)[:n]
+	for i := range s.Items {
 		f := s.Items[i].Features
 		if e, ok := l.m.ItemEmb[s.Items[i].ItemID]; ok && len(s.Taste) == len(e) {
 			f[ranker.FDot] = float64(catalog.Dot(s.Taste, e))
 		}
 		f[ranker.FBias] = float64(l.m.ItemBias[s.Items[i].ItemID])
-		feats[j] = f
+		feats[i] = f
 		c := ranker.Candidate{Features: f, Novelty: s.Items[i].Novelty}
-		sc := l.m.Ranker.Score(&c, ranker.Knobs{Beta: level.Beta}) / tau
-		scores = append(scores, sc)
-		maxS = math.Max(maxS, sc)
-	}
-	total := 0.0
-	for j := range scores {
-		scores[j] = math.Exp(scores[j] - maxS)
-		total += scores[j]
-	}
-	aj := 0
-	for j, i := range cand {
-		scores[j] /= total
-		if i == a {
-			aj = j
-		}
+		scores[i] = l.m.Ranker.Score(&c, ranker.Knobs{Beta: level.Beta}) / tau
 	}
 	l.p = scores
-	pi := scores[aj]
+
+	// Importance weight for the choice at pos among the remaining items.
 	w := 1.0
-	if beta := s.Items[a].Propensity; beta > 0 {
-		w = math.Min(pi/beta, l.cfg.Clip)
+	now := remainingShare(s, a, pos, func(i int) float64 { return scores[i] })
+	if logged := remainingShare(s, a, pos, func(i int) float64 { return s.Items[i].Score / tau }); logged > 0 {
+		w = math.Min(now/logged, l.cfg.Clip)
 	}
-	k := float64(len(s.Items))
-	lambdaK := math.Min(k*math.Pow(1-pi, k-1), k)
+	k := float64(n)
+	lambdaK := k
+	if beta := s.Items[a].Propensity; beta > 0 && beta < 1 {
+		lambdaK = math.Min(k*math.Pow(1-beta, k-1), k)
+	}
 	reward := 1 + l.cfg.Reward.Novelty*s.Items[a].Novelty
 	step := w * lambdaK * reward / tau
 
-	// θ: ∇ = Σ_j (1[j=a] − p_j) φ_j.
+	// Sampled softmax over the slate: ∇ = Σ_j (1[j=a] − p_j) φ_j.
+	maxS := slices.Max(scores)
+	total := 0.0
+	probs := make([]float64, n)
+	for i, x := range scores {
+		probs[i] = math.Exp(x - maxS)
+		total += probs[i]
+	}
 	var gTheta [ranker.NumFeatures]float64
-	for j := range cand {
-		g := -scores[j]
-		if j == aj {
+	for j := range s.Items {
+		g := -probs[j] / total
+		if j == a {
 			g += 1
 		}
 		for f := range gTheta {
 			gTheta[f] += g * feats[j][f]
 		}
-		id := s.Items[cand[j]].ItemID
+		id := s.Items[j].ItemID
 		// Item bias: ∂score/∂b = θ_bias.
 		if l.cfg.BiasLR > 0 {
 			if l.m.ItemBias == nil {
@@ -285,6 +285,25 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	}
 	l.updates++
 	return reward, nil
+}
+
+// remainingShare is the softmax probability of item a among the slate's
+// items at positions ≥ pos, under the scores given by score (already
+// divided by the temperature).
+func remainingShare(s *LoggedSlate, a, pos int, score func(int) float64) float64 {
+	maxS := math.Inf(-1)
+	for i := range s.Items {
+		if s.Items[i].Position >= pos {
+			maxS = math.Max(maxS, score(i))
+		}
+	}
+	total := 0.0
+	for i := range s.Items {
+		if s.Items[i].Position >= pos {
+			total += math.Exp(score(i) - maxS)
+		}
+	}
+	return math.Exp(score(a)-maxS) / total
 }
 
 // updateEmbedding moves item id's learned embedding by step·u and projects
@@ -368,7 +387,7 @@ func (d *Decision) Logged(requestID, userID, sessionID string, ts int64) LoggedS
 		Items: make([]LoggedItem, len(d.Items)),
 	}
 	for i, it := range d.Items {
-		s.Items[i] = LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Features: it.Features}
+		s.Items[i] = LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Score: it.Score, Features: it.Features}
 	}
 	return s
 }

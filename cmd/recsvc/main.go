@@ -51,6 +51,7 @@ type config struct {
 	movielens   string
 	ratings     bool
 	updater     bool
+	trainer     string
 	partitions  int
 	logLevel    slog.Level
 	drain       time.Duration
@@ -95,6 +96,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.movielens, "movielens", env("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.BoolVar(&c.updater, "feature-updater", true, "run the feature updater (rec.feedback → Redis user state) in this process")
+	fs.StringVar(&c.trainer, "trainer", env("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
 	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
 	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", env("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
@@ -227,6 +229,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 
 	shown := features.NewShownWriter(store, log)
 	goRun(shown.Run)
+	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
+		for _, tc := range trainerConfigs(cfg.kafka, exps) {
+			goRun(func(ctx context.Context) {
+				deps := trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log}
+				if err := trainer.Run(ctx, tc, deps); err != nil {
+					log.Error("trainer stopped", "variant", tc.Variant, "err", err)
+				}
+			})
+		}
+	}
 	srv := api.New(api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Experiments: exps, AdminToken: cfg.adminToken,
@@ -279,6 +291,24 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	st := producer.Stats()
 	log.Info("recsvc stopped", "events_published", st.Published, "events_dropped", st.Dropped)
 	return nil
+}
+
+// trainerConfigs returns one trainer configuration per variant: the
+// experiment's variants with their reward weights, or the default variant.
+func trainerConfigs(brokers []string, exps api.Experiments) []trainer.Config {
+	var out []trainer.Config
+	if exps != nil && exps.Current() != nil {
+		for _, v := range exps.Current().Variants {
+			tc := trainer.DefaultConfig()
+			tc.Brokers, tc.Variant = brokers, v.Name
+			tc.Learner.Reward = v.Reward
+			out = append(out, tc)
+		}
+		return out
+	}
+	tc := trainer.DefaultConfig()
+	tc.Brokers = brokers
+	return append(out, tc)
 }
 
 // seedCatalog fills an empty catalog: from MovieLens when asked, else with

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,4 +256,119 @@ func TestEndToEnd(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLearningLoop closes the loop through real protocols: served slates and
+// clicks go through Kafka into the in-process trainer, which publishes a
+// snapshot to Redis; recsvc swaps it in and serves a new model_version whose
+// slates have moved toward what users clicked.
+func TestLearningLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	s := start(t, config{updater: true, trainer: "on", sampleItems: 1500})
+	eventually(t, "the catalog", func() bool {
+		return s.call(t, "POST", "/v1/recommend", map[string]any{"user_id": "probe"}, nil) == 200
+	})
+	slate := func(user string, k int, deterministic bool) api.RecommendResponse {
+		var r api.RecommendResponse
+		body := map[string]any{"user_id": user, "k": k, "deterministic": deterministic}
+		if code := s.call(t, "POST", "/v1/recommend", body, &r); code != 200 {
+			t.Fatalf("recommend: %d", code)
+		}
+		return r
+	}
+	// Users click only items of one category, wherever the slate puts them.
+	const target = "music"
+	items := map[string][]string{}
+	for _, it := range catalog.Sample(1500, 1) { // the catalog recsvc generated
+		items[it.ID] = it.Categories
+	}
+	share := func(r api.RecommendResponse) float64 {
+		n := 0
+		for _, it := range r.Items {
+			if slices.Contains(items[it.ItemID], target) {
+				n++
+			}
+		}
+		return float64(n) / float64(len(r.Items))
+	}
+	const k = 20
+	before := slate("fresh-before", k, true)
+	if before.ModelVersion != "prior" {
+		t.Fatalf("model %q before any feedback", before.ModelVersion)
+	}
+	clicks := 0
+	for u := 0; u < 80; u++ {
+		user := fmt.Sprint("learner-", u)
+		r := slate(user, k, false)
+		for _, it := range r.Items {
+			if slices.Contains(items[it.ItemID], target) {
+				body := map[string]any{"request_id": r.RequestID, "user_id": user, "item_id": it.ItemID, "type": "click"}
+				if code := s.call(t, "POST", "/v1/feedback", body, nil); code != http.StatusAccepted {
+					t.Fatalf("feedback: %d", code)
+				}
+				clicks++
+				break
+			}
+		}
+	}
+	if clicks < 20 {
+		t.Fatalf("only %d slates had a %s item", clicks, target)
+	}
+	// Wait until the trainer has learned from every click and a snapshot
+	// published after that is served.
+	eventually(t, "the trainer to apply every click", func() bool {
+		return metricValue(t, s.base, `novarec_trainer_updates_total{level="low",variant="default"}`) >= float64(clicks)
+	})
+	trained := metricValue(t, s.base, `novarec_trainer_model_version{variant="default"}`)
+	var after api.RecommendResponse
+	probe := 0
+	eventually(t, "a snapshot with every click to be served", func() bool {
+		probe++ // a new user each time: a session never sees an item twice
+		after = slate(fmt.Sprint("fresh-after-", probe), k, true)
+		v := metricValue(t, s.base, `novarec_trainer_model_version{variant="default"}`)
+		return v > trained && after.ModelVersion == fmt.Sprintf("default-%d", int(v))
+	})
+	t.Logf("model %s -> %s after %d clicks on %s items; %s share of a fresh user's top %d: %.2f -> %.2f",
+		before.ModelVersion, after.ModelVersion, clicks, target, target, k, share(before), share(after))
+	if share(after) <= share(before) {
+		t.Fatalf("slates did not move toward the clicked category: %.2f before, %.2f after", share(before), share(after))
+	}
+	metrics := scrape(t, s.base)
+	for _, name := range []string{"novarec_model_freshness_seconds_count", "novarec_trainer_updates_total", "novarec_model_swaps_total"} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricValue reads one sample (name with labels, as exposed) from /metrics;
+// 0 when absent.
+func metricValue(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(scrape(t, base), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", sample, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
