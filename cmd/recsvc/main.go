@@ -50,7 +50,7 @@ type config struct {
 	sampleUsers int
 	movielens   string
 	ratings     bool
-	updater     bool
+	updater     string
 	trainer     string
 	partitions  int
 	logLevel    slog.Level
@@ -95,7 +95,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.sampleUsers, "sample-users", envInt("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
 	fs.StringVar(&c.movielens, "movielens", env("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
-	fs.BoolVar(&c.updater, "feature-updater", true, "run the feature updater (rec.feedback → Redis user state) in this process")
+	fs.StringVar(&c.updater, "feature-updater", env("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", env("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
 	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
 	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
@@ -105,6 +105,11 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	for name, v := range map[string]string{"-trainer": c.trainer, "-feature-updater": c.updater} {
+		if v != "on" && v != "off" && v != "auto" {
+			return c, fmt.Errorf("%s must be on, off or auto, not %q", name, v)
+		}
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level: %w", err)
@@ -209,7 +214,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	}
 	goRun(cat.Run)
 	goRun(models.Run)
-	if cfg.updater {
+	if cfg.updater == "on" || (cfg.updater == "auto" && embedded) {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
 			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
 			DeadLetter: producer, Registerer: reg, Logger: log,

@@ -139,7 +139,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	s := start(t, config{updater: true, sampleItems: 0})
+	s := start(t, config{updater: "on", trainer: "off", sampleItems: 0})
 
 	items := catalog.Sample(2000, 11)
 	for i := 0; i < len(items); i += 1000 {
@@ -266,7 +266,7 @@ func TestLearningLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	s := start(t, config{updater: true, trainer: "on", sampleItems: 1500})
+	s := start(t, config{updater: "on", trainer: "on", sampleItems: 1500})
 	eventually(t, "the catalog", func() bool {
 		return s.call(t, "POST", "/v1/recommend", map[string]any{"user_id": "probe"}, nil) == 200
 	})
