@@ -35,7 +35,7 @@ trap cleanup EXIT
 kpid=$!
 for _ in $(seq 1 50); do [ -s "$tmp/kafka.addr" ] && break; sleep 0.1; done
 REDIS_ADDR=$REDIS KAFKA_BROKERS=$(head -1 "$tmp/kafka.addr") NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
-  "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=false 2>"$tmp/recsvc.log" &
+  "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=off -trainer=off 2>"$tmp/recsvc.log" &
 pid=$!
 for _ in $(seq 1 600); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break
