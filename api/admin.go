@@ -53,3 +53,21 @@ func (s *Server) getExperiments(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, s.cfg.Experiments.Current())
 }
+
+func (s *Server) experimentReport(c *gin.Context) {
+	var exp *experiment.Config
+	if s.cfg.Experiments != nil {
+		exp = s.cfg.Experiments.Current()
+	}
+	if exp == nil || exp.Name != c.Param("name") || s.cfg.Reports == nil {
+		abort(c, http.StatusNotFound, Error{Code: "unknown_experiment", Message: "no running experiment of that name", Field: "name"})
+		return
+	}
+	r, err := s.cfg.Reports.Report(c.Request.Context(), exp)
+	if err != nil {
+		s.log.Error("experiment report", "experiment", exp.Name, "err", err)
+		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "could not read the experiment's aggregates"})
+		return
+	}
+	c.JSON(http.StatusOK, r)
+}

@@ -67,12 +67,29 @@ func TestExperimentsAndAdmin(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.name, code, b)
 		}
 	}
+	// The report comes from the trainers' aggregates in the store.
+	f.srv.cfg.Reports = f.store
+	if err := f.store.PutAggregates(t.Context(), "nov-weights", "nov3", experiment.Aggregates{Users: 10, Impressions: 40, ClickedImpressions: 8, Clicks: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := call("GET", "/v1/experiments/nov-weights/report", ""); code != http.StatusUnauthorized {
+		t.Fatalf("report without a token: %d", code)
+	}
+	code, b := call("GET", "/v1/experiments/nov-weights/report", "Bearer s3cret")
+	var rep experiment.Report
+	if err := json.Unmarshal(b, &rep); code != http.StatusOK || err != nil || len(rep.Variants) != 2 || rep.Variants[1].Metrics[0].Value != 10 {
+		t.Fatalf("report: %d %s", code, b)
+	}
+	if code, _ := call("GET", "/v1/experiments/other/report", "Bearer s3cret"); code != http.StatusNotFound {
+		t.Fatalf("report of an unknown experiment: %d", code)
+	}
+
 	// A reload that fails validation is refused with the field and keeps the experiment.
 	bad := strings.Replace(experimentYAML, "share: 0.5, reward: {w_nov: 3", "share: 0.7, reward: {w_nov: 3", 1)
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, b := call("POST", "/v1/admin/experiments/reload", "Bearer s3cret")
+	code, b = call("POST", "/v1/admin/experiments/reload", "Bearer s3cret")
 	var body struct{ Error Error }
 	if err := json.Unmarshal(b, &body); code != http.StatusBadRequest || err != nil || body.Error.Field != "variants" {
 		t.Fatalf("invalid reload: %d %s", code, b)

@@ -56,6 +56,12 @@ type Models interface {
 	Current(variant string) *recommend.Model
 }
 
+// Reports builds an experiment's A/B report from the aggregates its
+// trainers maintain (features.Store).
+type Reports interface {
+	Report(ctx context.Context, cfg *experiment.Config) (experiment.Report, error)
+}
+
 // Experiments serves the current A/B experiment (nil when none runs) and
 // reloads it from its file.
 type Experiments interface {
@@ -81,6 +87,8 @@ type Config struct {
 	// Experiments assigns users to variants; nil puts everyone in
 	// DefaultVariant.
 	Experiments Experiments
+	// Reports serves GET /v1/experiments/{name}/report.
+	Reports Reports
 	// AdminToken guards the admin routes (bearer token); empty disables them.
 	AdminToken string
 	Engine     *recommend.Engine
@@ -153,6 +161,7 @@ func New(cfg Config) *Server {
 	admin := r.Group("/v1/admin", s.requireAdmin)
 	admin.POST("/experiments/reload", s.reloadExperiments)
 	admin.GET("/experiments", s.getExperiments)
+	r.GET("/v1/experiments/:name/report", s.requireAdmin, s.experimentReport)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))

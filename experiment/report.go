@@ -16,11 +16,20 @@ type Aggregates struct {
 	Impressions           int64
 	// ClickedImpressions had at least one click; Clicks counts all clicks.
 	ClickedImpressions, Clicks, NovelClicks int64
-	// ILDSum and ILDSumSq sum the slates' intra-list diversity and its square.
+	// ILDSum and ILDSumSq sum the slates' intra-list diversity and its
+	// square over ILDN slates (those whose items the catalog knew).
 	ILDSum, ILDSumSq float64
+	ILDN             int64
 	// Sessions sums sessions per user; SessionsSumSq their squares.
 	Sessions      int64
 	SessionsSumSq float64
+}
+
+func (a Aggregates) ildN() int64 {
+	if a.ILDN > 0 {
+		return a.ILDN
+	}
+	return a.Impressions
 }
 
 // Metric is one row of a variant's report.
@@ -86,7 +95,7 @@ func BuildReport(cfg *Config, aggs map[string]Aggregates) Report {
 			count("clicks", a.Clicks),
 			proportion("ctr", a.ClickedImpressions, a.Impressions),
 			proportion("novel_click_rate", a.NovelClicks, a.Clicks),
-			mean("mean_ild", a.ILDSum, a.ILDSumSq, float64(a.Impressions)),
+			mean("mean_ild", a.ILDSum, a.ILDSumSq, float64(a.ildN())),
 			proportion("return_rate", a.ReturningUsers, a.Users),
 			mean("sessions_per_user", float64(a.Sessions), a.SessionsSumSq, float64(a.Users)),
 		}
@@ -123,7 +132,7 @@ func proportion(name string, k, n int64) Metric {
 	den := 1 + z95*z95/nn
 	center := (p + z95*z95/(2*nn)) / den
 	half := z95 * math.Sqrt(p*(1-p)/nn+z95*z95/(4*nn*nn)) / den
-	m.Value, m.Low, m.High = p, center-half, center+half
+	m.Value, m.Low, m.High = p, math.Max(0, center-half), math.Min(1, center+half)
 	return m
 }
 
@@ -163,8 +172,8 @@ func compare(ms []Metric, c, a Aggregates, treatments int) {
 		case "return_rate":
 			cv, p = ratio(c.ReturningUsers, c.Users), TwoProportion(a.ReturningUsers, a.Users, c.ReturningUsers, c.Users)
 		case "mean_ild":
-			cv = safeDiv(c.ILDSum, float64(c.Impressions))
-			p = Welch(a.ILDSum, a.ILDSumSq, float64(a.Impressions), c.ILDSum, c.ILDSumSq, float64(c.Impressions))
+			cv = safeDiv(c.ILDSum, float64(c.ildN()))
+			p = Welch(a.ILDSum, a.ILDSumSq, float64(a.ildN()), c.ILDSum, c.ILDSumSq, float64(c.ildN()))
 		case "sessions_per_user":
 			cv = safeDiv(float64(c.Sessions), float64(c.Users))
 			p = Welch(float64(a.Sessions), a.SessionsSumSq, float64(a.Users), float64(c.Sessions), c.SessionsSumSq, float64(c.Users))

@@ -68,6 +68,8 @@ type checkpointWire struct {
 	Fresh     []int64
 	FreshSeen int64
 	Counters  Counters
+	// Experiment holds the A/B aggregates (absent in older checkpoints).
+	Experiment expWire
 }
 
 type slateWire struct {
@@ -95,15 +97,16 @@ func (c *Core) EncodeCheckpoint() ([]byte, error) {
 	w := checkpointWire{
 		Variant: c.cfg.Variant, Model: model, Updates: c.Updates(), Version: c.version,
 		SincePublish: c.sincePublish, ImpressionWM: c.impWM, FeedbackWM: c.fbWM, LastSweep: c.lastSweep,
-		Slates:    make([]slateWire, 0, c.slateQ.len()),
-		Closing:   make([]string, 0, c.closing.len()),
-		Waiting:   make([]events.Feedback, 0, c.nWaiting),
-		SeenIDs:   make([]string, 0, len(c.seen)),
-		SeenTS:    make([]int64, 0, len(c.seen)),
-		SeenImps:  c.seenIQ.len(),
-		Fresh:     c.fresh,
-		FreshSeen: c.freshSeen,
-		Counters:  c.counters,
+		Slates:     make([]slateWire, 0, c.slateQ.len()),
+		Closing:    make([]string, 0, c.closing.len()),
+		Waiting:    make([]events.Feedback, 0, c.nWaiting),
+		SeenIDs:    make([]string, 0, len(c.seen)),
+		SeenTS:     make([]int64, 0, len(c.seen)),
+		SeenImps:   c.seenIQ.len(),
+		Fresh:      c.fresh,
+		FreshSeen:  c.freshSeen,
+		Counters:   c.counters,
+		Experiment: c.exp.wire(),
 	}
 	for _, rid := range c.slateQ.all() {
 		s := c.slates[rid]
@@ -170,6 +173,7 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 	c.updBase, c.version, c.sincePublish = w.Updates, w.Version, w.SincePublish
 	c.impWM, c.fbWM, c.lastSweep = w.ImpressionWM, w.FeedbackWM, w.LastSweep
 	c.fresh, c.freshSeen, c.counters = w.Fresh, w.FreshSeen, w.Counters
+	c.exp = w.Experiment.agg()
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrCheckpointCorrupt, fmt.Sprintf(format, args...))
 	}

@@ -22,6 +22,9 @@ type Config struct {
 	// (model:VARIANT). One trainer runs per variant; it learns only from
 	// impressions of its variant.
 	Variant string
+	// Experiment names the A/B experiment whose aggregates this trainer
+	// maintains for its variant (default "default", when none runs).
+	Experiment string
 	// Learner sets the learning rates and the reward weights (w_nov, w_div)
 	// of the variant.
 	Learner recommend.LearnerConfig
@@ -104,6 +107,9 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Variant == "" {
 		c.Variant = d.Variant
+	}
+	if c.Experiment == "" {
+		c.Experiment = DefaultVariant
 	}
 	if c.Learner == (recommend.LearnerConfig{}) {
 		c.Learner = d.Learner

@@ -9,6 +9,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/ranker"
 	"github.com/novarec/novarec/recommend"
@@ -185,6 +186,7 @@ type Core struct {
 
 	counters Counters
 	rewards  []float64
+	exp      expAgg
 }
 
 // NewCore returns a Core learning from start (recommend.DefaultModel() when
@@ -217,6 +219,9 @@ func newCore(cfg Config, l *recommend.Learner, cat Snapshots) *Core {
 // Learner exposes the learner, for reading its model on the Core's
 // goroutine (tests, replay).
 func (c *Core) Learner() *recommend.Learner { return c.l }
+
+// Aggregates returns the variant's A/B aggregates.
+func (c *Core) Aggregates() experiment.Aggregates { return c.exp.Aggregates }
 
 // Counters returns the running totals.
 func (c *Core) Counters() Counters { return c.counters }
@@ -301,6 +306,7 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 	if s.learn {
 		out = Applied
 		c.counters.Impressions++
+		c.exp.impression(&s.ls, c.snapshot(), c.cfg.SessionGap.Milliseconds())
 		if len(s.ls.State) == intent.Dim && s.ls.Level >= 0 && s.ls.Level < c.l.Model().Intent.K() {
 			c.openDecision(s)
 		} else {
@@ -463,6 +469,11 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 	}
 	if _, err := c.l.Click(&s.ls, ev.ItemID); err != nil {
 		return Unattributed // cannot happen: the item is in the slate
+	}
+	for i := range s.ls.Items {
+		if s.ls.Items[i].Position == pos {
+			c.exp.click(&s.ls.Items[i], len(s.clicked) == 0)
+		}
 	}
 	s.clicked = append(s.clicked, pos)
 	c.sincePublish++

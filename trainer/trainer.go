@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/recommend"
 )
@@ -27,6 +28,7 @@ type Store interface {
 	GetModel(ctx context.Context, variant string) ([]byte, error)
 	SaveCheckpoint(ctx context.Context, name string, data []byte) error
 	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
+	PutAggregates(ctx context.Context, exp, variant string, a experiment.Aggregates) error
 }
 
 // Deps are the trainer's collaborators.
@@ -402,6 +404,11 @@ func (t *Trainer) beforeCommit(ctx context.Context) error {
 	defer cancel()
 	if err := t.deps.Store.SaveCheckpoint(cctx, CheckpointName(t.cfg.Variant), data); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	// The A/B aggregates follow the checkpoint that holds them, so a crash
+	// never leaves the report ahead of what a restart would recount.
+	if err := t.deps.Store.PutAggregates(cctx, t.cfg.Experiment, t.cfg.Variant, t.core.Aggregates()); err != nil {
+		t.log.Warn("trainer: storing A/B aggregates failed; retried at the next commit", "err", err)
 	}
 	t.dirty = false
 	t.checkpoints.Add(1)

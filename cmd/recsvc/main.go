@@ -246,7 +246,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	}
 	srv := api.New(api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
-		Experiments: exps, AdminToken: cfg.adminToken,
+		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
 		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
@@ -305,7 +305,7 @@ func trainerConfigs(brokers []string, exps api.Experiments) []trainer.Config {
 	if exps != nil && exps.Current() != nil {
 		for _, v := range exps.Current().Variants {
 			tc := trainer.DefaultConfig()
-			tc.Brokers, tc.Variant = brokers, v.Name
+			tc.Brokers, tc.Variant, tc.Experiment = brokers, v.Name, exps.Current().Name
 			tc.Learner.Reward = v.Reward
 			out = append(out, tc)
 		}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
@@ -56,6 +58,7 @@ type config struct {
 	updater     bool
 	partitions  int
 	logLevel    slog.Level
+	experiments string
 }
 
 func env(name, def string) string {
@@ -89,6 +92,7 @@ func parseConfig(args []string) (config, error) {
 	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; required)")
 	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; required)")
 	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix, the same as recsvc's (env NOVAREC_PREFIX)")
+	fs.StringVar(&c.experiments, "experiments", env("NOVAREC_EXPERIMENTS", ""), "A/B experiments file: run one learner per variant with its reward weights, instead of -variant/-w-nov/-w-div (env NOVAREC_EXPERIMENTS)")
 	fs.StringVar(&c.variant, "variant", env("NOVAREC_VARIANT", d.Variant), "variant whose model this trainer learns and publishes (env NOVAREC_VARIANT)")
 	fs.DurationVar(&c.window, "window", d.Window, "attribution window: feedback counts for an impression this long after it (event time)")
 	fs.DurationVar(&c.publish, "publish-every", d.PublishEvery, "publish a model snapshot at least this often while learning")
@@ -124,7 +128,27 @@ func parseConfig(args []string) (config, error) {
 	return c, nil
 }
 
+// subcommands besides the default (learn): name → main.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
+	"ab-report": abReportMain,
+}
+
 func main() {
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			err := sub(ctx, os.Args[2:], os.Stdout)
+			stop()
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "trainer %s: %v\n", os.Args[1], err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	cfg, err := parseConfig(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -220,11 +244,39 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tcfg.CommitInterval = cfg.commit
 	tcfg.SessionTimeout = cfg.session
 	tcfg.Learner.Reward = cfg.reward
-	log.Info("trainer starting", "variant", cfg.variant, "brokers", cfg.kafka, "redis", cfg.redisAddrs, "prefix", cfg.prefix,
-		"feature_updater", cfg.updater, "w_nov", cfg.reward.Novelty, "w_div", cfg.reward.Diversity)
-	runErr := trainer.Run(ctx, tcfg, trainer.Deps{
-		Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log,
-	})
+	tcfgs := []trainer.Config{tcfg}
+	if cfg.experiments != "" {
+		exp, err := experiment.Load(cfg.experiments)
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return err
+		}
+		tcfgs = tcfgs[:0]
+		for _, v := range exp.Variants {
+			c := tcfg
+			c.Variant, c.Experiment, c.Learner.Reward = v.Name, exp.Name, v.Reward
+			tcfgs = append(tcfgs, c)
+		}
+	}
+	// One learner per variant, each its own consumer group on this goroutine
+	// or a sibling; the first failure stops them all.
+	tctx, stopTrainers := context.WithCancel(ctx)
+	errs := make([]error, len(tcfgs))
+	var twg sync.WaitGroup
+	for i, tc := range tcfgs {
+		log.Info("trainer starting", "variant", tc.Variant, "experiment", tc.Experiment, "brokers", cfg.kafka, "redis", cfg.redisAddrs,
+			"prefix", cfg.prefix, "feature_updater", cfg.updater, "w_nov", tc.Learner.Reward.Novelty, "w_div", tc.Learner.Reward.Diversity)
+		twg.Go(func() {
+			errs[i] = trainer.Run(tctx, tc, trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log})
+			if errs[i] != nil {
+				stopTrainers()
+			}
+		})
+	}
+	twg.Wait()
+	stopTrainers()
+	runErr := errors.Join(errs...)
 
 	stopBG()
 	wg.Wait()

@@ -1,0 +1,108 @@
+package trainer
+
+import (
+	"slices"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/experiment"
+	"github.com/novarec/novarec/recommend"
+)
+
+// expUser is what the A/B aggregates need to remember of one user.
+type expUser struct {
+	Sessions int64
+	Session  string
+	Last     int64
+}
+
+// expAgg maintains the variant's A/B aggregates (experiment.Aggregates)
+// from the events the trainer applies, so they inherit its de-duplication
+// and checkpointing: each impression and click is counted exactly once.
+type expAgg struct {
+	Aggregates experiment.Aggregates
+	Users      map[string]*expUser
+}
+
+// impression counts a served slate: users, sessions (a new session id or a
+// gap of SessionGap starts one), impressions and the slate's diversity.
+func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, gap int64) {
+	if a.Users == nil {
+		a.Users = map[string]*expUser{}
+	}
+	ag := &a.Aggregates
+	u := a.Users[ls.UserID]
+	switch {
+	case u == nil:
+		a.Users[ls.UserID] = &expUser{Sessions: 1, Session: ls.SessionID, Last: ls.TS}
+		ag.Users++
+		ag.Sessions++
+		ag.SessionsSumSq++
+	case ls.SessionID != u.Session || ls.TS-u.Last > gap:
+		// Σx² grows by (x+1)² − x² = 2x+1.
+		ag.SessionsSumSq += float64(2*u.Sessions + 1)
+		u.Sessions++
+		ag.Sessions++
+		if u.Sessions == 2 {
+			ag.ReturningUsers++
+		}
+		u.Session, u.Last = ls.SessionID, max(u.Last, ls.TS)
+	default:
+		u.Last = max(u.Last, ls.TS)
+	}
+	ag.Impressions++
+	if snap != nil && len(ls.Items) > 0 {
+		ids := make([]string, len(ls.Items))
+		for i, it := range ls.Items {
+			ids[i] = it.ItemID
+		}
+		d := recommend.Diversity(snap, ids)
+		ag.ILDSum += d
+		ag.ILDSumSq += d * d
+		ag.ILDN++
+	}
+}
+
+// click counts an applied click on item of the slate; first says it is the
+// slate's first click.
+func (a *expAgg) click(it *recommend.LoggedItem, first bool) {
+	ag := &a.Aggregates
+	ag.Clicks++
+	if first {
+		ag.ClickedImpressions++
+	}
+	if it.Novelty == 1 {
+		ag.NovelClicks++
+	}
+}
+
+// expWire is expAgg in the checkpoint: users sorted by id, so equal states
+// encode to equal bytes (gob writes maps in random order).
+type expWire struct {
+	Aggregates experiment.Aggregates
+	UserIDs    []string
+	Users      []expUser
+}
+
+func (a *expAgg) wire() expWire {
+	w := expWire{Aggregates: a.Aggregates, UserIDs: make([]string, 0, len(a.Users))}
+	for id := range a.Users {
+		w.UserIDs = append(w.UserIDs, id)
+	}
+	slices.Sort(w.UserIDs)
+	w.Users = make([]expUser, len(w.UserIDs))
+	for i, id := range w.UserIDs {
+		w.Users[i] = *a.Users[id]
+	}
+	return w
+}
+
+func (w expWire) agg() expAgg {
+	a := expAgg{Aggregates: w.Aggregates, Users: make(map[string]*expUser, len(w.UserIDs))}
+	for i, id := range w.UserIDs {
+		if i < len(w.Users) {
+			u := w.Users[i]
+			a.Users[id] = &u
+		}
+	}
+	return a
+}

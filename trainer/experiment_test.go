@@ -1,0 +1,50 @@
+package trainer
+
+import (
+	"testing"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/experiment"
+	"github.com/novarec/novarec/recommend"
+)
+
+func TestExperimentAggregates(t *testing.T) {
+	snap, err := catalog.Build(1, 4, []catalog.Item{
+		{ID: "a", Categories: []string{"x"}}, {ID: "b", Categories: []string{"y"}}, {ID: "c", Categories: []string{"x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slate := func(user, session string, ts int64, ids ...string) *recommend.LoggedSlate {
+		s := &recommend.LoggedSlate{UserID: user, SessionID: session, TS: ts}
+		for i, id := range ids {
+			s.Items = append(s.Items, recommend.LoggedItem{ItemID: id, Position: i, Novelty: float64(i % 2)})
+		}
+		return s
+	}
+	const gap = 1000
+	var a expAgg
+	a.impression(slate("u1", "s1", 0, "a", "b"), snap, gap)    // u1 session 1, ILD 1
+	a.impression(slate("u1", "s1", 500, "a", "c"), snap, gap)  // same session, ILD 0
+	a.impression(slate("u1", "s2", 600, "a", "b"), snap, gap)  // u1 session 2 (new id)
+	a.impression(slate("u1", "s2", 5000, "a", "b"), snap, gap) // u1 session 3 (gap)
+	a.impression(slate("u2", "", 0, "b"), snap, gap)           // u2 session 1, no ILD pair
+	s := slate("u2", "", 10, "a", "b")
+	a.impression(s, snap, gap)
+	a.click(&s.Items[1], true)  // novel (novelty 1), first click of the slate
+	a.click(&s.Items[0], false) // familiar, second click
+	want := experiment.Aggregates{
+		Users: 2, ReturningUsers: 1, Impressions: 6,
+		ClickedImpressions: 1, Clicks: 2, NovelClicks: 1,
+		ILDSum: 1 + 0 + 1 + 1 + 0 + 1, ILDSumSq: 4, ILDN: 6,
+		Sessions: 4, SessionsSumSq: 9 + 1,
+	}
+	if a.Aggregates != want {
+		t.Fatalf("aggregates\n got %+v\nwant %+v", a.Aggregates, want)
+	}
+	// The checkpoint form round-trips.
+	back := a.wire().agg()
+	if back.Aggregates != want || len(back.Users) != 2 || back.Users["u1"].Sessions != 3 {
+		t.Fatalf("round trip: %+v %+v", back.Aggregates, back.Users)
+	}
+}
