@@ -133,6 +133,12 @@ func proportion(name string, k, n int64) Metric {
 	center := (p + z95*z95/(2*nn)) / den
 	half := z95 * math.Sqrt(p*(1-p)/nn+z95*z95/(4*nn*nn)) / den
 	m.Value, m.Low, m.High = p, math.Max(0, center-half), math.Min(1, center+half)
+	if k == 0 {
+		m.Low = 0 // exact: rounding leaves ~1e-18
+	}
+	if k == n {
+		m.High = 1
+	}
 	return m
 }
 
