@@ -18,6 +18,8 @@
 //	items                set of item ids
 //	catalog:version      counter; channel catalog-updates carries each new version
 //	model:VARIANT        snapshot bytes; channel model-updates carries the variant
+//	trainer:ckpt:NAME    a trainer's checkpoint (NAME = "trainer:VARIANT")
+//	exp:EXP:VARIANT      a variant's A/B aggregates (JSON), written by its trainer
 //
 // SID is the client's session id, or "_" for the implicit session of a
 // client that sends none (which therefore shares its key with a client

@@ -4,6 +4,12 @@
 // targets loopback addresses only.
 //
 //	go run ./bench/loadgen -url http://127.0.0.1:8080 -rate 3000 -duration 30s -users 10000
+//	go run ./bench/loadgen -rate 2000 -duration 10m -report 30s   # a line per 30s, then the total
+//
+// The last line sums up the whole run (rate=… requests=… throughput=…
+// success=… p50_ms=… p99_ms=… errors=…); with -report, lines starting with
+// "interval" cover each period. Ctrl-C stops the attack and reports what
+// finished.
 package main
 
 import (
@@ -14,18 +20,23 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sort"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
+// maxDuration bounds one run (a soak test is the longest use).
+const maxDuration = time.Hour
+
 func main() {
 	target := flag.String("url", "http://127.0.0.1:8080", "recsvc base URL (loopback only)")
 	rate := flag.Int("rate", 3000, "requests per second")
-	duration := flag.Duration("duration", 30*time.Second, "how long to send (at most 10m)")
+	duration := flag.Duration("duration", 30*time.Second, "how long to send (at most 1h)")
 	users := flag.Int("users", 10000, "user ids are user-0 .. user-(N-1)")
 	k := flag.Int("k", 10, "slate size")
 	workers := flag.Uint64("workers", 64, "initial vegeta workers")
+	report := flag.Duration("report", 0, "also print the metrics of every period this long (0 = only the total)")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -33,8 +44,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen: -url must be a loopback address")
 		os.Exit(2)
 	}
-	if *duration > 10*time.Minute {
-		*duration = 10 * time.Minute
+	if *duration > maxDuration {
+		*duration = maxDuration
 	}
 	header := http.Header{"Content-Type": []string{"application/json"}}
 	run := time.Now().Unix() // sessions are per run, as real sessions are short
@@ -47,7 +58,14 @@ func main() {
 	attacker := vegeta.NewAttacker(vegeta.Workers(*workers), vegeta.KeepAlive(true), vegeta.Connections(256))
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt)
-	var m vegeta.Metrics
+	var total, period vegeta.Metrics
+	var tick <-chan time.Time
+	if *report > 0 {
+		t := time.NewTicker(*report)
+		defer t.Stop()
+		tick = t.C
+	}
+	start := time.Now()
 	results := attacker.Attack(targeter, vegeta.Rate{Freq: *rate, Per: time.Second}, *duration, "recommend")
 loop:
 	for {
@@ -56,23 +74,43 @@ loop:
 			if !ok {
 				break loop
 			}
-			m.Add(r)
+			total.Add(r)
+			if tick != nil {
+				period.Add(r)
+			}
+		case <-tick:
+			period.Close()
+			fmt.Printf("interval t=%.0fs requests=%d throughput=%.0f/s success=%.4f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%d\n",
+				time.Since(start).Seconds(), period.Requests, float64(period.Requests)/report.Seconds(), period.Success,
+				ms(period.Latencies.P50), ms(period.Latencies.P99), ms(period.Latencies.Max), failures(&period))
+			period = vegeta.Metrics{}
 		case <-stop:
 			attacker.Stop() // Ctrl-C: report what finished
 		}
 	}
-	m.Close()
-	fmt.Printf("rate=%d/s duration=%s requests=%d throughput=%.0f/s success=%.4f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-		*rate, *duration, m.Requests, m.Throughput, m.Success,
-		ms(m.Latencies.P50), ms(m.Latencies.P90), ms(m.Latencies.P99), ms(m.Latencies.Max))
-	for code, n := range m.StatusCodes {
+	total.Close()
+	fmt.Printf("rate=%d/s duration=%s requests=%d throughput=%.0f/s success=%.4f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%d\n",
+		*rate, *duration, total.Requests, total.Throughput, total.Success,
+		ms(total.Latencies.P50), ms(total.Latencies.P90), ms(total.Latencies.P99), ms(total.Latencies.Max), failures(&total))
+	codes := make([]string, 0, len(total.StatusCodes))
+	for code := range total.StatusCodes {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	for _, code := range codes {
 		if code != "200" {
-			fmt.Printf("status %s: %d\n", code, n)
+			fmt.Printf("status %s: %d\n", code, total.StatusCodes[code])
 		}
 	}
-	if len(m.Errors) > 0 {
-		fmt.Printf("errors: %v\n", m.Errors[:min(len(m.Errors), 5)])
+	if len(total.Errors) > 0 {
+		fmt.Printf("errors: %v\n", total.Errors[:min(len(total.Errors), 5)])
 	}
+}
+
+// failures counts requests that did not answer 200 (other statuses and
+// transport errors, which vegeta records as status 0).
+func failures(m *vegeta.Metrics) uint64 {
+	return m.Requests - uint64(m.StatusCodes["200"])
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

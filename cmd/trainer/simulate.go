@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -85,6 +86,11 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	var bar *progressbar.ProgressBar
 	onProgress := func(done, total int) {}
 	if *progress {
+		// Redraw often on a terminal, seldom into a log file.
+		throttle := 5 * time.Second
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			throttle = 100 * time.Millisecond
+		}
 		onProgress = func(done, total int) {
 			if bar == nil {
 				bar = progressbar.NewOptions(total,
@@ -93,7 +99,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 					progressbar.OptionShowCount(),
 					progressbar.OptionSetPredictTime(true),
 					progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionThrottle(throttle),
 					progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
 				)
 			}
