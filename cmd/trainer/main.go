@@ -131,6 +131,7 @@ func parseConfig(args []string) (config, error) {
 // subcommands besides the default (learn): name → main.
 var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
 	"ab-report": abReportMain,
+	"simulate":  simulateMain,
 }
 
 func main() {
