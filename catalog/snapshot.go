@@ -14,7 +14,7 @@ import (
 // IndexThreshold is the catalog size from which Build clusters embeddings for
 // approximate nearest-neighbour search (IVF). Below it a full scan is cheaper
 // than probing clusters and exact.
-const IndexThreshold = 20000
+const IndexThreshold = 5000
 
 // Snapshot is an immutable, indexed view of the catalog. It is built once per
 // catalog change and shared read-only by every request, so readers need no

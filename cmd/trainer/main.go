@@ -38,7 +38,9 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/replay"
 	"github.com/novarec/novarec/trainer"
 )
 
@@ -132,6 +134,20 @@ func parseConfig(args []string) (config, error) {
 var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
 	"ab-report": abReportMain,
 	"simulate":  simulateMain,
+	"replay": func(ctx context.Context, args []string, out io.Writer) error {
+		return replayMain(ctx, args, out, newOfflinePolicy)
+	},
+	"ope": func(ctx context.Context, args []string, out io.Writer) error {
+		return opeMain(ctx, args, out, newOfflinePolicy)
+	},
+}
+
+// newOfflinePolicy builds a named offline policy with the given reward
+// weights, on the same engine and learner as serving.
+func newOfflinePolicy(name string, w recommend.RewardWeights) (replay.Policy, error) {
+	cfg := policy.DefaultConfig()
+	cfg.Learner.Reward = w
+	return policy.New(name, cfg)
 }
 
 func main() {
