@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,8 @@ const (
 	fID       = "id"
 	fStart    = "start"
 	fEWMA     = "ewma"
+	fClickNov = "cnov"
+	fSkipNov  = "snov"
 	catField  = "c:"
 )
 
@@ -338,11 +341,11 @@ func decodeStats(h map[string]string) recommend.Stats {
 
 func zeroSession(s *recommend.Session) bool {
 	return s.Start == 0 && s.Last == 0 && s.Clicks == 0 && s.Skips == 0 && s.NovelClicks == 0 &&
-		s.NovelEWMA == 0 && len(s.CategoryClicks) == 0
+		s.NovelEWMA == 0 && s.ClickNovelty == 0 && s.SkipNovelty == 0 && len(s.CategoryClicks) == 0
 }
 
 func sessionFields(s *recommend.Session) []any {
-	f := make([]any, 0, 14+2*len(s.CategoryClicks))
+	f := make([]any, 0, 18+2*len(s.CategoryClicks))
 	f = append(f,
 		fID, s.ID,
 		fStart, strconv.FormatInt(s.Start, 10),
@@ -351,6 +354,8 @@ func sessionFields(s *recommend.Session) []any {
 		fSkips, strconv.FormatInt(s.Skips, 10),
 		fNovel, strconv.FormatInt(s.NovelClicks, 10),
 		fEWMA, strconv.FormatFloat(s.NovelEWMA, 'g', -1, 64),
+		fClickNov, strconv.FormatFloat(s.ClickNovelty, 'g', -1, 64),
+		fSkipNov, strconv.FormatFloat(s.SkipNovelty, 'g', -1, 64),
 	)
 	for c, n := range s.CategoryClicks {
 		f = append(f, catField+c, strconv.FormatInt(n, 10))
@@ -365,9 +370,20 @@ func decodeSession(h map[string]string) recommend.Session {
 		if k == fID {
 			continue
 		}
-		if k == fEWMA {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				s.NovelEWMA = f
+		switch k {
+		case fEWMA, fClickNov, fSkipNov:
+			// Sessions written before cnov/snov existed lack them and
+			// decode as 0: their novel preference falls back toward the
+			// user-level estimate.
+			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				switch k {
+				case fEWMA:
+					s.NovelEWMA = f
+				case fClickNov:
+					s.ClickNovelty = f
+				default:
+					s.SkipNovelty = f
+				}
 			}
 			continue
 		}

@@ -17,18 +17,19 @@ import (
 // Feature indexes of the state vector s_H. The first four are user-level
 // (static), the rest session-level (dynamic).
 const (
-	FUserNovelRate     = iota // posterior mean of the user's novel-click rate
-	FUserConfidence           // evidence behind it: n/(n+10) clicks
-	FUserActivity             // log history length, scaled to [0,1]
-	FUserEntropy              // normalised category entropy of history
-	FSessNovelRate            // smoothed novel-click rate in the session
-	FSessClicks               // log clicks in session, scaled
-	FSessSkips                // log skips in session, scaled
-	FSessMinutes              // minutes in session / 30, capped at 1
-	FSessEntropy              // normalised entropy of categories clicked in session
-	FSessRecentNovelty        // recency-weighted novelty of the last clicks
-	FSessSkipRatio            // skips / (clicks + skips + 1)
-	Dim                       // length of the state vector
+	FUserNovelRate       = iota // posterior mean of the user's novel-click rate
+	FUserConfidence             // evidence behind it: n/(n+10) clicks
+	FUserActivity               // log history length, scaled to [0,1]
+	FUserEntropy                // normalised category entropy of history
+	FSessNovelRate              // smoothed novel-click rate in the session
+	FSessClicks                 // log clicks in session, scaled
+	FSessSkips                  // log skips in session, scaled
+	FSessMinutes                // minutes in session / 30, capped at 1
+	FSessEntropy                // normalised entropy of categories clicked in session
+	FSessRecentNovelty          // recency-weighted novelty of the last clicks
+	FSessSkipRatio              // skips / (clicks + skips + 1)
+	FSessNovelPreference        // novel items' share of the session's click-through
+	Dim                         // length of the state vector
 )
 
 // FeatureNames label the state vector in logs and snapshots.
@@ -36,6 +37,7 @@ var FeatureNames = [Dim]string{
 	"user_novel_rate", "user_confidence", "user_activity", "user_entropy",
 	"session_novel_rate", "session_clicks", "session_skips", "session_minutes",
 	"session_entropy", "session_recent_novelty", "session_skip_ratio",
+	"session_novel_preference",
 }
 
 // Prior is the Beta(α₀, β₀) prior of a user's novel-click rate.
@@ -57,6 +59,35 @@ type Observations struct {
 	SessionEntropy                                  float64
 	// SessionNovelEWMA is meaningful only when SessionClicks > 0.
 	SessionNovelEWMA float64
+	// SessionClickNovelty and SessionSkipNovelty sum nov(u,i) over the
+	// session's clicked and skipped items.
+	SessionClickNovelty, SessionSkipNovelty float64
+}
+
+// PreferencePrior is the weight, in examined items, of the user-level
+// estimate in the session's novel preference.
+const PreferencePrior = 1
+
+// NovelPreference is the share of the session's click-through that falls on
+// novel items: with CTR_nov = (Σ_clicked nov + c·m)/(Σ_examined nov + c) and
+// CTR_fam likewise on 1 − nov (prior 1 − m), it is CTR_nov/(CTR_nov +
+// CTR_fam), m the user-level propensity and c = PreferencePrior. Unlike the
+// novel-click rate it counts skips, so it tells a session that passes over
+// novel items from one that passes over familiar ones even before any
+// click, and it does not depend on how novel the shown slates were. It
+// starts at m.
+func NovelPreference(o Observations, m float64) float64 {
+	const c = PreferencePrior
+	cn := math.Max(o.SessionClickNovelty, 0)
+	sn := math.Max(o.SessionSkipNovelty, 0)
+	cf := math.Max(o.SessionClicks-cn, 0)
+	sf := math.Max(o.SessionSkips-sn, 0)
+	ctrN := (cn + c*m) / (cn + sn + c)
+	ctrF := (cf + c*(1-m)) / (cf + sf + c)
+	if ctrN+ctrF <= 0 {
+		return m
+	}
+	return ctrN / (ctrN + ctrF)
 }
 
 // UserPropensity is the static, user-level novelty propensity: the posterior
@@ -90,6 +121,7 @@ func (p Prior) State(dst []float64, o Observations) []float64 {
 		x[FSessRecentNovelty] = m
 	}
 	x[FSessSkipRatio] = o.SessionSkips / (o.SessionClicks + o.SessionSkips + 1)
+	x[FSessNovelPreference] = NovelPreference(o, m)
 	return x
 }
 
@@ -142,7 +174,8 @@ type Policy struct {
 func (p *Policy) K() int { return len(p.Levels) }
 
 // NewPolicy returns the prior policy that serves before any learning: the
-// target is t = 0.35·user propensity + 0.65·recent session novelty.
+// target is t = 0.35·user propensity + 0.35·recent session novelty +
+// 0.3·the session's novel preference (NovelPreference).
 func NewPolicy(levels []Level, kappa float64) *Policy {
 	p := &Policy{
 		Levels: append([]Level(nil), levels...),
@@ -153,7 +186,8 @@ func NewPolicy(levels []Level, kappa float64) *Policy {
 		Prior:  DefaultPrior,
 	}
 	p.T[FUserNovelRate] = 0.35
-	p.T[FSessRecentNovelty] = 0.65
+	p.T[FSessRecentNovelty] = 0.35
+	p.T[FSessNovelPreference] = 0.3
 	return p
 }
 
@@ -203,8 +237,23 @@ func finite(s []float64) bool {
 // level returns z' = z/(K−1), the level's place on [0,1].
 func (p *Policy) level(z int) float64 { return float64(z) / float64(max(p.K()-1, 1)) }
 
-// Target is t(s), the novelty the policy aims at in state x.
-func (p *Policy) Target(x []float64) float64 { return floats.Dot(p.T[:Dim], x) + p.T[Dim] }
+// Target is t(s), the novelty the policy aims at in state x: T·x + T₀
+// clamped to the levels' scale [0,1] widened by one level on each side
+// (targetMargin). A target far beyond the last level would
+// only sharpen the distribution onto it; clamping keeps the policy's
+// uncertainty between neighbouring levels, so learning cannot talk itself
+// into a deterministic extreme on a few lucky returns.
+func (p *Policy) Target(x []float64) float64 {
+	m := p.targetMargin()
+	return min(max(p.rawTarget(x), -m), 1+m)
+}
+
+// targetMargin lets the target go one level beyond either end, far enough
+// for the end level to dominate (π ≈ 0.8 at the default κ) but not to
+// become certain.
+func (p *Policy) targetMargin() float64 { return 1 / float64(max(p.K()-1, 1)) }
+
+func (p *Policy) rawTarget(x []float64) float64 { return floats.Dot(p.T[:Dim], x) + p.T[Dim] }
 
 // Distribution writes π_H(·|x) into dst (len K) and returns it.
 func (p *Policy) Distribution(dst, x []float64) []float64 {
@@ -335,6 +384,11 @@ func (p *Policy) Update(x []float64, z int, logged, ret float64, st Step) float6
 		}
 		p.B[k] += st.LR * g
 		gt += g * 2 * p.Kappa * p.level(k)
+	}
+	// Through the clamp: no step that pushes an out-of-range target
+	// further out; one that brings it back is taken.
+	if raw, m := p.rawTarget(x), p.targetMargin(); (raw >= 1+m && gt > 0) || (raw <= -m && gt < 0) {
+		gt = 0
 	}
 	floats.AddScaled(p.T[:Dim], st.LR*gt, x)
 	p.T[Dim] += st.LR * gt

@@ -145,3 +145,52 @@ func TestSample(t *testing.T) {
 		}
 	}
 }
+
+func TestNovelPreferenceSeesSkips(t *testing.T) {
+	const m = 0.3
+	if got := NovelPreference(Observations{}, m); math.Abs(got-m) > 1e-12 {
+		t.Errorf("no evidence: %v, want the user-level %v", got, m)
+	}
+	// Two sessions without a single click: one passed over novel items,
+	// the other over familiar ones.
+	skipNovel := NovelPreference(Observations{SessionSkips: 6, SessionSkipNovelty: 6}, m)
+	skipFamiliar := NovelPreference(Observations{SessionSkips: 6, SessionSkipNovelty: 0}, m)
+	if !(skipNovel < m && skipFamiliar > m) {
+		t.Errorf("skipping novel items: %v, skipping familiar ones: %v; want below and above %v", skipNovel, skipFamiliar, m)
+	}
+	// Clicking novel items and skipping familiar ones is the strongest sign.
+	seeking := NovelPreference(Observations{SessionClicks: 2, SessionClickNovelty: 2, SessionSkips: 4}, m)
+	if seeking < 0.8 {
+		t.Errorf("novelty-seeking session: %v, want ≥ 0.8", seeking)
+	}
+	x := DefaultPrior.State(nil, Observations{SessionClicks: 2, SessionClickNovelty: 2, SessionSkips: 4})
+	if x[FSessNovelPreference] < 0.8 || x[FSessNovelPreference] > 1 {
+		t.Errorf("state feature %v", x[FSessNovelPreference])
+	}
+}
+
+func TestTargetStaysNearTheLevels(t *testing.T) {
+	p := NewPolicy(DefaultLevels, DefaultKappa)
+	x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: 1, SessionClickNovelty: 5})
+	// Reward only the top level, many times: the target may pass the top
+	// level by one level's width, not run off to certainty.
+	for range 5000 {
+		ret := 0.0
+		probs := p.Distribution(nil, x)
+		z := Argmax(probs)
+		if z == p.K()-1 {
+			ret = 1
+		}
+		p.Update(x, z, probs[z], ret, Step{LR: 0.05, BaselineLR: 0.05, Clip: 5})
+		p.Update(x, p.K()-1, probs[p.K()-1], 1, Step{LR: 0.05, BaselineLR: 0.05, Clip: 5})
+	}
+	if tg := p.Target(x); tg > 1.25+1e-12 {
+		t.Errorf("target %v beyond one level past the top", tg)
+	}
+	if raw := p.rawTarget(x); raw > 1.5 {
+		t.Errorf("raw target ran off to %v", raw)
+	}
+	if probs := p.Distribution(nil, x); probs[p.K()-1] < 0.7 {
+		t.Errorf("top level has π = %v after rewarding only it", probs[p.K()-1])
+	}
+}

@@ -258,14 +258,16 @@ func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Obser
 
 func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) intent.Observations {
 	o := intent.Observations{
-		NovelClicks:        float64(st.Stats.NovelClicks),
-		FamiliarClicks:     float64(st.Stats.FamiliarClicks),
-		HistoryLen:         len(st.History),
-		SessionClicks:      float64(st.Session.Clicks),
-		SessionSkips:       float64(st.Session.Skips),
-		SessionNovelClicks: float64(st.Session.NovelClicks),
-		SessionNovelEWMA:   st.Session.NovelEWMA,
-		HistoryEntropy:     intent.Entropy(v.counts),
+		NovelClicks:         float64(st.Stats.NovelClicks),
+		FamiliarClicks:      float64(st.Stats.FamiliarClicks),
+		HistoryLen:          len(st.History),
+		SessionClicks:       float64(st.Session.Clicks),
+		SessionSkips:        float64(st.Session.Skips),
+		SessionNovelClicks:  float64(st.Session.NovelClicks),
+		SessionNovelEWMA:    st.Session.NovelEWMA,
+		SessionClickNovelty: st.Session.ClickNovelty,
+		SessionSkipNovelty:  st.Session.SkipNovelty,
+		HistoryEntropy:      intent.Entropy(v.counts),
 	}
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
@@ -367,6 +369,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	for j, i := range pool {
 		c := &cands[j]
 		c.Item = i
+		c.Features = [ranker.NumFeatures]float64{} // the slice is pooled: no stale features
 		c.Embedding = m.embedding(snap, i)
 		if taste != nil {
 			c.Features[ranker.FDot] = float64(catalog.Dot(taste, c.Embedding))

@@ -33,7 +33,8 @@ func historyIn(snap *catalog.Snapshot, n int, cats ...string) []Consumed {
 }
 
 func session(clicks, novel int64, ewma float64) Session {
-	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma}
+	// As Observe records it: each novel click has nov = 1, the others 0.
+	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma, ClickNovelty: float64(novel)}
 }
 
 func meanNovelty(d Decision) float64 {
@@ -269,5 +270,27 @@ func TestSelectTop(t *testing.T) {
 		if !slices.Equal(got, exp) {
 			t.Fatalf("n=%d k=%d: top set differs", n, k)
 		}
+	}
+}
+
+func TestObserveSumsNoveltyOfClicksAndSkips(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	hist := historyIn(snap, 20, "action", "comedy")
+	seen := HistoryCategories(snap, hist)
+	var familiarID, novelID string
+	for i := int32(0); int(i) < snap.Len() && (familiarID == "" || novelID == ""); i++ {
+		switch nv := seen.Novelty(snap, i); {
+		case nv == 0 && familiarID == "":
+			familiarID = snap.Item(i).ID
+		case nv == 1 && novelID == "":
+			novelID = snap.Item(i).ID
+		}
+	}
+	st := UserState{UserID: "u", History: hist}
+	Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: novelID, Type: Skip, TS: 1}, 0)
+	Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: familiarID, Type: Skip, TS: 2}, 0)
+	obs := Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: familiarID, Type: Click, TS: 3}, 0)
+	if st.Session.SkipNovelty != 1 || st.Session.ClickNovelty != obs.Novelty || st.Session.Skips != 2 {
+		t.Errorf("session %+v after skipping a novel and a familiar item and clicking a familiar one", st.Session)
 	}
 }
