@@ -200,7 +200,11 @@ func (s *Server) recommend(c *gin.Context) {
 	if !degraded {
 		s.recordShown(ctx, req.UserID, req.SessionID, shown)
 	}
-	s.publish(events.TopicImpressions, req.UserID, &imp)
+	if len(imp.Items) > 0 {
+		// Nothing shown (every candidate excluded), nothing to learn from:
+		// consumers would dead-letter an impression without items.
+		s.publish(events.TopicImpressions, req.UserID, &imp)
+	}
 	s.metrics.levels.WithLabelValues(variant, levelLabel(d.Intent.Level)).Inc()
 	c.JSON(http.StatusOK, &resp)
 }

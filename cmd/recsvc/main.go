@@ -58,6 +58,9 @@ type config struct {
 	debugAddr   string
 	experiments string
 	adminToken  string
+	// eventBuffer is the producer's buffer (0 = events' default, 10000);
+	// tests shrink it to reach the bound quickly.
+	eventBuffer int
 }
 
 func env(name, def string) string {
@@ -176,7 +179,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		}
 	}
 
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 64, MinIdleConns: 8})
+	// ContextTimeoutEnabled makes go-redis honour the request's deadline (the
+	// 100ms store budget) on the wire; without it a hung Redis holds every
+	// request for the 3s read timeout (TestFaultRedisServerHangsAndCrashes).
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 64, MinIdleConns: 8, ContextTimeoutEnabled: true})
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
 	reg := prometheus.NewRegistry()
@@ -204,7 +210,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		models.Ensure(ctx, api.DefaultVariant)
 	}
 
-	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log})
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Registerer: reg, Logger: log})
 	bg, stopBG := context.WithCancel(context.Background())
 	var waits []func()
 	goRun := func(f func(context.Context)) {
