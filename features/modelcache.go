@@ -144,7 +144,7 @@ func (c *ModelCache) Refresh(ctx context.Context) error {
 	c.m.swaps.WithLabelValues(c.variant).Inc()
 	c.m.info.DeleteLabelValues(c.variant, old.m.Version)
 	c.m.info.WithLabelValues(c.variant, m.Version).Set(1)
-	c.log.Info("model swapped in", "variant", c.variant, "version", m.Version, "previous", old.m.Version,
+	c.log.Debug("model swapped in", "variant", c.variant, "version", m.Version, "previous", old.m.Version,
 		"bytes", len(b), "age", c.now().Sub(time.UnixMilli(meta.CreatedMS)).Round(time.Millisecond).String())
 	return nil
 }

@@ -372,3 +372,23 @@ func metricValue(t *testing.T, base, sample string) float64 {
 	}
 	return 0
 }
+
+func TestParseConfigRedisCluster(t *testing.T) {
+	t.Setenv("REDIS_ADDR", "r0:6379, r1:6379,,r2:6379")
+	t.Setenv("KAFKA_BROKERS", "k0:9092")
+	c, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"r0:6379", "r1:6379", "r2:6379"}; !slices.Equal(c.redisAddrs, want) {
+		t.Fatalf("redis addresses %v, want %v", c.redisAddrs, want)
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.redisAddrs})
+	defer client.Close()
+	if _, ok := client.(*redis.ClusterClient); !ok {
+		t.Fatalf("several addresses gave a %T, want a cluster client", client)
+	}
+	if _, err := parseConfig([]string{"-trainer", "maybe"}); err == nil {
+		t.Fatal("-trainer maybe accepted")
+	}
+}
