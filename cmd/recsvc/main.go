@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +34,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
@@ -63,47 +63,23 @@ type config struct {
 	eventBuffer int
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func parseConfig(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("recsvc", flag.ContinueOnError)
-	fs.StringVar(&c.addr, "addr", env("NOVAREC_ADDR", ":8080"), "HTTP listen address (env NOVAREC_ADDR)")
-	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
-	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
-	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
-	fs.IntVar(&c.sampleItems, "sample-items", envInt("NOVAREC_SAMPLE_ITEMS", -1), "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; default 3000 in embedded mode, else 0)")
-	fs.IntVar(&c.sampleUsers, "sample-users", envInt("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
-	fs.StringVar(&c.movielens, "movielens", env("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
+	fs.StringVar(&c.addr, "addr", envflag.String("NOVAREC_ADDR", ":8080"), "HTTP listen address (env NOVAREC_ADDR)")
+	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
+	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
+	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
+	fs.IntVar(&c.sampleItems, "sample-items", envflag.Int("NOVAREC_SAMPLE_ITEMS", -1), "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; default 3000 in embedded mode, else 0)")
+	fs.IntVar(&c.sampleUsers, "sample-users", envflag.Int("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
+	fs.StringVar(&c.movielens, "movielens", envflag.String("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
-	fs.StringVar(&c.updater, "feature-updater", env("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
-	fs.StringVar(&c.trainer, "trainer", env("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
-	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
-	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
-	fs.StringVar(&c.debugAddr, "debug-addr", env("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
-	fs.StringVar(&c.experiments, "experiments", env("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
+	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
+	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
+	fs.IntVar(&c.partitions, "partitions", envflag.Int("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
+	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
+	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
+	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
 	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	if err := fs.Parse(args); err != nil {
@@ -117,7 +93,7 @@ func parseConfig(args []string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level: %w", err)
 	}
-	c.redisAddrs, c.kafka = splitList(*redisAddr), splitList(*brokers)
+	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	return c, nil
 }
 

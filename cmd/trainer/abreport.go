@@ -13,15 +13,16 @@ import (
 
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/envflag"
 )
 
 // abReportMain prints the A/B report of an experiment from the aggregates
 // its trainers keep in Redis: `trainer ab-report -experiments FILE`.
 func abReportMain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ab-report", flag.ContinueOnError)
-	file := fs.String("experiments", env("NOVAREC_EXPERIMENTS", ""), "the experiments file (env NOVAREC_EXPERIMENTS)")
-	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es) (env REDIS_ADDR)")
-	prefix := fs.String("prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
+	file := fs.String("experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "the experiments file (env NOVAREC_EXPERIMENTS)")
+	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es) (env REDIS_ADDR)")
+	prefix := fs.String("prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -33,7 +34,7 @@ func abReportMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: splitList(*redisAddr)})
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: envflag.List(*redisAddr)})
 	defer rdb.Close()
 	r, err := features.NewStore(rdb, features.Options{Prefix: *prefix}).Report(ctx, exp)
 	if err != nil {

@@ -23,8 +23,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +36,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/replay"
@@ -63,39 +62,15 @@ type config struct {
 	experiments string
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func parseConfig(args []string) (config, error) {
 	var c config
 	d := trainer.DefaultConfig()
 	fs := flag.NewFlagSet("trainer", flag.ContinueOnError)
-	redisAddr := fs.String("redis", env("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; required)")
-	brokers := fs.String("kafka", env("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; required)")
-	fs.StringVar(&c.prefix, "prefix", env("NOVAREC_PREFIX", "nr:"), "Redis key prefix, the same as recsvc's (env NOVAREC_PREFIX)")
-	fs.StringVar(&c.experiments, "experiments", env("NOVAREC_EXPERIMENTS", ""), "A/B experiments file: run one learner per variant with its reward weights, instead of -variant/-w-nov/-w-div (env NOVAREC_EXPERIMENTS)")
-	fs.StringVar(&c.variant, "variant", env("NOVAREC_VARIANT", d.Variant), "variant whose model this trainer learns and publishes (env NOVAREC_VARIANT)")
+	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; required)")
+	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; required)")
+	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix, the same as recsvc's (env NOVAREC_PREFIX)")
+	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file: run one learner per variant with its reward weights, instead of -variant/-w-nov/-w-div (env NOVAREC_EXPERIMENTS)")
+	fs.StringVar(&c.variant, "variant", envflag.String("NOVAREC_VARIANT", d.Variant), "variant whose model this trainer learns and publishes (env NOVAREC_VARIANT)")
 	fs.DurationVar(&c.window, "window", d.Window, "attribution window: feedback counts for an impression this long after it (event time)")
 	fs.DurationVar(&c.publish, "publish-every", d.PublishEvery, "publish a model snapshot at least this often while learning")
 	fs.IntVar(&c.publishN, "publish-updates", d.PublishUpdates, "publish a model snapshot after this many updates")
@@ -103,10 +78,10 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.session, "session-timeout", d.SessionTimeout, "consumer-group session timeout: how long a restarted trainer waits for a crashed one's partitions")
 	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
-	fs.StringVar(&c.metricsAddr, "metrics-addr", env("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
 	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
-	fs.IntVar(&c.partitions, "partitions", envInt("NOVAREC_PARTITIONS", 6), "partitions per topic when the trainer creates missing topics (env NOVAREC_PARTITIONS)")
-	level := fs.String("log-level", env("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
+	fs.IntVar(&c.partitions, "partitions", envflag.Int("NOVAREC_PARTITIONS", 6), "partitions per topic when the trainer creates missing topics (env NOVAREC_PARTITIONS)")
+	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -116,7 +91,7 @@ func parseConfig(args []string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level: %w", err)
 	}
-	c.redisAddrs, c.kafka = splitList(*redisAddr), splitList(*brokers)
+	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	switch {
 	case len(c.kafka) == 0:
 		return c, errors.New("KAFKA_BROKERS (or -kafka) is required: the standalone trainer has no embedded mode; for a one-process trial run `go run ./cmd/recsvc`, which runs the trainer in-process")

@@ -1,0 +1,37 @@
+// Package envflag holds the small helpers recsvc and the trainer share to
+// take flag defaults from the environment, so both commands read the same
+// variables the same way.
+package envflag
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// String returns the variable's value, or def when it is unset.
+func String(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// Int returns the variable as an integer, or def when it is unset or not one.
+func Int(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// List splits a comma-separated list, dropping blanks and empty entries.
+func List(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

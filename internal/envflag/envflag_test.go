@@ -1,0 +1,26 @@
+package envflag
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestEnvflag(t *testing.T) {
+	t.Setenv("ENVFLAG_S", "x")
+	t.Setenv("ENVFLAG_I", "7")
+	t.Setenv("ENVFLAG_BAD", "seven")
+	if String("ENVFLAG_S", "d") != "x" || String("ENVFLAG_UNSET", "d") != "d" {
+		t.Error("String")
+	}
+	if Int("ENVFLAG_I", 1) != 7 || Int("ENVFLAG_BAD", 1) != 1 || Int("ENVFLAG_UNSET", 1) != 1 {
+		t.Error("Int")
+	}
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{{"", nil}, {"a", []string{"a"}}, {" a, b,,c ", []string{"a", "b", "c"}}} {
+		if got := List(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("List(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
