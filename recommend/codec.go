@@ -6,25 +6,20 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"slices"
 
 	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/internal/frame"
 	"github.com/novarec/novarec/ranker"
 )
 
-// Snapshot wire format: a fixed header, a gob payload and a checksum.
-//
-//	magic "NVRM" | schema uint16 | reserved uint16 | payload length uint64 | payload | CRC-32C(payload) uint32
-//
-// Integers are big-endian. A reader rejects another magic, a schema it does
-// not know, a length that does not match, or a checksum that does not, so a
-// truncated or corrupted snapshot can never replace a serving model.
+// Snapshot wire format: a gob payload in the envelope of internal/frame
+// (magic "NVRM", schema, length, CRC-32C), so a truncated, corrupted or
+// incompatible snapshot can never replace a serving model.
 const (
 	snapshotMagic  = "NVRM"
 	SnapshotSchema = 1
-	headerLen      = 4 + 2 + 2 + 8
 )
 
 // Errors of DecodeModel, for callers that count rejections by cause.
@@ -60,8 +55,6 @@ type modelWire struct {
 	Emb []byte
 }
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
 // EncodeModel serialises a model snapshot. Map entries are written in id
 // order so equal models encode to equal bytes.
 func EncodeModel(m *Model, meta SnapshotMeta) ([]byte, error) {
@@ -92,32 +85,18 @@ func EncodeModel(m *Model, meta SnapshotMeta) ([]byte, error) {
 	if err := gob.NewEncoder(&payload).Encode(&w); err != nil {
 		return nil, fmt.Errorf("recommend: encode snapshot: %w", err)
 	}
-	out := make([]byte, 0, headerLen+payload.Len()+4)
-	out = append(out, snapshotMagic...)
-	out = binary.BigEndian.AppendUint16(out, SnapshotSchema)
-	out = binary.BigEndian.AppendUint16(out, 0)
-	out = binary.BigEndian.AppendUint64(out, uint64(payload.Len()))
-	out = append(out, payload.Bytes()...)
-	out = binary.BigEndian.AppendUint32(out, crc32.Checksum(payload.Bytes(), crcTable))
-	return out, nil
+	return frame.Seal(snapshotMagic, SnapshotSchema, payload.Bytes()), nil
 }
 
 // DecodeModel parses and validates a snapshot written by EncodeModel.
 func DecodeModel(b []byte) (*Model, SnapshotMeta, error) {
 	var meta SnapshotMeta
-	if len(b) < headerLen+4 || string(b[:4]) != snapshotMagic {
-		return nil, meta, fmt.Errorf("%w: bad header", ErrSnapshotCorrupt)
-	}
-	if v := binary.BigEndian.Uint16(b[4:6]); v != SnapshotSchema {
-		return nil, meta, fmt.Errorf("%w: schema %d, this build reads %d", ErrSnapshotSchema, v, SnapshotSchema)
-	}
-	n := binary.BigEndian.Uint64(b[8:16])
-	if n != uint64(len(b)-headerLen-4) {
-		return nil, meta, fmt.Errorf("%w: payload length %d, have %d bytes", ErrSnapshotCorrupt, n, len(b)-headerLen-4)
-	}
-	payload := b[headerLen : len(b)-4]
-	if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
-		return nil, meta, fmt.Errorf("%w: checksum mismatch", ErrSnapshotCorrupt)
+	payload, err := frame.Open(snapshotMagic, SnapshotSchema, b)
+	switch {
+	case errors.Is(err, frame.ErrSchema):
+		return nil, meta, fmt.Errorf("%w: %w", ErrSnapshotSchema, err)
+	case err != nil:
+		return nil, meta, fmt.Errorf("%w: %w", ErrSnapshotCorrupt, err)
 	}
 	var w modelWire
 	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {

@@ -2,23 +2,19 @@ package trainer
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"slices"
 
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/internal/frame"
 	"github.com/novarec/novarec/recommend"
 )
 
-// Checkpoint wire format, like the model snapshot's: a fixed header, a gob
-// payload and a checksum.
-//
-//	magic "NVTC" | schema uint16 | reserved uint16 | payload length uint64 | payload | CRC-32C(payload) uint32
-//
-// Integers are big-endian. The payload holds no maps (only slices in a
+// Checkpoint wire format, like the model snapshot's: a gob payload in the
+// envelope of internal/frame (magic "NVTC", schema, length, CRC-32C). The
+// payload holds no maps (only slices in a
 // defined order), so a state encodes to the same bytes every time, and a
 // decoded checkpoint re-encodes to the bytes it was read from.
 const (
@@ -26,7 +22,6 @@ const (
 	// CheckpointSchema is the checkpoint schema this build writes and
 	// reads. Bump it when checkpointWire changes incompatibly.
 	CheckpointSchema = 1
-	ckptHeaderLen    = 4 + 2 + 2 + 8
 )
 
 // Errors of DecodeCheckpoint, so callers can tell a damaged checkpoint from
@@ -38,8 +33,6 @@ var (
 	// trainer (a configuration mistake, never resolved by retrying).
 	ErrCheckpointVariant = errors.New("trainer: checkpoint of another variant")
 )
-
-var ckptCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // checkpointWire is the whole Core state.
 type checkpointWire struct {
@@ -138,14 +131,7 @@ func (c *Core) EncodeCheckpoint() ([]byte, error) {
 	if err := gob.NewEncoder(&payload).Encode(&w); err != nil {
 		return nil, fmt.Errorf("trainer: encode checkpoint: %w", err)
 	}
-	out := make([]byte, 0, ckptHeaderLen+payload.Len()+4)
-	out = append(out, checkpointMagic...)
-	out = binary.BigEndian.AppendUint16(out, CheckpointSchema)
-	out = binary.BigEndian.AppendUint16(out, 0)
-	out = binary.BigEndian.AppendUint64(out, uint64(payload.Len()))
-	out = append(out, payload.Bytes()...)
-	out = binary.BigEndian.AppendUint32(out, crc32.Checksum(payload.Bytes(), ckptCRC))
-	return out, nil
+	return frame.Seal(checkpointMagic, CheckpointSchema, payload.Bytes()), nil
 }
 
 // DecodeCheckpoint restores a Core from EncodeCheckpoint's bytes, with cfg's
@@ -232,19 +218,12 @@ func ReadCheckpointCounters(data []byte) (Counters, int64, error) {
 }
 
 func readCheckpoint(b []byte) (*checkpointWire, error) {
-	if len(b) < ckptHeaderLen+4 || string(b[:4]) != checkpointMagic {
-		return nil, fmt.Errorf("%w: bad header", ErrCheckpointCorrupt)
-	}
-	if v := binary.BigEndian.Uint16(b[4:6]); v != CheckpointSchema {
-		return nil, fmt.Errorf("%w: schema %d, this build reads %d", ErrCheckpointSchema, v, CheckpointSchema)
-	}
-	n := binary.BigEndian.Uint64(b[8:16])
-	if n != uint64(len(b)-ckptHeaderLen-4) {
-		return nil, fmt.Errorf("%w: payload length %d, have %d bytes", ErrCheckpointCorrupt, n, len(b)-ckptHeaderLen-4)
-	}
-	payload := b[ckptHeaderLen : len(b)-4]
-	if crc32.Checksum(payload, ckptCRC) != binary.BigEndian.Uint32(b[len(b)-4:]) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCheckpointCorrupt)
+	payload, err := frame.Open(checkpointMagic, CheckpointSchema, b)
+	switch {
+	case errors.Is(err, frame.ErrSchema):
+		return nil, fmt.Errorf("%w: %w", ErrCheckpointSchema, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrCheckpointCorrupt, err)
 	}
 	var w checkpointWire
 	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {
