@@ -25,19 +25,9 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/recommend"
 )
-
-// splitAddrs is how cmd/recsvc and cmd/trainer read REDIS_ADDR.
-func splitAddrs(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 func TestRedisAddrSelectsTheClient(t *testing.T) {
 	for _, tc := range []struct {
@@ -50,7 +40,7 @@ func TestRedisAddrSelectsTheClient(t *testing.T) {
 		// set (no flag or variable): several addresses give a Cluster client.
 		{"s0:26379,s1:26379,s2:26379", "mymaster", "*redis.Client"},
 	} {
-		addrs := splitAddrs(tc.env)
+		addrs := envflag.List(tc.env)
 		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MasterName: tc.master})
 		if got := fmt.Sprintf("%T", c); got != tc.want {
 			t.Errorf("REDIS_ADDR=%q master=%q: %s, want %s", tc.env, tc.master, got, tc.want)
@@ -152,7 +142,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: splitAddrs(strings.Join(addrs, ","))})
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: envflag.List(strings.Join(addrs, ","))})
 	defer client.Close()
 	cc, ok := client.(*redis.ClusterClient)
 	if !ok {

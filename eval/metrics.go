@@ -92,36 +92,7 @@ func ILD(snap *catalog.Snapshot, ids []string) float64 {
 // without the id lookups, for replay's hot loop. Two items without
 // categories count as identical, as in recommend.Diversity.
 func CategoryILD(snap *catalog.Snapshot, items []int32) float64 {
-	if len(items) < 2 {
-		return 0
-	}
-	sum, pairs := 0.0, 0
-	for a := 0; a < len(items); a++ {
-		ca := snap.Categories(items[a])
-		for b := a + 1; b < len(items); b++ {
-			sum += Jaccard(ca, snap.Categories(items[b]))
-			pairs++
-		}
-	}
-	return 1 - sum/float64(pairs)
-}
-
-// Jaccard is |a∩b| / |a∪b| of two sets of category indexes without
-// duplicates; two empty sets are identical (1).
-func Jaccard(a, b []int32) float64 {
-	if len(a) == 0 && len(b) == 0 {
-		return 1
-	}
-	inter := 0
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				inter++
-				break
-			}
-		}
-	}
-	return float64(inter) / float64(len(a)+len(b)-inter)
+	return recommend.DiversityOf(snap, items)
 }
 
 // EmbeddingILD is the second form of intra-list diversity in DESIGN.md §3:

@@ -91,7 +91,7 @@ func TestCategoryILD(t *testing.T) {
 	near(t, "categorised vs uncategorised", CategoryILD(snap, idx(t, snap, "A", "D")), 1)
 	near(t, "identical categories", CategoryILD(snap, idx(t, snap, "A", "A")), 0)
 	near(t, "one item", CategoryILD(snap, idx(t, snap, "A")), 0)
-	near(t, "Jaccard({x},{x,y})", Jaccard([]int32{0}, []int32{0, 1}), 0.5)
+	near(t, "Jaccard({x},{x,y})", recommend.Jaccard([]int32{0}, []int32{0, 1}), 0.5)
 }
 
 // The index form must agree with recommend.Diversity, the reward's term.

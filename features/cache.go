@@ -94,26 +94,39 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 
 // Run follows catalog changes until ctx ends; the caller owns the goroutine.
 func (c *CatalogCache) Run(ctx context.Context) {
-	updates, err := c.store.Subscribe(ctx, CatalogUpdates)
+	c.store.follow(ctx, CatalogUpdates, c.Poll, c.log, func(_ string, updates <-chan string) {
+		if updates != nil {
+			c.drain(ctx, updates)
+		}
+		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("catalog refresh failed; serving the previous snapshot", "err", err)
+		}
+	})
+}
+
+// follow calls handle for every notification on ch, with its message and
+// the channel (so handle can swallow a burst), and every poll interval
+// without one, with updates nil, until ctx ends. Polling is the safety net
+// for lost messages and keeps working when the subscription fails.
+func (s *Store) follow(ctx context.Context, ch Channel, poll time.Duration, log *slog.Logger, handle func(msg string, updates <-chan string)) {
+	updates, err := s.Subscribe(ctx, ch)
 	if err != nil {
-		c.log.Warn("catalog updates subscription failed; polling only", "err", err)
+		log.Warn("subscription failed; polling only", "channel", string(ch), "err", err)
 	}
-	poll := time.NewTicker(c.Poll)
-	defer poll.Stop()
+	t := time.NewTicker(poll)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-updates:
+		case msg, ok := <-updates:
 			if !ok {
 				updates = nil // ctx is ending; the next select sees it
 				continue
 			}
-			c.drain(ctx, updates)
-		case <-poll.C:
-		}
-		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("catalog refresh failed; serving the previous snapshot", "err", err)
+			handle(msg, updates)
+		case <-t.C:
+			handle(Resync, nil)
 		}
 	}
 }

@@ -23,9 +23,7 @@ type ModelCache struct {
 	variant string
 	log     *slog.Logger
 	cur     atomic.Pointer[servedModel]
-	// Poll is how often Run re-reads the snapshot without a notification.
-	Poll time.Duration
-	now  func() time.Time
+	now     func() time.Time
 
 	m *modelMetrics
 }
@@ -93,7 +91,7 @@ func NewModelCache(store *Store, variant string, fallback *recommend.Model, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &ModelCache{store: store, variant: variant, log: log, Poll: 30 * time.Second, now: time.Now}
+	c := &ModelCache{store: store, variant: variant, log: log, now: time.Now}
 	c.shareMetrics(reg)
 	c.cur.Store(&servedModel{m: fallback})
 	c.m.info.WithLabelValues(variant, fallback.Version).Set(1)
@@ -147,34 +145,6 @@ func (c *ModelCache) Refresh(ctx context.Context) error {
 	c.log.Debug("model swapped in", "variant", c.variant, "version", m.Version, "previous", old.m.Version,
 		"bytes", len(b), "age", c.now().Sub(time.UnixMilli(meta.CreatedMS)).Round(time.Millisecond).String())
 	return nil
-}
-
-// Run follows published snapshots until ctx ends; the caller owns the goroutine.
-func (c *ModelCache) Run(ctx context.Context) {
-	updates, err := c.store.Subscribe(ctx, ModelUpdates)
-	if err != nil {
-		c.log.Warn("model updates subscription failed; polling only", "err", err)
-	}
-	poll := time.NewTicker(c.Poll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case v, ok := <-updates:
-			if !ok {
-				updates = nil
-				continue
-			}
-			if v != c.variant && v != Resync {
-				continue
-			}
-		case <-poll.C:
-		}
-		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("model refresh failed", "variant", c.variant, "err", err)
-		}
-	}
 }
 
 // ModelSet serves one ModelCache per A/B variant. The set of variants can
@@ -237,32 +207,14 @@ func (s *ModelSet) Ensure(ctx context.Context, variant string) *ModelCache {
 // Run follows published snapshots of every variant until ctx ends; the
 // caller owns the goroutine.
 func (s *ModelSet) Run(ctx context.Context) {
-	updates, err := s.store.Subscribe(ctx, ModelUpdates)
-	if err != nil {
-		s.log.Warn("model updates subscription failed; polling only", "err", err)
-	}
-	poll := time.NewTicker(30 * time.Second)
-	defer poll.Stop()
-	for {
-		var only string
-		select {
-		case <-ctx.Done():
-			return
-		case v, ok := <-updates:
-			if !ok {
-				updates = nil
-				continue
-			}
-			only = v // Resync ("") refreshes all
-		case <-poll.C:
-		}
+	s.store.follow(ctx, ModelUpdates, 30*time.Second, s.log, func(variant string, _ <-chan string) {
 		for name, c := range *s.caches.Load() {
-			if only != "" && name != only {
+			if variant != Resync && name != variant {
 				continue
 			}
 			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("model refresh failed", "variant", name, "err", err)
 			}
 		}
-	}
+	})
 }

@@ -144,20 +144,29 @@ func Diversity(snap *catalog.Snapshot, items []string) float64 {
 			idx = append(idx, i)
 		}
 	}
+	return DiversityOf(snap, idx)
+}
+
+// DiversityOf is Diversity for items given by snapshot index, without the id
+// lookups (replay's hot loop uses it).
+func DiversityOf(snap *catalog.Snapshot, idx []int32) float64 {
 	if len(idx) < 2 {
 		return 0
 	}
 	sum, pairs := 0.0, 0
 	for a := 0; a < len(idx); a++ {
+		ca := snap.Categories(idx[a])
 		for b := a + 1; b < len(idx); b++ {
-			sum += jaccard(snap.Categories(idx[a]), snap.Categories(idx[b]))
+			sum += Jaccard(ca, snap.Categories(idx[b]))
 			pairs++
 		}
 	}
 	return 1 - sum/float64(pairs)
 }
 
-func jaccard(a, b []int32) float64 {
+// Jaccard is |a∩b| / |a∪b| of two sets of category indexes without
+// duplicates; two empty sets are identical (1).
+func Jaccard(a, b []int32) float64 {
 	if len(a) == 0 && len(b) == 0 {
 		return 1
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/eval"
+	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/replay"
 )
@@ -86,7 +86,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer, newPolicy 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("replay: unexpected arguments %q", fs.Args())
 	}
-	names := splitNames(*policies)
+	names := envflag.List(*policies)
 	switch {
 	case len(names) == 0:
 		return errors.New("replay: -policies is empty")
@@ -210,7 +210,7 @@ func loadLogStream(paths, catPath string, stdout io.Writer) (*replay.Stream, err
 }
 
 func loadLogAndCatalog(paths, catPath string, stdout io.Writer) (*replay.EventLog, []catalog.Item, error) {
-	l, err := replay.LoadEventLog(splitNames(paths)...)
+	l, err := replay.LoadEventLog(envflag.List(paths)...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,16 +240,6 @@ func newBar(total int, desc, unit string) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionSetWidth(30),
 	)
-}
-
-func splitNames(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func pm(e eval.Estimate, digits int) string {
@@ -358,7 +348,7 @@ func opeMain(ctx context.Context, args []string, stdout io.Writer, newPolicy pol
 	if fs.NArg() > 0 {
 		return fmt.Errorf("ope: unexpected arguments %q", fs.Args())
 	}
-	names := splitNames(*pol)
+	names := envflag.List(*pol)
 	switch {
 	case *logPaths == "":
 		return errors.New("ope: -log is required: the JSON-lines event log (rec.impressions and rec.feedback) to evaluate on")
