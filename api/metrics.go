@@ -13,12 +13,19 @@ type metrics struct {
 	redisUp   prometheus.Gauge
 	degraded  prometheus.Counter
 	published *prometheus.CounterVec
+	// overloaded counts requests limitInflight turned away; inflightLimit
+	// is Config.MaxInflight, so a dashboard can plot in-flight against it.
+	overloaded    *prometheus.CounterVec
+	inflight      prometheus.GaugeFunc
+	inflightLimit prometheus.Gauge
 }
 
 // latencyBuckets resolve the sub-millisecond range the service lives in.
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the server's metrics; inflight reports the
+// data-plane requests being served under the in-flight bound.
+func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_http_requests_total", Help: "HTTP requests by route, method and status code.",
@@ -41,8 +48,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_events_rejected_total", Help: "Events the handlers could not hand to the producer (buffer full), by topic.",
 		}, []string{"topic"}),
+		overloaded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_http_overloaded_total", Help: "Data-plane requests answered 503 at once because MaxInflight requests were already being served, by route.",
+		}, []string{"route"}),
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "novarec_http_inflight_requests", Help: "Data-plane requests being served under the -max-inflight bound (0 while there is no bound).",
+		}, inflight),
+		inflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "novarec_http_inflight_limit", Help: "The bound on data-plane requests served at once (-max-inflight; 0 = none).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.published)
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.published, m.overloaded, m.inflight, m.inflightLimit)
 	// Process and Go runtime metrics, if the registry has none yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

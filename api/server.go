@@ -104,6 +104,12 @@ type Config struct {
 	Dim int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MaxInflight bounds the /v1/recommend and /v1/feedback requests served
+	// at once; more are answered 503 "overloaded" without waiting (0 = no
+	// bound; recsvc's default is DefaultMaxInflight). Health, metrics,
+	// catalog and admin routes are never limited, so probes and scrapes
+	// still answer under overload.
+	MaxInflight int
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -120,6 +126,8 @@ type Server struct {
 	redisFailures atomic.Int32
 	// checks holds the last probe error per Config.Checks entry (nil = ok).
 	checks []atomic.Pointer[string]
+	// inflight is the semaphore of limitInflight (nil = no bound).
+	inflight chan struct{}
 }
 
 // New builds a Server; call Run to start its health prober.
@@ -139,8 +147,16 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registry), checks: make([]atomic.Pointer[string], len(cfg.Checks))}
+	s := &Server{cfg: cfg, log: cfg.Logger, checks: make([]atomic.Pointer[string], len(cfg.Checks))}
+	s.metrics = newMetrics(cfg.Registry, func() float64 { return float64(len(s.inflight)) })
 	s.redisUp.Store(true)
+	// dataPlane puts the in-flight bound in front of a data-plane handler.
+	dataPlane := func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{h} }
+	if cfg.MaxInflight > 0 {
+		s.inflight = make(chan struct{}, cfg.MaxInflight)
+		dataPlane = func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{s.limitInflight, h} }
+	}
+	s.metrics.inflightLimit.Set(float64(cfg.MaxInflight))
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -153,8 +169,8 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	r.POST("/v1/recommend", s.recommend)
-	r.POST("/v1/feedback", s.feedback)
+	r.POST("/v1/recommend", dataPlane(s.recommend)...)
+	r.POST("/v1/feedback", dataPlane(s.feedback)...)
 	r.PUT("/v1/items", s.putItems)
 	r.GET("/v1/items/:id", s.getItem)
 	r.GET("/v1/users/:id/intent", s.userIntent)

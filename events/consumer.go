@@ -99,6 +99,9 @@ type ConsumerOptions struct {
 	// On Run's final commit ctx is no longer cancelled (Run is returning
 	// because it was), so BeforeCommit must bound its own work.
 	BeforeCommit func(ctx context.Context) error
+	// Security authenticates to and encrypts traffic with the brokers
+	// (zero value: plaintext, no authentication).
+	Security Security
 	// Registerer, when set, receives novarec_events_consumed_total{topic},
 	// novarec_events_deadlettered_total{topic} and novarec_events_consumer_lag.
 	Registerer prometheus.Registerer
@@ -207,7 +210,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		Brokers:     opts.Brokers,
 		GroupID:     opts.GroupID,
 		GroupTopics: opts.Topics,
-		Dialer:      &kafka.Dialer{ClientID: "novarec", Timeout: 10 * time.Second},
+		Dialer:      opts.Security.dialer(10 * time.Second),
 		MinBytes:    1,
 		MaxBytes:    10 << 20,
 		MaxWait:     opts.MaxWait,

@@ -650,10 +650,10 @@ func TestEnsureTopics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// rec.feedback exists already; the new one is created.
-	if err := events.EnsureTopics(ctx, brokers, 4, 1, events.TopicFeedback, "rec.extra"); err != nil {
+	if err := events.EnsureTopics(ctx, brokers, events.Security{}, 4, 1, events.TopicFeedback, "rec.extra"); err != nil {
 		t.Fatal(err)
 	}
-	if err := events.EnsureTopics(ctx, brokers, 4, 1, "rec.extra"); err != nil {
+	if err := events.EnsureTopics(ctx, brokers, events.Security{}, 4, 1, "rec.extra"); err != nil {
 		t.Fatalf("second call: %v", err)
 	}
 	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
@@ -670,7 +670,7 @@ func TestEnsureTopics(t *testing.T) {
 			t.Errorf("%s has %d partitions, want %d", topic, len(ps), want)
 		}
 	}
-	if err := events.EnsureTopics(ctx, []string{kafkatest.FreePort(t)}, 1, 1, "x"); err == nil {
+	if err := events.EnsureTopics(ctx, []string{kafkatest.FreePort(t)}, events.Security{}, 1, 1, "x"); err == nil {
 		t.Error("EnsureTopics against a dead broker succeeded")
 	}
 }

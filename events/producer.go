@@ -42,6 +42,9 @@ type ProducerOptions struct {
 	// it doubles per consecutive failure up to MaxRetryBackoff (default 5s).
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
+	// Security authenticates to and encrypts traffic with the brokers
+	// (zero value: plaintext, no authentication).
+	Security Security
 	// Registerer, when set, receives novarec_events_published_total{topic},
 	// novarec_events_dropped_total{topic},
 	// novarec_events_failed_writes_total{topic} and novarec_events_buffered.
@@ -177,6 +180,8 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 	transport := &kafka.Transport{
 		DialTimeout: min(5*time.Second, opts.WriteTimeout),
 		ClientID:    "novarec",
+		SASL:        opts.Security.SASL,
+		TLS:         opts.Security.TLS,
 	}
 	p := &Producer{
 		opts:      opts,
@@ -311,7 +316,7 @@ func (p *Producer) Produce(ctx context.Context, topic, key string, value []byte)
 	}
 	p.failed.Add(1)
 	p.mFailed.WithLabelValues(topic).Inc()
-	return fmt.Errorf("events: produce to %s: %w", topic, err)
+	return fmt.Errorf("events: produce to %s: %w", topic, p.opts.Security.explain(err))
 }
 
 // Stats returns running totals; see ProducerStats.
@@ -523,7 +528,7 @@ func (p *Producer) write(batch []kafka.Message) bool {
 		if failures == 0 {
 			firstFailure = time.Now()
 			p.log.Warn("events: kafka write failed; retrying (new events queue up to the buffer size, then are dropped)",
-				"events", len(retry), "err", err)
+				"events", len(retry), "err", p.opts.Security.explain(err))
 		} else {
 			p.log.Debug("events: kafka write failed again", "attempt", failures+1, "events", len(retry), "err", err)
 		}

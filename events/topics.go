@@ -18,9 +18,11 @@ import (
 // as they are, whatever their partition count. It asks the first reachable
 // broker for the controller and sends CreateTopics there.
 //
-// partitions and replication must be at least 1; ctx bounds the whole call
-// (10s per broker operation when ctx has no deadline).
-func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
+// sec is the same Security the producer and consumers use. partitions and
+// replication must be at least 1, and replication at most the number of
+// brokers (the controller refuses more); ctx bounds the whole call (10s
+// when ctx has no deadline).
+func EnsureTopics(ctx context.Context, brokers []string, sec Security, partitions, replication int, topics ...string) error {
 	if len(brokers) == 0 {
 		return errors.New("events: EnsureTopics: no brokers")
 	}
@@ -37,7 +39,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 	}
 	var errs []error
 	for _, b := range brokers {
-		err := ensureTopicsVia(ctx, b, partitions, replication, topics)
+		err := ensureTopicsVia(ctx, sec.dialer(0), b, partitions, replication, topics)
 		if err == nil {
 			return nil
 		}
@@ -49,8 +51,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 	return fmt.Errorf("events: EnsureTopics %v: %w", topics, errors.Join(errs...))
 }
 
-func ensureTopicsVia(ctx context.Context, broker string, partitions, replication int, topics []string) error {
-	var d kafka.Dialer
+func ensureTopicsVia(ctx context.Context, d *kafka.Dialer, broker string, partitions, replication int, topics []string) error {
 	conn, err := d.DialContext(ctx, "tcp", broker)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -59,6 +60,9 @@ type Config struct {
 
 	// Brokers are the Kafka bootstrap addresses. Required by Run.
 	Brokers []string
+	// Security is how Run's consumer and dead-letter producer authenticate
+	// to the brokers (zero value: plaintext, no authentication).
+	Security events.Security
 	// GroupID is the consumer group (default "novarec-trainer-VARIANT").
 	GroupID string
 	// PublishEvery and PublishUpdates: a snapshot is published when there

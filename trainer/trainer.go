@@ -178,7 +178,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 
 	dl := t.deps.DeadLetter
 	if dl == nil {
-		dl = events.NewProducer(t.cfg.Brokers, events.ProducerOptions{Registerer: t.deps.Registerer, Logger: t.deps.Logger, Buffer: 1000})
+		dl = events.NewProducer(t.cfg.Brokers, events.ProducerOptions{Security: t.cfg.Security, Registerer: t.deps.Registerer, Logger: t.deps.Logger, Buffer: 1000})
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
@@ -188,7 +188,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		}()
 	}
 	consumer, err := events.NewConsumer(events.ConsumerOptions{
-		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID,
+		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
 		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
 		DeadLetter: dl,
 		// Commits (and so checkpoints) by time only: a checkpoint writes

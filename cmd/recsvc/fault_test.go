@@ -426,7 +426,7 @@ func TestFaultKafkaBrokerStopsAndReturns(t *testing.T) {
 	brokers := c1.ListenAddrs()
 	_, portStr, _ := net.SplitHostPort(brokers[0])
 	port, _ := strconv.Atoi(portStr)
-	s := start(t, config{kafka: brokers, sampleItems: 500, partitions: 3, updater: "off", trainer: "off", eventBuffer: buffer, drain: 3 * time.Second})
+	s := start(t, config{kafka: brokers, sampleItems: 500, partitions: 3, replication: 1, updater: "off", trainer: "off", eventBuffer: buffer, drain: 3 * time.Second})
 	metric := func(sample string) float64 { return metricValue(t, s.base, sample) }
 	const (
 		published = `novarec_events_published_total{topic="rec.impressions"}`

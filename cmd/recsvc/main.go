@@ -34,6 +34,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
 	"github.com/novarec/novarec/recommend"
@@ -52,7 +53,18 @@ type config struct {
 	ratings     bool
 	updater     string
 	trainer     string
-	partitions  int
+	// redisConn and kafkaConn are the connection settings of
+	// internal/backend (credentials, TLS, Sentinel, SASL; nil = none); they
+	// apply to real servers only, never to the embedded ones. Pointers,
+	// so that printing a config shows addresses rather than passwords.
+	redisConn *backend.Redis
+	kafkaConn *backend.Kafka
+	// partitions and replication are those of the topics recsvc creates.
+	partitions, replication int
+	// maxInflight bounds concurrently served data-plane requests (0 = no bound).
+	maxInflight int
+	// warnings are logged once the logger exists.
+	warnings    []string
 	logLevel    slog.Level
 	drain       time.Duration
 	debugAddr   string
@@ -76,7 +88,8 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
-	fs.IntVar(&c.partitions, "partitions", envflag.Int("NOVAREC_PARTITIONS", 6), "partitions per topic when recsvc creates topics (env NOVAREC_PARTITIONS)")
+	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
+	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
@@ -94,6 +107,22 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("-log-level: %w", err)
 	}
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
+	if c.maxInflight < 0 {
+		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
+	}
+	// Check the settings now, to fail before anything starts.
+	if _, err := redisConn.Options(c.redisAddrs); err != nil {
+		return c, err
+	}
+	if _, err := kafkaConn.Security(); err != nil {
+		return c, err
+	}
+	var err error
+	if c.partitions, c.replication, err = kafkaConn.Topics(); err != nil {
+		return c, err
+	}
+	c.redisConn, c.kafkaConn = redisConn, kafkaConn
+	c.warnings = append(redisConn.Warnings(), kafkaConn.Warnings()...)
 	return c, nil
 }
 
@@ -108,6 +137,9 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	slog.SetDefault(log)
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log, nil); err != nil {
@@ -136,7 +168,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		}
 		defer mr.Close()
 		cfg.redisAddrs = []string{mr.Addr()}
+		cfg.redisConn = nil
 		log.Warn("embedded mode: in-process Redis-protocol server (data is lost at exit); set REDIS_ADDR=host:port to use a real Redis", "addr", mr.Addr())
+	}
+	var kafkaSec events.Security
+	if cfg.kafkaConn != nil && len(cfg.kafka) > 0 {
+		var err error
+		if kafkaSec, err = cfg.kafkaConn.Security(); err != nil {
+			return err
+		}
 	}
 	if len(cfg.kafka) == 0 {
 		k, err := events.StartEmbedded(3)
@@ -148,17 +188,30 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		log.Warn("embedded mode: in-process Kafka-protocol cluster; set KAFKA_BROKERS=host:port,... to use a real cluster", "brokers", cfg.kafka)
 	} else {
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := events.EnsureTopics(tctx, cfg.kafka, cfg.partitions, 1, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+		err := events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
 		cancel()
-		if err != nil {
+		switch {
+		case events.IsAuthFailure(err):
+			// Retrying cannot fix credentials or certificates; running on
+			// would only drop every event.
+			return fmt.Errorf("kafka: %w", err)
+		case err != nil:
 			log.Warn("could not ensure topics; assuming they exist", "err", err)
 		}
 	}
 
+	redisOpts := &redis.UniversalOptions{Addrs: cfg.redisAddrs}
+	if cfg.redisConn != nil {
+		var err error
+		if redisOpts, err = cfg.redisConn.Options(cfg.redisAddrs); err != nil {
+			return err
+		}
+	}
 	// ContextTimeoutEnabled makes go-redis honour the request's deadline (the
 	// 100ms store budget) on the wire; without it a hung Redis holds every
 	// request for the 3s read timeout (TestFaultRedisServerHangsAndCrashes).
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 64, MinIdleConns: 8, ContextTimeoutEnabled: true})
+	redisOpts.PoolSize, redisOpts.MinIdleConns, redisOpts.ContextTimeoutEnabled = 64, 8, true
+	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
 	reg := prometheus.NewRegistry()
@@ -186,7 +239,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		models.Ensure(ctx, api.DefaultVariant)
 	}
 
-	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Registerer: reg, Logger: log})
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
 	bg, stopBG := context.WithCancel(context.Background())
 	var waits []func()
 	goRun := func(f func(context.Context)) {
@@ -198,7 +251,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	goRun(models.Run)
 	if cfg.updater == "on" || (cfg.updater == "auto" && embedded) {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
-			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
+			Brokers: cfg.kafka, Security: kafkaSec, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
 			DeadLetter: producer, Registerer: reg, Logger: log,
 		})
 		if err != nil {
@@ -217,7 +270,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	shown := features.NewShownWriter(store, log)
 	goRun(shown.Run)
 	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
-		for _, tc := range trainerConfigs(cfg.kafka, exps) {
+		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps) {
 			goRun(func(ctx context.Context) {
 				deps := trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log}
 				if err := trainer.Run(ctx, tc, deps); err != nil {
@@ -230,6 +283,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
 		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
+		MaxInflight: cfg.maxInflight,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
 
@@ -282,19 +336,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 
 // trainerConfigs returns one trainer configuration per variant: the
 // experiment's variants with their reward weights, or the default variant.
-func trainerConfigs(brokers []string, exps api.Experiments) []trainer.Config {
+func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments) []trainer.Config {
 	var out []trainer.Config
 	if exps != nil && exps.Current() != nil {
 		for _, v := range exps.Current().Variants {
 			tc := trainer.DefaultConfig()
-			tc.Brokers, tc.Variant, tc.Experiment = brokers, v.Name, exps.Current().Name
+			tc.Brokers, tc.Security, tc.Variant, tc.Experiment = brokers, sec, v.Name, exps.Current().Name
 			tc.Learner.Reward = v.Reward
 			out = append(out, tc)
 		}
 		return out
 	}
 	tc := trainer.DefaultConfig()
-	tc.Brokers = brokers
+	tc.Brokers, tc.Security = brokers, sec
 	return append(out, tc)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 )
 
@@ -22,6 +23,7 @@ func abReportMain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ab-report", flag.ContinueOnError)
 	file := fs.String("experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "the experiments file (env NOVAREC_EXPERIMENTS)")
 	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es) (env REDIS_ADDR)")
+	redisConn := backend.RedisFlags(fs)
 	prefix := fs.String("prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -34,7 +36,11 @@ func abReportMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: envflag.List(*redisAddr)})
+	opts, err := redisConn.Options(envflag.List(*redisAddr))
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
 	r, err := features.NewStore(rdb, features.Options{Prefix: *prefix}).Report(ctx, exp)
 	if err != nil {

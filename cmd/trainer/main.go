@@ -36,6 +36,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
@@ -57,7 +58,15 @@ type config struct {
 	reward      recommend.RewardWeights
 	metricsAddr string
 	updater     bool
-	partitions  int
+	// redisConn and kafkaConn are the connection settings of
+	// internal/backend (credentials, TLS, Sentinel, SASL). Pointers, so
+	// that printing a config shows addresses rather than passwords.
+	redisConn *backend.Redis
+	kafkaConn *backend.Kafka
+	// partitions and replication are those of the topics the trainer creates.
+	partitions, replication int
+	// warnings are logged once the logger exists.
+	warnings    []string
 	logLevel    slog.Level
 	experiments string
 }
@@ -80,7 +89,7 @@ func parseConfig(args []string) (config, error) {
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
 	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
-	fs.IntVar(&c.partitions, "partitions", envflag.Int("NOVAREC_PARTITIONS", 6), "partitions per topic when the trainer creates missing topics (env NOVAREC_PARTITIONS)")
+	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -102,6 +111,19 @@ func parseConfig(args []string) (config, error) {
 	case c.window <= 0 || c.publish <= 0 || c.commit <= 0 || c.publishN <= 0 || c.session <= 0:
 		return c, errors.New("-window, -publish-every, -publish-updates, -commit-interval and -session-timeout must be positive")
 	}
+	// Check the settings now, to fail before anything starts.
+	if _, err := redisConn.Options(c.redisAddrs); err != nil {
+		return c, err
+	}
+	if _, err := kafkaConn.Security(); err != nil {
+		return c, err
+	}
+	var err error
+	if c.partitions, c.replication, err = kafkaConn.Topics(); err != nil {
+		return c, err
+	}
+	c.redisConn, c.kafkaConn = redisConn, kafkaConn
+	c.warnings = append(redisConn.Warnings(), kafkaConn.Warnings()...)
 	return c, nil
 }
 
@@ -151,6 +173,9 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	slog.SetDefault(log)
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
@@ -163,7 +188,16 @@ func main() {
 // the trainer (final publish, checkpoint and commit) and the feature
 // updater stop, the dead-letter producer flushes, the metrics server closes.
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.redisAddrs, PoolSize: 16})
+	redisOpts, err := cfg.redisConn.Options(cfg.redisAddrs)
+	if err != nil {
+		return err
+	}
+	kafkaSec, err := cfg.kafkaConn.Security()
+	if err != nil {
+		return err
+	}
+	redisOpts.PoolSize = 16
+	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
 	reg := prometheus.NewRegistry()
@@ -188,9 +222,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := events.EnsureTopics(tctx, cfg.kafka, cfg.partitions, 1, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+	err = events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
 	cancel()
-	if err != nil {
+	switch {
+	case events.IsAuthFailure(err):
+		// Retrying cannot fix credentials or certificates.
+		if metricsSrv != nil {
+			_ = metricsSrv.Close()
+		}
+		return fmt.Errorf("kafka: %w", err)
+	case err != nil:
 		log.Warn("could not ensure topics; assuming they exist", "err", err)
 	}
 
@@ -201,7 +242,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cat.Current() == nil {
 		log.Warn("the catalog is empty; events wait until items are added (PUT /v1/items on recsvc)")
 	}
-	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Registerer: reg, Logger: log, Buffer: 1000})
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Security: kafkaSec, Registerer: reg, Logger: log, Buffer: 1000})
 
 	// Background loops share bg; the trainer runs under ctx itself and
 	// ends the process when it fails.
@@ -210,7 +251,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	wg.Go(func() { cat.Run(bg) })
 	if cfg.updater {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
-			Brokers: cfg.kafka, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
+			Brokers: cfg.kafka, Security: kafkaSec, GroupID: "novarec-feature-updater", Topics: []string{events.TopicFeedback},
 			DeadLetter: producer, Registerer: reg, Logger: log,
 		})
 		if err != nil {
@@ -229,7 +270,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	tcfg := trainer.DefaultConfig()
 	tcfg.Variant = cfg.variant
-	tcfg.Brokers = cfg.kafka
+	tcfg.Brokers, tcfg.Security = cfg.kafka, kafkaSec
 	tcfg.Window = cfg.window
 	tcfg.PublishEvery = cfg.publish
 	tcfg.PublishUpdates = cfg.publishN

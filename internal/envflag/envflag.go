@@ -35,3 +35,12 @@ func List(s string) []string {
 	}
 	return out
 }
+
+// Bool returns the variable as a boolean (strconv.ParseBool: 1, t, true,
+// 0, f, false, ...), or def when it is unset or not one.
+func Bool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
