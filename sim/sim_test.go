@@ -277,7 +277,10 @@ func TestConfigValidate(t *testing.T) {
 // counter is an Observer that counts.
 type counter struct{ shown, items, clicks, skips int }
 
-func (c *counter) Shown(_, _ string, _ int64, d *recommend.Decision) { c.shown++; c.items += len(d.Items) }
+func (c *counter) Shown(_, _ string, _ int64, d *recommend.Decision) {
+	c.shown++
+	c.items += len(d.Items)
+}
 func (c *counter) Reacted(_, _, _, typ string, _ int64) {
 	if typ == recommend.Click {
 		c.clicks++
