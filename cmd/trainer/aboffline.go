@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
@@ -205,19 +203,7 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 			Draws: *draws, Seed: *seed, Clip: *clip, From: from,
 			Reward: recommend.RewardWeights{Novelty: *wNov},
 		}
-		var bar *progressbar.ProgressBar
-		if *progress {
-			bar = newBar(len(l.Impressions), fmt.Sprintf("%-10s [%d/%d]", v.Name, i+1, len(vs)), "impressions")
-			ocfg.Progress = func(done, total int) {
-				bar.ChangeMax(total)
-				_ = bar.Set(done)
-			}
-		}
-		res, err := replay.OffPolicy(ctx, l, items, p, ocfg)
-		if bar != nil {
-			_ = bar.Exit()
-			fmt.Fprintln(os.Stderr)
-		}
+		res, err := offPolicy(ctx, l, items, p, ocfg, fmt.Sprintf("%-10s [%d/%d]", v.Name, i+1, len(vs)), *progress)
 		if err != nil {
 			runErr = fmt.Errorf("variant %s: %w", v.Name, err)
 			break
