@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/novarec/novarec/internal/jsonpath"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -81,7 +83,8 @@ func decodeError(err error) error {
 	case errors.As(err, &syntax):
 		return badRequest("", "malformed JSON at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typ):
-		return badRequest(typ.Field, "field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
+		f := jsonpath.Field(typ.Field)
+		return badRequest(f, "field %q must be %s, not %s", f, typ.Type, typ.Value)
 	case errors.Is(err, io.EOF):
 		return badRequest("", "empty body")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -182,19 +182,11 @@ func (s *Server) recommend(c *gin.Context) {
 	imp := events.Impression{
 		Schema: events.SchemaVersion, EventID: resp.RequestID, RequestID: resp.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,
-		Intent: events.Intent{
-			UserPropensity: d.Intent.UserPropensity, SessionPropensity: d.Intent.SessionPropensity,
-			Level: d.Intent.Level, Probability: d.Intent.Probability,
-			Probabilities: d.Intent.Probabilities, State: d.Intent.State,
-		},
-		Taste:    d.Taste,
-		Items:    make([]events.ImpressionItem, len(d.Items)),
-		Degraded: degraded,
-		TS:       now.UnixMilli(),
+		Degraded: degraded, TS: now.UnixMilli(),
 	}
+	imp.SetDecision(&d)
 	for i, it := range d.Items {
 		resp.Items[i] = ItemOut{ItemID: it.ItemID, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Position: it.Position}
-		imp.Items[i] = events.ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Novelty: it.Novelty, Features: it.Features[:]}
 		shown[i] = it.ItemID
 	}
 	if !degraded {

@@ -6,12 +6,18 @@
 #   deploy/govulncheck.sh                 # scan ./... (exit 3 = vulnerabilities found)
 #   deploy/govulncheck.sh -show verbose   # extra flags go to govulncheck
 #   VULNDB_VERSION=latest deploy/govulncheck.sh   # the newest reports
+#   NOVAREC_GO=local deploy/govulncheck.sh        # judge this machine's own Go instead
 #
 # Where vuln.go.dev is reachable, plain `go run golang.org/x/vuln/cmd/govulncheck@latest ./...`
 # does the same with the live database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+
+# Standard-library findings depend on the toolchain; judge the release
+# toolchain the images are built with (deploy/Dockerfile GO_VERSION), not
+# whatever Go this machine started with.
+export GOTOOLCHAIN=${NOVAREC_GO:-go1.27.3}
 
 VULN_VERSION=${VULN_VERSION:-v1.9.0}
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}

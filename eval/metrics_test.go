@@ -172,3 +172,44 @@ func TestRunningMatchesMeanCI(t *testing.T) {
 		t.Fatal("empty Running not zero")
 	}
 }
+
+func TestPaired(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		a, b       []float64
+		diff, p    float64
+		lo, hi     float64
+		wantErr    bool
+		checkRange bool // lo and hi are set
+	}{
+		// d = 1,1,2,2: mean 1.5, s = 1/√3, t = 1.5/(s/2) = 5.196 on 3
+		// degrees of freedom; p from the closed form of Student's t CDF for
+		// ν = 3, the interval 1.5 ± 3.182·s/2.
+		{name: "hand-computed", a: []float64{1, 2, 3, 4}, b: []float64{0, 1, 1, 2}, diff: 1.5, p: 0.013846832988859248,
+			lo: 1.5 - 3.182446305284263*0.2886751345948129, hi: 1.5 + 3.182446305284263*0.2886751345948129, checkRange: true},
+		{name: "identical", a: []float64{1, 0, 1}, b: []float64{1, 0, 1}, diff: 0, p: 1},
+		{name: "constant shift", a: []float64{2, 1, 2}, b: []float64{1, 0, 1}, diff: 1, p: 0},
+		{name: "one pair", a: []float64{3}, b: []float64{1}, diff: 2, p: 1},
+		{name: "lengths differ", a: []float64{1, 2}, b: []float64{1}, wantErr: true},
+		{name: "empty", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, p, err := Paired(tc.a, tc.b)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			near(t, "diff", e.Value, tc.diff)
+			near(t, "p", p, tc.p)
+			if e.N != len(tc.a) {
+				t.Errorf("n = %d, want %d", e.N, len(tc.a))
+			}
+			if tc.checkRange {
+				near(t, "lo", e.Lo, tc.lo)
+				near(t, "hi", e.Hi, tc.hi)
+			}
+		})
+	}
+}

@@ -143,18 +143,31 @@ func SNIPS(samples []Sample, o Options) (Estimate, error) {
 // than IPS when the model is good. Its interval is the t-interval of the
 // per-sample terms.
 func DR(samples []Sample, o Options) (Estimate, error) {
-	ws, err := o.weights(samples)
+	terms, err := DRTerms(samples, o)
 	if err != nil {
 		return Estimate{}, err
+	}
+	return MeanCI(terms), nil
+}
+
+// DRTerms returns the per-sample terms whose mean is the DR estimate. Two
+// targets scored on the same logged samples can be compared by the mean of
+// their terms' differences: a paired estimate whose interval is much
+// narrower than the two separate intervals suggest, because most of the
+// noise (which items were clicked) is shared.
+func DRTerms(samples []Sample, o Options) ([]float64, error) {
+	ws, err := o.weights(samples)
+	if err != nil {
+		return nil, err
 	}
 	terms := make([]float64, len(samples))
 	for i, s := range samples {
 		if math.IsNaN(s.Predicted) || math.IsInf(s.Predicted, 0) || math.IsNaN(s.TargetPredicted) || math.IsInf(s.TargetPredicted, 0) {
-			return Estimate{}, fmt.Errorf("eval: sample %d: non-finite reward model prediction", i)
+			return nil, fmt.Errorf("eval: sample %d: non-finite reward model prediction", i)
 		}
 		terms[i] = s.TargetPredicted + ws[i]*(s.Reward-s.Predicted)
 	}
-	return MeanCI(terms), nil
+	return terms, nil
 }
 
 // EffectiveSampleSize is (Σw)²/Σw², the number of on-policy samples the

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"math"
 
 	"gonum.org/v1/gonum/stat"
@@ -53,6 +54,38 @@ func MeanCI(xs []float64) Estimate {
 	}
 	m, sd := stat.MeanStdDev(xs, nil)
 	return interval(m, sd, n)
+}
+
+// Paired is the mean difference a[i] − b[i] of two measurements of the same
+// units, with its t-interval and the two-sided p-value of the paired t-test
+// of "no difference". Pairing removes the variation the units share, which
+// is most of it when two policies are scored on one log. The p-value is 1
+// when there is no spread to test (fewer than two pairs, or all differences
+// equal to zero).
+func Paired(a, b []float64) (Estimate, float64, error) {
+	if len(a) != len(b) {
+		return Estimate{}, 0, fmt.Errorf("eval: paired samples of different lengths %d and %d", len(a), len(b))
+	}
+	if len(a) == 0 {
+		return Estimate{}, 0, ErrNoSamples
+	}
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	e := MeanCI(d)
+	if e.N < 2 {
+		return e, 1, nil
+	}
+	_, sd := stat.MeanStdDev(d, nil)
+	if !(sd > 0) {
+		if e.Value == 0 {
+			return e, 1, nil
+		}
+		return e, 0, nil
+	}
+	t := e.Value / (sd / math.Sqrt(float64(e.N)))
+	return e, 2 * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(e.N - 1)}.Survival(math.Abs(t)), nil
 }
 
 func interval(mean, sd float64, n int) Estimate {

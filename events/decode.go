@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/novarec/novarec/internal/jsonpath"
 )
 
 // Feedback types accepted on rec.feedback (DESIGN.md §5). They are constants
@@ -121,7 +123,7 @@ func jsonError(event string, err error) error {
 	case errors.As(err, &syn):
 		de.Reason = fmt.Sprintf("not valid JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.As(err, &typ):
-		de.Field = typ.Field
+		de.Field = jsonpath.Field(typ.Field)
 		if typ.Field == "" {
 			de.Reason = fmt.Sprintf("expected a JSON object, got %s", typ.Value)
 		} else {

@@ -45,6 +45,11 @@ type OPEConfig struct {
 	Variant string
 	// History caps the reconstructed history (0 = recommend.DefaultHistory).
 	History int
+	// From (Unix ms) evaluates only impressions at or after it; earlier
+	// ones still rebuild the context (histories, shown items). It holds
+	// out the later part of a log when the earlier part trained the
+	// target (see trainer.TrainOnLog).
+	From int64
 	// Progress, if set, is called periodically with impressions done and
 	// the total.
 	Progress func(done, total int)
@@ -55,8 +60,8 @@ type OPEConfig struct {
 type OPEResult struct {
 	Policy string `json:"policy"`
 	// Impressions is the number in the log; Evaluated those used;
-	// Skipped those without a valid top-position propensity or of
-	// another variant.
+	// Skipped those without a valid top-position propensity, of another
+	// variant, or before OPEConfig.From.
 	Impressions int `json:"impressions"`
 	Evaluated   int `json:"evaluated"`
 	Skipped     int `json:"skipped"`
@@ -80,6 +85,47 @@ type OPEResult struct {
 	// Complete is false when ctx ended first; the estimates then cover
 	// the impressions evaluated so far.
 	Complete bool `json:"complete"`
+
+	// The evaluated impressions' request ids and DR terms, in order, for
+	// paired comparisons of targets scored on the same log (PairedLift).
+	requests []string
+	terms    []float64
+}
+
+// Lift is a target's paired difference from a reference target on the
+// same logged impressions.
+type Lift struct {
+	// Diff is the DR estimate of value(target) − value(reference), with
+	// its 95% interval; Relative is Diff over the reference's DR value
+	// (0 when that is 0).
+	Diff     eval.Estimate `json:"diff"`
+	Relative float64       `json:"relative"`
+	// P is the two-sided p-value of the paired t-test of no difference.
+	P float64 `json:"p"`
+}
+
+// PairedLift compares two targets evaluated by OffPolicy on the same log
+// with the same configuration: the mean of their per-impression DR terms'
+// differences. Both are scored on the same clicks, so the noise they share
+// cancels: the more the targets agree, the narrower the difference's
+// interval is than the two estimates' separate ones suggest.
+func PairedLift(target, reference *OPEResult) (Lift, error) {
+	if target == nil || reference == nil {
+		return Lift{}, errors.New("replay: paired lift of a nil result")
+	}
+	if !slices.Equal(target.requests, reference.requests) {
+		return Lift{}, fmt.Errorf("replay: %s and %s were not evaluated on the same impressions (%d and %d)",
+			target.Policy, reference.Policy, len(target.requests), len(reference.requests))
+	}
+	d, p, err := eval.Paired(target.terms, reference.terms)
+	if err != nil {
+		return Lift{}, fmt.Errorf("replay: paired lift: %w", err)
+	}
+	l := Lift{Diff: d, P: p}
+	if reference.DR.Value != 0 {
+		l.Relative = d.Value / reference.DR.Value
+	}
+	return l, nil
 }
 
 // OffPolicy estimates, from the service's logged impressions and feedback,
@@ -128,7 +174,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 	if cfg.History <= 0 {
 		cfg.History = recommend.DefaultHistory
 	}
-	snap, err := opeSnapshot(l, items)
+	snap, err := l.Catalog(items)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +190,8 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		top    string
 		prop   float64
 		reward float64
+		// context: before cfg.From; it only rebuilds the shown items.
+		context bool
 	}
 	res := &OPEResult{Policy: target.Name(), Impressions: len(imps), Draws: cfg.Draws}
 	units := make([]unit, 0, len(imps))
@@ -160,10 +208,16 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 			continue
 		}
 		byReq[im.RequestID] = len(units)
-		units = append(units, unit{imp: i, top: im.Items[j].ItemID, prop: im.Items[j].Propensity})
+		units = append(units, unit{imp: i, top: im.Items[j].ItemID, prop: im.Items[j].Propensity, context: im.TS < cfg.From})
+		if im.TS < cfg.From {
+			res.Skipped++
+		}
 	}
 	if len(units) == 0 {
 		return nil, fmt.Errorf("replay: none of %d impressions has a valid top-position propensity", len(imps))
+	}
+	if res.Skipped == len(imps) {
+		return nil, fmt.Errorf("replay: none of %d impressions is at or after -from %s", len(imps), time.UnixMilli(cfg.From).UTC().Format(time.RFC3339))
 	}
 	win := cfg.Window.Milliseconds()
 	for _, f := range fbs {
@@ -179,7 +233,9 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		}
 		j := slices.IndexFunc(im.Items, func(it events.ImpressionItem) bool { return it.Position == 0 })
 		un.reward = 1 + cfg.Reward.Novelty*im.Items[j].Novelty
-		res.Clicks++
+		if !un.context {
+			res.Clicks++
+		}
 	}
 	model := eval.NewMeanReward[string](1)
 	for _, u := range units {
@@ -209,7 +265,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 	}
 	samples := make([]eval.Sample, 0, len(units))
 	logged := make([]float64, 0, len(units))
-	fi := 0
+	fi, done := 0, 0
 	stopped := false
 	for n, u := range units {
 		if n%64 == 0 {
@@ -247,7 +303,11 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 
 		k := min(max(len(im.Items), 1), recommend.MaxK)
 		hits, dm := 0, 0.0
-		for range cfg.Draws {
+		draws := cfg.Draws
+		if u.context {
+			draws = 0
+		}
+		for range draws {
 			d, err := target.Recommend(&view, snap, k, im.TS, rng)
 			if err != nil {
 				return nil, fmt.Errorf("replay: %s: recommend for impression %s: %w", target.Name(), im.RequestID, err)
@@ -261,11 +321,15 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 			}
 			dm += model.Predict(top)
 		}
-		samples = append(samples, eval.Sample{
-			Reward: u.reward, Propensity: u.prop, Target: float64(hits) / float64(cfg.Draws),
-			Predicted: model.Predict(u.top), TargetPredicted: dm / float64(cfg.Draws),
-		})
-		logged = append(logged, u.reward)
+		if !u.context {
+			samples = append(samples, eval.Sample{
+				Reward: u.reward, Propensity: u.prop, Target: float64(hits) / float64(cfg.Draws),
+				Predicted: model.Predict(u.top), TargetPredicted: dm / float64(cfg.Draws),
+			})
+			logged = append(logged, u.reward)
+			res.requests = append(res.requests, im.RequestID)
+		}
+		done = n + 1
 
 		// The service records the slate as shown in the session.
 		ids := make([]string, 0, len(im.Items)+len(sh.items))
@@ -279,7 +343,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		sh.last = im.TS
 	}
 	if cfg.Progress != nil {
-		cfg.Progress(len(samples), len(units))
+		cfg.Progress(done, len(units))
 	}
 	res.Evaluated = len(samples)
 	res.Complete = !stopped
@@ -298,9 +362,10 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		}
 		res.SNIPSError = err.Error()
 	}
-	if res.DR, err = eval.DR(samples, o); err != nil {
+	if res.terms, err = eval.DRTerms(samples, o); err != nil {
 		return nil, fmt.Errorf("replay: DR: %w", err)
 	}
+	res.DR = eval.MeanCI(res.terms)
 	for _, s := range samples {
 		res.Match += s.Target
 	}
@@ -312,9 +377,10 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 	return res, nil
 }
 
-// opeSnapshot builds the static catalog for off-policy evaluation: items as
-// given, plus the log's unknown items without categories.
-func opeSnapshot(l *EventLog, items []catalog.Item) (*catalog.Snapshot, error) {
+// Catalog builds the static catalog the log is interpreted against (by
+// off-policy evaluation, and by trainer.TrainOnLog): items as given, plus the
+// items the log names but items lacks, without categories.
+func (l *EventLog) Catalog(items []catalog.Item) (*catalog.Snapshot, error) {
 	all := slices.Clone(items)
 	known := make(map[string]bool, len(items))
 	for i := range all {

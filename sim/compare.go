@@ -167,7 +167,7 @@ func Compare(ctx context.Context, cfg Config, names []string, seeds []uint64, pr
 				p, err := NewPolicy(jobs[j].name, cfg.Policy)
 				if err == nil {
 					var res Result
-					res, err = run(ctx, cfg, p, jobs[j].seed, tick)
+					res, err = run(ctx, cfg, p, jobs[j].seed, tick, nil)
 					if err == nil {
 						results[j] = &res
 					}

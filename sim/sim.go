@@ -129,6 +129,19 @@ type runner struct {
 	sumILD  float64
 	sessEng []float64
 	sessAct []float64
+	obs     Observer
+}
+
+// Observer sees what a run's users are shown and what they do, in event
+// order, so that a run can be kept as the service's event log (see
+// replay.Recorder) and analysed offline like real traffic.
+type Observer interface {
+	// Shown is called for every decision served to user in session at
+	// now (Unix ms).
+	Shown(user, session string, now int64, d *recommend.Decision)
+	// Reacted is called for every item the user examined, in order: typ
+	// is recommend.Click or recommend.Skip.
+	Reacted(user, session, item, typ string, ts int64)
 }
 
 // Run simulates cfg's population against policy p (which learns online)
@@ -137,11 +150,17 @@ type runner struct {
 // policy learns from the whole population over time as it would in service.
 // Cancelling ctx stops the run between sessions with ctx's error.
 func Run(ctx context.Context, cfg Config, p policy.Policy, seed uint64) (Result, error) {
-	return run(ctx, cfg, p, seed, nil)
+	return run(ctx, cfg, p, seed, nil, nil)
 }
 
-// run is Run with a callback after each round of sessions.
-func run(ctx context.Context, cfg Config, p policy.Policy, seed uint64, round func()) (Result, error) {
+// RunObserved is Run with an observer of every decision and reaction.
+func RunObserved(ctx context.Context, cfg Config, p policy.Policy, seed uint64, obs Observer) (Result, error) {
+	return run(ctx, cfg, p, seed, nil, obs)
+}
+
+// run is Run with a callback after each round of sessions and an optional
+// observer.
+func run(ctx context.Context, cfg Config, p policy.Policy, seed uint64, round func(), obs Observer) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -158,6 +177,7 @@ func run(ctx context.Context, cfg Config, p policy.Policy, seed uint64, round fu
 		consumers: make([]int32, snap.Len()),
 		sessEng:   make([]float64, cfg.Sessions),
 		sessAct:   make([]float64, cfg.Sessions),
+		obs:       obs,
 	}
 	r.res = Result{Policy: p.Name(), Seed: seed, Users: cfg.Users, IntentModeled: policy.ModelsIntent(p)}
 	users := r.population(seed)
@@ -313,6 +333,9 @@ func (r *runner) session(u *simUser, s int) error {
 			return fmt.Errorf("sim: %s: %w", r.p.Name(), err)
 		}
 		r.res.Decisions++
+		if r.obs != nil {
+			r.obs.Shown(u.st.UserID, sid, now, &d)
+		}
 		u.lastUP, u.hasDecided = d.Intent.UserPropensity, true
 		r.scores = append(r.scores, d.Intent.SessionPropensity)
 		r.labels = append(r.labels, explore)
@@ -339,12 +362,18 @@ func (r *runner) session(u *simUser, s int) error {
 		for pos, it := range d.Items {
 			ts += 1000
 			if u.rng.Float64() < r.clickProb(u, it.Item, r.nov[pos], explore) {
+				if r.obs != nil {
+					r.obs.Reacted(u.st.UserID, sid, it.ItemID, recommend.Click, ts)
+				}
 				r.clicked = append(r.clicked, it.ItemID)
 				r.click(u, it.Item, ts, sid)
 				if u.rng.Float64() >= cfg.ContinueAfterClick {
 					break
 				}
 			} else {
+				if r.obs != nil {
+					r.obs.Reacted(u.st.UserID, sid, it.ItemID, recommend.Skip, ts)
+				}
 				recommend.Observe(&u.st, snap, recommend.Feedback{
 					UserID: u.st.UserID, SessionID: sid, ItemID: it.ItemID, Type: recommend.Skip, TS: ts,
 				}, cfg.History)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/policy"
+	"github.com/novarec/novarec/recommend"
 )
 
 var (
@@ -270,5 +271,41 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: invalid config accepted", name)
 		}
+	}
+}
+
+// counter is an Observer that counts.
+type counter struct{ shown, items, clicks, skips int }
+
+func (c *counter) Shown(_, _ string, _ int64, d *recommend.Decision) {
+	c.shown++
+	c.items += len(d.Items)
+}
+func (c *counter) Reacted(_, _, _, typ string, _ int64) {
+	if typ == recommend.Click {
+		c.clicks++
+	} else {
+		c.skips++
+	}
+}
+
+// An observer sees every decision and click, and watching does not change
+// the run.
+func TestRunObserved(t *testing.T) {
+	cfg := smallConfig(t)
+	p, err := NewPolicy(policy.HRL, cfg.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c counter
+	got, err := RunObserved(context.Background(), cfg, p, 7, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := run1(t, cfg, policy.HRL, 7); !reflect.DeepEqual(got, want) {
+		t.Fatalf("observed run differs:\n%+v\n%+v", got, want)
+	}
+	if int64(c.shown) != got.Decisions || int64(c.items) != got.Impressions || int64(c.clicks) != got.Clicks || c.skips == 0 {
+		t.Errorf("observed %+v; run had %d decisions, %d impressions, %d clicks", c, got.Decisions, got.Impressions, got.Clicks)
 	}
 }

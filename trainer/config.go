@@ -29,6 +29,12 @@ type Config struct {
 	// Learner sets the learning rates and the reward weights (w_nov, w_div)
 	// of the variant.
 	Learner recommend.LearnerConfig
+	// AllVariants learns from every variant's impressions, not only
+	// Variant's. Live trainers keep variants apart; TrainOnLog sets it to
+	// train a candidate weighting on a whole log, where the logged
+	// propensities already correct for whichever policy served each
+	// impression.
+	AllVariants bool
 
 	// Window is the attribution window (default 30m, event time): feedback
 	// is credited to an impression only within Window of it, and

@@ -265,7 +265,7 @@ func (c *Core) snapshot() *catalog.Snapshot {
 }
 
 func (c *Core) ownVariant(v string) bool {
-	return v == c.cfg.Variant || (v == "" && c.cfg.Variant == DefaultVariant)
+	return c.cfg.AllVariants || v == c.cfg.Variant || (v == "" && c.cfg.Variant == DefaultVariant)
 }
 
 // passed reports whether event time has moved more than d past ts: on the

@@ -129,8 +129,9 @@ func parseConfig(args []string) (config, error) {
 
 // subcommands besides the default (learn): name → main.
 var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
-	"ab-report": abReportMain,
-	"simulate":  simulateMain,
+	"ab-report":  abReportMain,
+	"ab-offline": abOfflineMain,
+	"simulate":   simulateMain,
 	"replay": func(ctx context.Context, args []string, out io.Writer) error {
 		return replayMain(ctx, args, out, newOfflinePolicy)
 	},

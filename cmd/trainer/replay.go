@@ -230,6 +230,23 @@ func loadLogAndCatalog(paths, catPath string, stdout io.Writer) (*replay.EventLo
 	return l, items, nil
 }
 
+// offPolicy runs replay.OffPolicy with a progress bar on stderr labelled
+// label when progress is set.
+func offPolicy(ctx context.Context, l *replay.EventLog, items []catalog.Item, p replay.Policy, cfg replay.OPEConfig, label string, progress bool) (*replay.OPEResult, error) {
+	if !progress {
+		return replay.OffPolicy(ctx, l, items, p, cfg)
+	}
+	bar := newBar(len(l.Impressions), label, "impressions")
+	cfg.Progress = func(done, total int) {
+		bar.ChangeMax(total)
+		_ = bar.Set(done)
+	}
+	res, err := replay.OffPolicy(ctx, l, items, p, cfg)
+	_ = bar.Exit()
+	fmt.Fprintln(os.Stderr)
+	return res, err
+}
+
 func newBar(total int, desc, unit string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(os.Stderr),
@@ -378,19 +395,7 @@ func opeMain(ctx context.Context, args []string, stdout io.Writer, newPolicy pol
 	var runErr error
 	for i, p := range pols {
 		cfg := replay.OPEConfig{Draws: *draws, Seed: *seed, Reward: reward, Clip: *clip, Variant: *variant}
-		var bar *progressbar.ProgressBar
-		if *progress {
-			bar = newBar(len(l.Impressions), fmt.Sprintf("%-10s [%d/%d]", p.Name(), i+1, len(pols)), "impressions")
-			cfg.Progress = func(done, total int) {
-				bar.ChangeMax(total)
-				_ = bar.Set(done)
-			}
-		}
-		res, err := replay.OffPolicy(ctx, l, items, p, cfg)
-		if bar != nil {
-			_ = bar.Exit()
-			fmt.Fprintln(os.Stderr)
-		}
+		res, err := offPolicy(ctx, l, items, p, cfg, fmt.Sprintf("%-10s [%d/%d]", p.Name(), i+1, len(pols)), *progress)
 		if res != nil {
 			rep.Results = append(rep.Results, res)
 		}

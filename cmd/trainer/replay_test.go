@@ -156,7 +156,7 @@ func writeReplayLog(t *testing.T) (logPath, catPath string) {
 			n++
 			ts := int64(1_000_000 + u*10_000_000 + j*60_000)
 			first, second := fmt.Sprintf("m%d", (u+j)%4), fmt.Sprintf("m%d", (u+j+1)%4)
-			fmt.Fprintf(&b, `{"schema":1,"event_id":"i%d","request_id":"r%d","user_id":"u%d","session_id":"s%d","variant":"default","model_version":"prior","intent":{"user_propensity":0.1,"session_propensity":0.2,"level":0,"probability":1},"items":[{"item_id":%q,"position":0,"score":1,"propensity":0.5,"novel":false,"novelty":0},{"item_id":%q,"position":1,"score":0.5,"propensity":0.6,"novel":false,"novelty":0}],"ts":%d}`+"\n",
+			fmt.Fprintf(&b, `{"schema":1,"event_id":"i%d","request_id":"r%d","user_id":"u%d","session_id":"s%d","variant":"default","model_version":"prior","intent":{"user_propensity":0.1,"session_propensity":0.2,"level":0,"probability":1},"items":[{"item_id":%q,"position":0,"score":1,"propensity":0.5,"novel":false,"novelty":0,"features":[0.3,0,0.5]},{"item_id":%q,"position":1,"score":0.5,"propensity":0.6,"novel":false,"novelty":0,"features":[0.2,0,0.4]}],"ts":%d}`+"\n",
 				n, n, u, u, first, second, ts)
 			clicked := first
 			if j%2 == 1 {

@@ -22,6 +22,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/novarec/novarec/policy"
+	"github.com/novarec/novarec/replay"
 	"github.com/novarec/novarec/sim"
 )
 
@@ -47,6 +48,8 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 		"comma-separated policies: "+strings.Join(policy.Names(), ", ")+", and the references "+sim.Oracle+", "+sim.Random)
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	pngPath := fs.String("png", "", "write a chart of clicks per user by session index to this PNG file")
+	logPath := fs.String("log", "", "also write the first policy's run on the first seed as the service's event log (JSON lines of rec.impressions and rec.feedback) to this file, for ope and ab-offline")
+	variant := fs.String("log-variant", "default", "variant named in the -log events")
 	wNov := fs.Float64("w-nov", def.Policy.Learner.Reward.Novelty, "reward weight of surprising clicks (w_nov)")
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
@@ -81,7 +84,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// Ctrl-C (or SIGTERM) stops the comparison; a second one kills.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var bar *progressbar.ProgressBar
 	onProgress := func(done, total int) {}
@@ -107,9 +110,9 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	start := time.Now()
-	rep, err := sim.Compare(ctx, cfg, names, seeds, onProgress)
+	rep, err := sim.Compare(sctx, cfg, names, seeds, onProgress)
 	elapsed := time.Since(start)
-	interrupted := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	interrupted := err != nil && sctx.Err() != nil && errors.Is(err, sctx.Err())
 	if err != nil && !interrupted {
 		return err
 	}
@@ -136,6 +139,38 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	if *logPath != "" && !interrupted {
+		if err := writeSimLog(ctx, *logPath, cfg, names[0], seeds[0], *variant, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSimLog re-runs one policy on one seed (runs are deterministic, so it
+// is the run in the table) and writes what its users were shown and did as
+// the service's event log.
+func writeSimLog(ctx context.Context, path string, cfg sim.Config, name string, seed uint64, variant string, stdout io.Writer) error {
+	p, err := sim.NewPolicy(name, cfg.Policy)
+	if err != nil {
+		return err
+	}
+	rec := &replay.Recorder{Variant: variant, Model: "sim-" + name}
+	if _, err := sim.RunObserved(ctx, cfg, p, seed, rec); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rec.Log.WriteJSONLines(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d impressions and %d feedback events of %s on seed %d\n", path, len(rec.Log.Impressions), len(rec.Log.Feedback), name, seed)
 	return nil
 }
 

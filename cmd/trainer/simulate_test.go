@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/novarec/novarec/replay"
 )
 
 func TestSimulateWritesTableJSONAndPNG(t *testing.T) {
@@ -51,6 +53,34 @@ func TestSimulateWritesTableJSONAndPNG(t *testing.T) {
 	png, err := os.ReadFile(pngPath)
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatalf("no PNG written: %v", err)
+	}
+}
+
+// -log keeps the first policy's first run as an event log that ope and
+// ab-offline read.
+func TestSimulateWritesEventLog(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "sim.jsonl")
+	var out bytes.Buffer
+	err := simulateMain(context.Background(), []string{
+		"-users", "15", "-sessions", "3", "-steps", "4", "-seeds", "1",
+		"-policies", "hrl", "-log", logPath, "-log-variant", "control", "-progress=false",
+	}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "wrote "+logPath) {
+		t.Errorf("output does not mention the log:\n%s", out.String())
+	}
+	l, err := replay.LoadEventLog(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Impressions) == 0 || len(l.Feedback) == 0 || l.Skipped != 0 || l.Impressions[0].Variant != "control" {
+		t.Fatalf("log: %d impressions, %d feedback, %d skipped", len(l.Impressions), len(l.Feedback), l.Skipped)
+	}
+	var ope bytes.Buffer
+	if err := opeMain(context.Background(), []string{"-log", logPath, "-policy", "hrl", "-draws", "1", "-progress=false"}, &ope, newOfflinePolicy); err != nil {
+		t.Fatalf("ope on the simulated log: %v\n%s", err, ope.String())
 	}
 }
 
