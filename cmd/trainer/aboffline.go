@@ -17,6 +17,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
@@ -80,6 +81,7 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 	models := fs.String("models", modelsTrained, "where each variant's model comes from: trained (on the log before the holdout) or redis (the live model:VARIANT snapshots)")
 	holdout := fs.Float64("holdout", 0.5, "share of the log's impressions, the latest ones, evaluated on (in (0,1])")
 	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), for -models redis (env REDIS_ADDR)")
+	redisConn := backend.RedisFlags(fs)
 	prefix := fs.String("prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
 	draws := fs.Int("draws", 10, "slates drawn per impression to estimate each variant's probability of the logged top item")
 	seed := fs.Uint64("seed", 1, "seed of the draws (the same for every variant, so their draws are paired)")
@@ -141,7 +143,11 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 
 	var store *features.Store
 	if *models == modelsRedis {
-		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: envflag.List(*redisAddr)})
+		opts, err := redisConn.Options(envflag.List(*redisAddr))
+		if err != nil {
+			return err
+		}
+		rdb := redis.NewUniversalClient(opts)
 		defer rdb.Close()
 		store = features.NewStore(rdb, features.Options{Prefix: *prefix})
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/novarec/novarec/recommend"
 )
 
 func TestABOfflineMain(t *testing.T) {
@@ -79,5 +81,64 @@ variants:
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err = %v, want one mentioning %q", c.args, err, c.want)
 		}
+	}
+}
+
+// -models redis evaluates the live snapshots of each variant.
+func TestABOfflineFromRedis(t *testing.T) {
+	store, addr, prefix := testStore(t)
+	ctx := context.Background()
+	logPath, catPath := writeReplayLog(t)
+	expPath := filepath.Join(t.TempDir(), "exp.yaml")
+	if err := os.WriteFile(expPath, []byte("name: w\nsalt: s\nvariants:\n  - {name: control, share: 0.5}\n  - {name: nov3, share: 0.5, reward: {w_nov: 3}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-experiments", expPath, "-log", logPath, "-catalog", catPath, "-models", "redis", "-redis", addr, "-prefix", prefix,
+		"-holdout", "1", "-draws", "1", "-progress=false"}
+	// nov3 has no snapshot yet.
+	m := recommend.DefaultModel()
+	m.Version = "control-7"
+	b, err := recommend.EncodeModel(m, recommend.SnapshotMeta{Variant: "control"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutModel(ctx, "control", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := abOfflineMain(ctx, args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "nov3") {
+		t.Fatalf("err = %v, want one naming the variant without a snapshot", err)
+	}
+
+	m.Version = "nov3-3"
+	if b, err = recommend.EncodeModel(m, recommend.SnapshotMeta{Variant: "nov3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutModel(ctx, "nov3", b); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "ab.json")
+	var out bytes.Buffer
+	if err := abOfflineMain(ctx, append(args, "-json", jsonPath), &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var rep abOfflineReport
+	if b, err = os.ReadFile(jsonPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Models != "redis" || rep.Holdout != 12 || len(rep.Variants) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	for i, want := range []string{"control-7", "nov3-3"} {
+		v := rep.Variants[i]
+		if v.Model != want || v.Trained != nil || v.Result.Evaluated != 12 {
+			t.Errorf("variant %s: model %q, trained %v, evaluated %d; want %s from Redis on all 12 impressions", v.Name, v.Model, v.Trained, v.Result.Evaluated, want)
+		}
+	}
+	// The same model on the same impressions: no difference.
+	if l := rep.Variants[1].Lift; l == nil || l.Diff.Value != 0 || l.P != 1 {
+		t.Errorf("lift of identical models: %+v", l)
 	}
 }

@@ -15,8 +15,11 @@ import (
 	"github.com/novarec/novarec/internal/redistest"
 )
 
-func TestABReport(t *testing.T) {
-	addr, prefix := os.Getenv(redistest.EnvAddr), redistest.Prefix(t)
+// testStore is a store under a key prefix of the test's own, on REDIS_ADDR
+// or an embedded server, with the address the command under test dials.
+func testStore(t *testing.T) (store *features.Store, addr, prefix string) {
+	t.Helper()
+	addr, prefix = os.Getenv(redistest.EnvAddr), redistest.Prefix(t)
 	var rdb redis.UniversalClient
 	if addr == "" {
 		mr, client := redistest.Miniredis(t)
@@ -28,7 +31,11 @@ func TestABReport(t *testing.T) {
 			rdb.Close()
 		})
 	}
-	store := features.NewStore(rdb, features.Options{Prefix: prefix})
+	return features.NewStore(rdb, features.Options{Prefix: prefix}), addr, prefix
+}
+
+func TestABReport(t *testing.T) {
+	store, addr, prefix := testStore(t)
 	ctx := context.Background()
 	for v, a := range map[string]experiment.Aggregates{
 		"control": {Users: 1000, Impressions: 5000, ClickedImpressions: 500, Clicks: 520, NovelClicks: 50},
