@@ -6,6 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 const twoWay = `
@@ -105,13 +108,20 @@ func TestAssignIsStableAndMatchesShares(t *testing.T) {
 }
 
 // simulate draws per-variant aggregates for users with the given CTR and
-// sessions per user (Poisson-ish), as the trainer would count them.
+// sessions per user (Poisson-ish), as the trainer would count them. Users
+// differ in activity (log-normal): active users had longer histories before
+// the experiment (the CUPED covariate), and return and click more in it.
 func simulate(rng *rand.Rand, users int, ctr float64, sessionsMean float64) Aggregates {
 	var a Aggregates
 	for u := 0; u < users; u++ {
 		a.Users++
+		act := math.Exp(0.6*rng.NormFloat64() - 0.18) // mean 1
+		pre := math.Round(20 * act * (0.8 + 0.4*rng.Float64()))
+		a.PreSum += pre
+		a.PreSumSq += pre * pre
+		var userClicks, userImps, userClicked, userNovel float64
 		s := 1
-		for rng.Float64() < 1-1/sessionsMean {
+		for rng.Float64() < 1-1/(sessionsMean*math.Sqrt(act)) { // active users return more
 			s++
 		}
 		a.Sessions += int64(s)
@@ -121,17 +131,28 @@ func simulate(rng *rand.Rand, users int, ctr float64, sessionsMean float64) Aggr
 		}
 		for i := 0; i < 3*s; i++ {
 			a.Impressions++
+			userImps++
 			ild := 0.5 + 0.2*rng.NormFloat64()
 			a.ILDSum += ild
 			a.ILDSumSq += ild * ild
-			if rng.Float64() < ctr {
+			if rng.Float64() < math.Min(1, ctr*act) {
 				a.ClickedImpressions++
 				a.Clicks++
+				userClicks++
+				userClicked++
 				if rng.Float64() < 0.3 {
 					a.NovelClicks++
+					userNovel++
 				}
 			}
 		}
+		a.UserClicksSumSq += userClicks * userClicks
+		a.PreClicksSum += pre * userClicks
+		a.UserImpressionsSumSq += userImps * userImps
+		a.UserClickedSumSq += userClicked * userClicked
+		a.UserClickedImpressionsSum += userClicked * userImps
+		a.UserNovelSumSq += userNovel * userNovel
+		a.UserNovelClicksSum += userNovel * userClicks
 	}
 	return a
 }
@@ -154,7 +175,7 @@ func TestAAFalsePositiveRate(t *testing.T) {
 	c, _ := Parse([]byte(twoWay))
 	const runs = 400
 	fp := map[string]int{}
-	metrics := []string{"ctr", "novel_click_rate", "mean_ild", "return_rate", "sessions_per_user"}
+	metrics := []string{"ctr", "novel_click_rate", "mean_ild", "return_rate", "sessions_per_user", "clicks_per_user", "clicks_per_user_cuped"}
 	for seed := uint64(0); seed < runs; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		r := BuildReport(c, map[string]Aggregates{
@@ -247,5 +268,84 @@ func TestIntervalsOnHandComputedExamples(t *testing.T) {
 	// 60/100 vs 40/100: z = 2.828, p = 0.00468.
 	if p := TwoProportion(60, 100, 40, 100); math.Abs(p-0.00468) > 1e-4 {
 		t.Errorf("two-proportion p = %v, want 0.00468", p)
+	}
+}
+
+func metricOf(r Report, variant, metric string) Metric {
+	for _, v := range r.Variants {
+		if v.Name == variant {
+			for _, m := range v.Metrics {
+				if m.Name == metric {
+					return m
+				}
+			}
+		}
+	}
+	return Metric{}
+}
+
+// CUPED keeps the lift and narrows the interval: users' pre-period activity
+// explains much of their clicks.
+func TestCUPEDNarrowsTheInterval(t *testing.T) {
+	c, _ := Parse([]byte(twoWay))
+	rng := rand.New(rand.NewPCG(3, 3))
+	r := BuildReport(c, map[string]Aggregates{
+		"control": simulate(rng, 3000, 0.30, 4),
+		"nov3":    simulate(rng, 3000, 0.32, 4),
+	})
+	plain, adj := metricOf(r, "nov3", "clicks_per_user"), metricOf(r, "nov3", "clicks_per_user_cuped")
+	pc, ac := metricOf(r, "control", "clicks_per_user"), metricOf(r, "control", "clicks_per_user_cuped")
+	t.Logf("clicks per user: plain %.3f±%.3f vs %.3f (lift %+.3f, p %.3g); CUPED %.3f±%.3f vs %.3f (lift %+.3f, p %.3g)",
+		plain.Value, (plain.High-plain.Low)/2, pc.Value, *plain.Lift, *plain.PValue,
+		adj.Value, (adj.High-adj.Low)/2, ac.Value, *adj.Lift, *adj.PValue)
+	if w, wa := plain.High-plain.Low, adj.High-adj.Low; !(wa < 0.85*w) { // 0.80 on this seed
+		t.Errorf("CUPED interval width %.4f not clearly below the plain %.4f", wa, w)
+	}
+	if math.Abs(*adj.Lift-*plain.Lift) > 0.05 {
+		t.Errorf("CUPED lift %.3f far from the plain %.3f", *adj.Lift, *plain.Lift)
+	}
+}
+
+// The report's CUPED from sufficient statistics equals the regression done
+// on the users themselves.
+func TestCUPEDMatchesPerUserComputation(t *testing.T) {
+	c, _ := Parse([]byte(twoWay))
+	users := map[string][][2]float64{ // (X, Y) per user
+		"control": {{0, 1}, {3, 2}, {10, 6}, {5, 2}, {1, 0}},
+		"nov3":    {{2, 3}, {8, 7}, {4, 3}, {0, 1}},
+	}
+	aggs := map[string]Aggregates{}
+	var all [][2]float64
+	for v, us := range users {
+		var a Aggregates
+		for _, u := range us {
+			a.Users++
+			a.Clicks += int64(u[1])
+			a.PreSum += u[0]
+			a.PreSumSq += u[0] * u[0]
+			a.UserClicksSumSq += u[1] * u[1]
+			a.PreClicksSum += u[0] * u[1]
+		}
+		aggs[v] = a
+		all = append(all, us...)
+	}
+	xs, ys := make([]float64, len(all)), make([]float64, len(all))
+	for i, u := range all {
+		xs[i], ys[i] = u[0], u[1]
+	}
+	theta := stat.Covariance(xs, ys, nil) / stat.Variance(xs, nil)
+	meanX := stat.Mean(xs, nil)
+	r := BuildReport(c, aggs)
+	for v, us := range users {
+		adj := make([]float64, len(us))
+		for i, u := range us {
+			adj[i] = u[1] - theta*(u[0]-meanX)
+		}
+		m, sd := stat.MeanStdDev(adj, nil)
+		got := metricOf(r, v, "clicks_per_user_cuped")
+		half := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(len(us) - 1)}.Quantile(0.975) * sd / math.Sqrt(float64(len(us)))
+		if math.Abs(got.Value-m) > 1e-12 || math.Abs((got.High-got.Low)/2-half) > 1e-9 {
+			t.Errorf("%s: CUPED %.6f ± %.6f, per-user computation %.6f ± %.6f", v, got.Value, (got.High-got.Low)/2, m, half)
+		}
 	}
 }

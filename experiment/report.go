@@ -23,6 +23,49 @@ type Aggregates struct {
 	// Sessions sums sessions per user; SessionsSumSq their squares.
 	Sessions      int64
 	SessionsSumSq float64
+	// CUPED (Deng et al., 2013) of clicks per user. Per user, Y is the
+	// user's clicks in the experiment and X the pre-period covariate, the
+	// user's history length at first exposure (intent.HistoryLength of the
+	// logged state); the sums run over users: ΣX, ΣX², ΣY² and ΣXY (ΣY is
+	// Clicks).
+	PreSum, PreSumSq, UserClicksSumSq, PreClicksSum float64
+	// Per-user sums for the ratio metrics' variance. Users are the unit of
+	// randomisation and their impressions are not independent (an active
+	// user clicks many of theirs), so the CTR's and the novel-click rate's
+	// intervals and tests use the delta method over users (Deng et al.,
+	// 2018) rather than a binomial over impressions, which is too
+	// confident. Per user N = impressions, C = clicked impressions, K =
+	// clicks (ΣK² is UserClicksSumSq), V = novel clicks; the sums of N², C²,
+	// CN, V² and VK. Aggregates without them (all zero) fall back to the
+	// binomial.
+	UserImpressionsSumSq, UserClickedSumSq, UserClickedImpressionsSum float64
+	UserNovelSumSq, UserNovelClicksSum                                float64
+}
+
+// ratioStats are a ratio metric's value and the delta-method variance of
+// it, from per-user sums of numerator A and denominator B: R = ΣA/ΣB,
+// Var(R) ≈ (Var(A) − 2R·Cov(A,B) + R²·Var(B)) / (n·B̄²). ok is false when
+// the per-user sums are missing.
+func ratioStats(sumA, sumB, sumA2, sumB2, sumAB float64, n int64) (r, v float64, ok bool) {
+	if n < 2 || sumB == 0 || sumB2 == 0 {
+		return 0, 0, false
+	}
+	nn := float64(n)
+	r = sumA / sumB
+	va := (sumA2 - sumA*sumA/nn) / (nn - 1)
+	vb := (sumB2 - sumB*sumB/nn) / (nn - 1)
+	cov := (sumAB - sumA*sumB/nn) / (nn - 1)
+	mb := sumB / nn
+	v = math.Max(0, (va-2*r*cov+r*r*vb)/(nn*mb*mb))
+	return r, v, true
+}
+
+func (a Aggregates) ctrStats() (r, v float64, ok bool) {
+	return ratioStats(float64(a.ClickedImpressions), float64(a.Impressions), a.UserClickedSumSq, a.UserImpressionsSumSq, a.UserClickedImpressionsSum, a.Users)
+}
+
+func (a Aggregates) novelStats() (r, v float64, ok bool) {
+	return ratioStats(float64(a.NovelClicks), float64(a.Clicks), a.UserNovelSumSq, a.UserClicksSumSq, a.UserNovelClicksSum, a.Users)
 }
 
 func (a Aggregates) ildN() int64 {
@@ -85,6 +128,7 @@ const z95 = 1.959963984540054
 func BuildReport(cfg *Config, aggs map[string]Aggregates) Report {
 	r := Report{Experiment: cfg.Name, Control: cfg.Control}
 	ctrl := aggs[cfg.Control]
+	cu := newCUPED(cfg, aggs)
 	treatments := len(cfg.Variants) - 1
 	for _, v := range cfg.Variants {
 		a := aggs[v.Name]
@@ -93,14 +137,16 @@ func BuildReport(cfg *Config, aggs map[string]Aggregates) Report {
 			count("users", a.Users),
 			count("impressions", a.Impressions),
 			count("clicks", a.Clicks),
-			proportion("ctr", a.ClickedImpressions, a.Impressions),
-			proportion("novel_click_rate", a.NovelClicks, a.Clicks),
+			ratioMetric("ctr", a.ClickedImpressions, a.Impressions, a.ctrStats),
+			ratioMetric("novel_click_rate", a.NovelClicks, a.Clicks, a.novelStats),
 			mean("mean_ild", a.ILDSum, a.ILDSumSq, float64(a.ildN())),
 			proportion("return_rate", a.ReturningUsers, a.Users),
 			mean("sessions_per_user", float64(a.Sessions), a.SessionsSumSq, float64(a.Users)),
+			mean("clicks_per_user", float64(a.Clicks), a.UserClicksSumSq, float64(a.Users)),
+			cu.metric(a),
 		}
 		if !vr.Control {
-			compare(vr.Metrics, ctrl, a, treatments)
+			compare(vr.Metrics, ctrl, a, treatments, cu)
 		}
 		r.Variants = append(r.Variants, vr)
 	}
@@ -109,7 +155,7 @@ func BuildReport(cfg *Config, aggs map[string]Aggregates) Report {
 		r.Notes = append(r.Notes, fmt.Sprintf("sample ratio mismatch (chi-square p = %.2g): users are not split as configured; do not trust the lifts until the cause is found", r.SRM.PValue))
 	}
 	if treatments > 1 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d variants are compared with control on %d metrics each: p_adjusted applies Bonferroni (×%d); at α = 0.05 call a difference only when p_adjusted < 0.05", treatments, 5, treatments))
+		r.Notes = append(r.Notes, fmt.Sprintf("%d variants are compared with control on %d metrics each: p_adjusted applies Bonferroni (×%d); at α = 0.05 call a difference only when p_adjusted < 0.05", treatments, comparedMetrics, treatments))
 	}
 	return r
 }
@@ -118,6 +164,37 @@ func count(name string, n int64) Metric {
 	x := float64(n)
 	half := z95 * math.Sqrt(x) // Poisson
 	return Metric{Name: name, Kind: "count", Value: x, Low: math.Max(0, x-half), High: x + half, N: x}
+}
+
+// ratioMetric is a proportion of events pooled over users (k/n): with the
+// per-user sums, a delta-method interval over users clipped to [0,1];
+// without them, the Wilson interval of proportion.
+func ratioMetric(name string, k, n int64, stats func() (float64, float64, bool)) Metric {
+	r, v, ok := stats()
+	if !ok {
+		return proportion(name, k, n)
+	}
+	half := z95 * math.Sqrt(v)
+	return Metric{Name: name, Kind: "proportion", Value: r, Low: math.Max(0, r-half), High: math.Min(1, r+half), N: float64(n)}
+}
+
+// ratioTest is the two-sided p-value of the difference of two ratio
+// metrics by the delta method over users, or the pooled two-proportion z
+// test when either side lacks per-user sums.
+func ratioTest(a, c func() (float64, float64, bool), k1, n1, k2, n2 int64) float64 {
+	r1, v1, ok1 := a()
+	r2, v2, ok2 := c()
+	if !ok1 || !ok2 {
+		return TwoProportion(k1, n1, k2, n2)
+	}
+	se := math.Sqrt(v1 + v2)
+	if se == 0 {
+		if r1 == r2 {
+			return 1
+		}
+		return 0
+	}
+	return 2 * distuv.UnitNormal.Survival(math.Abs(r1-r2)/se)
 }
 
 // proportion is k/n with a Wilson score interval, which stays inside [0,1]
@@ -144,18 +221,78 @@ func proportion(name string, k, n int64) Metric {
 
 // mean is sum/n with a t interval from the sum of squares.
 func mean(name string, sum, sumSq, n float64) Metric {
+	if n == 0 {
+		return Metric{Name: name, Kind: "mean"}
+	}
+	return meanVar(name, sum/n, variance(sum, sumSq, n), n)
+}
+
+// meanVar is a mean mu of n observations with sample variance v, with its t
+// interval.
+func meanVar(name string, mu, v, n float64) Metric {
 	m := Metric{Name: name, Kind: "mean", N: n}
 	if n == 0 {
 		return m
 	}
-	mu := sum / n
 	m.Value, m.Low, m.High = mu, mu, mu
 	if n > 1 {
-		se := math.Sqrt(variance(sum, sumSq, n) / n)
+		se := math.Sqrt(v / n)
 		t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: n - 1}.Quantile(0.975)
 		m.Low, m.High = mu-t*se, mu+t*se
 	}
 	return m
+}
+
+// comparedMetrics is how many metrics per variant get a p-value.
+const comparedMetrics = 7
+
+// cuped adjusts clicks per user by the pre-period covariate:
+// Ŷ = Ȳ − θ(X̄ − X̄_all), with θ = Cov(X,Y)/Var(X) pooled over all variants.
+// X is measured before exposure, so the adjustment leaves the difference
+// between variants unbiased and removes the share ρ² of Y's variance that X
+// explains: a narrower interval, the same lift.
+type cuped struct{ theta, meanX float64 }
+
+func newCUPED(cfg *Config, aggs map[string]Aggregates) cuped {
+	var n, sx, sy, sxx, sxy float64
+	for _, v := range cfg.Variants {
+		a := aggs[v.Name]
+		n += float64(a.Users)
+		sx += a.PreSum
+		sy += float64(a.Clicks)
+		sxx += a.PreSumSq
+		sxy += a.PreClicksSum
+	}
+	if n < 2 {
+		return cuped{}
+	}
+	c := cuped{meanX: sx / n}
+	if vx := sxx - sx*sx/n; vx > 0 {
+		c.theta = (sxy - sx*sy/n) / vx
+	}
+	return c
+}
+
+// stats are a variant's adjusted mean and the sample variance of Y − θX.
+func (c cuped) stats(a Aggregates) (mu, v, n float64) {
+	n = float64(a.Users)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	y, x := float64(a.Clicks), a.PreSum
+	mu = y/n - c.theta*(x/n-c.meanX)
+	if n > 1 {
+		vy := variance(y, a.UserClicksSumSq, n)
+		vx := variance(x, a.PreSumSq, n)
+		cov := (a.PreClicksSum - x*y/n) / (n - 1)
+		v = math.Max(0, vy-2*c.theta*cov+c.theta*c.theta*vx)
+	}
+	return mu, v, n
+}
+
+func (c cuped) metric(a Aggregates) Metric {
+	mu, v, n := c.stats(a)
+	return meanVar("clicks_per_user_cuped", mu, v, n)
 }
 
 func variance(sum, sumSq, n float64) float64 {
@@ -166,15 +303,15 @@ func variance(sum, sumSq, n float64) float64 {
 }
 
 // compare fills lift and p-value of each non-count metric against control.
-func compare(ms []Metric, c, a Aggregates, treatments int) {
+func compare(ms []Metric, c, a Aggregates, treatments int, cu cuped) {
 	for i := range ms {
 		m := &ms[i]
 		var cv, p float64
 		switch m.Name {
 		case "ctr":
-			cv, p = ratio(c.ClickedImpressions, c.Impressions), TwoProportion(a.ClickedImpressions, a.Impressions, c.ClickedImpressions, c.Impressions)
+			cv, p = ratio(c.ClickedImpressions, c.Impressions), ratioTest(a.ctrStats, c.ctrStats, a.ClickedImpressions, a.Impressions, c.ClickedImpressions, c.Impressions)
 		case "novel_click_rate":
-			cv, p = ratio(c.NovelClicks, c.Clicks), TwoProportion(a.NovelClicks, a.Clicks, c.NovelClicks, c.Clicks)
+			cv, p = ratio(c.NovelClicks, c.Clicks), ratioTest(a.novelStats, c.novelStats, a.NovelClicks, a.Clicks, c.NovelClicks, c.Clicks)
 		case "return_rate":
 			cv, p = ratio(c.ReturningUsers, c.Users), TwoProportion(a.ReturningUsers, a.Users, c.ReturningUsers, c.Users)
 		case "mean_ild":
@@ -183,6 +320,13 @@ func compare(ms []Metric, c, a Aggregates, treatments int) {
 		case "sessions_per_user":
 			cv = safeDiv(float64(c.Sessions), float64(c.Users))
 			p = Welch(float64(a.Sessions), a.SessionsSumSq, float64(a.Users), float64(c.Sessions), c.SessionsSumSq, float64(c.Users))
+		case "clicks_per_user":
+			cv = safeDiv(float64(c.Clicks), float64(c.Users))
+			p = Welch(float64(a.Clicks), a.UserClicksSumSq, float64(a.Users), float64(c.Clicks), c.UserClicksSumSq, float64(c.Users))
+		case "clicks_per_user_cuped":
+			m1, v1, n1 := cu.stats(a)
+			m2, v2, n2 := cu.stats(c)
+			cv, p = m2, welch(m1, v1, n1, m2, v2, n2)
 		default:
 			continue
 		}
@@ -234,8 +378,16 @@ func Welch(sum1, sumSq1, n1, sum2, sumSq2, n2 float64) float64 {
 	if n1 < 2 || n2 < 2 {
 		return math.NaN()
 	}
-	v1, v2 := variance(sum1, sumSq1, n1)/n1, variance(sum2, sumSq2, n2)/n2
-	diff := sum1/n1 - sum2/n2
+	return welch(sum1/n1, variance(sum1, sumSq1, n1), n1, sum2/n2, variance(sum2, sumSq2, n2), n2)
+}
+
+// welch is Welch's test from each sample's mean, sample variance and size.
+func welch(m1, var1, n1, m2, var2, n2 float64) float64 {
+	if n1 < 2 || n2 < 2 {
+		return math.NaN()
+	}
+	v1, v2 := var1/n1, var2/n2
+	diff := m1 - m2
 	if v1+v2 == 0 {
 		if diff == 0 {
 			return 1

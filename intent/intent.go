@@ -108,7 +108,7 @@ func (p Prior) State(dst []float64, o Observations) []float64 {
 	n := o.NovelClicks + o.FamiliarClicks
 	x[FUserNovelRate] = m
 	x[FUserConfidence] = n / (n + 10)
-	x[FUserActivity] = math.Min(math.Log1p(float64(o.HistoryLen))/math.Log1p(200), 1)
+	x[FUserActivity] = math.Min(math.Log1p(float64(o.HistoryLen))/math.Log1p(ActivityCap), 1)
 	x[FUserEntropy] = o.HistoryEntropy
 	x[FSessNovelRate] = (o.SessionNovelClicks + 2*m) / (o.SessionClicks + 2)
 	x[FSessClicks] = math.Min(math.Log1p(o.SessionClicks)/math.Log1p(20), 1)

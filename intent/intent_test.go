@@ -194,3 +194,16 @@ func TestTargetStaysNearTheLevels(t *testing.T) {
 		t.Errorf("top level has π = %v after rewarding only it", probs[p.K()-1])
 	}
 }
+
+func TestHistoryLengthInvertsActivity(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 50, 199, 200, 5000} {
+		st := Prior{}.State(nil, Observations{HistoryLen: n})
+		want := float64(min(n, ActivityCap))
+		if got := HistoryLength(st); got != want {
+			t.Errorf("history %d: HistoryLength = %v, want %v", n, got, want)
+		}
+	}
+	if HistoryLength([]float64{1}) != 0 {
+		t.Error("a state of another dimension gave a length")
+	}
+}

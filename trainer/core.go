@@ -472,7 +472,7 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 	}
 	for i := range s.ls.Items {
 		if s.ls.Items[i].Position == pos {
-			c.exp.click(&s.ls.Items[i], len(s.clicked) == 0)
+			c.exp.click(s.ls.UserID, &s.ls.Items[i], len(s.clicked) == 0)
 		}
 	}
 	s.clicked = append(s.clicked, pos)

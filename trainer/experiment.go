@@ -5,14 +5,23 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
-// expUser is what the A/B aggregates need to remember of one user.
+// expUser is what the A/B aggregates need to remember of one user: the
+// session count, and the per-user counts whose squares and cross products
+// the report's delta-method and CUPED statistics sum (each increment of a
+// count x adds 2x+1 to Σx², and the other factor to a cross product).
 type expUser struct {
 	Sessions int64
 	Session  string
 	Last     int64
+	// Pre is the pre-period covariate (history length at first exposure);
+	// Impressions, Clicked (impressions with a click), Clicks and Novel
+	// (novel clicks) count the user's events in the experiment.
+	Pre                                 float64
+	Impressions, Clicked, Clicks, Novel int64
 }
 
 // expAgg maintains the variant's A/B aggregates (experiment.Aggregates)
@@ -33,10 +42,13 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, g
 	u := a.Users[ls.UserID]
 	switch {
 	case u == nil:
-		a.Users[ls.UserID] = &expUser{Sessions: 1, Session: ls.SessionID, Last: ls.TS}
+		u = &expUser{Sessions: 1, Session: ls.SessionID, Last: ls.TS, Pre: intent.HistoryLength(ls.State)}
+		a.Users[ls.UserID] = u
 		ag.Users++
 		ag.Sessions++
 		ag.SessionsSumSq++
+		ag.PreSum += u.Pre
+		ag.PreSumSq += u.Pre * u.Pre
 	case ls.SessionID != u.Session || ls.TS-u.Last > gap:
 		// Σx² grows by (x+1)² − x² = 2x+1.
 		ag.SessionsSumSq += float64(2*u.Sessions + 1)
@@ -50,6 +62,9 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, g
 		u.Last = max(u.Last, ls.TS)
 	}
 	ag.Impressions++
+	ag.UserImpressionsSumSq += float64(2*u.Impressions + 1)
+	ag.UserClickedImpressionsSum += float64(u.Clicked)
+	u.Impressions++
 	if snap != nil && len(ls.Items) > 0 {
 		ids := make([]string, len(ls.Items))
 		for i, it := range ls.Items {
@@ -62,16 +77,34 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, g
 	}
 }
 
-// click counts an applied click on item of the slate; first says it is the
-// slate's first click.
-func (a *expAgg) click(it *recommend.LoggedItem, first bool) {
+// click counts an applied click of user on item of a slate counted by
+// impression; first says it is the slate's first click.
+func (a *expAgg) click(user string, it *recommend.LoggedItem, first bool) {
 	ag := &a.Aggregates
+	u := a.Users[user]
+	if u == nil { // cannot happen: the slate's impression made the user
+		if a.Users == nil {
+			a.Users = map[string]*expUser{}
+		}
+		u = &expUser{}
+		a.Users[user] = u
+	}
 	ag.Clicks++
+	ag.UserClicksSumSq += float64(2*u.Clicks + 1)
+	ag.PreClicksSum += u.Pre
+	ag.UserNovelClicksSum += float64(u.Novel)
+	u.Clicks++
 	if first {
 		ag.ClickedImpressions++
+		ag.UserClickedSumSq += float64(2*u.Clicked + 1)
+		ag.UserClickedImpressionsSum += float64(u.Impressions)
+		u.Clicked++
 	}
 	if it.Novelty == 1 {
 		ag.NovelClicks++
+		ag.UserNovelSumSq += float64(2*u.Novel + 1)
+		ag.UserNovelClicksSum += float64(u.Clicks)
+		u.Novel++
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -28,16 +29,23 @@ func TestExperimentAggregates(t *testing.T) {
 	a.impression(slate("u1", "s1", 500, "a", "c"), snap, gap)  // same session, ILD 0
 	a.impression(slate("u1", "s2", 600, "a", "b"), snap, gap)  // u1 session 2 (new id)
 	a.impression(slate("u1", "s2", 5000, "a", "b"), snap, gap) // u1 session 3 (gap)
-	a.impression(slate("u2", "", 0, "b"), snap, gap)           // u2 session 1, no ILD pair
+	first := slate("u2", "", 0, "b") // u2 session 1, no ILD pair; 9 items in the history before
+	first.State = intent.Prior{}.State(nil, intent.Observations{HistoryLen: 9})
+	a.impression(first, snap, gap)
 	s := slate("u2", "", 10, "a", "b")
 	a.impression(s, snap, gap)
-	a.click(&s.Items[1], true)  // novel (novelty 1), first click of the slate
-	a.click(&s.Items[0], false) // familiar, second click
+	a.click("u2", &s.Items[1], true)  // novel (novelty 1), first click of the slate
+	a.click("u2", &s.Items[0], false) // familiar, second click
+	// Per user (impressions N, clicked C, clicks K, novel V, pre X):
+	// u1 4, 0, 0, 0, 0; u2 2, 1, 2, 1, 9.
 	want := experiment.Aggregates{
 		Users: 2, ReturningUsers: 1, Impressions: 6,
 		ClickedImpressions: 1, Clicks: 2, NovelClicks: 1,
 		ILDSum: 1 + 0 + 1 + 1 + 0 + 1, ILDSumSq: 4, ILDN: 6,
 		Sessions: 4, SessionsSumSq: 9 + 1,
+		PreSum: 9, PreSumSq: 81, UserClicksSumSq: 4, PreClicksSum: 18,
+		UserImpressionsSumSq: 16 + 4, UserClickedSumSq: 1, UserClickedImpressionsSum: 2,
+		UserNovelSumSq: 1, UserNovelClicksSum: 2,
 	}
 	if a.Aggregates != want {
 		t.Fatalf("aggregates\n got %+v\nwant %+v", a.Aggregates, want)
