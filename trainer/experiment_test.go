@@ -29,7 +29,7 @@ func TestExperimentAggregates(t *testing.T) {
 	a.impression(slate("u1", "s1", 500, "a", "c"), snap, gap)  // same session, ILD 0
 	a.impression(slate("u1", "s2", 600, "a", "b"), snap, gap)  // u1 session 2 (new id)
 	a.impression(slate("u1", "s2", 5000, "a", "b"), snap, gap) // u1 session 3 (gap)
-	first := slate("u2", "", 0, "b") // u2 session 1, no ILD pair; 9 items in the history before
+	first := slate("u2", "", 0, "b")                           // u2 session 1, no ILD pair; 9 items in the history before
 	first.State = intent.Prior{}.State(nil, intent.Observations{HistoryLen: 9})
 	a.impression(first, snap, gap)
 	s := slate("u2", "", 10, "a", "b")
