@@ -349,3 +349,36 @@ func TestCUPEDMatchesPerUserComputation(t *testing.T) {
 		}
 	}
 }
+
+// Ratio metrics: the delta method over users where the per-user sums are
+// kept, the binomial where they are not or where users show no spread.
+func TestRatioMetricFallbacks(t *testing.T) {
+	// Two users, 2 and 4 impressions, 1 and 3 clicked: R = 4/6.
+	a := Aggregates{Users: 2, Impressions: 6, ClickedImpressions: 4,
+		UserImpressionsSumSq: 4 + 16, UserClickedSumSq: 1 + 9, UserClickedImpressionsSum: 2 + 12}
+	m := ratioMetric("ctr", 4, 6, a.ctrStats)
+	// Per user A = (1,3), B = (2,4): Var A = 2, Var B = 2, Cov = 2;
+	// Var R = (2 − 2·(2/3)·2 + (4/9)·2)/(2·3²) = (2/9)/18.
+	half := z95 * math.Sqrt(2.0/9/18)
+	if math.Abs(m.Value-4.0/6) > 1e-12 || math.Abs(m.High-m.Value-half) > 1e-12 {
+		t.Errorf("delta method: %+v, want 0.6667 ± %.4f", m, half)
+	}
+	w := proportion("ctr", 4, 6)
+	for name, agg := range map[string]Aggregates{
+		"no per-user sums": {Users: 2, Impressions: 6, ClickedImpressions: 4},
+		// Every user clicked every impression: no spread.
+		"no spread": {Users: 2, Impressions: 6, ClickedImpressions: 6, UserImpressionsSumSq: 20, UserClickedSumSq: 20, UserClickedImpressionsSum: 20},
+	} {
+		k := agg.ClickedImpressions
+		got := ratioMetric("ctr", k, 6, agg.ctrStats)
+		if want := proportion("ctr", k, 6); got != want {
+			t.Errorf("%s: %+v, want the Wilson interval %+v", name, got, want)
+		}
+	}
+	if w.Low == w.High {
+		t.Fatalf("Wilson interval of 4/6 is a point: %+v", w)
+	}
+	if p := ratioTest(a.ctrStats, Aggregates{Users: 2, Impressions: 6, ClickedImpressions: 4}.ctrStats, 4, 6, 4, 6); p != 1 {
+		t.Errorf("fallback test of equal proportions p = %v", p)
+	}
+}

@@ -168,10 +168,12 @@ func count(name string, n int64) Metric {
 
 // ratioMetric is a proportion of events pooled over users (k/n): with the
 // per-user sums, a delta-method interval over users clipped to [0,1];
-// without them, the Wilson interval of proportion.
+// without them, or when the users show no spread at all (every user at 0 or
+// at 1, where the delta method's interval collapses to a point), the Wilson
+// interval of proportion.
 func ratioMetric(name string, k, n int64, stats func() (float64, float64, bool)) Metric {
 	r, v, ok := stats()
-	if !ok {
+	if !ok || v == 0 {
 		return proportion(name, k, n)
 	}
 	half := z95 * math.Sqrt(v)
@@ -180,19 +182,13 @@ func ratioMetric(name string, k, n int64, stats func() (float64, float64, bool))
 
 // ratioTest is the two-sided p-value of the difference of two ratio
 // metrics by the delta method over users, or the pooled two-proportion z
-// test when either side lacks per-user sums.
+// test when either side lacks per-user sums or neither shows any spread.
 func ratioTest(a, c func() (float64, float64, bool), k1, n1, k2, n2 int64) float64 {
 	r1, v1, ok1 := a()
 	r2, v2, ok2 := c()
-	if !ok1 || !ok2 {
-		return TwoProportion(k1, n1, k2, n2)
-	}
 	se := math.Sqrt(v1 + v2)
-	if se == 0 {
-		if r1 == r2 {
-			return 1
-		}
-		return 0
+	if !ok1 || !ok2 || se == 0 {
+		return TwoProportion(k1, n1, k2, n2)
 	}
 	return 2 * distuv.UnitNormal.Survival(math.Abs(r1-r2)/se)
 }
