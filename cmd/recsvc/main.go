@@ -110,19 +110,12 @@ func parseConfig(args []string) (config, error) {
 	if c.maxInflight < 0 {
 		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
 	}
-	// Check the settings now, to fail before anything starts.
-	if _, err := redisConn.Options(c.redisAddrs); err != nil {
+	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
+	if err != nil {
 		return c, err
 	}
-	if _, err := kafkaConn.Security(); err != nil {
-		return c, err
-	}
-	var err error
-	if c.partitions, c.replication, err = kafkaConn.Topics(); err != nil {
-		return c, err
-	}
+	c.partitions, c.replication, c.warnings = checked.Partitions, checked.Replication, checked.Warnings
 	c.redisConn, c.kafkaConn = redisConn, kafkaConn
-	c.warnings = append(redisConn.Warnings(), kafkaConn.Warnings()...)
 	return c, nil
 }
 

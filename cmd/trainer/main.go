@@ -111,19 +111,12 @@ func parseConfig(args []string) (config, error) {
 	case c.window <= 0 || c.publish <= 0 || c.commit <= 0 || c.publishN <= 0 || c.session <= 0:
 		return c, errors.New("-window, -publish-every, -publish-updates, -commit-interval and -session-timeout must be positive")
 	}
-	// Check the settings now, to fail before anything starts.
-	if _, err := redisConn.Options(c.redisAddrs); err != nil {
+	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
+	if err != nil {
 		return c, err
 	}
-	if _, err := kafkaConn.Security(); err != nil {
-		return c, err
-	}
-	var err error
-	if c.partitions, c.replication, err = kafkaConn.Topics(); err != nil {
-		return c, err
-	}
+	c.partitions, c.replication, c.warnings = checked.Partitions, checked.Replication, checked.Warnings
 	c.redisConn, c.kafkaConn = redisConn, kafkaConn
-	c.warnings = append(redisConn.Warnings(), kafkaConn.Warnings()...)
 	return c, nil
 }
 

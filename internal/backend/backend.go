@@ -254,3 +254,27 @@ func (k Kafka) Warnings() []string {
 	}
 	return w
 }
+
+// Checked is what Check found valid in a command's connection settings.
+type Checked struct {
+	// Partitions and Replication are the topic settings.
+	Partitions, Replication int
+	// Warnings are the settings that work but deserve a log line.
+	Warnings []string
+}
+
+// Check validates a command's Redis and Kafka settings together, so that
+// a command fails at flag parsing, before anything starts.
+func Check(r *Redis, k *Kafka, redisAddrs []string) (Checked, error) {
+	if _, err := r.Options(redisAddrs); err != nil {
+		return Checked{}, err
+	}
+	if _, err := k.Security(); err != nil {
+		return Checked{}, err
+	}
+	p, rf, err := k.Topics()
+	if err != nil {
+		return Checked{}, err
+	}
+	return Checked{Partitions: p, Replication: rf, Warnings: append(r.Warnings(), k.Warnings()...)}, nil
+}
