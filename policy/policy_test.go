@@ -117,7 +117,7 @@ func TestLearningRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, _ := New(tc.name, cfg)
 			before := model(t, p)
-			theta, intentT := before.Ranker.Theta, slices.Clone(before.Intent.T)
+			theta, intentT, intentB := before.Ranker.Theta, slices.Clone(before.Intent.T), slices.Clone(before.Intent.B)
 			rng := rand.New(rand.NewPCG(3, 4))
 			st := user(snap, "comedy", 10)
 			for step := range 6 {
@@ -131,7 +131,7 @@ func TestLearningRules(t *testing.T) {
 			if changed := after.Ranker.Theta != theta; changed != tc.ranker {
 				t.Errorf("ranker changed = %v", changed)
 			}
-			if changed := !slices.Equal(after.Intent.T, intentT); changed != tc.level {
+			if changed := !slices.Equal(after.Intent.T, intentT) || !slices.Equal(after.Intent.B, intentB); changed != tc.level {
 				t.Errorf("high level changed = %v", changed)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
@@ -214,6 +215,26 @@ func TestModelCodec(t *testing.T) {
 	if got.Version != m.Version || got.ItemBias["b"] != -0.25 || got.ItemEmb["a"][1] != 0.8 || got.Ranker != m.Ranker ||
 		got.Intent.T[9] != m.Intent.T[9] || gotMeta.Updates != 9 || len(gotMeta.FeedbackTS) != 2 {
 		t.Fatalf("round trip lost data: %+v %+v", got, gotMeta)
+	}
+	// A fitted critic travels with the snapshot; a snapshot without one
+	// (above, and every snapshot written before the critic existed)
+	// decodes with Q nil and serves.
+	fitted := DefaultModel()
+	fitted.Version = "default-8"
+	x := make([]float64, intent.Dim)
+	x[intent.FSessNovelPreference] = 0.9
+	fitted.Intent.Update(x, 4, 0.2, 3, intent.Step{LR: 0.01, BaselineLR: 0.01, Clip: 5})
+	fb, err := EncodeModel(fitted, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotF, _, err := DecodeModel(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Intent.Q != nil || !slices.Equal(gotF.Intent.Q, fitted.Intent.Q) || !slices.Equal(gotF.Intent.QP, fitted.Intent.QP) ||
+		gotF.Intent.Value(x, 4) != fitted.Intent.Value(x, 4) || gotF.Intent.Value(x, 4) == 0 {
+		t.Fatalf("critic did not round-trip: %v vs %v", gotF.Intent.Q, fitted.Intent.Q)
 	}
 	corrupt := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
 	tests := []struct {
