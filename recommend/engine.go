@@ -101,6 +101,17 @@ type Config struct {
 	// PopularShare is the share of candidates always taken from the popular
 	// pool, a prior that keeps strong items in reach at every level.
 	PopularShare float64
+	// IntentEpsilon mixes the distribution the intent level is sampled
+	// from with the uniform one, (1−ε)·π_H + ε/K, so every level keeps a
+	// probability of at least ε/K: exploration control. A session whose
+	// clicks were all familiar is otherwise almost never served the novel
+	// levels, so no novel item is shown and no evidence of a turn to
+	// exploring can arrive; and off-policy learning and evaluation need
+	// every level in the logs. The logged probability is the mixed one, so
+	// importance weights stay exact; the reported session propensity is
+	// the policy's own. 0 (the default) samples π_H as it is; deterministic
+	// requests ignore it.
+	IntentEpsilon float64
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
@@ -212,6 +223,9 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.PopularShare < 0 || cfg.PopularShare > 1 {
 		cfg.PopularShare = d.PopularShare
+	}
+	if !(cfg.IntentEpsilon >= 0 && cfg.IntentEpsilon <= 1) {
+		cfg.IntentEpsilon = 0
 	}
 	e := &Engine{cfg: cfg}
 	e.scratch.New = func() any { return new(scratch) }
@@ -329,6 +343,12 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now))}
 	probs := d.Intent.Probabilities
 	if rng != nil {
+		if eps := e.cfg.IntentEpsilon; eps > 0 {
+			// probs is this decision's own slice (intentOf allocates it).
+			for i := range probs {
+				probs[i] = (1-eps)*probs[i] + eps/float64(len(probs))
+			}
+		}
 		d.Intent.Level = intent.Sample(probs, rng.Float64())
 		d.Intent.Probability = probs[d.Intent.Level]
 	}

@@ -294,3 +294,51 @@ func TestObserveSumsNoveltyOfClicksAndSkips(t *testing.T) {
 		t.Errorf("session %+v after skipping a novel and a familiar item and clicking a familiar one", st.Session)
 	}
 }
+
+// Exploration control: with IntentEpsilon every level keeps probability
+// ε/K at least, the logged probability is the one the level was drawn with,
+// and the reported session propensity stays the policy's own.
+func TestIntentEpsilon(t *testing.T) {
+	snap := sampleSnapshot(t, 3000)
+	m := DefaultModel()
+	hist := historyIn(snap, 40, "action", "comedy", "drama")
+	familiar := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 0, FamiliarClicks: 40}, Session: session(6, 0, 0)}
+	const runs = 2000
+	for _, tc := range []struct {
+		eps        float64
+		minTopRate float64 // observed share of the most novel level at least
+	}{
+		{0, 0},
+		{0.2, 0.2 / 5 * 0.7},
+		{1, 1.0 / 5 * 0.7},
+	} {
+		e := NewEngine(Config{IntentEpsilon: tc.eps})
+		own := e.Intent(snap, &familiar, m, 3)
+		K := len(own.Probabilities)
+		counts := make([]int, K)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for range runs {
+			d, err := e.Decide(Request{K: 10, Now: 3}, &familiar, snap, m, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z := d.Intent.Level
+			counts[z]++
+			want := (1-tc.eps)*own.Probabilities[z] + tc.eps/float64(K)
+			if diff := d.Intent.Probability - want; diff > 1e-12 || diff < -1e-12 {
+				t.Fatalf("ε=%v: logged probability %v of level %d, want the mixed %v", tc.eps, d.Intent.Probability, z, want)
+			}
+			if d.Intent.SessionPropensity != own.SessionPropensity {
+				t.Fatalf("ε=%v: session propensity %v, want the policy's %v", tc.eps, d.Intent.SessionPropensity, own.SessionPropensity)
+			}
+		}
+		top := float64(counts[K-1]) / runs
+		t.Logf("ε=%v: level counts %v (policy's own top-level probability %.4f)", tc.eps, counts, own.Probabilities[K-1])
+		if top < tc.minTopRate {
+			t.Errorf("ε=%v: top level drawn %.3f of the time, want at least %.3f", tc.eps, top, tc.minTopRate)
+		}
+	}
+	if e := NewEngine(Config{IntentEpsilon: 2}); e.cfg.IntentEpsilon != 0 {
+		t.Errorf("ε=2 accepted as %v", e.cfg.IntentEpsilon)
+	}
+}

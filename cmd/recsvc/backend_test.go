@@ -52,11 +52,14 @@ func TestParseConfigBackends(t *testing.T) {
 	}
 
 	t.Setenv("NOVAREC_MAX_INFLIGHT", "64")
-	if c, err := parseConfig(nil); err != nil || c.maxInflight != 64 {
-		t.Errorf("NOVAREC_MAX_INFLIGHT=64: %d, %v", c.maxInflight, err)
+	t.Setenv("NOVAREC_INTENT_EPSILON", "0.05")
+	if c, err := parseConfig(nil); err != nil || c.maxInflight != 64 || c.intentEpsilon != 0.05 {
+		t.Errorf("NOVAREC_MAX_INFLIGHT=64, NOVAREC_INTENT_EPSILON=0.05: %d, %v, %v", c.maxInflight, c.intentEpsilon, err)
 	}
 	for _, args := range [][]string{
 		{"-max-inflight", "-1"},
+		{"-intent-epsilon", "1.5"},
+		{"-intent-epsilon", "-0.1"},
 		{"-kafka-sasl-mechanism", "GSSAPI"},
 		{"-replication-factor", "0"},
 		{"-redis-ca-file", "/x.pem"}, // without -redis-tls

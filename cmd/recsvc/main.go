@@ -63,6 +63,8 @@ type config struct {
 	partitions, replication int
 	// maxInflight bounds concurrently served data-plane requests (0 = no bound).
 	maxInflight int
+	// intentEpsilon is the engine's exploration floor (recommend.Config.IntentEpsilon).
+	intentEpsilon float64
 	// warnings are logged once the logger exists.
 	warnings    []string
 	logLevel    slog.Level
@@ -90,6 +92,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
+	fs.Float64Var(&c.intentEpsilon, "intent-epsilon", envflag.Float("NOVAREC_INTENT_EPSILON", 0), "exploration floor of the intent level: sample from (1−ε)·π + ε/K so every level is served now and then (env NOVAREC_INTENT_EPSILON; 0..1, default 0)")
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
@@ -107,6 +110,9 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("-log-level: %w", err)
 	}
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
+	if !(c.intentEpsilon >= 0 && c.intentEpsilon <= 1) {
+		return c, fmt.Errorf("-intent-epsilon must be in [0,1], not %v", c.intentEpsilon)
+	}
 	if c.maxInflight < 0 {
 		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
 	}
@@ -275,7 +281,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	srv := api.New(api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
-		Engine: recommend.NewEngine(recommend.Config{}), Registry: reg, Logger: log,
+		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })

@@ -54,6 +54,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
+	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	modeWeight := fs.Float64("mode-weight", def.ModeWeight, "simulator: how strongly the session mode (explore/exploit) drives clicks")
 	workers := fs.Int("workers", 0, "parallel runs (0 = GOMAXPROCS); results do not depend on it")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
@@ -76,6 +77,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Users, cfg.Sessions, cfg.Steps, cfg.K, cfg.Items = *users, *sessions, *steps, *k, *items
 	cfg.Policy.Learner.Reward.Novelty, cfg.Policy.Learner.Reward.Diversity = *wNov, *wDiv
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
+	cfg.Policy.Engine.IntentEpsilon = *epsilon
 	cfg.ModeWeight = *modeWeight
 	cfg.Workers = *workers
 	seeds := make([]uint64, *nSeeds)

@@ -25,6 +25,14 @@ func Int(name string, def int) int {
 	return def
 }
 
+// Float returns the variable as a float, or def when it is unset or not one.
+func Float(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
+}
+
 // List splits a comma-separated list, dropping blanks and empty entries.
 func List(s string) []string {
 	var out []string

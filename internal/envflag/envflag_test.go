@@ -15,6 +15,10 @@ func TestEnvflag(t *testing.T) {
 	if Int("ENVFLAG_I", 1) != 7 || Int("ENVFLAG_BAD", 1) != 1 || Int("ENVFLAG_UNSET", 1) != 1 {
 		t.Error("Int")
 	}
+	t.Setenv("ENVFLAG_F", "0.25")
+	if Float("ENVFLAG_F", 1) != 0.25 || Float("ENVFLAG_BAD", 1) != 1 || Float("ENVFLAG_UNSET", 1) != 1 {
+		t.Error("Float")
+	}
 	t.Setenv("ENVFLAG_B", "true")
 	if !Bool("ENVFLAG_B", false) || Bool("ENVFLAG_BAD", false) || !Bool("ENVFLAG_UNSET", true) {
 		t.Error("Bool")
