@@ -40,11 +40,7 @@ func (r *Recorder) Shown(user, session string, now int64, d *recommend.Decision)
 		Schema: events.SchemaVersion, EventID: id, RequestID: id, UserID: user, SessionID: session,
 		Variant: r.Variant, ModelVersion: r.Model, TS: now,
 	}
-	im.SetDecision(d)
-	// The decision's slices belong to the policy's scratch space.
-	im.Intent.Probabilities = append([]float64(nil), im.Intent.Probabilities...)
-	im.Intent.State = append([]float64(nil), im.Intent.State...)
-	im.Taste = append([]float32(nil), im.Taste...)
+	im.SetDecision(d) // a decision owns its slices (the engine allocates them per decision)
 	r.Log.Impressions = append(r.Log.Impressions, im)
 	r.last[user] = id
 }

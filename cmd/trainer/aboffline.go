@@ -35,10 +35,9 @@ const (
 type abVariant struct {
 	Name   string                  `json:"name"`
 	Reward recommend.RewardWeights `json:"reward"`
-	// Model is the evaluated model's version; Source says where it came
-	// from (trained on the log, or Redis).
-	Model  string `json:"model"`
-	Source string `json:"source"`
+	// Model is the evaluated model's version (where it came from is the
+	// report's Models).
+	Model string `json:"model"`
 	// Trained counts what training on the log applied (trained models).
 	Trained *trainer.Counters `json:"trained,omitempty"`
 	Result  *replay.OPEResult `json:"result"`
@@ -170,36 +169,20 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 	var runErr error
 	for i, v := range vs {
-		w := recommend.RewardWeights{Novelty: v.Reward.Novelty, Diversity: v.Reward.Diversity}
-		out := abVariant{Name: v.Name, Reward: w, Source: *models}
+		out := abVariant{Name: v.Name, Reward: v.Reward}
 		var m *recommend.Model
-		switch *models {
-		case modelsRedis:
-			b, err := store.GetModel(ctx, v.Name)
-			if err != nil {
-				return fmt.Errorf("variant %s: %w", v.Name, err)
-			}
-			if m, _, err = recommend.DecodeModel(b); err != nil {
-				return fmt.Errorf("variant %s: %w", v.Name, err)
-			}
-		default:
-			cfg := trainer.DefaultConfig()
-			cfg.Variant = v.Name
-			cfg.Learner.Reward = w
-			var c trainer.Counters
-			m, c, err = trainer.TrainOnLog(ctx, cfg, nil, cat, train, trainFB)
-			if err != nil {
-				runErr = fmt.Errorf("variant %s: %w", v.Name, err)
-				break
-			}
-			out.Trained = &c
+		if store != nil {
+			m, err = liveModel(ctx, store, v.Name)
+		} else {
+			m, out.Trained, err = trainedModel(ctx, v, cat, train, trainFB)
 		}
-		if runErr != nil {
+		if err != nil {
+			runErr = fmt.Errorf("variant %s: %w", v.Name, err)
 			break
 		}
 		out.Model = m.Version
 		pcfg := policy.DefaultConfig()
-		pcfg.Learner.Reward = w
+		pcfg.Learner.Reward = v.Reward
 		pcfg.Model = m
 		p, err := policy.New(policy.HRL, pcfg)
 		if err != nil {
@@ -216,7 +199,7 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		res.Policy = v.Name
 		out.Result = res
-		if i > 0 && vs[0].Name == exp.Control {
+		if i > 0 { // vs[0] is control (Validate requires it among the variants)
 			lift, err := replay.PairedLift(res, rep.Variants[0].Result)
 			if err != nil {
 				return err
@@ -238,6 +221,29 @@ func abOfflineMain(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %s\n", *jsonPath)
 	}
 	return runErr
+}
+
+// liveModel is a variant's current snapshot from Redis.
+func liveModel(ctx context.Context, store *features.Store, variant string) (*recommend.Model, error) {
+	b, err := store.GetModel(ctx, variant)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := recommend.DecodeModel(b)
+	return m, err
+}
+
+// trainedModel trains a variant's model on the log's training part with the
+// variant's reward weights, as its trainer would have.
+func trainedModel(ctx context.Context, v experiment.Variant, cat trainer.Snapshots, imps []events.Impression, fbs []events.Feedback) (*recommend.Model, *trainer.Counters, error) {
+	cfg := trainer.DefaultConfig()
+	cfg.Variant = v.Name
+	cfg.Learner.Reward = v.Reward
+	m, c, err := trainer.TrainOnLog(ctx, cfg, nil, cat, imps, fbs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, &c, nil
 }
 
 // holdoutStart is the time stamp from which the latest share of impressions
