@@ -135,3 +135,15 @@ func Normalize(v []float32) []float32 {
 	}
 	return out
 }
+
+// Hash is the 64-bit FNV-1a hash of an item id: stable across processes
+// and versions, so per-user filters stored in Redis (recommend.Filter)
+// keep meaning the same items.
+func Hash(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
+}

@@ -39,7 +39,24 @@ type Snapshot struct {
 	// popFeature is log1p(popularity)/log1p(max popularity), in [0,1].
 	popFeature []float32
 
-	// IVF index; nil when the catalog is small enough to scan.
+	// ivf indexes emb; contentIVF indexes content (the same index when
+	// there is no learned model).
+	ivf, contentIVF ivf
+	// all lists 0..n-1 for the unindexed scan.
+	all []int32
+
+	// content holds the embeddings the catalog gives (or Embed derives);
+	// emb is the same slice unless a learned model replaced it.
+	content []float32
+	// hash is each id's 64-bit FNV-1a hash, for per-user filters.
+	hash []uint64
+	// learned is the collaborative model's view; nil without one.
+	learned *learnedIndex
+}
+
+// ivf is an inverted-file index of embeddings: nil centroids when the
+// catalog is small enough to scan.
+type ivf struct {
 	centroids []float32 // nClusters*Dim, unit length
 	members   [][]int32
 	// order lists items cluster by cluster, offsets[c]..offsets[c+1] being
@@ -47,8 +64,6 @@ type Snapshot struct {
 	order      []int32
 	offsets    []int32
 	clusterEmb []float32
-	// all lists 0..n-1 for the unindexed scan.
-	all []int32
 }
 
 // Build indexes items into a snapshot. Items must be valid (see
@@ -116,9 +131,15 @@ func Build(version uint64, dim int, items []Item) (*Snapshot, error) {
 	for _, l := range s.byCat {
 		slices.SortFunc(l, byPop)
 	}
+	s.content = s.emb
+	s.hash = make([]uint64, n)
+	for i := range s.items {
+		s.hash[i] = Hash(s.items[i].ID)
+	}
 	if n >= IndexThreshold {
 		s.buildIVF(int(math.Sqrt(float64(n))), rand.New(rand.NewPCG(version, uint64(n))))
 	}
+	s.contentIVF = s.ivf
 	return s, nil
 }
 
@@ -174,7 +195,7 @@ func (s *Snapshot) Cos(i, j int32) float32 {
 }
 
 // Indexed reports whether the snapshot has an IVF index.
-func (s *Snapshot) Indexed() bool { return s.centroids != nil }
+func (s *Snapshot) Indexed() bool { return s.ivf.centroids != nil }
 
 // Nearest scores q against candidate items for the familiar pool, appending
 // their indexes and inner products to ids and sims. With an index it scores
@@ -184,12 +205,13 @@ func (s *Snapshot) Indexed() bool { return s.centroids != nil }
 // contiguously so each cluster is scored by one matrix-vector product
 // (gonum's assembly kernels).
 func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, want int) ([]int32, []float32) {
-	if s.centroids == nil {
+	x := &s.ivf
+	if x.centroids == nil {
 		return append(ids, s.all...), s.gemv(sims, s.emb, q)
 	}
-	nc := len(s.members)
+	nc := len(x.members)
 	nprobe = min(max(nprobe, 1), nc)
-	csim := s.gemv(make([]float32, 0, nc), s.centroids, q)
+	csim := s.gemv(make([]float32, 0, nc), x.centroids, q)
 	best := make([]int, 0, nprobe+1)
 	for c, sim := range csim {
 		if len(best) == nprobe && sim <= csim[best[nprobe-1]] {
@@ -203,9 +225,9 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 	}
 	start := len(ids)
 	for _, c := range best {
-		lo, hi := s.offsets[c], s.offsets[c+1]
-		ids = append(ids, s.order[lo:hi]...)
-		sims = s.gemv(sims, s.clusterEmb[int(lo)*s.Dim:int(hi)*s.Dim], q)
+		lo, hi := x.offsets[c], x.offsets[c+1]
+		ids = append(ids, x.order[lo:hi]...)
+		sims = s.gemv(sims, x.clusterEmb[int(lo)*s.Dim:int(hi)*s.Dim], q)
 		if want > 0 && len(ids)-start >= want {
 			break
 		}
@@ -225,66 +247,110 @@ func (s *Snapshot) gemv(dst []float32, m []float32, q []float32) []float32 {
 	return dst
 }
 
-// buildIVF clusters the embeddings with spherical k-means, trained on a sample
-// and then assigning every item, which keeps the build to about a second at
-// 100k items.
+// buildIVF clusters the embeddings with spherical k-means for the
+// approximate nearest-neighbour index.
 func (s *Snapshot) buildIVF(k int, rng *rand.Rand) {
 	n, d := len(s.items), s.Dim
-	sample := rng.Perm(n)
-	if len(sample) > 50*k {
-		sample = sample[:50*k]
+	cent, assign := KMeans(s.emb, d, k, 50*k, rng)
+	x := ivf{centroids: cent, members: make([][]int32, k)}
+	for i := 0; i < n; i++ {
+		c := assign[i]
+		x.members[c] = append(x.members[c], int32(i))
+	}
+	x.offsets = make([]int32, k+1)
+	x.order = make([]int32, 0, n)
+	x.clusterEmb = make([]float32, 0, n*d)
+	for c, m := range x.members {
+		x.offsets[c+1] = x.offsets[c] + int32(len(m))
+		x.order = append(x.order, m...)
+		for _, i := range m {
+			x.clusterEmb = append(x.clusterEmb, s.Embedding(i)...)
+		}
+	}
+	s.ivf = x
+}
+
+// KMeans clusters the unit rows of emb (dimension d) into k clusters by
+// spherical k-means: centroids are trained on a random sample of at most
+// sample rows (0 = all) for a few iterations, then every row is assigned
+// to its most similar centroid, which keeps it to about a second at 100k
+// rows. Centroids start by k-means++ seeding (Arthur and Vassilvitskii,
+// 2007), so well-separated clusters are not merged by an unlucky start. It returns the unit centroids (k×d) and each row's cluster. k is
+// capped at the number of rows.
+func KMeans(emb []float32, d, k, sample int, rng *rand.Rand) (centroids []float32, assign []int32) {
+	n := len(emb) / d
+	k = min(k, n)
+	if k < 1 {
+		return nil, make([]int32, n)
+	}
+	row := func(i int) []float32 { return emb[i*d : (i+1)*d] }
+	pts := rng.Perm(n)
+	if sample > 0 && len(pts) > sample {
+		pts = pts[:max(sample, k)]
 	}
 	cent := make([]float32, k*d)
-	for c := 0; c < k; c++ {
-		copy(cent[c*d:], s.Embedding(int32(sample[c])))
+	// dist holds each sample point's 1 − cos to its nearest chosen centroid.
+	dist := make([]float64, len(pts))
+	for j := range dist {
+		dist[j] = math.Inf(1)
 	}
-	assign := make([]int, len(sample))
+	copy(cent, row(pts[0]))
+	for c := 1; c < k; c++ {
+		prev := cent[(c-1)*d : c*d]
+		total := 0.0
+		for j, i := range pts {
+			dist[j] = min(dist[j], math.Max(1-float64(dot(prev, row(i))), 0))
+			total += dist[j] * dist[j]
+		}
+		pick := rng.IntN(len(pts))
+		if total > 0 {
+			u := rng.Float64() * total
+			for j := range pts {
+				u -= dist[j] * dist[j]
+				if u <= 0 {
+					pick = j
+					break
+				}
+			}
+		}
+		copy(cent[c*d:], row(pts[pick]))
+	}
+	near := make([]int, len(pts))
 	sums := make([]float64, k*d)
 	sims := make([]float32, k)
 	for iter := 0; iter < 8; iter++ {
-		for j, i := range sample {
-			assign[j] = nearest(cent, s.Embedding(int32(i)), sims, k, d)
+		for j, i := range pts {
+			near[j] = nearest(cent, row(i), sims, k, d)
 		}
 		clear(sums)
-		for j, i := range sample {
-			e := s.Embedding(int32(i))
-			row := sums[assign[j]*d : (assign[j]+1)*d]
-			for x := range row {
-				row[x] += float64(e[x])
+		for j, i := range pts {
+			e := row(i)
+			acc := sums[near[j]*d : (near[j]+1)*d]
+			for x := range acc {
+				acc[x] += float64(e[x])
 			}
 		}
 		for c := 0; c < k; c++ {
-			row := sums[c*d : (c+1)*d]
+			acc := sums[c*d : (c+1)*d]
 			var norm float64
-			for _, x := range row {
+			for _, x := range acc {
 				norm += x * x
 			}
 			if norm == 0 { // empty cluster: reseed from a random sample point
-				copy(cent[c*d:], s.Embedding(int32(sample[rng.IntN(len(sample))])))
+				copy(cent[c*d:], row(pts[rng.IntN(len(pts))]))
 				continue
 			}
 			norm = math.Sqrt(norm)
-			for x := range row {
-				cent[c*d+x] = float32(row[x] / norm)
+			for x := range acc {
+				cent[c*d+x] = float32(acc[x] / norm)
 			}
 		}
 	}
-	s.centroids = cent
-	s.members = make([][]int32, k)
+	assign = make([]int32, n)
 	for i := 0; i < n; i++ {
-		c := nearest(cent, s.Embedding(int32(i)), sims, k, d)
-		s.members[c] = append(s.members[c], int32(i))
+		assign[i] = int32(nearest(cent, row(i), sims, k, d))
 	}
-	s.offsets = make([]int32, k+1)
-	s.order = make([]int32, 0, n)
-	s.clusterEmb = make([]float32, 0, n*d)
-	for c, m := range s.members {
-		s.offsets[c+1] = s.offsets[c] + int32(len(m))
-		s.order = append(s.order, m...)
-		for _, i := range m {
-			s.clusterEmb = append(s.clusterEmb, s.Embedding(i)...)
-		}
-	}
+	return cent, assign
 }
 
 // nearest is the centroid most similar to e, from one matrix-vector product
@@ -311,3 +377,6 @@ func dot(a, b []float32) float32 {
 }
 
 var blasImpl gonum.Implementation
+
+// Hash is item i's id hash (see Hash).
+func (s *Snapshot) Hash(i int32) uint64 { return s.hash[i] }

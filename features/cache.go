@@ -11,18 +11,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/collab"
 )
 
 // CatalogCache keeps an immutable in-memory catalog snapshot for scoring and
-// replaces it atomically when the catalog in Redis changes. Readers call
-// Current on every request and never wait for a rebuild.
+// replaces it atomically when the catalog or the collaborative model in
+// Redis changes: the catalog's items with the latest collab.Model folded in
+// (catalog.Snapshot.WithLearned), so every process — recsvc replicas, the
+// feature updater, the trainer — measures novelty against the same topics.
+// Readers call Current on every request and never wait for a rebuild.
 type CatalogCache struct {
 	store *Store
 	dim   int
 	log   *slog.Logger
 	cur   atomic.Pointer[catalog.Snapshot]
-	// mu serialises rebuilds so a burst of notifications builds once.
+	// mu serialises rebuilds so a burst of notifications builds once, and
+	// guards base and learned.
 	mu sync.Mutex
+	// base is the catalog without a learned model; learned the model
+	// folded into cur (nil before one is published).
+	base    *catalog.Snapshot
+	learned *collab.Model
 
 	// Debounce is how long Run waits after a notification for more before
 	// rebuilding, so a bulk import of many batches rebuilds a few times,
@@ -32,8 +41,9 @@ type CatalogCache struct {
 	// a safety net for lost pub/sub messages.
 	Poll time.Duration
 
-	items, version prometheus.Gauge
-	builds         prometheus.Histogram
+	items, version, learnedVersion prometheus.Gauge
+	rejected                       prometheus.Counter
+	builds                         prometheus.Histogram
 }
 
 // NewCatalogCache returns an empty cache; call Refresh to load and Run to follow changes.
@@ -43,7 +53,13 @@ func NewCatalogCache(store *Store, dim int, log *slog.Logger, reg prometheus.Reg
 	}
 	c := &CatalogCache{
 		store: store, dim: dim, log: log, Debounce: 100 * time.Millisecond, Poll: 30 * time.Second,
-		items:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "novarec_catalog_items", Help: "Items in the serving catalog snapshot."}),
+		items: prometheus.NewGauge(prometheus.GaugeOpts{Name: "novarec_catalog_items", Help: "Items in the serving catalog snapshot."}),
+		learnedVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "novarec_collab_model_version", Help: "Version of the collaborative model folded into the serving catalog (0: none).",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "novarec_collab_model_rejected_total", Help: "Collaborative models that did not decode or fit the catalog (the previous one kept serving).",
+		}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{Name: "novarec_catalog_version", Help: "Catalog version of the serving snapshot."}),
 		builds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "novarec_catalog_build_seconds", Help: "Time to load and index a catalog snapshot.",
@@ -51,7 +67,7 @@ func NewCatalogCache(store *Store, dim int, log *slog.Logger, reg prometheus.Reg
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(c.items, c.version, c.builds)
+		reg.MustRegister(c.items, c.version, c.builds, c.learnedVersion, c.rejected)
 	}
 	return c
 }
@@ -59,8 +75,10 @@ func NewCatalogCache(store *Store, dim int, log *slog.Logger, reg prometheus.Reg
 // Current returns the serving snapshot, nil while the catalog is empty.
 func (c *CatalogCache) Current() *catalog.Snapshot { return c.cur.Load() }
 
-// Refresh loads the catalog from Redis and swaps in a new snapshot if its
-// version differs from the serving one.
+// Refresh loads the catalog and the collaborative model from Redis and
+// swaps in a new snapshot if either differs from the serving one. A model
+// that does not decode or fit the catalog is rejected, logged and counted,
+// and the catalog keeps serving with the previous model.
 func (c *CatalogCache) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -68,40 +86,81 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("catalog version: %w", err)
 	}
-	if cur := c.cur.Load(); cur != nil && cur.Version == v {
-		return nil
+	lv, err := c.store.CollabVersion(ctx)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
-	v, items, err := c.store.LoadItems(ctx)
-	if err != nil {
-		return fmt.Errorf("load catalog: %w", err)
+	base, learned := c.base, c.learned
+	if base == nil || base.Version != v {
+		v, items, err := c.store.LoadItems(ctx)
+		if err != nil {
+			return fmt.Errorf("load catalog: %w", err)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		if base, err = catalog.Build(v, c.dim, items); err != nil {
+			return fmt.Errorf("build catalog snapshot: %w", err)
+		}
 	}
-	if len(items) == 0 {
+	if lv != 0 && (learned == nil || learned.Version != lv) {
+		if m, err := c.loadLearned(ctx); err != nil {
+			c.rejected.Inc()
+			c.log.Warn("collaborative model rejected; keeping the previous one", "version", lv, "err", err)
+		} else {
+			learned = m
+		}
+	}
+	if base == c.base && learned == c.learned {
 		return nil
 	}
-	snap, err := catalog.Build(v, c.dim, items)
-	if err != nil {
-		return fmt.Errorf("build catalog snapshot: %w", err)
+	snap := base
+	if learned != nil {
+		if s, err := base.WithLearned(&learned.Learned); err != nil {
+			c.rejected.Inc()
+			c.log.Warn("collaborative model does not fit the catalog; serving without it", "version", learned.Version, "err", err)
+			learned = nil
+		} else {
+			snap = s
+		}
 	}
+	c.base, c.learned = base, learned
 	c.cur.Store(snap)
 	took := time.Since(start)
 	c.builds.Observe(took.Seconds())
 	c.items.Set(float64(snap.Len()))
-	c.version.Set(float64(v))
-	c.log.Info("catalog snapshot swapped in", "version", v, "items", snap.Len(), "indexed", snap.Indexed(), "took", took.Round(time.Millisecond).String())
+	c.version.Set(float64(snap.Version))
+	c.learnedVersion.Set(float64(snap.LearnedVersion()))
+	c.log.Info("catalog snapshot swapped in", "version", snap.Version, "items", snap.Len(), "collab_version", snap.LearnedVersion(),
+		"topics", snap.NumTopics(), "indexed", snap.Indexed(), "took", took.Round(time.Millisecond).String())
 	return nil
 }
 
-// Run follows catalog changes until ctx ends; the caller owns the goroutine.
+func (c *CatalogCache) loadLearned(ctx context.Context) (*collab.Model, error) {
+	b, err := c.store.GetCollab(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return collab.Decode(b)
+}
+
+// Run follows catalog and collaborative-model changes until ctx ends; the
+// caller owns the goroutine. Run starts one more goroutine to follow the
+// second channel and waits for it before returning.
 func (c *CatalogCache) Run(ctx context.Context) {
-	c.store.follow(ctx, CatalogUpdates, c.Poll, c.log, func(_ string, updates <-chan string) {
+	handle := func(_ string, updates <-chan string) {
 		if updates != nil {
 			c.drain(ctx, updates)
 		}
 		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("catalog refresh failed; serving the previous snapshot", "err", err)
 		}
-	})
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.store.follow(ctx, CollabUpdates, c.Poll, c.log, handle) })
+	c.store.follow(ctx, CatalogUpdates, c.Poll, c.log, handle)
+	wg.Wait()
 }
 
 // follow calls handle for every notification on ch, with its message and

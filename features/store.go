@@ -10,7 +10,9 @@
 // Key layout, all under Options.Prefix:
 //
 //	{u:ID}:hist          list, newest first, capped: "TSms|N|itemID" (N = 1 if novel)
-//	{u:ID}:stats         hash: clicks novel familiar skips sessions last
+//	{u:ID}:stats         hash: clicks novel familiar skips sessions last consumed
+//	{u:ID}:seen          string: every item the user consumed, a recommend.Filter (Bloom) of its "consumed" items
+//	collab               the collaborative model (collab.Model bytes); channel collab-updates carries its version
 //	{u:ID}:s:SID         hash with TTL: id start last clicks skips novel ewma c:CATEGORY...
 //	{u:ID}:s:SID:shown   list with TTL: item ids shown in the session, newest first, capped at ShownMax
 //	{u:ID}:ev            sorted set with TTL: recently applied event ids (de-duplication)

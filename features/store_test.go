@@ -73,6 +73,13 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			{ItemID: "a", TS: -5, Novel: true},
 		},
 		Stats: recommend.Stats{Clicks: 7, NovelClicks: 3, FamiliarClicks: 4, Skips: 2, Sessions: 5, LastTS: 3000},
+		Consumed: func() recommend.Filter {
+			var f recommend.Filter
+			for i := range 300 { // two slices
+				f.Add(uint64(i) * 0x9e3779b97f4a7c15)
+			}
+			return f
+		}(),
 		Session: recommend.Session{
 			ID: "s9", Start: 1000, Last: 3000, Clicks: 2, Skips: 1, NovelClicks: 1, NovelEWMA: 0.1 + 0.2,
 			ClickNovelty: 1.5, SkipNovelty: 1.0 / 3,

@@ -22,6 +22,7 @@ const (
 	fSkips    = "skips"
 	fSessions = "sessions"
 	fLast     = "last"
+	fConsumed = "consumed"
 	fID       = "id"
 	fStart    = "start"
 	fEWMA     = "ewma"
@@ -33,6 +34,7 @@ const (
 // userReads are the commands of one pipelined read of a user's state.
 type userReads struct {
 	hist  *redis.StringSliceCmd
+	seen  *redis.StringCmd
 	stats *redis.MapStringStringCmd
 	sess  *redis.MapStringStringCmd
 	shown *redis.StringSliceCmd // nil when not read
@@ -41,6 +43,7 @@ type userReads struct {
 func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
 	r := userReads{
 		hist:  p.LRange(ctx, s.userKey(userID, "hist"), 0, int64(s.history)-1),
+		seen:  p.Get(ctx, s.userKey(userID, "seen")),
 		stats: p.HGetAll(ctx, s.userKey(userID, "stats")),
 		sess:  p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
 	}
@@ -56,6 +59,9 @@ func (r userReads) state(userID, sessionID string) recommend.UserState {
 		History: decodeHistory(r.hist.Val()),
 		Stats:   decodeStats(r.stats.Val()),
 		Session: decodeSession(r.sess.Val()),
+	}
+	if b := r.seen.Val(); b != "" {
+		st.Consumed = recommend.Filter{N: consumedCount(r.stats.Val()), Bits: []byte(b)}
 	}
 	st.Session.ID = sessionID
 	if r.shown != nil {
@@ -82,7 +88,7 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 		r = s.queueReads(ctx, p, userID, sessionID, true)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) { // a user with nothing consumed has no filter
 		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", err)
 	}
 	return r.state(userID, sessionID), nil
@@ -143,10 +149,14 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 	}
 	histKey := s.userKey(st.UserID, "hist")
 	statsKey := s.userKey(st.UserID, "stats")
+	seenKey := s.userKey(st.UserID, "seen")
 	sessKey := s.sessionKey(st.UserID, st.Session.ID)
 	shownKey := s.shownKey(st.UserID, st.Session.ID)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, histKey, statsKey, sessKey, shownKey)
+		p.Del(ctx, histKey, statsKey, seenKey, sessKey, shownKey)
+		if len(st.Consumed.Bits) > 0 {
+			p.Set(ctx, seenKey, st.Consumed.Bits, 0)
+		}
 		if len(hist) > 0 {
 			entries := make([]any, len(hist))
 			var buf []byte
@@ -156,7 +166,7 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 			}
 			p.RPush(ctx, histKey, entries...)
 		}
-		p.HSet(ctx, statsKey, statsFields(st.Stats)...)
+		p.HSet(ctx, statsKey, append(statsFields(st.Stats), fConsumed, strconv.FormatInt(st.Consumed.N, 10))...)
 		if !zeroSession(&st.Session) {
 			p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
 			p.PExpire(ctx, sessKey, s.sessionTTL)
@@ -224,6 +234,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 	}
 
 	st := r.state(fb.UserID, fb.SessionID)
+	consumed := st.Consumed.N
 	obs = recommend.Observe(&st, snap, fb, s.history)
 
 	histKey := s.userKey(fb.UserID, "hist")
@@ -233,7 +244,14 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 			p.LPush(ctx, histKey, string(appendEntry(nil, st.History[0])))
 			p.LTrim(ctx, histKey, 0, int64(s.history)-1)
 		}
-		p.HSet(ctx, s.userKey(fb.UserID, "stats"), statsFields(st.Stats)...)
+		stats := statsFields(st.Stats)
+		if st.Consumed.N != consumed {
+			// The filter is the user's own key, written by this single
+			// writer only: replacing it whole is as safe as SETBIT.
+			p.Set(ctx, s.userKey(fb.UserID, "seen"), st.Consumed.Bits, 0)
+			stats = append(stats, fConsumed, strconv.FormatInt(st.Consumed.N, 10))
+		}
+		p.HSet(ctx, s.userKey(fb.UserID, "stats"), stats...)
 		if obs.NewSession {
 			p.Del(ctx, sessKey)
 		}
@@ -312,6 +330,15 @@ func statsFields(st recommend.Stats) []any {
 		fSessions, strconv.FormatInt(st.Sessions, 10),
 		fLast, strconv.FormatInt(st.LastTS, 10),
 	}
+}
+
+// consumedCount is the number of items in the user's consumed filter.
+func consumedCount(h map[string]string) int64 {
+	n, err := strconv.ParseInt(h[fConsumed], 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func decodeStats(h map[string]string) recommend.Stats {

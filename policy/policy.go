@@ -82,7 +82,7 @@ const (
 )
 
 // Names lists the policies New builds, baselines first.
-func Names() []string { return []string{Popular, Relevance, MMR, Flat, HRL} }
+func Names() []string { return []string{Popular, KNN, Relevance, MMR, Flat, HRL} }
 
 // MMRLambda is the MMR baseline's redundancy penalty: large enough that the
 // slate spreads over topics even among familiar candidates (the HRL's
@@ -126,8 +126,7 @@ func New(name string, cfg Config) (Policy, error) {
 		engCfg.PopularShare = 1
 		p.deterministic = true
 	case Relevance:
-		m = fixedModel(start, levels[0])
-		m.Intent.Levels[0].Beta = 0
+		m = fixedModel(start, intent.Level{})
 		p.clickLearn = true
 	case MMR:
 		m = fixedModel(start, intent.Level{Beta: 0, Lambda: MMRLambda, NovelShare: levels[0].NovelShare})
@@ -138,6 +137,8 @@ func New(name string, cfg Config) (Policy, error) {
 	case HRL:
 		m = start
 		p.clickLearn, p.intentLearn = true, true
+	case KNN:
+		return newKNN(), nil
 	default:
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, Names())
 	}

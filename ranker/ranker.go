@@ -20,6 +20,7 @@ const (
 	FDot        = iota // ⟨u, v_i⟩: taste vector against item embedding
 	FBias              // learned item bias
 	FPopularity        // normalised log popularity
+	FCollab            // item-to-item collaborative score from the user's recent items, in [0,1]
 	NumFeatures
 )
 
@@ -30,9 +31,10 @@ type Params struct {
 	Temperature float64 `json:"temperature"`
 }
 
-// DefaultParams weigh taste first and popularity as a prior.
+// DefaultParams weigh the collaborative score first, then taste, with
+// popularity as a prior.
 func DefaultParams() Params {
-	return Params{Theta: [NumFeatures]float64{1, 1, 0.3}, Temperature: 0.08}
+	return Params{Theta: [NumFeatures]float64{FDot: 1, FBias: 1, FPopularity: 0.3, FCollab: 2}, Temperature: 0.08}
 }
 
 // Validate rejects parameters that would make scores meaningless.
@@ -52,8 +54,10 @@ func (p *Params) Validate() error {
 type Candidate struct {
 	Item     int32
 	Features [NumFeatures]float64
-	// Novelty is nov(u,i) ∈ [0,1].
+	// Novelty is nov(u,i) ∈ [0,1]; Novel says whether the item is novel to
+	// the user (a topic they never consumed), which the ranker only passes on.
 	Novelty float64
+	Novel   bool
 	// Embedding is the item's unit embedding (a view, not modified); all
 	// candidates of one slate share its dimension.
 	Embedding []float32

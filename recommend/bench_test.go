@@ -7,18 +7,36 @@ import (
 )
 
 // BenchmarkDecide measures one two-level decision (intent, candidates from
-// all pools, slate of k=10 with sampling) for a user with a 200-item history,
-// at catalog sizes below and above the IVF threshold; d=32.
+// all pools, slate of k=10 with sampling) for a user with a 200-item history
+// and 300 consumed items, at catalog sizes below and above the IVF
+// threshold, with and without a learned model (50 neighbours per item);
+// d=32.
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
-		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
+		for _, learned := range []bool{false, true} {
+			b.Run(fmt.Sprintf("items=%d/learned=%v", n, learned), func(b *testing.B) {
+				benchDecide(b, n, learned)
+			})
+		}
+	}
+}
+
+func benchDecide(b *testing.B, n int, learned bool) {
+	{
+		{
 			snap := sampleSnapshot(b, n)
+			if learned {
+				snap = learnedSnapshot(b, n, 50)
+			}
 			e := NewEngine(Config{})
 			m := DefaultModel()
 			hist := historyIn(snap, 200, "action", "adventure", "comedy", "drama", "crime")
 			st := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 200, NovelClicks: 40, FamiliarClicks: 160}, Session: session(4, 2, 0.5)}
 			for i := 0; i < 20; i++ {
 				st.Session.Shown = append(st.Session.Shown, snap.Item(int32(i)).ID)
+			}
+			for i := 0; i < 300; i++ {
+				st.Consumed.Add(snap.Hash(int32(i * 7 % n)))
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
 			b.ReportAllocs()
@@ -28,7 +46,7 @@ func BenchmarkDecide(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-		})
+		}
 	}
 }
 

@@ -45,12 +45,16 @@ type modelWire struct {
 	Meta    SnapshotMeta
 	Version string
 	Intent  intent.Policy
-	Theta   [ranker.NumFeatures]float64
-	Tau     float64
-	BiasIDs []string
-	Bias    []float32
-	EmbIDs  []string
-	EmbDim  int
+	// Theta holds θ of the three features schema 1 began with; ThetaAll
+	// holds every feature's (absent in older snapshots, whose later
+	// features take DefaultParams' weights).
+	Theta    [3]float64
+	ThetaAll []float64
+	Tau      float64
+	BiasIDs  []string
+	Bias     []float32
+	EmbIDs   []string
+	EmbDim   int
 	// Emb packs the embeddings of EmbIDs as little-endian float32.
 	Emb []byte
 }
@@ -61,7 +65,8 @@ func EncodeModel(m *Model, meta SnapshotMeta) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	w := modelWire{Meta: meta, Version: m.Version, Intent: *m.Intent, Theta: m.Ranker.Theta, Tau: m.Ranker.Temperature}
+	w := modelWire{Meta: meta, Version: m.Version, Intent: *m.Intent, ThetaAll: m.Ranker.Theta[:], Tau: m.Ranker.Temperature}
+	copy(w.Theta[:], m.Ranker.Theta[:])
 	w.BiasIDs = sortedKeys(m.ItemBias)
 	w.Bias = make([]float32, len(w.BiasIDs))
 	for i, id := range w.BiasIDs {
@@ -106,7 +111,12 @@ func DecodeModel(b []byte) (*Model, SnapshotMeta, error) {
 		return nil, meta, fmt.Errorf("%w: item tables do not match their ids", ErrSnapshotCorrupt)
 	}
 	pol := w.Intent
-	m := &Model{Version: w.Version, Intent: &pol, Ranker: ranker.Params{Theta: w.Theta, Temperature: w.Tau}}
+	if len(w.ThetaAll) > ranker.NumFeatures {
+		return nil, meta, fmt.Errorf("%w: %d ranker weights, this build knows %d features", ErrSnapshotCorrupt, len(w.ThetaAll), ranker.NumFeatures)
+	}
+	m := &Model{Version: w.Version, Intent: &pol, Ranker: ranker.Params{Theta: ranker.DefaultParams().Theta, Temperature: w.Tau}}
+	copy(m.Ranker.Theta[:], w.Theta[:])
+	copy(m.Ranker.Theta[:], w.ThetaAll)
 	if len(w.BiasIDs) > 0 {
 		m.ItemBias = make(map[string]float32, len(w.BiasIDs))
 		for i, id := range w.BiasIDs {

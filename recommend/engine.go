@@ -14,10 +14,9 @@ import (
 	"slices"
 	"sync"
 
-	"gonum.org/v1/gonum/blas/blas32"
-
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/internal/topk"
 	"github.com/novarec/novarec/ranker"
 )
 
@@ -112,11 +111,19 @@ type Config struct {
 	// the policy's own. 0 (the default) samples π_H as it is; deterministic
 	// requests ignore it.
 	IntentEpsilon float64
+	// Recent is how many of the user's most recent engaged items seed the
+	// neighbour pool and the collaborative score (the k-th weighted
+	// TasteDecay^k).
+	Recent int
+	// NeighborShare is the share of the familiar candidates taken from the
+	// learned neighbours of the user's recent items; the embedding index
+	// fills the rest. Without a learned model the index fills all of it.
+	NeighborShare float64
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7}
 }
 
 // MaxK bounds the slate size.
@@ -176,15 +183,19 @@ type Engine struct {
 // scratch holds one decision's working memory, pooled so that the hot path
 // allocates little more than its answer.
 type scratch struct {
-	view   view
-	taken  marks
-	ids    []int32
-	sims   []float32
-	best   []scoredItem
-	pool   []int32
-	cands  []ranker.Candidate
-	slots  []ranker.Slot
-	ranker ranker.Scratch
+	view  view
+	taken marks
+	// collab holds the collaborative score per catalog item of the items
+	// in touched (the rest are 0).
+	collab  []float32
+	touched []int32
+	ids     []int32
+	sims    []float32
+	best    []scoredItem
+	pool    []int32
+	cands   []ranker.Candidate
+	slots   []ranker.Slot
+	ranker  ranker.Scratch
 }
 
 // marks is a set of item indexes that clears in O(1): an index is in the set
@@ -227,6 +238,12 @@ func NewEngine(cfg Config) *Engine {
 	if !(cfg.IntentEpsilon >= 0 && cfg.IntentEpsilon <= 1) {
 		cfg.IntentEpsilon = 0
 	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = d.Recent
+	}
+	if !(cfg.NeighborShare >= 0 && cfg.NeighborShare <= 1) {
+		cfg.NeighborShare = d.NeighborShare
+	}
 	e := &Engine{cfg: cfg}
 	e.scratch.New = func() any { return new(scratch) }
 	return e
@@ -238,10 +255,11 @@ type view struct {
 	// hist holds the snapshot index of each history entry, -1 if unknown.
 	hist   []int32
 	counts []float64
-	seen   CategorySet
+	taste  []float32
+	seen   Seen
 }
 
-func (v *view) build(snap *catalog.Snapshot, history []Consumed) {
+func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) {
 	v.hist = v.hist[:0]
 	nc := snap.NumCategories()
 	v.counts = slices.Grow(v.counts[:0], nc)[:nc]
@@ -257,16 +275,14 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed) {
 			v.counts[c]++
 		}
 	}
-	v.seen = slices.Grow(v.seen[:0], nc)[:nc]
-	for c, n := range v.counts {
-		v.seen[c] = n > 0
-	}
+	v.taste = Taste(snap, v.hist, decay, v.taste)
+	v.seen.build(snap, v.hist, v.taste)
 }
 
 // Observations derives the intent policy's raw inputs from a user's state.
 func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Observations {
 	var v view
-	v.build(snap, st.History)
+	v.build(snap, st.History, DefaultConfig().TasteDecay)
 	return observations(snap, st, &v, now)
 }
 
@@ -337,7 +353,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	sc := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(sc)
 	v := &sc.view
-	v.build(snap, st.History)
+	v.build(snap, st.History, e.cfg.TasteDecay)
 
 	// High level.
 	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now))}
@@ -355,33 +371,37 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	level := m.Intent.Levels[d.Intent.Level]
 
 	// Candidates.
-	seen := v.seen
-	taste := e.taste(snap, v.hist)
-	d.Taste = taste
-	taken := &sc.taken
-	taken.reset(snap.Len())
+	taste := v.taste
+	if taste != nil {
+		d.Taste = slices.Clone(taste)
+	}
+	ex := exclusion{snap: snap, taken: &sc.taken, consumed: &st.Consumed}
+	ex.taken.reset(snap.Len())
 	for _, i := range v.hist {
 		if i >= 0 {
-			taken.set(i)
+			ex.taken.set(i)
 		}
 	}
 	for _, id := range st.Session.Shown {
-		markTaken(snap, taken, id)
+		markTaken(snap, ex.taken, id)
 	}
 	for _, id := range req.Exclude {
-		markTaken(snap, taken, id)
+		markTaken(snap, ex.taken, id)
 	}
+	maxCollab := e.collabScores(sc, snap, v.hist, &ex)
 	nCand := max(e.cfg.Candidates, 4*req.K)
 	nPop := int(math.Ceil(e.cfg.PopularShare * float64(nCand)))
 	nNovel := int(math.Round(level.NovelShare * float64(nCand-nPop)))
 	pool := sc.pool[:0]
 	if taste != nil {
-		pool = e.familiar(pool, sc, snap, taste, nCand-nPop-nNovel)
+		nFam := nCand - nPop - nNovel
+		pool = e.neighbors(pool, sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(nFam))))
+		pool = e.familiar(pool, sc, &ex, taste, nFam-len(pool))
 	} else {
 		nPop = nCand // cold user: popular pool, made diverse by the ranker
 	}
-	pool = novel(pool, snap, seen, taken, nCand-nPop-len(pool))
-	pool = popular(pool, snap, taken, nCand-len(pool))
+	pool = novel(pool, snap, &v.seen, &ex, nCand-nPop-len(pool))
+	pool = popular(pool, snap, &ex, nCand-len(pool))
 
 	sc.pool = pool
 	cands := slices.Grow(sc.cands[:0], len(pool))[:len(pool)]
@@ -396,8 +416,15 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		}
 		c.Features[ranker.FBias] = m.bias(snap, i)
 		c.Features[ranker.FPopularity] = float64(snap.PopularityFeature(i))
-		c.Novelty = seen.Novelty(snap, i)
+		if maxCollab > 0 {
+			c.Features[ranker.FCollab] = float64(sc.collab[i] / maxCollab)
+		}
+		c.Novelty, c.Novel = v.seen.Novelty(snap, i)
 	}
+	for _, i := range sc.touched {
+		sc.collab[i] = 0
+	}
+	sc.touched = sc.touched[:0]
 
 	// Low level.
 	slots := m.Ranker.Slate(sc.slots[:0], &sc.ranker, cands, req.K, ranker.Knobs{Beta: level.Beta, Lambda: level.Lambda}, rng)
@@ -412,7 +439,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 			Score:      s.Score,
 			Propensity: s.Propensity,
 			Novelty:    c.Novelty,
-			Novel:      c.Novelty == 1,
+			Novel:      c.Novel,
 			Features:   c.Features,
 		}
 	}
@@ -425,33 +452,93 @@ func markTaken(snap *catalog.Snapshot, taken *marks, id string) {
 	}
 }
 
-// taste is the recency-weighted mean of the history's embeddings, unit
-// length; nil for a user without (known) history.
-func (e *Engine) taste(snap *catalog.Snapshot, hist []int32) []float32 {
-	var u []float32
+// exclusion says which items may not be candidates: those already taken
+// (history, shown, excluded, already pooled) and those the user consumed.
+type exclusion struct {
+	snap     *catalog.Snapshot
+	taken    *marks
+	consumed *Filter
+}
+
+// excluded reports whether item i may not be a candidate; a consumed item
+// is marked taken so the filter is probed once per item.
+func (x *exclusion) excluded(i int32) bool {
+	if x.taken.has(i) {
+		return true
+	}
+	if x.consumed.N > 0 && x.consumed.Has(x.snap.Hash(i)) {
+		x.taken.set(i)
+		return true
+	}
+	return false
+}
+
+// collabScores accumulates the item-to-item collaborative score of every
+// neighbour of the user's Recent most recent items, Σ_k TasteDecay^k ·
+// sim(h_k, j), into sc.collab (listing them in sc.touched), and returns the
+// largest score of an item that may be recommended (0 when none).
+func (e *Engine) collabScores(sc *scratch, snap *catalog.Snapshot, hist []int32, ex *exclusion) float32 {
+	if snap.NumTopics() == 0 && snap.LearnedVersion() == 0 {
+		return 0
+	}
+	if len(sc.collab) != snap.Len() {
+		sc.collab = make([]float32, snap.Len())
+	}
 	w := float32(1)
-	for _, i := range hist {
-		if i >= 0 {
-			if u == nil {
-				u = make([]float32, snap.Dim)
+	for k, h := range hist {
+		if k >= e.cfg.Recent {
+			break
+		}
+		if h >= 0 {
+			nbr, sim := snap.Neighbors(h)
+			for p, j := range nbr {
+				if sc.collab[j] == 0 {
+					sc.touched = append(sc.touched, j)
+				}
+				sc.collab[j] += w * sim[p]
 			}
-			blas32.Axpy(w, blas32.Vector{N: snap.Dim, Inc: 1, Data: snap.Embedding(i)}, blas32.Vector{N: snap.Dim, Inc: 1, Data: u})
 		}
 		w *= float32(e.cfg.TasteDecay)
 	}
-	if u == nil {
-		return nil
+	var best float32
+	for _, j := range sc.touched {
+		if s := sc.collab[j]; s > best && !ex.excluded(j) {
+			best = s
+		}
 	}
-	return catalog.Normalize(u)
+	return best
+}
+
+// neighbors appends the n untaken items of highest collaborative score.
+func (e *Engine) neighbors(pool []int32, sc *scratch, ex *exclusion, n int) []int32 {
+	if n <= 0 || len(sc.touched) == 0 {
+		return pool
+	}
+	best := sc.best[:0]
+	for _, j := range sc.touched {
+		if !ex.excluded(j) {
+			best = append(best, scoredItem{j, sc.collab[j]})
+		}
+	}
+	if len(best) > n {
+		selectTop(best, n)
+		best = best[:n]
+	}
+	for _, b := range best {
+		ex.taken.set(b.item)
+		pool = append(pool, b.item)
+	}
+	sc.best = best[:0]
+	return pool
 }
 
 // familiar appends the n untaken items most similar to the taste vector,
 // probing the embedding index on large catalogs.
-func (e *Engine) familiar(pool []int32, sc *scratch, snap *catalog.Snapshot, taste []float32, n int) []int32 {
+func (e *Engine) familiar(pool []int32, sc *scratch, ex *exclusion, taste []float32, n int) []int32 {
 	if n <= 0 {
 		return pool
 	}
-	taken := &sc.taken
+	snap := ex.snap
 	// Probing stops once it has several times the items needed: enough
 	// for the top n, at a fraction of the cost of all nprobe clusters.
 	ids, sims := snap.Nearest(sc.ids[:0], sc.sims[:0], taste, e.cfg.NProbe, max(6*n, 500))
@@ -459,7 +546,7 @@ func (e *Engine) familiar(pool []int32, sc *scratch, snap *catalog.Snapshot, tas
 	best := sc.best[:0]
 	defer func() { sc.best = best[:0] }()
 	for j, i := range ids {
-		if !taken.has(i) {
+		if !ex.excluded(i) {
 			best = append(best, scoredItem{i, sims[j]})
 		}
 	}
@@ -468,7 +555,7 @@ func (e *Engine) familiar(pool []int32, sc *scratch, snap *catalog.Snapshot, tas
 		best = best[:n]
 	}
 	for _, b := range best {
-		taken.set(b.item)
+		ex.taken.set(b.item)
 		pool = append(pool, b.item)
 	}
 	return pool
@@ -483,65 +570,32 @@ func (a scoredItem) before(b scoredItem) bool {
 	return a.sim > b.sim || (a.sim == b.sim && a.item < b.item)
 }
 
-// selectTop reorders s so that its first n elements are the n best (in no
-// particular order): quickselect, linear on average, where a sort of the
-// thousands of probed items would dominate the request.
-func selectTop(s []scoredItem, n int) {
-	lo, hi := 0, len(s)-1
-	for lo < hi {
-		// Median-of-three pivot keeps sorted inputs linear.
-		mid := lo + (hi-lo)/2
-		if s[mid].before(s[lo]) {
-			s[mid], s[lo] = s[lo], s[mid]
-		}
-		if s[hi].before(s[lo]) {
-			s[hi], s[lo] = s[lo], s[hi]
-		}
-		if s[hi].before(s[mid]) {
-			s[hi], s[mid] = s[mid], s[hi]
-		}
-		pivot := s[mid]
-		i, j := lo, hi
-		for i <= j {
-			for s[i].before(pivot) {
-				i++
-			}
-			for pivot.before(s[j]) {
-				j--
-			}
-			if i <= j {
-				s[i], s[j] = s[j], s[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case n-1 <= j:
-			hi = j
-		case n-1 >= i:
-			lo = i
-		default:
-			return
-		}
-	}
-}
+// selectTop reorders s so that its first n elements are the n best.
+func selectTop(s []scoredItem, n int) { topk.Select(s, n, scoredItem.before) }
 
-// novel appends up to n popular items of categories absent from the
-// history, round-robin over those categories so the pool spans topics.
-func novel(pool []int32, snap *catalog.Snapshot, seen CategorySet, taken *marks, n int) []int32 {
+// novel appends up to n popular items novel to the user: round-robin over
+// the learned topics the user has not consumed, then over the categories
+// absent from the history (for cold items, which have no topic), so the
+// pool spans topics.
+func novel(pool []int32, snap *catalog.Snapshot, seen *Seen, ex *exclusion, n int) []int32 {
 	if n <= 0 {
 		return pool
 	}
 	var lists [][]int32
+	for t := int32(0); int(t) < snap.NumTopics(); t++ {
+		if !seen.TopicSeen(t) {
+			lists = append(lists, snap.PopularInTopic(t))
+		}
+	}
 	for c := int32(0); int(c) < snap.NumCategories(); c++ {
-		if !seen[c] {
+		if !seen.CategorySeen(c) {
 			lists = append(lists, snap.PopularIn(c))
 		}
 	}
 	next := make([]int, len(lists))
-	// Items in an unseen category often carry a seen one too; the scan
-	// budget keeps a user who has seen almost everything from walking the
-	// whole catalog.
+	// An item of an unseen category may have a seen topic or carry a seen
+	// category too; the scan budget keeps a user who has seen almost
+	// everything from walking the whole catalog.
 	budget := 40 * n
 	for added, progress := 0, true; added < n && progress && budget > 0; {
 		progress = false
@@ -550,10 +604,13 @@ func novel(pool []int32, snap *catalog.Snapshot, seen CategorySet, taken *marks,
 				i := list[next[l]]
 				next[l]++
 				budget--
-				if taken.has(i) || seen.Novelty(snap, i) < 0.5 {
+				if ex.excluded(i) {
 					continue
 				}
-				taken.set(i)
+				if _, isNovel := seen.Novelty(snap, i); !isNovel {
+					continue
+				}
+				ex.taken.set(i)
 				pool = append(pool, i)
 				added++
 				progress = true
@@ -568,15 +625,15 @@ func novel(pool []int32, snap *catalog.Snapshot, seen CategorySet, taken *marks,
 }
 
 // popular appends up to n of the most popular untaken items.
-func popular(pool []int32, snap *catalog.Snapshot, taken *marks, n int) []int32 {
+func popular(pool []int32, snap *catalog.Snapshot, ex *exclusion, n int) []int32 {
 	for _, i := range snap.Popular() {
 		if n <= 0 {
 			break
 		}
-		if taken.has(i) {
+		if ex.excluded(i) {
 			continue
 		}
-		taken.set(i)
+		ex.taken.set(i)
 		pool = append(pool, i)
 		n--
 	}

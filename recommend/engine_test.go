@@ -276,10 +276,10 @@ func TestSelectTop(t *testing.T) {
 func TestObserveSumsNoveltyOfClicksAndSkips(t *testing.T) {
 	snap := sampleSnapshot(t, 2000)
 	hist := historyIn(snap, 20, "action", "comedy")
-	seen := HistoryCategories(snap, hist)
+	seen := SeenOf(snap, hist)
 	var familiarID, novelID string
 	for i := int32(0); int(i) < snap.Len() && (familiarID == "" || novelID == ""); i++ {
-		switch nv := seen.Novelty(snap, i); {
+		switch nv, _ := seen.Novelty(snap, i); {
 		case nv == 0 && familiarID == "":
 			familiarID = snap.Item(i).ID
 		case nv == 1 && novelID == "":

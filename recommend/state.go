@@ -55,10 +55,13 @@ type Session struct {
 // replay and the simulator keep it in memory.
 type UserState struct {
 	UserID string
-	// History holds the most recent consumed items, newest first.
+	// History holds the most recent engaged items, newest first.
 	History []Consumed
-	Stats   Stats
-	Session Session
+	// Consumed holds every item the user has consumed (engaged with or
+	// rated, however long ago): the engine never recommends them.
+	Consumed Filter
+	Stats    Stats
+	Session  Session
 }
 
 // Feedback types.
@@ -92,6 +95,11 @@ type Feedback struct {
 	TS int64
 }
 
+// Consumption reports whether the feedback shows the user consumed the
+// item: a click, or a rating of any value (the user watched it). Consumed
+// items are never recommended to the user again.
+func (f Feedback) Consumption() bool { return f.Type == Click || f.Type == Rating }
+
 // Engaged reports whether the feedback is a positive engagement (a click or a
 // good rating), the event that enters history and counts as a click.
 func (f Feedback) Engaged() bool {
@@ -104,7 +112,7 @@ type Observation struct {
 	Engaged bool
 	// Novelty is nov(u,i) in [0,1] against the history before the event.
 	Novelty float64
-	// Surprising is true when none of the item's categories were in history.
+	// Surprising is true when the item was novel to the user (see Seen).
 	Surprising bool
 	// NewSession is true when the event started a new session.
 	NewSession bool
@@ -130,16 +138,15 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 	st.Stats.LastTS = max(st.Stats.LastTS, fb.TS)
 
 	idx, known := snap.Index(fb.ItemID)
+	if known && fb.Consumption() {
+		st.Consumed.Add(snap.Hash(idx))
+	}
 	switch {
 	case fb.Engaged():
 		obs.Engaged = true
 		if known {
-			seen := HistoryCategories(snap, st.History)
-			obs.Novelty = seen.Novelty(snap, idx)
-		} else {
-			obs.Novelty = 0
+			obs.Novelty, obs.Surprising = SeenOf(snap, st.History).Novelty(snap, idx)
 		}
-		obs.Surprising = obs.Novelty == 1
 		st.Stats.Clicks++
 		s.Clicks++
 		s.ClickNovelty += obs.Novelty
@@ -168,42 +175,11 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 		}
 	case fb.Type == Skip || fb.Type == Rating:
 		if known {
-			s.SkipNovelty += HistoryCategories(snap, st.History).Novelty(snap, idx)
+			nov, _ := SeenOf(snap, st.History).Novelty(snap, idx)
+			s.SkipNovelty += nov
 		}
 		st.Stats.Skips++
 		s.Skips++
 	}
 	return obs
-}
-
-// CategorySet marks the categories a user has engaged with.
-type CategorySet []bool
-
-// HistoryCategories collects the categories of the items in history.
-func HistoryCategories(snap *catalog.Snapshot, history []Consumed) CategorySet {
-	seen := make(CategorySet, snap.NumCategories())
-	for _, h := range history {
-		if i, ok := snap.Index(h.ItemID); ok {
-			for _, c := range snap.Categories(i) {
-				seen[c] = true
-			}
-		}
-	}
-	return seen
-}
-
-// Novelty is nov(u,i): the fraction of item i's categories that the set
-// does not contain. An item without categories is not novel.
-func (cs CategorySet) Novelty(snap *catalog.Snapshot, i int32) float64 {
-	cats := snap.Categories(i)
-	if len(cats) == 0 {
-		return 0
-	}
-	unseen := 0
-	for _, c := range cats {
-		if int(c) >= len(cs) || !cs[c] {
-			unseen++
-		}
-	}
-	return float64(unseen) / float64(len(cats))
 }

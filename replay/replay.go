@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/collab"
 	"github.com/novarec/novarec/eval"
 	"github.com/novarec/novarec/recommend"
 )
@@ -33,6 +34,14 @@ type Policy interface {
 	Name() string
 	Recommend(st *recommend.UserState, snap *catalog.Snapshot, k int, now int64, rng *rand.Rand) (recommend.Decision, error)
 	Learn(snap *catalog.Snapshot, d *recommend.Decision, clicked []string, sessionEnded bool)
+}
+
+// Observer is implemented by policies that learn from every event of the
+// stream, as the service's feature updater sees it, and not only from
+// their own slates (the item-kNN baseline counts co-occurrences). Observe
+// is called before the event changes st.
+type Observer interface {
+	Observe(st *recommend.UserState, fb recommend.Feedback)
 }
 
 // flusher is implemented by policies that hold back an update until they
@@ -104,6 +113,13 @@ type Config struct {
 	// Seed seeds the policy's random draws (with its name), so a replay
 	// is deterministic for a given seed, policy and stream.
 	Seed uint64
+	// Collab configures the collaborative model learned from the stream's
+	// engagements (nil: collab.DefaultConfig()); it is refitted at
+	// every catalog rebuild and folded into the snapshot the policy sees,
+	// as the trainer publishes it to the service. NoCollab turns it off
+	// (the catalog's own embeddings and categories only).
+	Collab   *collab.Config
+	NoCollab bool
 	// Progress, if set, is called about every half per cent of the events
 	// and at the end with the events done and the total.
 	Progress func(done, total int)
@@ -232,7 +248,10 @@ func Run(ctx context.Context, s *Stream, p Policy, cfg Config) (*Result, error) 
 		return nil, err
 	}
 	cfg = cfg.withDefaults(len(s.Events))
-	r := newRunner(s, p, cfg)
+	r, err := newRunner(s, p, cfg)
+	if err != nil {
+		return nil, err
+	}
 	return r.run(ctx)
 }
 
@@ -300,9 +319,17 @@ type runner struct {
 	novBuf     []int
 	recT, lrnT time.Duration
 	catT       time.Duration
+
+	// The collaborative model: counts fed by every engagement, refitted
+	// at each rebuild (nil with NoCollab).
+	cf     *collab.Counts
+	model  *collab.Model
+	recent []string
+	fits   int
+	fitT   time.Duration
 }
 
-func newRunner(s *Stream, p Policy, cfg Config) *runner {
+func newRunner(s *Stream, p Policy, cfg Config) (*runner, error) {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(p.Name()))
 	r := &runner{
@@ -317,7 +344,17 @@ func newRunner(s *Stream, p Policy, cfg Config) *runner {
 		active:    make([]bool, len(s.Users)),
 		emb:       make([][]float32, len(s.Items)),
 	}
-	return r
+	if !cfg.NoCollab {
+		cc := collab.DefaultConfig()
+		if cfg.Collab != nil {
+			cc = *cfg.Collab
+		}
+		var err error
+		if r.cf, err = collab.NewCounts(cc); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // sessionEnds marks, for each event, whether the user's session ends after
@@ -418,7 +455,19 @@ func (r *runner) step(i int) error {
 			return err
 		}
 	}
-	recommend.Observe(st, snap, r.s.Feedback(e), r.cfg.History)
+	fb := r.s.Feedback(e)
+	if o, ok := r.p.(Observer); ok {
+		o.Observe(st, fb)
+	}
+	r.recent = r.recent[:0]
+	if r.cf != nil && engaged {
+		for _, h := range st.History {
+			r.recent = append(r.recent, h.ItemID)
+		}
+	}
+	if obs := recommend.Observe(st, snap, fb, r.cfg.History); obs.Engaged && r.cf != nil {
+		r.cf.Add(r.s.Items[e.Item].ID, r.recent)
+	}
 	if e.Consumption() {
 		r.counts[e.Item]++
 		key := uint64(uint32(e.User))<<32 | uint64(uint32(e.Item))
@@ -574,6 +623,16 @@ func (r *runner) refresh() error {
 	snap, err := catalog.Build(uint64(r.refreshes+1), catalog.DefaultDim, items)
 	if err != nil {
 		return fmt.Errorf("replay: build catalog: %w", err)
+	}
+	if r.cf != nil && r.cf.Adds() > 0 {
+		t := time.Now()
+		r.fits++
+		embed := r.model == nil || r.cf.Adds() >= r.model.Embedded()*3/2
+		r.model = collab.Refit(r.cf, r.model, uint64(r.fits), embed)
+		if snap, err = snap.WithLearned(&r.model.Learned); err != nil {
+			return fmt.Errorf("replay: collaborative model: %w", err)
+		}
+		r.fitT += time.Since(t)
 	}
 	if snap.Len() != len(items) {
 		return fmt.Errorf("replay: catalog has duplicate item ids (%d items, %d distinct)", len(items), snap.Len())

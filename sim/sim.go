@@ -341,10 +341,10 @@ func (r *runner) session(u *simUser, s int) error {
 		r.labels = append(r.labels, explore)
 
 		// What the user sees: novelty against their history, now.
-		seen := recommend.HistoryCategories(snap, u.st.History)
+		seen := recommend.SeenOf(snap, u.st.History)
 		r.nov, r.ids = r.nov[:0], r.ids[:0]
 		for _, it := range d.Items {
-			nv := seen.Novelty(snap, it.Item)
+			nv, _ := seen.Novelty(snap, it.Item)
 			r.nov = append(r.nov, nv)
 			r.ids = append(r.ids, it.ItemID)
 			r.sumNov += nv
@@ -435,7 +435,7 @@ func (r *runner) clickProb(u *simUser, i int32, nov float64, explore bool) float
 // would, and the simulator's hidden state (topic affinities).
 func (r *runner) click(u *simUser, i int32, ts int64, sid string) {
 	snap := r.snap
-	seen := recommend.HistoryCategories(snap, u.st.History)
+	seen := recommend.SeenOf(snap, u.st.History)
 	obs := recommend.Observe(&u.st, snap, recommend.Feedback{
 		UserID: u.st.UserID, SessionID: sid, ItemID: snap.Item(i).ID, Type: recommend.Click, TS: ts,
 	}, r.cfg.History)
@@ -445,7 +445,7 @@ func (r *runner) click(u *simUser, i int32, ts int64, sid string) {
 	}
 	r.consumers[i]++
 	for _, c := range snap.Categories(i) {
-		if !seen[c] {
+		if !seen.CategorySeen(c) {
 			u.aff[c] += r.cfg.AffinityGrowth * (1 - u.aff[c])
 		}
 		u.clickedCats[c] = true

@@ -1,0 +1,155 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/recommend"
+)
+
+// CollabUpdates carries the version of each collaborative model PutCollab
+// stores.
+const CollabUpdates Channel = "collab-updates"
+
+func (s *Store) collabKey() string        { return s.prefix + "collab" }
+func (s *Store) collabVersionKey() string { return s.prefix + "collab:version" }
+
+// PutCollab stores an encoded collaborative model (collab.Model) with its
+// version and announces the version on CollabUpdates, so every process's
+// CatalogCache folds the new model into its catalog snapshot.
+func (s *Store) PutCollab(ctx context.Context, version uint64, data []byte) error {
+	v := strconv.FormatUint(version, 10)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.collabKey(), data, 0)
+		p.Set(ctx, s.collabVersionKey(), v, 0)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("features: put collaborative model: %w", err)
+	}
+	if err := s.rdb.Publish(ctx, s.ChannelName(CollabUpdates), v).Err(); err != nil {
+		return fmt.Errorf("features: announce collaborative model: %w", err)
+	}
+	return nil
+}
+
+// CollabVersion returns the stored collaborative model's version, 0 when
+// there is none.
+func (s *Store) CollabVersion(ctx context.Context) (uint64, error) {
+	v, err := s.rdb.Get(ctx, s.collabVersionKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("features: collaborative model version: %w", err)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("features: collaborative model version %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// GetCollab returns the stored collaborative model; the error wraps
+// ErrNotFound when none was published.
+func (s *Store) GetCollab(ctx context.Context) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.collabKey()).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("features: collaborative model: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("features: get collaborative model: %w", err)
+	}
+	return b, nil
+}
+
+// RecentHistory returns a user's n most recent engaged items, newest first.
+func (s *Store) RecentHistory(ctx context.Context, userID string, n int) ([]recommend.Consumed, error) {
+	if userID == "" {
+		return nil, errNoUser
+	}
+	v, err := s.rdb.LRange(ctx, s.userKey(userID, "hist"), 0, int64(n)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("features: recent history: %w", err)
+	}
+	return decodeHistory(v), nil
+}
+
+// historyScanBatch is how many users' histories one pipelined round trip
+// of ScanHistories reads.
+const historyScanBatch = 256
+
+// ScanHistories calls fn with every stored user's history (newest first),
+// reading Redis with SCAN and pipelined LRANGEs, so it walks millions of
+// users without blocking the server. A user written while the scan runs
+// may be seen in either state, or (SCAN's guarantee) not at all if created
+// meanwhile. On Redis Cluster it scans every master.
+func (s *Store) ScanHistories(ctx context.Context, fn func(userID string, hist []recommend.Consumed) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		pattern := globEscape(s.prefix) + "{u:*}:hist"
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, pattern, historyScanBatch).Result()
+			if err != nil {
+				return fmt.Errorf("features: scan histories: %w", err)
+			}
+			if len(keys) > 0 {
+				cmds := make([]*redis.StringSliceCmd, len(keys))
+				if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i, k := range keys {
+						cmds[i] = p.LRange(ctx, k, 0, -1)
+					}
+					return nil
+				}); err != nil {
+					return fmt.Errorf("features: read histories: %w", err)
+				}
+				for i, k := range keys {
+					user, ok := strings.CutPrefix(k, s.prefix+"{u:")
+					if !ok {
+						continue
+					}
+					user, ok = strings.CutSuffix(user, "}:hist")
+					if !ok {
+						continue
+					}
+					if err := fn(user, decodeHistory(cmds[i].Val())); err != nil {
+						return err
+					}
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		// Masters are scanned concurrently; fn is not called so.
+		var mu sync.Mutex
+		serial := fn
+		fn = func(user string, hist []recommend.Consumed) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return serial(user, hist)
+		}
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, s.rdb)
+}
+
+// globEscape escapes the characters special to SCAN's MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,126 @@
+package recommend
+
+import (
+	"testing"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/ranker"
+)
+
+// handBuilt is a catalog of six items in 2-d with a learned model of three
+// topics: a1, a2 in topic 0 (east), b1 in topic 1 (north), c1 in topic 2
+// (west); cold1 and cold2 are not learned (categories only).
+func handBuilt(t *testing.T) *catalog.Snapshot {
+	t.Helper()
+	items := []catalog.Item{
+		{ID: "a1", Categories: []string{"drama"}, Embedding: []float32{1, 0}},
+		{ID: "a2", Categories: []string{"drama"}, Embedding: []float32{1, 0.1}},
+		{ID: "b1", Categories: []string{"drama"}, Embedding: []float32{0, 1}},
+		{ID: "c1", Categories: []string{"drama"}, Embedding: []float32{-1, 0}},
+		{ID: "cold1", Categories: []string{"drama", "horror"}, Embedding: []float32{1, 1}},
+		{ID: "cold2", Categories: []string{"horror"}, Embedding: []float32{1, 1}},
+	}
+	base, err := catalog.Build(1, 2, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &catalog.Learned{
+		Version: 1, Dim: 2, IDs: []string{"a1", "a2", "b1", "c1"}, Count: []float32{100, 100, 100, 100},
+		Emb:       []float32{1, 0, 0.995, 0.0995, 0, 1, -1, 0},
+		Topic:     []int32{0, 0, 1, 2},
+		Centroids: []float32{1, 0, 0, 1, -1, 0},
+		NbrStart:  []int32{0, 1, 2, 2, 2}, Nbr: []int32{1, 0}, NbrSim: []float32{0.9, 0.9},
+	}
+	snap, err := base.WithLearned(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func TestTopicNovelty(t *testing.T) {
+	snap := handBuilt(t)
+	idx := func(id string) int32 { i, _ := snap.Index(id); return i }
+	seen := SeenOf(snap, []Consumed{{ItemID: "a1"}})
+	for _, tc := range []struct {
+		id       string
+		min, max float64
+		novel    bool
+	}{
+		{"a2", 0, 0, false},        // a topic the user consumed
+		{"b1", 0.95, 1, true},      // unseen topic, orthogonal to the taste: 0.5 + 1/2
+		{"c1", 1, 1, true},         // unseen topic, opposite: capped at 1
+		{"cold1", 0.5, 0.5, false}, // cold: half its categories unseen
+		{"cold2", 1, 1, true},      // cold: no category seen
+	} {
+		nov, novel := seen.Novelty(snap, idx(tc.id))
+		if nov < tc.min-1e-6 || nov > tc.max+1e-6 || novel != tc.novel {
+			t.Errorf("%s: novelty %.3f novel %v, want [%.2f, %.2f] %v", tc.id, nov, novel, tc.min, tc.max, tc.novel)
+		}
+	}
+	// Graded: an unseen topic near the taste is less novel than a far one.
+	seenB := SeenOf(snap, []Consumed{{ItemID: "b1"}})
+	near, _ := seenB.Novelty(snap, idx("a2"))
+	far, _ := SeenOf(snap, []Consumed{{ItemID: "c1"}}).Novelty(snap, idx("a2"))
+	if !(near < far) {
+		t.Errorf("novelty of a2 for a north-facing user %.3f, for a west-facing one %.3f: want the first smaller", near, far)
+	}
+	// Without history everything learned is novel.
+	if nov, novel := SeenOf(snap, nil).Novelty(snap, idx("a1")); nov != 1 || !novel {
+		t.Errorf("cold user: %.2f %v", nov, novel)
+	}
+}
+
+// Observe adds every consumption, however rated, to the consumed filter,
+// and the engine then never serves it, though the history (engaged items
+// only) does not hold it.
+func TestConsumedExcluded(t *testing.T) {
+	snap := sampleSnapshot(t, 300)
+	st := UserState{UserID: "u"}
+	e := NewEngine(Config{})
+	m := DefaultModel()
+	first, err := e.Decide(Request{K: 10, Deterministic: true}, &st, snap, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, it := range first.Items {
+		v := 1.0 // a poor rating: consumed, not engaged
+		if k%2 == 0 {
+			v = 5
+		}
+		Observe(&st, snap, Feedback{UserID: "u", ItemID: it.ItemID, Type: Rating, Value: v, TS: int64(k + 1)}, 0)
+	}
+	if len(st.History) != 5 || st.Consumed.N != 10 {
+		t.Fatalf("history %d, consumed %d after 5 good and 5 poor ratings", len(st.History), st.Consumed.N)
+	}
+	st.Session = Session{}
+	for trial := 0; trial < 5; trial++ {
+		d, err := e.Decide(Request{K: 10, Deterministic: true}, &st, snap, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range d.Items {
+			for _, old := range first.Items {
+				if it.ItemID == old.ItemID {
+					t.Fatalf("consumed item %s served again", it.ItemID)
+				}
+			}
+		}
+	}
+}
+
+// The neighbour pool brings in the learned neighbours of the user's recent
+// items, and the collaborative score ranks them.
+func TestNeighborPool(t *testing.T) {
+	snap := handBuilt(t)
+	st := UserState{UserID: "u", History: []Consumed{{ItemID: "a1"}}}
+	m := DefaultModel()
+	m.Ranker.Theta = [ranker.NumFeatures]float64{ranker.FCollab: 1} // collaborative score only
+	d, err := NewEngine(Config{Candidates: 4}).Decide(Request{K: 1, Deterministic: true}, &st, snap, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 1 || d.Items[0].ItemID != "a2" || d.Items[0].Features[ranker.FCollab] != 1 {
+		t.Errorf("slate %+v, want a2 (a1's only neighbour) with collaborative score 1", d.Items)
+	}
+}
