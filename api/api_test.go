@@ -42,6 +42,14 @@ func (p *publisher) Publish(topic, key string, value []byte) bool {
 	return true
 }
 
+// Write is the durable path (EventLog): it fails like Publish while full.
+func (p *publisher) Write(_ context.Context, topic, key string, value []byte) error {
+	if !p.Publish(topic, key, value) {
+		return errors.New("event log unavailable")
+	}
+	return nil
+}
+
 func (p *publisher) last(t *testing.T, topic string, v any) {
 	t.Helper()
 	p.mu.Lock()
@@ -102,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{store: store, flaky: &flakyStore{Store: store}, pub: &publisher{}, snap: snap}
 	f.srv = New(Config{
-		Store: f.flaky, Events: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
+		Store: f.flaky, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
 		Engine: recommend.NewEngine(recommend.Config{}), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		StoreTimeout: time.Second,
 	})
@@ -244,10 +252,10 @@ func TestFeedback(t *testing.T) {
 	if _, err := events.DecodeFeedback(f.pub.msgs[events.TopicFeedback][0]); err != nil {
 		t.Fatalf("the consumer would reject what the API published: %v", err)
 	}
-	// A full producer buffer refuses rather than losing the event.
+	// An event log that cannot keep the event refuses it rather than losing it.
 	f.pub.full.Store(true)
 	code, b = f.do(t, "POST", "/v1/feedback", `{"user_id":"u","item_id":"`+item+`","type":"click"}`)
-	if code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("overloaded")) {
+	if code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte(`"unavailable"`)) {
 		t.Fatalf("full buffer: %d %s", code, b)
 	}
 }

@@ -46,6 +46,13 @@ type Publisher interface {
 	Publish(topic, key string, value []byte) bool
 }
 
+// EventLog makes an event durable before it returns: acknowledged by Kafka
+// or kept in a local spool that delivers it later (events.Durable). An
+// error means neither, and the event must not be acknowledged.
+type EventLog interface {
+	Write(ctx context.Context, topic, key string, value []byte) error
+}
+
 // Snapshots serves the current catalog snapshot (nil while the catalog is empty).
 type Snapshots interface {
 	Current() *catalog.Snapshot
@@ -80,9 +87,14 @@ type Config struct {
 	Store Store
 	// Shown, when set, records shown items asynchronously; otherwise
 	// Store.RecordShown writes them before the response.
-	Shown   ShownRecorder
-	Events  Publisher
-	Catalog Snapshots
+	Shown ShownRecorder
+	// Events takes impressions, best effort: dropped and counted when the
+	// producer's buffer is full.
+	Events Publisher
+	// Feedback takes feedback events, which are answered 202 only once
+	// Feedback.Write has made them durable.
+	Feedback EventLog
+	Catalog  Snapshots
 	Models  Models
 	// Experiments assigns users to variants; nil puts everyone in
 	// DefaultVariant.
@@ -108,8 +120,12 @@ type Config struct {
 	// at once; more are answered 503 "overloaded" without waiting (0 = no
 	// bound; recsvc's default is DefaultMaxInflight). Health, metrics,
 	// catalog and admin routes are never limited, so probes and scrapes
-	// still answer under overload.
+	// still answer under overload. A request counts against the bound only
+	// once its body has been read (readBody).
 	MaxInflight int
+	// BodyTimeout is how long a client may take to send a request body
+	// (default DefaultBodyTimeout; see readBody).
+	BodyTimeout time.Duration
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -138,6 +154,9 @@ func New(cfg Config) *Server {
 	if cfg.Dim <= 0 {
 		cfg.Dim = catalog.DefaultDim
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -161,6 +180,11 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
+	// Route on the escaped path and unescape parameters in pathParam, so
+	// that an id holding '/', '?', '#', '%' or '+' is read back as
+	// GET /v1/items/{url.PathEscape(id)}. (gin's own unescaping is query
+	// unescaping, which turns '+' into a space.)
+	r.UseEscapedPath, r.UnescapePathValues = true, false
 	r.Use(s.observe, s.recover)
 	r.NoRoute(func(c *gin.Context) {
 		abort(c, http.StatusNotFound, Error{Code: "not_found", Message: "no such route"})
@@ -169,9 +193,13 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	r.POST("/v1/recommend", dataPlane(s.recommend)...)
-	r.POST("/v1/feedback", dataPlane(s.feedback)...)
-	r.PUT("/v1/items", s.putItems)
+	// withBody reads and checks a JSON body before the rest of the chain.
+	withBody := func(limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
+		return append([]gin.HandlerFunc{requireJSON, s.readBody(limit)}, hs...)
+	}
+	r.POST("/v1/recommend", withBody(MaxBodyBytes, dataPlane(s.recommend)...)...)
+	r.POST("/v1/feedback", withBody(MaxBodyBytes, dataPlane(s.feedback)...)...)
+	r.PUT("/v1/items", withBody(MaxItemsBodyBytes, s.putItems)...)
 	r.GET("/v1/items/:id", s.getItem)
 	r.GET("/v1/users/:id/intent", s.userIntent)
 	admin := r.Group("/v1/admin", s.requireAdmin)
