@@ -11,7 +11,9 @@ type metrics struct {
 	levels    *prometheus.CounterVec
 	redis     *prometheus.HistogramVec
 	redisUp   prometheus.Gauge
-	degraded  prometheus.Counter
+	degraded  *prometheus.CounterVec
+	// dependencyUp is 1 per dependency (redis, kafka) while it answers.
+	dependencyUp *prometheus.GaugeVec
 	published *prometheus.CounterVec
 	// overloaded counts requests limitInflight turned away; inflightLimit
 	// is Config.MaxInflight, so a dashboard can plot in-flight against it.
@@ -50,9 +52,12 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_redis_up", Help: "1 while Redis answers, 0 while recommend is degraded.",
 		}),
-		degraded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool because Redis failed.",
-		}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool without the user's state, by cause: redis_down (Redis marked down, not tried), redis_timeout (the read exceeded the Redis budget), redis_error.",
+		}, []string{"cause"}),
+		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "novarec_dependency_up", Help: "1 while a shared dependency (redis, kafka) answers this replica's probes and requests, 0 while it does not (the replica stays ready and serves degraded).",
+		}, []string{"dependency"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_events_rejected_total", Help: "Events the handlers could not hand on, by topic: impressions refused by the producer's full buffer (dropped), feedback that could not be made durable (answered 503).",
 		}, []string{"topic"}),
@@ -75,10 +80,14 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 			Name: "novarec_http_body_reads_inflight", Help: "Requests whose body is still being received (they do not count against -max-inflight yet).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
 	// Process and Go runtime metrics, if the registry has none yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.redisUp.Set(1)
+	m.dependencyUp.WithLabelValues("redis").Set(1)
+	for _, c := range []string{causeRedisDown, causeRedisTimeout, causeRedisError} {
+		m.degraded.WithLabelValues(c) // export every cause from the start
+	}
 	return m
 }

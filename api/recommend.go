@@ -198,8 +198,8 @@ func (s *Server) recommend(c *gin.Context) {
 // loadState reads the user's state; on a Redis failure it answers an empty
 // state and degraded=true so the request is served from the popular pool.
 func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recommend.UserState, bool) {
-	if !s.redisUp.Load() {
-		s.metrics.degraded.Inc()
+	if !s.redisUp.Load() && !s.tryRedis() {
+		s.metrics.degraded.WithLabelValues(causeRedisDown).Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
@@ -214,11 +214,15 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 		if ctx.Err() == nil { // the client did not go away: Redis is the problem
 			s.redisFailed()
 		}
-		s.log.Warn("load user state failed; serving degraded", "err", err)
-		s.metrics.degraded.Inc()
+		cause := causeRedisError
+		if lctx.Err() != nil {
+			cause = causeRedisTimeout
+		}
+		s.log.Debug("load user state failed; serving degraded", "cause", cause, "err", err)
+		s.metrics.degraded.WithLabelValues(cause).Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
-	s.redisFailures.Store(0)
+	s.setRedis(true)
 	return st, false
 }
 

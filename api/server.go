@@ -76,10 +76,15 @@ type Experiments interface {
 	Reload(ctx context.Context) (*experiment.Config, error)
 }
 
-// Check is one readiness dependency, probed in the background.
+// Check is one dependency, probed in the background and reported by
+// /readyz, its error text as the dependency's state.
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Shared marks a dependency every replica shares (Kafka, like Redis):
+	// while it fails, /readyz reports it and says "degraded" but stays 200,
+	// since another replica could not serve better (see ready.go).
+	Shared bool
 }
 
 // Config wires a Server.
@@ -107,8 +112,9 @@ type Config struct {
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// StoreTimeout bounds each Redis round trip of a request (default 100ms),
-	// after which recommend answers degraded rather than late.
+	// StoreTimeout bounds each Redis round trip of a request (default 100ms,
+	// recsvc -redis-budget), after which recommend answers degraded rather
+	// than late.
 	StoreTimeout time.Duration
 	// Checks are probed for /readyz besides Redis.
 	Checks []Check
@@ -136,10 +142,14 @@ type Server struct {
 	handler http.Handler
 
 	// redisUp is cleared after RedisFailures consecutive failed requests
-	// and set again by the prober; while it is clear, requests skip Redis
-	// and answer degraded at once instead of waiting out a timeout each.
+	// and set again by the prober or a successful trial request (see
+	// tryRedis); while it is clear, requests skip Redis and answer degraded
+	// at once instead of waiting out a timeout each.
 	redisUp       atomic.Bool
 	redisFailures atomic.Int32
+	// lastTrial is when (Unix ns) a request last tried Redis while it was
+	// marked down.
+	lastTrial atomic.Int64
 	// checks holds the last probe error per Config.Checks entry (nil = ok).
 	checks []atomic.Pointer[string]
 	// inflight is the semaphore of limitInflight (nil = no bound).
@@ -234,18 +244,16 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 func (s *Server) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := s.cfg.Store.Ping(pctx); err != nil {
-		s.setRedis(false)
-	} else {
-		s.setRedis(true)
-	}
+	s.setRedis(s.cfg.Store.Ping(pctx) == nil)
 	for i, ch := range s.cfg.Checks {
-		if err := ch.Probe(pctx); err != nil {
+		err := ch.Probe(pctx)
+		if err != nil {
 			msg := err.Error()
 			s.checks[i].Store(&msg)
 		} else {
 			s.checks[i].Store(nil)
 		}
+		s.metrics.dependencyUp.WithLabelValues(ch.Name).Set(b2f(err == nil))
 	}
 }
 
@@ -262,6 +270,9 @@ func (s *Server) redisFailed() {
 func (s *Server) setRedis(up bool) {
 	if up {
 		s.redisFailures.Store(0)
+		if s.redisUp.Load() {
+			return // the common case, on every request: nothing changes
+		}
 	}
 	if s.redisUp.Swap(up) != up {
 		if up {
@@ -271,42 +282,7 @@ func (s *Server) setRedis(up bool) {
 		}
 	}
 	s.metrics.redisUp.Set(b2f(up))
-}
-
-func (s *Server) readyz(c *gin.Context) {
-	status := gin.H{}
-	ready := true
-	if s.redisUp.Load() {
-		status["redis"] = "ok"
-	} else {
-		status["redis"], ready = "unreachable", false
-	}
-	for i, ch := range s.cfg.Checks {
-		if msg := s.checks[i].Load(); msg != nil {
-			status[ch.Name], ready = *msg, false
-		} else {
-			status[ch.Name] = "ok"
-		}
-	}
-	if s.cfg.Catalog.Current() == nil {
-		status["catalog"], ready = "empty", false
-	} else {
-		status["catalog"] = "ok"
-	}
-	models := gin.H{}
-	for _, v := range s.variants() {
-		if m := s.cfg.Models.Current(v); m == nil {
-			models[v], ready = "not loaded", false
-		} else {
-			models[v] = m.Version
-		}
-	}
-	status["models"] = models
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	c.JSON(code, gin.H{"ready": ready, "checks": status})
+	s.metrics.dependencyUp.WithLabelValues("redis").Set(b2f(up))
 }
 
 // recover turns a panic into a 500 with the JSON error body; the handlers

@@ -156,6 +156,15 @@ func (d *Durable) Write(ctx context.Context, topic, key string, value []byte) er
 // Spooling reports whether events wait in the spool for Kafka.
 func (d *Durable) Spooling() bool { return d.spool != nil && d.spool.Pending() }
 
+// SpoolStats returns the spool's totals (zero without a spool) and whether
+// events wait in it.
+func (d *Durable) SpoolStats() (SpoolStats, bool) {
+	if d.spool == nil {
+		return SpoolStats{}, false
+	}
+	return d.spool.Stats(), d.spool.Pending()
+}
+
 // deliver is the goroutine that empties the spool into Kafka, woken by
 // Write and every second.
 func (d *Durable) deliver() {

@@ -153,3 +153,17 @@ func TestDurableRefusesWhatItCannotKeep(t *testing.T) {
 		t.Errorf("refusals counted %v, want 1", got)
 	}
 }
+
+// TestProducerPing: Ping answers whether a broker answers now, not what a
+// cached connection remembers.
+func TestProducerPing(t *testing.T) {
+	c := brokerOn(t, 0)
+	p := newProducer(t, c.ListenAddrs(), events.ProducerOptions{WriteTimeout: 5 * time.Second})
+	if err := p.Ping(t.Context()); err != nil {
+		t.Fatalf("broker up: %v", err)
+	}
+	c.Close()
+	if err := p.Ping(t.Context()); err == nil {
+		t.Fatal("broker gone, yet Ping succeeded")
+	}
+}

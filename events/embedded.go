@@ -9,8 +9,8 @@ import (
 )
 
 // EmbeddedTopics are the topics an embedded cluster is seeded with: the three
-// event topics of DESIGN.md §5 and model-updates.
-var EmbeddedTopics = []string{TopicImpressions, TopicFeedback, TopicDeadLetter, TopicModelUpdates}
+// event topics of DESIGN.md §5, model-updates and the catalog.
+var EmbeddedTopics = []string{TopicImpressions, TopicFeedback, TopicDeadLetter, TopicModelUpdates, TopicCatalog}
 
 // Embedded is an in-process, single-broker Kafka-protocol cluster (kfake)
 // listening on a random 127.0.0.1 port. It exists so that recsvc's

@@ -127,6 +127,7 @@ type ProducerStats struct {
 // the Transport's idle connections.
 type Producer struct {
 	opts      ProducerOptions
+	brokers   []string
 	log       *slog.Logger
 	w         *kafka.Writer
 	transport *kafka.Transport
@@ -185,6 +186,7 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 	}
 	p := &Producer{
 		opts:      opts,
+		brokers:   brokers,
 		log:       log,
 		transport: transport,
 		w: &kafka.Writer{
@@ -342,6 +344,32 @@ func (p *Producer) ProduceMessages(ctx context.Context, msgs ...kafka.Message) e
 	p.failed.Add(uint64(len(msgs)))
 	forEachTopic(msgs, func(topic string, n int) { p.mFailed.WithLabelValues(topic).Add(float64(n)) })
 	return fmt.Errorf("events: produce to %s: %w", msgs[0].Topic, p.opts.Security.explain(err))
+}
+
+// Ping connects to the brokers in turn until one answers an ApiVersions
+// request, for readiness reports: nil means Kafka answers. It opens a new
+// connection each time, since the producer's own may be cached answers
+// (kafka-go keeps metadata for seconds).
+func (p *Producer) Ping(ctx context.Context) error {
+	var errs []error
+	for _, b := range p.brokers {
+		conn, err := p.opts.Security.dialer(p.opts.WriteTimeout).DialContext(ctx, "tcp", b)
+		if err == nil {
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			_, err = conn.ApiVersions()
+			_ = conn.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		errs = append(errs, p.opts.Security.explain(err))
+	}
+	if len(errs) == 0 {
+		return errors.New("events: no brokers")
+	}
+	return errors.Join(errs...)
 }
 
 // Stats returns running totals; see ProducerStats.
