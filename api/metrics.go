@@ -6,15 +6,15 @@ import (
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	levels    *prometheus.CounterVec
-	redis     *prometheus.HistogramVec
-	redisUp   prometheus.Gauge
-	degraded  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	levels   *prometheus.CounterVec
+	redis    *prometheus.HistogramVec
+	redisUp  prometheus.Gauge
+	degraded *prometheus.CounterVec
 	// dependencyUp is 1 per dependency (redis, kafka) while it answers.
 	dependencyUp *prometheus.GaugeVec
-	published *prometheus.CounterVec
+	published    *prometheus.CounterVec
 	// overloaded counts requests limitInflight turned away; inflightLimit
 	// is Config.MaxInflight, so a dashboard can plot in-flight against it.
 	overloaded    *prometheus.CounterVec

@@ -100,7 +100,7 @@ type Config struct {
 	// Feedback.Write has made them durable.
 	Feedback EventLog
 	Catalog  Snapshots
-	Models  Models
+	Models   Models
 	// Experiments assigns users to variants; nil puts everyone in
 	// DefaultVariant.
 	Experiments Experiments
