@@ -231,8 +231,11 @@ func checkPhase(t *testing.T, l *load, p, degraded string) tally {
 	return got
 }
 
+// within polls cond until it holds and returns how long that took (for the
+// log). d is only a hang guard, raised to at least a minute.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	d = max(d, time.Minute)
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > d {

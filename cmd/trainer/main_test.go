@@ -153,8 +153,11 @@ func checkpointCounters(t *testing.T, store *features.Store) (trainer.Counters, 
 	return c, true
 }
 
+// waitFor polls cond until it holds. d is only a hang guard, raised to at
+// least a minute: a loaded machine can be many times slower.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d = max(d, time.Minute)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -168,24 +171,37 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // last checkpoint does not hold yet (so they must be redelivered and
 // applied exactly once after the restart), after at least one checkpoint
 // of its own. base is the checkpoint it started from. Meanwhile it feeds
-// the stream a round at a time (produce reports false when it is all out),
-// so the trainer is still consuming when it is killed.
-func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters, produce func() bool) {
+// the stream a round at a time (produce returns false when it is all out,
+// and otherwise the number of distinct impressions produced so far), and
+// only when the trainer has applied and checkpointed everything produced:
+// progress, not a clock, paces the stream, so however slow the machine,
+// every round opens a new window in which the trainer is ahead of its
+// checkpoint.
+func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters, produce func() (int, bool)) {
 	t.Helper()
-	var last time.Time
-	waitFor(t, 30*time.Second, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
-		if time.Since(last) > 150*time.Millisecond {
-			if !produce() {
-				t.Fatal("the stream ran out before the trainer could be killed ahead of its checkpoint")
-			}
-			last = time.Now()
-		}
+	produced, ok := produce()
+	if !ok {
+		t.Fatal("the stream ran out before the trainer started")
+	}
+	waitFor(t, 2*time.Minute, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
 		applied, ok := c.applied(events.TopicImpressions)
-		if !ok || applied == 0 {
+		if !ok {
 			return false
 		}
 		ck, ok := checkpointCounters(t, store)
-		return ok && ck.Impressions > base.Impressions && base.Impressions+int64(applied) > ck.Impressions
+		if !ok {
+			return false
+		}
+		if ck.Impressions > base.Impressions && base.Impressions+int64(applied) > ck.Impressions {
+			return true // ahead of its own checkpoint: kill it now
+		}
+		if base.Impressions+int64(applied) >= int64(produced) && ck.Impressions >= int64(produced) {
+			// Everything produced is applied and checkpointed: next round.
+			if produced, ok = produce(); !ok {
+				t.Fatal("the stream ran out before the trainer could be killed ahead of its checkpoint")
+			}
+		}
+		return false
 	})
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -240,6 +256,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		body       []byte
 	}
 	var stream [rounds][]msg
+	var roundImp [rounds]int // distinct impressions per round
 	var nImp, nClick, dupImp, dupClick int
 	state := make([]float64, intent.Dim)
 	for k := range perUser {
@@ -260,6 +277,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			b, _ := json.Marshal(imp)
 			stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
 			nImp++
+			roundImp[round]++
 			if u%7 == 0 { // a duplicate delivery of the impression
 				stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
 				dupImp++
@@ -290,18 +308,19 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		defer cancel()
 		_ = p.Close(ctx)
 	}()
-	next := 0
-	produce := func() bool {
+	next, produced := 0, 0
+	produce := func() (int, bool) {
 		if next == rounds {
-			return false
+			return produced, false
 		}
 		for _, m := range stream[next] {
 			for !p.Publish(m.topic, m.key, m.body) {
 				time.Sleep(time.Millisecond)
 			}
 		}
+		produced += roundImp[next]
 		next++
-		return true
+		return produced, true
 	}
 
 	// Two crashes, then a run to the end.
@@ -320,7 +339,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		}
 		t.Logf("crash %d: killed after round %d with checkpoint %+v", crash+1, next, base)
 	}
-	for produce() {
+	for _, more := produce(); more; _, more = produce() {
 	}
 	c := startChild(t, redisAddr, prefix, brokers)
 	waitFor(t, 40*time.Second, "every event applied", func() bool {
@@ -338,8 +357,8 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("trainer exit after SIGTERM: %v", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("trainer did not stop within 20s of SIGTERM")
+	case <-time.After(time.Minute):
+		t.Fatal("trainer did not stop within a minute of SIGTERM")
 	}
 	final, _ := checkpointCounters(t, store)
 	t.Logf("final checkpoint: %+v", final)
