@@ -63,6 +63,11 @@ func newConsumer(t testing.TB, opts events.ConsumerOptions) *events.Consumer {
 	if opts.MaxRetryBackoff == 0 {
 		opts.MaxRetryBackoff = 50 * time.Millisecond
 	}
+	if opts.MaxWait == 0 {
+		// Shorter than the default, so that closing a consumer (which waits
+		// for its idle fetches) does not dominate the tests.
+		opts.MaxWait = time.Second
+	}
 	c, err := events.NewConsumer(opts)
 	if err != nil {
 		t.Fatal(err)

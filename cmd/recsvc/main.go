@@ -96,7 +96,7 @@ func parseConfig(args []string) (config, error) {
 	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
 	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
 	c.sampleItems = envflag.Int("NOVAREC_SAMPLE_ITEMS", -1)
-	fs.Var(autoInt{&c.sampleItems}, "sample-items", "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; auto = 3000 in embedded mode, else 0)")
+	fs.Var(autoInt{&c.sampleItems}, "sample-items", "generate this many sample items when the catalog is empty: a `count`, or auto = 3000 in embedded mode, else 0 (env NOVAREC_SAMPLE_ITEMS) (default auto)")
 	fs.IntVar(&c.sampleUsers, "sample-users", envflag.Int("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
 	fs.StringVar(&c.movielens, "movielens", envflag.String("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
