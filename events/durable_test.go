@@ -167,3 +167,28 @@ func TestProducerPing(t *testing.T) {
 		t.Fatal("broker gone, yet Ping succeeded")
 	}
 }
+
+// TestEmbeddedAtFixedAddress restarts an embedded broker at the address it
+// had, as bench/kafka -addr does.
+func TestEmbeddedAtFixedAddress(t *testing.T) {
+	addr := kafkatest.FreePort(t)
+	for round := range 2 {
+		k, err := events.StartEmbeddedAt(addr, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.Brokers(); len(got) != 1 || got[0] != addr {
+			k.Close()
+			t.Fatalf("round %d: brokers %v, want [%s]", round, got, addr)
+		}
+		p := newProducer(t, k.Brokers(), events.ProducerOptions{})
+		err = p.Produce(t.Context(), events.TopicFeedback, "k", []byte("x"))
+		k.Close()
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if _, err := events.StartEmbeddedAt("no-port", 1); err == nil {
+		t.Error("an address without a port was accepted")
+	}
+}

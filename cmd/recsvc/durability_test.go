@@ -320,3 +320,40 @@ func (s *system) callRecommend(t *testing.T, r *api.RecommendResponse) {
 		t.Fatalf("recommend: %d", code)
 	}
 }
+
+// TestHelpShowsTrueDefaults: recsvc -h exits 0 and shows defaults as they
+// apply (auto for the sample catalog, not -1).
+func TestHelpShowsTrueDefaults(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-h")
+	cmd.Env = append(os.Environ(), envRunMain+"=1", "NOVAREC_SAMPLE_ITEMS=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("recsvc -h: %v\n%s", err, out)
+	}
+	for _, want := range []string{"-sample-items count", "(default auto)", "-spool-dir", "-redis-budget duration", "(default 100ms)", "-body-timeout"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("recsvc -h does not say %q", want)
+		}
+	}
+	if strings.Contains(string(out), "default -1") {
+		t.Error("recsvc -h shows a default of -1")
+	}
+}
+
+func TestParseConfigDurability(t *testing.T) {
+	t.Setenv("NOVAREC_SPOOL_DIR", "/var/lib/novarec/spool")
+	t.Setenv("NOVAREC_REDIS_BUDGET", "250ms")
+	c, err := parseConfig([]string{"-sample-items", "auto", "-max-conns-per-client", "64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.spoolDir != "/var/lib/novarec/spool" || c.redisBudget != 250*time.Millisecond || c.sampleItems != -1 || c.maxConnsPerClient != 64 ||
+		c.spoolMaxBytes != 256<<20 || c.ackTimeout != 2*time.Second || c.bodyTimeout != api.DefaultBodyTimeout {
+		t.Errorf("parsed %+v", c)
+	}
+	for _, args := range [][]string{{"-spool-max-bytes", "1000"}, {"-redis-budget", "0s"}, {"-max-conns-per-client", "-1"}, {"-sample-items", "-2"}} {
+		if _, err := parseConfig(args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

@@ -399,3 +399,30 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		last = n
 	}
 }
+
+// TestHelp: `trainer help`, `trainer -h` and `trainer help CMD` describe the
+// commands and exit 0; an unknown command is an error.
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		ok   bool
+	}{
+		{[]string{"help"}, []string{"Commands:", "rebuild", "ab-report", "simulate", "Flags of learn:", "-commit-interval"}, true},
+		{[]string{"-h"}, []string{"Commands:", "rebuild", "Flags of learn:"}, true},
+		{[]string{"help", "rebuild"}, []string{"Usage: trainer rebuild", "-dry-run"}, true},
+		{[]string{"help", "nonsense"}, []string{`no command "nonsense"`}, false},
+	} {
+		cmd := exec.Command(os.Args[0], tc.args...)
+		cmd.Env = append(os.Environ(), envRunMain+"=1")
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != tc.ok {
+			t.Errorf("trainer %v: exit %v, want success %v\n%s", tc.args, err, tc.ok, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("trainer %v does not say %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+}
