@@ -344,7 +344,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		items = s.Len()
 	}
 	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
-		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -H 'Content-Type: application/json' -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
 
 	select {
 	case <-ctx.Done():
