@@ -256,3 +256,33 @@ func TestSpoolConcurrentAppends(t *testing.T) {
 		t.Fatalf("Append after Close: %v", err)
 	}
 }
+
+// BenchmarkSpoolAppend measures acknowledged (written and fsync'd) appends
+// of feedback-sized records, the path of every feedback request while Kafka
+// is down, from one request goroutine per CPU and from 16 per CPU (group
+// commit shares each fsync among the waiting ones):
+//
+//	go test -run '^$' -bench SpoolAppend -benchtime 3s ./events
+func BenchmarkSpoolAppend(b *testing.B) {
+	for _, par := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writers=%dxCPU", par), func(b *testing.B) {
+			s, err := OpenSpool(b.TempDir(), SpoolOptions{MaxBytes: 4 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			m := kafka.Message{Topic: TopicFeedback, Key: []byte("user-123"), Value: make([]byte, 230)}
+			b.SetParallelism(par)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.Append(context.Background(), m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
