@@ -782,34 +782,7 @@ func flush(t testing.TB, p *events.Producer) {
 // topic is empty) back from reg, so tests check what /metrics would show.
 func metricValue(t testing.TB, reg *prometheus.Registry, name, topic string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var got string
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "topic" {
-					got = lp.GetValue()
-				}
-			}
-			if got != topic {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	t.Fatalf("metric %s{topic=%q} not found", name, topic)
-	return 0
+	return counter(t, reg, name, map[string]string{"topic": topic})
 }
 
 // TestMetricsShareRegistry checks two producers on one registry (recsvc and,

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,67 +19,27 @@ import (
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/proctest"
 	"github.com/novarec/novarec/internal/redistest"
 )
 
-// envRunMain makes the test binary run recsvc's main instead of the tests,
-// so a test can start the real command as a child process, SIGTERM it and
-// SIGKILL it.
-const envRunMain = "NOVAREC_RECSVC_TEST_MAIN"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) == "1" {
-		main()
-		os.Exit(0)
-	}
+	proctest.RunMain(main)
 	os.Exit(m.Run())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // child is one recsvc process.
 type child struct {
-	cmd  *exec.Cmd
+	*proctest.Process
 	base string
-	done chan error
-	log  *syncBuffer
 }
 
+// startChild starts recsvc with args and waits until it is ready.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
 	addr := kafkatest.FreePort(t)
-	cmd := exec.Command(os.Args[0], append([]string{"-addr", addr, "-log-level", "info"}, args...)...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	c := &child{cmd: cmd, base: "http://" + addr, done: make(chan error, 1), log: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = c.log, c.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		err := <-c.done
-		c.done <- err
-		if t.Failed() {
-			t.Logf("recsvc log (pid %d):\n%s", cmd.Process.Pid, c.log.String())
-		}
-	})
-	within(t, 60*time.Second, "the child recsvc to be ready", func() bool {
+	c := &child{Process: proctest.Start(t, append([]string{"-addr", addr, "-log-level", "info"}, args...)...), base: "http://" + addr}
+	within(t, time.Minute, "the child recsvc to be ready", func() bool {
 		resp, err := http.Get(c.base + "/readyz")
 		if err != nil {
 			return false
@@ -92,22 +48,6 @@ func startChild(t *testing.T, args ...string) *child {
 		return resp.StatusCode == http.StatusOK
 	})
 	return c
-}
-
-// stop sends sig and waits for the process to exit.
-func (c *child) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	if err := c.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err // for the cleanup
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("recsvc did not exit within a minute of %v", sig)
-		return nil
-	}
 }
 
 // postFeedback sends one click and returns the status and the event id of
@@ -170,10 +110,10 @@ func TestFeedbackSurvivesBrokerLossAndRestarts(t *testing.T) {
 		code, state := readiness(t, r1.base, "kafka")
 		return code == http.StatusOK && strings.Contains(state, "spooled")
 	})
-	if err := r1.stop(t, syscall.SIGTERM); err != nil {
+	if err := r1.Stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
-	if !strings.Contains(r1.log.String(), "remain in the spool") {
+	if !strings.Contains(r1.Log.String(), "remain in the spool") {
 		t.Error("recsvc stopped without saying that events remain in the spool")
 	}
 
@@ -197,8 +137,7 @@ func TestFeedbackSurvivesBrokerLossAndRestarts(t *testing.T) {
 	if !full {
 		t.Fatal("a 64 KiB spool took 2,000 events")
 	}
-	var ee *exec.ExitError
-	if err := r2.stop(t, syscall.SIGKILL); !errors.As(err, &ee) {
+	if err := r2.Stop(t, syscall.SIGKILL); !proctest.Killed(err) {
 		t.Fatalf("SIGKILL: %v", err)
 	}
 	t.Logf("%d events answered 202 while the broker was gone", len(accepted))
@@ -302,10 +241,11 @@ func TestFaultRedisRestartsEmpty(t *testing.T) {
 	if v := metricValue(t, s.base, "novarec_catalog_reseeds_total"); v != 1 {
 		t.Errorf("novarec_catalog_reseeds_total = %v, want 1", v)
 	}
-	s.callRecommend(t, &r)
-	if r.CatalogVersion <= versionBefore {
-		t.Errorf("catalog version %d after the re-seed, %d before: replicas would not swap it in", r.CatalogVersion, versionBefore)
-	}
+	// The re-seeded catalog has a newer version, so every replica swaps it in.
+	within(t, time.Minute, "a catalog version above the one before the re-seed", func() bool {
+		s.callRecommend(t, &r)
+		return r.CatalogVersion > versionBefore
+	})
 	if code, _, _ := postFeedback(t, s.base, "u", items[0].ID); code != http.StatusAccepted {
 		t.Errorf("feedback on a re-seeded item: %d", code)
 	}
@@ -324,9 +264,8 @@ func (s *system) callRecommend(t *testing.T, r *api.RecommendResponse) {
 // TestHelpShowsTrueDefaults: recsvc -h exits 0 and shows defaults as they
 // apply (auto for the sample catalog, not -1).
 func TestHelpShowsTrueDefaults(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-h")
-	cmd.Env = append(os.Environ(), envRunMain+"=1", "NOVAREC_SAMPLE_ITEMS=")
-	out, err := cmd.CombinedOutput()
+	t.Setenv("NOVAREC_SAMPLE_ITEMS", "")
+	out, err := proctest.Run(t, "-h")
 	if err != nil {
 		t.Fatalf("recsvc -h: %v\n%s", err, out)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,21 +23,14 @@ import (
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/proctest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
 )
 
-// envRunMain makes the test binary run the trainer's main instead of the
-// tests, so the crash test can start the real command as a child process
-// and SIGKILL it.
-const envRunMain = "NOVAREC_TRAINER_TEST_MAIN"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) == "1" {
-		main()
-		os.Exit(0)
-	}
+	proctest.RunMain(main)
 	os.Exit(m.Run())
 }
 
@@ -71,51 +61,18 @@ func TestParseConfig(t *testing.T) {
 
 // child is one trainer process.
 type child struct {
-	cmd     *exec.Cmd
+	*proctest.Process
 	metrics string
-	done    chan error
-	log     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startChild(t *testing.T, redisAddr, prefix string, brokers []string) *child {
 	t.Helper()
 	metrics := kafkatest.FreePort(t)
-	cmd := exec.Command(os.Args[0],
+	p := proctest.Start(t,
 		"-redis", redisAddr, "-kafka", strings.Join(brokers, ","), "-prefix", prefix,
 		"-commit-interval", "250ms", "-publish-every", "100ms", "-feature-updater=false", "-session-timeout", "1s",
 		"-metrics-addr", metrics, "-log-level", "info")
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	c := &child{cmd: cmd, metrics: metrics, done: make(chan error, 1), log: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = c.log, c.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.done
-		if t.Failed() {
-			t.Logf("trainer log (pid %d):\n%s", cmd.Process.Pid, c.log.String())
-		}
-	})
-	return c
+	return &child{Process: p, metrics: metrics}
 }
 
 // applied reads the child's novarec_trainer_events_total{outcome="applied"}
@@ -203,13 +160,7 @@ func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Count
 		}
 		return false
 	})
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err := <-c.done
-	c.done <- err // for the cleanup
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if err := c.Stop(t, syscall.SIGKILL); !proctest.Killed(err) {
 		t.Fatalf("trainer exit: %v, want killed by SIGKILL", err)
 	}
 }
@@ -348,17 +299,8 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			ck.ImpressionDuplicates >= int64(dupImp) && ck.FeedbackDuplicates >= int64(dupClick)
 	})
 	// SIGTERM: a graceful stop with a final checkpoint and exit status 0.
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
-			t.Fatalf("trainer exit after SIGTERM: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("trainer did not stop within a minute of SIGTERM")
+	if err := c.Stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("trainer exit after SIGTERM: %v", err)
 	}
 	final, _ := checkpointCounters(t, store)
 	t.Logf("final checkpoint: %+v", final)
@@ -371,7 +313,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	if final.FeedbackUnattributed != 0 || final.ImpressionsIgnored != 0 || final.FeedbackIgnored != 0 {
 		t.Errorf("events lost to attribution: %+v", final)
 	}
-	if !strings.Contains(c.log.String(), `"msg":"trainer stopped"`) {
+	if !strings.Contains(c.Log.String(), `"msg":"trainer stopped"`) {
 		t.Error("no final log line from the trainer")
 	}
 
@@ -413,9 +355,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "rebuild"}, []string{"Usage: trainer rebuild", "-dry-run"}, true},
 		{[]string{"help", "nonsense"}, []string{`no command "nonsense"`}, false},
 	} {
-		cmd := exec.Command(os.Args[0], tc.args...)
-		cmd.Env = append(os.Environ(), envRunMain+"=1")
-		out, err := cmd.CombinedOutput()
+		out, err := proctest.Run(t, tc.args...)
 		if (err == nil) != tc.ok {
 			t.Errorf("trainer %v: exit %v, want success %v\n%s", tc.args, err, tc.ok, out)
 		}
