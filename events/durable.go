@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,10 @@ import (
 // ErrUnavailable is returned by Durable.Write when Kafka did not acknowledge
 // an event in time and there is no spool to keep it.
 var ErrUnavailable = errors.New("events: kafka unavailable and no spool")
+
+// failFast is how long a Durable without a spool refuses writes at once after
+// Kafka failed to acknowledge one; then the next write tries Kafka again.
+const failFast = time.Second
 
 // DurableOptions configures NewDurable. Zero values take the defaults noted.
 type DurableOptions struct {
@@ -60,6 +65,9 @@ type Durable struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// failFastUntil (Unix ns): without a spool, Writes until then are
+	// refused without trying Kafka, which just failed.
+	failFastUntil atomic.Int64
 	// ctx bounds deliveries; Close cancels it when its own context ends.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,6 +128,12 @@ func (d *Durable) Write(ctx context.Context, topic, key string, value []byte) er
 		k = []byte(key)
 	}
 	m := kafka.Message{Topic: topic, Key: k, Value: value}
+	if d.spool == nil && time.Now().UnixNano() < d.failFastUntil.Load() {
+		// Kafka just failed to acknowledge: refuse at once rather than hold
+		// every request for AckTimeout while it is down.
+		d.refused.WithLabelValues(topic, "kafka_unavailable").Inc()
+		return ErrUnavailable
+	}
 	if d.spool == nil || !d.spool.Pending() {
 		actx, cancel := context.WithTimeout(ctx, d.opts.AckTimeout)
 		err := d.p.ProduceMessages(actx, m)
@@ -132,6 +146,7 @@ func (d *Durable) Write(ctx context.Context, topic, key string, value []byte) er
 			return ctx.Err()
 		}
 		if d.spool == nil {
+			d.failFastUntil.Store(time.Now().Add(failFast).UnixNano())
 			d.refused.WithLabelValues(topic, "kafka_unavailable").Inc()
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}

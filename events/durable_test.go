@@ -142,15 +142,22 @@ func TestDurableSpoolsWhileTheBrokerIsGone(t *testing.T) {
 // no spool, and a full spool.
 func TestDurableRefusesWhatItCannotKeep(t *testing.T) {
 	gone := []string{kafkatest.FreePort(t)}
-	d, reg := newDurable(t, gone, nil)
+	p := newProducer(t, gone, events.ProducerOptions{})
+	d := events.NewDurable(p, events.DurableOptions{AckTimeout: 300 * time.Millisecond, Logger: testLogger()})
 	if err := d.Write(t.Context(), events.TopicFeedback, "k", []byte(`{}`)); !errors.Is(err, events.ErrUnavailable) {
 		t.Errorf("no broker, no spool: %v, want ErrUnavailable", err)
+	}
+	// Right after a failure, the next write is refused without trying
+	// Kafka (and waiting for it) again.
+	failed := p.Stats().Failed
+	if err := d.Write(t.Context(), events.TopicFeedback, "k", []byte(`{}`)); !errors.Is(err, events.ErrUnavailable) || p.Stats().Failed != failed {
+		t.Errorf("second write: %v, failed writes %d -> %d; want ErrUnavailable without a Kafka attempt", err, failed, p.Stats().Failed)
 	}
 	spool, err := events.OpenSpool(t.TempDir(), events.SpoolOptions{MaxBytes: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, reg = newDurable(t, gone, spool)
+	d, reg := newDurable(t, gone, spool)
 	var full error
 	for i := 0; i < 20 && full == nil; i++ {
 		full = d.Write(t.Context(), events.TopicFeedback, "k", []byte(`{"event_id":"0123456789"}`))

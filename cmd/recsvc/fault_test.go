@@ -515,10 +515,15 @@ func TestFaultKafkaBrokerStopsAndReturns(t *testing.T) {
 	l.setPhase("after")
 	within(t, 30*time.Second, "traffic after recovery", func() bool { return l.get("after").ok >= 20 })
 	droppedAfter := metric(dropped)
-	code, _, b = feedback(item)
-	if code != http.StatusAccepted {
-		t.Errorf("feedback after recovery: %d %s", code, b)
-	}
+	// A client retries a 503 (Retry-After); right after an outage recsvc may
+	// still refuse for a moment before it tries Kafka again.
+	within(t, time.Minute, "feedback to be accepted after recovery", func() bool {
+		code, _, b = feedback(item)
+		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+			t.Fatalf("feedback after recovery: %d %s", code, b)
+		}
+		return code == http.StatusAccepted
+	})
 	l.setPhase("done")
 	l.stop()
 
