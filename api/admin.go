@@ -59,7 +59,8 @@ func (s *Server) experimentReport(c *gin.Context) {
 	if s.cfg.Experiments != nil {
 		exp = s.cfg.Experiments.Current()
 	}
-	if exp == nil || exp.Name != c.Param("name") || s.cfg.Reports == nil {
+	name, err := pathParam(c, "name")
+	if err != nil || exp == nil || exp.Name != name || s.cfg.Reports == nil {
 		abort(c, http.StatusNotFound, Error{Code: "unknown_experiment", Message: "no running experiment of that name", Field: "name"})
 		return
 	}

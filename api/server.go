@@ -46,6 +46,13 @@ type Publisher interface {
 	Publish(topic, key string, value []byte) bool
 }
 
+// EventLog makes an event durable before it returns: acknowledged by Kafka
+// or kept in a local spool that delivers it later (events.Durable). An
+// error means neither, and the event must not be acknowledged.
+type EventLog interface {
+	Write(ctx context.Context, topic, key string, value []byte) error
+}
+
 // Snapshots serves the current catalog snapshot (nil while the catalog is empty).
 type Snapshots interface {
 	Current() *catalog.Snapshot
@@ -69,10 +76,15 @@ type Experiments interface {
 	Reload(ctx context.Context) (*experiment.Config, error)
 }
 
-// Check is one readiness dependency, probed in the background.
+// Check is one dependency, probed in the background and reported by
+// /readyz, its error text as the dependency's state.
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Shared marks a dependency every replica shares (Kafka, like Redis):
+	// while it fails, /readyz reports it and says "degraded" but stays 200,
+	// since another replica could not serve better (see ready.go).
+	Shared bool
 }
 
 // Config wires a Server.
@@ -80,10 +92,15 @@ type Config struct {
 	Store Store
 	// Shown, when set, records shown items asynchronously; otherwise
 	// Store.RecordShown writes them before the response.
-	Shown   ShownRecorder
-	Events  Publisher
-	Catalog Snapshots
-	Models  Models
+	Shown ShownRecorder
+	// Events takes impressions, best effort: dropped and counted when the
+	// producer's buffer is full.
+	Events Publisher
+	// Feedback takes feedback events, which are answered 202 only once
+	// Feedback.Write has made them durable.
+	Feedback EventLog
+	Catalog  Snapshots
+	Models   Models
 	// Experiments assigns users to variants; nil puts everyone in
 	// DefaultVariant.
 	Experiments Experiments
@@ -95,8 +112,9 @@ type Config struct {
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// StoreTimeout bounds each Redis round trip of a request (default 100ms),
-	// after which recommend answers degraded rather than late.
+	// StoreTimeout bounds each Redis round trip of a request (default 100ms,
+	// recsvc -redis-budget), after which recommend answers degraded rather
+	// than late.
 	StoreTimeout time.Duration
 	// Checks are probed for /readyz besides Redis.
 	Checks []Check
@@ -108,8 +126,12 @@ type Config struct {
 	// at once; more are answered 503 "overloaded" without waiting (0 = no
 	// bound; recsvc's default is DefaultMaxInflight). Health, metrics,
 	// catalog and admin routes are never limited, so probes and scrapes
-	// still answer under overload.
+	// still answer under overload. A request counts against the bound only
+	// once its body has been read (readBody).
 	MaxInflight int
+	// BodyTimeout is how long a client may take to send a request body
+	// (default DefaultBodyTimeout; see readBody).
+	BodyTimeout time.Duration
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -120,10 +142,14 @@ type Server struct {
 	handler http.Handler
 
 	// redisUp is cleared after RedisFailures consecutive failed requests
-	// and set again by the prober; while it is clear, requests skip Redis
-	// and answer degraded at once instead of waiting out a timeout each.
+	// and set again by the prober or a successful trial request (see
+	// tryRedis); while it is clear, requests skip Redis and answer degraded
+	// at once instead of waiting out a timeout each.
 	redisUp       atomic.Bool
 	redisFailures atomic.Int32
+	// lastTrial is when (Unix ns) a request last tried Redis while it was
+	// marked down.
+	lastTrial atomic.Int64
 	// checks holds the last probe error per Config.Checks entry (nil = ok).
 	checks []atomic.Pointer[string]
 	// inflight is the semaphore of limitInflight (nil = no bound).
@@ -137,6 +163,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Dim <= 0 {
 		cfg.Dim = catalog.DefaultDim
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -161,6 +190,11 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
+	// Route on the escaped path and unescape parameters in pathParam, so
+	// that an id holding '/', '?', '#', '%' or '+' is read back as
+	// GET /v1/items/{url.PathEscape(id)}. (gin's own unescaping is query
+	// unescaping, which turns '+' into a space.)
+	r.UseEscapedPath, r.UnescapePathValues = true, false
 	r.Use(s.observe, s.recover)
 	r.NoRoute(func(c *gin.Context) {
 		abort(c, http.StatusNotFound, Error{Code: "not_found", Message: "no such route"})
@@ -169,9 +203,13 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	r.POST("/v1/recommend", dataPlane(s.recommend)...)
-	r.POST("/v1/feedback", dataPlane(s.feedback)...)
-	r.PUT("/v1/items", s.putItems)
+	// withBody reads and checks a JSON body before the rest of the chain.
+	withBody := func(limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
+		return append([]gin.HandlerFunc{requireJSON, s.readBody(limit)}, hs...)
+	}
+	r.POST("/v1/recommend", withBody(MaxBodyBytes, dataPlane(s.recommend)...)...)
+	r.POST("/v1/feedback", withBody(MaxBodyBytes, dataPlane(s.feedback)...)...)
+	r.PUT("/v1/items", withBody(MaxItemsBodyBytes, s.putItems)...)
 	r.GET("/v1/items/:id", s.getItem)
 	r.GET("/v1/users/:id/intent", s.userIntent)
 	admin := r.Group("/v1/admin", s.requireAdmin)
@@ -206,18 +244,16 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 func (s *Server) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := s.cfg.Store.Ping(pctx); err != nil {
-		s.setRedis(false)
-	} else {
-		s.setRedis(true)
-	}
+	s.setRedis(s.cfg.Store.Ping(pctx) == nil)
 	for i, ch := range s.cfg.Checks {
-		if err := ch.Probe(pctx); err != nil {
+		err := ch.Probe(pctx)
+		if err != nil {
 			msg := err.Error()
 			s.checks[i].Store(&msg)
 		} else {
 			s.checks[i].Store(nil)
 		}
+		s.metrics.dependencyUp.WithLabelValues(ch.Name).Set(b2f(err == nil))
 	}
 }
 
@@ -234,6 +270,9 @@ func (s *Server) redisFailed() {
 func (s *Server) setRedis(up bool) {
 	if up {
 		s.redisFailures.Store(0)
+		if s.redisUp.Load() {
+			return // the common case, on every request: nothing changes
+		}
 	}
 	if s.redisUp.Swap(up) != up {
 		if up {
@@ -243,42 +282,7 @@ func (s *Server) setRedis(up bool) {
 		}
 	}
 	s.metrics.redisUp.Set(b2f(up))
-}
-
-func (s *Server) readyz(c *gin.Context) {
-	status := gin.H{}
-	ready := true
-	if s.redisUp.Load() {
-		status["redis"] = "ok"
-	} else {
-		status["redis"], ready = "unreachable", false
-	}
-	for i, ch := range s.cfg.Checks {
-		if msg := s.checks[i].Load(); msg != nil {
-			status[ch.Name], ready = *msg, false
-		} else {
-			status[ch.Name] = "ok"
-		}
-	}
-	if s.cfg.Catalog.Current() == nil {
-		status["catalog"], ready = "empty", false
-	} else {
-		status["catalog"] = "ok"
-	}
-	models := gin.H{}
-	for _, v := range s.variants() {
-		if m := s.cfg.Models.Current(v); m == nil {
-			models[v], ready = "not loaded", false
-		} else {
-			models[v] = m.Version
-		}
-	}
-	status["models"] = models
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	c.JSON(code, gin.H{"ready": ready, "checks": status})
+	s.metrics.dependencyUp.WithLabelValues("redis").Set(b2f(up))
 }
 
 // recover turns a panic into a 500 with the JSON error body; the handlers

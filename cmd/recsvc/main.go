@@ -75,6 +75,17 @@ type config struct {
 	// eventBuffer is the producer's buffer (0 = events' default, 10000);
 	// tests shrink it to reach the bound quickly.
 	eventBuffer int
+	// durability and client limits: see durability.go.
+	spoolDir          string
+	spoolMaxBytes     int64
+	ackTimeout        time.Duration
+	bodyTimeout       time.Duration
+	maxConnsPerClient int
+	redisBudget       time.Duration
+	// redisIOTimeout overrides go-redis's read and write timeouts (0 = its
+	// default, 3s); fault tests make it long so that a request that waited
+	// on a hung Redis instead of its budget could not go unnoticed.
+	redisIOTimeout time.Duration
 }
 
 func parseConfig(args []string) (config, error) {
@@ -84,7 +95,8 @@ func parseConfig(args []string) (config, error) {
 	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
 	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
 	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
-	fs.IntVar(&c.sampleItems, "sample-items", envflag.Int("NOVAREC_SAMPLE_ITEMS", -1), "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; default 3000 in embedded mode, else 0)")
+	c.sampleItems = envflag.Int("NOVAREC_SAMPLE_ITEMS", -1)
+	fs.Var(autoInt{&c.sampleItems}, "sample-items", "generate this many sample items when the catalog is empty: a `count`, or auto = 3000 in embedded mode, else 0 (env NOVAREC_SAMPLE_ITEMS) (default auto)")
 	fs.IntVar(&c.sampleUsers, "sample-users", envflag.Int("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
 	fs.StringVar(&c.movielens, "movielens", envflag.String("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
@@ -98,6 +110,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
 	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
+	durabilityFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -115,6 +128,9 @@ func parseConfig(args []string) (config, error) {
 	}
 	if c.maxInflight < 0 {
 		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
+	}
+	if err := c.checkDurability(); err != nil {
+		return c, err
 	}
 	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
 	if err != nil {
@@ -187,7 +203,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		log.Warn("embedded mode: in-process Kafka-protocol cluster; set KAFKA_BROKERS=host:port,... to use a real cluster", "brokers", cfg.kafka)
 	} else {
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+		err := events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter, events.TopicCatalog)
 		cancel()
 		switch {
 		case events.IsAuthFailure(err):
@@ -210,15 +226,31 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	// 100ms store budget) on the wire; without it a hung Redis holds every
 	// request for the 3s read timeout (TestFaultRedisServerHangsAndCrashes).
 	redisOpts.PoolSize, redisOpts.MinIdleConns, redisOpts.ContextTimeoutEnabled = 64, 8, true
+	if cfg.redisIOTimeout > 0 {
+		redisOpts.ReadTimeout, redisOpts.WriteTimeout = cfg.redisIOTimeout, cfg.redisIOTimeout
+	}
 	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
 	reg := prometheus.NewRegistry()
 
-	if err := seedCatalog(ctx, store, cfg, embedded, log); err != nil {
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
+	producerOpen := true
+	defer func() {
+		if producerOpen { // an early return, before anything needed flushing
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = producer.Close(ctx)
+		}
+	}()
+	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
+	keeper := features.NewCatalogKeeper(store, events.NewCatalogLog(producer, cfg.kafka, kafkaSec), servingVersion(cat), log, reg)
+	if err := keeper.Sync(ctx); err != nil {
+		log.Warn("could not compare the catalog in Redis with the catalog log; will retry", "err", err)
+	}
+	if err := seedCatalog(ctx, store, keeper, cfg, embedded, log); err != nil {
 		return err
 	}
-	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
 	if err := cat.Refresh(ctx); err != nil {
 		log.Warn("initial catalog load failed; will retry", "err", err)
 	}
@@ -238,7 +270,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		models.Ensure(ctx, api.DefaultVariant)
 	}
 
-	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
+	durable, err := newDurable(cfg, embedded, producer, reg, log)
+	if err != nil {
+		return err
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var waits []func()
 	goRun := func(f func(context.Context)) {
@@ -247,6 +282,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		waits = append(waits, func() { <-done })
 	}
 	goRun(cat.Run)
+	goRun(keeper.Run)
 	goRun(models.Run)
 	if cfg.updater == "on" || (cfg.updater == "auto" && embedded) {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
@@ -279,10 +315,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		}
 	}
 	srv := api.New(api.Config{
-		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
+		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
 		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
-		MaxInflight: cfg.maxInflight,
+		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
+		Checks: []api.Check{kafkaCheck(producer, durable)},
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
 
@@ -296,9 +333,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		stopBG()
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := srv.HTTPServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	go func() { serveErr <- hs.Serve(srv.LimitListener(ln, cfg.maxConnsPerClient)) }()
 	if started != nil {
 		started(running{addr: ln.Addr().String(), brokers: cfg.kafka, redis: cfg.redisAddrs})
 	}
@@ -307,7 +344,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		items = s.Len()
 	}
 	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
-		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -H 'Content-Type: application/json' -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
 
 	select {
 	case <-ctx.Done():
@@ -325,6 +362,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	for _, w := range waits {
 		w()
 	}
+	if err := durable.Close(sctx); err != nil {
+		log.Warn("feedback spool not delivered", "err", err)
+	}
+	producerOpen = false
 	if err := producer.Close(sctx); err != nil {
 		log.Warn("event flush incomplete", "err", err)
 	}
@@ -352,10 +393,12 @@ func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments)
 }
 
 // seedCatalog fills an empty catalog: from MovieLens when asked, else with
-// the generated sample in embedded mode.
-func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedded bool, log *slog.Logger) error {
+// the generated sample in embedded mode. Items go through keeper (the
+// catalog log, then Redis); generated and imported user histories are not
+// events, so `trainer rebuild` cannot restore them.
+func seedCatalog(ctx context.Context, store *features.Store, keeper *features.CatalogKeeper, cfg config, embedded bool, log *slog.Logger) error {
 	if cfg.movielens != "" {
-		return importMovieLens(ctx, store, cfg.movielens, cfg.ratings, log)
+		return importMovieLens(ctx, store, keeper, cfg.movielens, cfg.ratings, log)
 	}
 	n, err := store.ItemCount(ctx)
 	if err != nil {
@@ -368,7 +411,7 @@ func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedde
 		return nil
 	}
 	items := catalog.Sample(cfg.sampleItems, 1)
-	if _, err := store.PutItems(ctx, items); err != nil {
+	if _, err := keeper.PutItems(ctx, items); err != nil {
 		return fmt.Errorf("load sample catalog: %w", err)
 	}
 	log.Info("loaded the built-in sample catalog", "items", cfg.sampleItems, "categories", len(catalog.SampleCategories))
@@ -418,13 +461,13 @@ func sampleUser(snap *catalog.Snapshot, n int) recommend.UserState {
 // importMovieLens loads movies as items and, optionally, ratings as user
 // history, computing each user's state with the same recommend.Observe the
 // feature updater uses.
-func importMovieLens(ctx context.Context, store *features.Store, dir string, ratings bool, log *slog.Logger) error {
+func importMovieLens(ctx context.Context, store *features.Store, keeper *features.CatalogKeeper, dir string, ratings bool, log *slog.Logger) error {
 	start := time.Now()
 	ds, err := movielens.LoadDir(dir)
 	if err != nil {
 		return fmt.Errorf("movielens: %w", err)
 	}
-	if _, err := store.PutItems(ctx, ds.Items); err != nil {
+	if _, err := keeper.PutItems(ctx, ds.Items); err != nil {
 		return fmt.Errorf("movielens items: %w", err)
 	}
 	users := 0
