@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/recommend"
@@ -89,8 +90,10 @@ type Config struct {
 	Experiments Experiments
 	// Reports serves GET /v1/experiments/{name}/report.
 	Reports Reports
-	// AdminToken guards the admin routes (bearer token); empty disables them.
-	AdminToken string
+	// Keys decides who may call which route (apikey.Keyring). Nil admits
+	// every request to the data, catalog and intent routes and turns the
+	// admin routes off, as before there were keys.
+	Keys Authorizer
 	Engine     *recommend.Engine
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
@@ -147,14 +150,23 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Keys == nil {
+		// Open and without Extra keys, New cannot fail.
+		cfg.Keys, _ = apikey.New(apikey.Options{Open: true, Logger: cfg.Logger})
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, checks: make([]atomic.Pointer[string], len(cfg.Checks))}
 	s.metrics = newMetrics(cfg.Registry, func() float64 { return float64(len(s.inflight)) })
 	s.redisUp.Store(true)
-	// dataPlane puts the in-flight bound in front of a data-plane handler.
-	dataPlane := func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{h} }
+	// dataPlane puts the key check, then the in-flight bound, in front of a
+	// data-plane handler: a refused request never takes an in-flight slot.
+	dataPlane := func(scope apikey.Scope, h gin.HandlerFunc) []gin.HandlerFunc {
+		return []gin.HandlerFunc{s.require(scope), h}
+	}
 	if cfg.MaxInflight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInflight)
-		dataPlane = func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{s.limitInflight, h} }
+		dataPlane = func(scope apikey.Scope, h gin.HandlerFunc) []gin.HandlerFunc {
+			return []gin.HandlerFunc{s.require(scope), s.limitInflight, h}
+		}
 	}
 	s.metrics.inflightLimit.Set(float64(cfg.MaxInflight))
 
@@ -169,15 +181,16 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	r.POST("/v1/recommend", dataPlane(s.recommend)...)
-	r.POST("/v1/feedback", dataPlane(s.feedback)...)
-	r.PUT("/v1/items", s.putItems)
-	r.GET("/v1/items/:id", s.getItem)
-	r.GET("/v1/users/:id/intent", s.userIntent)
-	admin := r.Group("/v1/admin", s.requireAdmin)
-	admin.POST("/experiments/reload", s.reloadExperiments)
-	admin.GET("/experiments", s.getExperiments)
-	r.GET("/v1/experiments/:name/report", s.requireAdmin, s.experimentReport)
+	// Each route needs one scope (docs/security.md); health and metrics
+	// need none, so probes and scrapes work without a key.
+	r.POST("/v1/recommend", dataPlane(apikey.Recommend, s.recommend)...)
+	r.POST("/v1/feedback", dataPlane(apikey.Feedback, s.feedback)...)
+	r.PUT("/v1/items", s.audited("catalog.put"), s.require(apikey.Catalog), s.putItems)
+	r.GET("/v1/items/:id", s.require(apikey.Catalog), s.getItem)
+	r.GET("/v1/users/:id/intent", s.require(apikey.IntentRead), s.userIntent)
+	r.POST("/v1/admin/experiments/reload", s.audited("experiments.reload"), s.require(apikey.Admin), s.reloadExperiments)
+	r.GET("/v1/admin/experiments", s.require(apikey.Admin), s.getExperiments)
+	r.GET("/v1/experiments/:name/report", s.require(apikey.Admin), s.experimentReport)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
