@@ -93,8 +93,8 @@ type Config struct {
 	// Keys decides who may call which route (apikey.Keyring). Nil admits
 	// every request to the data, catalog and intent routes and turns the
 	// admin routes off, as before there were keys.
-	Keys Authorizer
-	Engine     *recommend.Engine
+	Keys   Authorizer
+	Engine *recommend.Engine
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
