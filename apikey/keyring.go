@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 )
 
 // Options configure a Keyring.
@@ -62,7 +61,7 @@ type entry struct {
 	// limiters has a bucket per scope the key holds (nil = not limited).
 	// Buckets carry over to the next generation for an id that stays, so
 	// a reload neither resets nor shares them.
-	limiters map[Scope]*rate.Limiter
+	limiters map[Scope]*bucket
 }
 
 // New returns a Keyring holding only opts.Extra; call Reload to read the
@@ -115,7 +114,7 @@ func (k *Keyring) build(file []Key, prev *keySet) (*keySet, error) {
 			return nil, fmt.Errorf("key id %s is used twice (the keys file and NOVAREC_ADMIN_TOKEN's key?)", key.ID)
 		}
 		seen[key.ID] = true
-		e := &entry{Key: key, limiters: map[Scope]*rate.Limiter{}}
+		e := &entry{Key: key, limiters: map[Scope]*bucket{}}
 		for _, sc := range key.Scopes {
 			if o := old[key.ID]; o != nil && o.Has(sc) {
 				e.limiters[sc] = o.limiters[sc]
@@ -181,25 +180,17 @@ func (k *Keyring) Authorize(r *http.Request, scope Scope) (string, error) {
 		return "", &Denied{Status: http.StatusForbidden, Code: "forbidden", KeyID: e.ID,
 			Message: fmt.Sprintf("API key %s lacks the scope %s this route needs", e.ID, scope)}
 	}
-	if lim := e.limiters[scope]; lim != nil {
-		now := k.opts.Now()
-		res := lim.ReserveN(now, 1)
-		if wait := res.DelayFrom(now); !res.OK() || wait > 0 {
-			res.CancelAt(now)
-			if !res.OK() { // cannot happen with Burst >= 1; answer as if it were
-				wait = time.Second
-			}
+	if b := e.limiters[scope]; b != nil {
+		if wait := b.take(k.opts.Now); wait > 0 {
 			k.metrics.count(e.ID, scope, "rate_limited")
-			return "", &Denied{Status: http.StatusTooManyRequests, Code: "rate_limited", KeyID: e.ID, RetryAfter: max(wait, time.Second),
-				Message: fmt.Sprintf("API key %s is over its %s rate limit (%s requests/s, burst %d); retry later", e.ID, scope,
-					formatRate(lim.Limit()), lim.Burst())}
+			return "", &Denied{Status: http.StatusTooManyRequests, Code: "rate_limited", KeyID: e.ID, RetryAfter: wait,
+				Message: fmt.Sprintf("API key %s is over its %s rate limit (%g requests/s, burst %d); retry later", e.ID, scope,
+					float64(b.lim.Limit()), b.lim.Burst())}
 		}
 	}
 	k.metrics.count(e.ID, scope, "allowed")
 	return e.ID, nil
 }
-
-func formatRate(r rate.Limit) string { return fmt.Sprintf("%g", float64(r)) }
 
 // RetryAfterSeconds is d as the whole seconds of a Retry-After header,
 // rounded up so a client that waits that long finds a token.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -91,10 +93,31 @@ func (l Limits) String() string {
 
 // limiter returns a new bucket for scope, nil when it is not limited. A
 // scope missing from l is not limited.
-func (l Limits) limiter(sc Scope) *rate.Limiter {
+func (l Limits) limiter(sc Scope) *bucket {
 	lim, ok := l[sc]
 	if !ok || lim.Rate == rate.Inf {
 		return nil
 	}
-	return rate.NewLimiter(lim.Rate, lim.Burst)
+	return &bucket{lim: rate.NewLimiter(lim.Rate, lim.Burst)}
+}
+
+// bucket is a token bucket whose clock is read under its lock: requests
+// that read the clock outside it can reach the limiter out of time order,
+// and rate.Limiter then counts the time between them twice, admitting more
+// than the rate under contention.
+type bucket struct {
+	mu  sync.Mutex
+	lim *rate.Limiter
+}
+
+// take takes a token now, or returns how long until there is one.
+func (b *bucket) take(clock func() time.Time) (wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := clock()
+	if b.lim.AllowN(now, 1) {
+		return 0
+	}
+	missing := 1 - b.lim.TokensAt(now)
+	return max(time.Duration(missing/float64(b.lim.Limit())*float64(time.Second)), time.Millisecond)
 }
