@@ -76,8 +76,12 @@ func watchKeys(keys *apikey.Keyring, cfg config) func(context.Context) {
 	if cfg.apiKeys != "" {
 		signal.Notify(hup, syscall.SIGHUP)
 	}
+	poll := cfg.keysPoll
+	if poll <= 0 {
+		poll = apikey.DefaultPoll
+	}
 	return func(ctx context.Context) {
 		defer signal.Stop(hup)
-		keys.Run(ctx, cfg.keysPoll, hup)
+		keys.Run(ctx, poll, hup)
 	}
 }
