@@ -198,6 +198,9 @@ func TestRotationByReload(t *testing.T) {
 		t.Fatal("a missing file was accepted")
 	}
 	check("after a missing file", map[string]int{next: 200})
+	if got := testutil.ToFloat64(f.keys.metrics.lastOK); got != 0 {
+		t.Errorf("novarec_auth_last_reload_successful %v after a failed reload", got)
+	}
 
 	if got := testutil.ToFloat64(f.keys.metrics.keys); got != 2 {
 		t.Errorf("novarec_auth_keys %v, want 2", got)

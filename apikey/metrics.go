@@ -6,6 +6,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	keys     prometheus.Gauge
 	reloads  *prometheus.CounterVec
+	lastOK   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -20,9 +21,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_auth_reloads_total", Help: "Reloads of the API keys file by outcome (ok, error); after an error the previous keys stay in force.",
 		}, []string{"outcome"}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "novarec_auth_last_reload_successful", Help: "1 if the last reload of the API keys file succeeded (or there is no file), 0 while the file in place is refused and the previous keys serve.",
+		}),
 	}
+	m.lastOK.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.requests, m.keys, m.reloads)
+		reg.MustRegister(m.requests, m.keys, m.reloads, m.lastOK)
 	}
 	return m
 }

@@ -64,6 +64,7 @@ func (k *Keyring) reload(trigger string, force bool) error {
 	k.cur.Store(next)
 	k.metrics.keys.Set(float64(len(next.entries)))
 	k.metrics.reloads.WithLabelValues("ok").Inc()
+	k.metrics.lastOK.Set(1)
 	added, removed, replaced := diff(prev, next)
 	k.log.LogAttrs(context.Background(), slog.LevelInfo, "audit", slog.String("action", "keys.reload"),
 		slog.String("trigger", trigger), slog.String("outcome", "ok"), slog.Int("keys", len(next.entries)),
@@ -73,6 +74,7 @@ func (k *Keyring) reload(trigger string, force bool) error {
 
 func (k *Keyring) failed(trigger string, prev *keySet, err error) {
 	k.metrics.reloads.WithLabelValues("error").Inc()
+	k.metrics.lastOK.Set(0)
 	k.log.LogAttrs(context.Background(), slog.LevelError, "audit", slog.String("action", "keys.reload"),
 		slog.String("trigger", trigger), slog.String("outcome", "error"), slog.Int("keys", len(prev.entries)),
 		slog.String("err", err.Error()))
