@@ -20,8 +20,9 @@ variants:
   - {name: nov3, share: 0.5, reward: {w_nov: 3, w_div: 0.1}}
 `
 
-func TestExperimentsAndAdmin(t *testing.T) {
-	f := newFixture(t)
+// runExperiment has the server run experimentYAML from a file it returns.
+func (f *fixture) runExperiment(t *testing.T) (*experiment.File, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "experiments.yaml")
 	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
 		t.Fatal(err)
@@ -31,6 +32,12 @@ func TestExperimentsAndAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.srv.cfg.Experiments = file
+	return file, path
+}
+
+func TestExperimentsAndAdmin(t *testing.T) {
+	f := newFixture(t)
+	file, path := f.runExperiment(t)
 	// NOVAREC_ADMIN_TOKEN's compatibility key, next to an open data plane.
 	f.srv.cfg.Keys = keyring(t, apikey.Options{Open: true, Extra: []apikey.Key{apikey.NewKey("admin-token", "s3cret", apikey.Admin)}})
 

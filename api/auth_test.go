@@ -1,23 +1,18 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/novarec/novarec/apikey"
-	"github.com/novarec/novarec/experiment"
+	"github.com/novarec/novarec/internal/logtest"
 )
 
 func keyring(t *testing.T, opts apikey.Options) *apikey.Keyring {
@@ -196,56 +191,18 @@ func TestRateLimitAnswer(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the handlers may write from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// auditLines returns the JSON log lines whose message is "audit".
-func (s *syncBuffer) auditLines(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m["msg"] == "audit" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // TestAuditLines checks that catalog writes and experiment reloads, refused
 // ones included, leave one audit line each with the key id, route, counts
 // and outcome, and that no log line carries a key or a user id.
 func TestAuditLines(t *testing.T) {
 	f := newFixture(t)
-	logs := &syncBuffer{}
-	f.srv.log = slog.New(slog.NewJSONHandler(logs, nil))
+	logs, log := logtest.New()
+	f.srv.log = log
 	pipeline, kp := apikey.Generate("pipeline", apikey.Catalog)
 	frontend, kf := apikey.Generate("frontend", apikey.Recommend, apikey.Feedback)
 	operator, ko := apikey.Generate("operator", apikey.Admin)
 	f.srv.cfg.Keys = keyring(t, apikey.Options{Extra: []apikey.Key{kp, kf, ko}, Logger: f.srv.log})
-	path := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := experiment.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv.cfg.Experiments = file
+	f.runExperiment(t)
 
 	const user = "audit-user-7f3a"
 	items := `{"items":[{"id":"a1","categories":["drama"]},{"id":"a2","categories":["war"]},{"id":"a3","categories":["news"]}]}`
@@ -273,7 +230,7 @@ func TestAuditLines(t *testing.T) {
 			want = append(want, c.want)
 		}
 	}
-	lines := logs.auditLines(t)
+	lines := logs.Lines(t, "audit")
 	if len(lines) != len(want) {
 		t.Fatalf("%d audit lines, want %d: %v", len(lines), len(want), lines)
 	}
@@ -290,7 +247,7 @@ func TestAuditLines(t *testing.T) {
 	if v, _ := lines[0]["catalog_version"].(float64); v < 1 {
 		t.Errorf("catalog write without its catalog_version: %v", lines[0])
 	}
-	all := logs.b.String()
+	all := logs.String()
 	for _, secret := range []string{pipeline, frontend, operator, user} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the log holds %q:\n%s", secret, all)

@@ -1,7 +1,6 @@
 package apikey
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -18,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
+
+	"github.com/novarec/novarec/internal/logtest"
 )
 
 func TestParse(t *testing.T) {
@@ -65,7 +66,7 @@ func TestParse(t *testing.T) {
 type fixture struct {
 	path string
 	keys *Keyring
-	log  *syncBuffer
+	log  *logtest.Buffer
 	reg  *prometheus.Registry
 	now  time.Time
 	mu   sync.Mutex
@@ -73,9 +74,10 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts Options, file ...Key) *fixture {
 	t.Helper()
-	f := &fixture{path: filepath.Join(t.TempDir(), "keys"), log: &syncBuffer{}, reg: prometheus.NewRegistry(), now: time.Unix(1_800_000_000, 0)}
+	f := &fixture{path: filepath.Join(t.TempDir(), "keys"), reg: prometheus.NewRegistry(), now: time.Unix(1_800_000_000, 0)}
 	f.write(t, file...)
-	opts.Path, opts.Registerer, opts.Logger = f.path, f.reg, slog.New(slog.NewJSONHandler(f.log, nil))
+	f.log, opts.Logger = logtest.New()
+	opts.Path, opts.Registerer = f.path, f.reg
 	if opts.Now == nil {
 		opts.Now = f.clock
 	}
@@ -134,23 +136,6 @@ func (f *fixture) authorize(key string, scope Scope) int {
 		return d.Status
 	}
 	return 200
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestRotationByReload rotates a key the documented way (add the new one,

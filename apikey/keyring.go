@@ -92,9 +92,6 @@ func New(opts Options) (*Keyring, error) {
 	return k, nil
 }
 
-// Open reports whether requests without a key are admitted (Options.Open).
-func (k *Keyring) Open() bool { return k.opts.Open }
-
 // Len is the number of keys in force.
 func (k *Keyring) Len() int { return len(k.cur.Load().entries) }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/novarec/novarec/api"
 	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/internal/logtest"
 )
 
 // TestRefusesRealServersWithoutKeys: with real Redis or Kafka and no keys
@@ -54,23 +53,6 @@ func TestRefusesRealServersWithoutKeys(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 	}
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // send calls s with key as a bearer token ("" = none) and returns the status.
@@ -121,13 +103,13 @@ func TestAPIKeys(t *testing.T) {
 	const adminToken = "legacy-admin-token-5d1c"
 	path := filepath.Join(t.TempDir(), "keys")
 	writeKeys(t, path, kf1, kp)
-	logs := &logBuffer{}
+	logs, log := logtest.New()
 	limits, err := apikey.ParseLimits("recommend=off")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := startLogging(t, config{sampleItems: 300, updater: "off", trainer: "off", apiKeys: path, adminToken: adminToken,
-		rateLimits: limits, keysPoll: 20 * time.Millisecond}, slog.New(slog.NewJSONHandler(logs, nil)))
+		rateLimits: limits, keysPoll: 20 * time.Millisecond}, log)
 
 	b, err := json.Marshal(api.ItemsRequest{Items: catalog.Sample(5, 3)})
 	if err != nil {
@@ -184,8 +166,7 @@ func TestAPIKeys(t *testing.T) {
 
 	// SIGHUP reloads at once, with polling out of the way.
 	writeKeys(t, path, kf2, kp)
-	s = startLogging(t, config{sampleItems: 300, updater: "off", trainer: "off", apiKeys: path, keysPoll: time.Hour},
-		slog.New(slog.NewJSONHandler(logs, nil)))
+	s = startLogging(t, config{sampleItems: 300, updater: "off", trainer: "off", apiKeys: path, keysPoll: time.Hour}, log)
 	writeKeys(t, path, kf3, kp)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
