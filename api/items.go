@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -29,6 +30,7 @@ func (s *Server) putItems(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
+	auditAttrs(c, slog.Int("items", len(req.Items)))
 	switch {
 	case len(req.Items) == 0:
 		abortErr(c, badRequest("items", "items must hold at least one item"))
@@ -49,6 +51,7 @@ func (s *Server) putItems(c *gin.Context) {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "could not store the items; retry"})
 		return
 	}
+	auditAttrs(c, slog.Uint64("catalog_version", version))
 	c.JSON(http.StatusOK, gin.H{"upserted": len(req.Items), "catalog_version": version})
 }
 

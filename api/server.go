@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/recommend"
@@ -106,9 +107,11 @@ type Config struct {
 	Experiments Experiments
 	// Reports serves GET /v1/experiments/{name}/report.
 	Reports Reports
-	// AdminToken guards the admin routes (bearer token); empty disables them.
-	AdminToken string
-	Engine     *recommend.Engine
+	// Keys decides who may call which route (apikey.Keyring). Nil admits
+	// every request to the data, catalog and intent routes and turns the
+	// admin routes off, as before there were keys.
+	Keys   Authorizer
+	Engine *recommend.Engine
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -176,10 +179,16 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Keys == nil {
+		// Open and without Extra keys, New cannot fail.
+		cfg.Keys, _ = apikey.New(apikey.Options{Open: true, Logger: cfg.Logger})
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, checks: make([]atomic.Pointer[string], len(cfg.Checks))}
 	s.metrics = newMetrics(cfg.Registry, func() float64 { return float64(len(s.inflight)) })
 	s.redisUp.Store(true)
-	// dataPlane puts the in-flight bound in front of a data-plane handler.
+	// dataPlane puts the in-flight bound in front of a data-plane handler;
+	// the key check and the body read come before it (withBody below), so
+	// a refused or dawdling request never takes an in-flight slot.
 	dataPlane := func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{h} }
 	if cfg.MaxInflight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInflight)
@@ -203,19 +212,22 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	// withBody reads and checks a JSON body before the rest of the chain.
-	withBody := func(limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
-		return append([]gin.HandlerFunc{requireJSON, s.readBody(limit)}, hs...)
+	// Each route needs one scope (docs/security.md); health and metrics
+	// need none, so probes and scrapes work without a key. The key is
+	// checked before the body is read: a refused client sends no body
+	// the server waits for. withBody then reads and checks a JSON body
+	// before the rest of the chain (the in-flight bound and the handler).
+	withBody := func(scope apikey.Scope, limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
+		return append([]gin.HandlerFunc{s.require(scope), requireJSON, s.readBody(limit)}, hs...)
 	}
-	r.POST("/v1/recommend", withBody(MaxBodyBytes, dataPlane(s.recommend)...)...)
-	r.POST("/v1/feedback", withBody(MaxBodyBytes, dataPlane(s.feedback)...)...)
-	r.PUT("/v1/items", withBody(MaxItemsBodyBytes, s.putItems)...)
-	r.GET("/v1/items/:id", s.getItem)
-	r.GET("/v1/users/:id/intent", s.userIntent)
-	admin := r.Group("/v1/admin", s.requireAdmin)
-	admin.POST("/experiments/reload", s.reloadExperiments)
-	admin.GET("/experiments", s.getExperiments)
-	r.GET("/v1/experiments/:name/report", s.requireAdmin, s.experimentReport)
+	r.POST("/v1/recommend", withBody(apikey.Recommend, MaxBodyBytes, dataPlane(s.recommend)...)...)
+	r.POST("/v1/feedback", withBody(apikey.Feedback, MaxBodyBytes, dataPlane(s.feedback)...)...)
+	r.PUT("/v1/items", append([]gin.HandlerFunc{s.audited("catalog.put")}, withBody(apikey.Catalog, MaxItemsBodyBytes, s.putItems)...)...)
+	r.GET("/v1/items/:id", s.require(apikey.Catalog), s.getItem)
+	r.GET("/v1/users/:id/intent", s.require(apikey.IntentRead), s.userIntent)
+	r.POST("/v1/admin/experiments/reload", s.audited("experiments.reload"), s.require(apikey.Admin), s.reloadExperiments)
+	r.GET("/v1/admin/experiments", s.require(apikey.Admin), s.getExperiments)
+	r.GET("/v1/experiments/:name/report", s.require(apikey.Admin), s.experimentReport)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))

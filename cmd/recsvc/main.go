@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/novarec/novarec/api"
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
@@ -72,6 +73,13 @@ type config struct {
 	debugAddr   string
 	experiments string
 	adminToken  string
+	// apiKeys is the keys file, insecureOpen serves real servers without
+	// one, rateLimits are the per-key buckets and keysPoll how often the
+	// file is looked at (cmd/recsvc/keys.go).
+	apiKeys      string
+	insecureOpen bool
+	rateLimits   apikey.Limits
+	keysPoll     time.Duration
 	// eventBuffer is the producer's buffer (0 = events' default, 10000);
 	// tests shrink it to reach the bound quickly.
 	eventBuffer int
@@ -108,7 +116,7 @@ func parseConfig(args []string) (config, error) {
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
-	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
+	checkKeys := c.keyFlags(fs)
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	durabilityFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +129,9 @@ func parseConfig(args []string) (config, error) {
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level: %w", err)
+	}
+	if err := checkKeys(); err != nil {
+		return c, err
 	}
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	if !(c.intentEpsilon >= 0 && c.intentEpsilon <= 1) {
@@ -176,6 +187,11 @@ type running struct {
 // the server accepts connections.
 func run(ctx context.Context, cfg config, log *slog.Logger, started func(running)) error {
 	embedded := len(cfg.redisAddrs) == 0 || len(cfg.kafka) == 0
+	reg := prometheus.NewRegistry()
+	keys, err := openKeys(cfg, reg, log)
+	if err != nil {
+		return err
+	}
 	if len(cfg.redisAddrs) == 0 {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -232,7 +248,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
-	reg := prometheus.NewRegistry()
 
 	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
 	producerOpen := true
@@ -316,12 +331,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	}
 	srv := api.New(api.Config{
 		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
-		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
+		Experiments: exps, Reports: store, Keys: keys,
 		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
 		Checks: []api.Check{kafkaCheck(producer, durable)},
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
+	goRun(watchKeys(keys, cfg))
 
 	if cfg.debugAddr != "" {
 		// pprof registers on http.DefaultServeMux; it is served only here,
