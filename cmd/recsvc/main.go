@@ -281,7 +281,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	srv := api.New(api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
-		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
+		Engine: newEngine(cfg.intentEpsilon), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight,
 	})
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
@@ -331,6 +331,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	st := producer.Stats()
 	log.Info("recsvc stopped", "events_published", st.Published, "events_dropped", st.Dropped)
 	return nil
+}
+
+// newEngine is the serving engine: the defaults that replay and the
+// simulator evaluate (recommend.DefaultConfig; a zero Config would serve
+// without the popular pool's share), with the operator's exploration floor.
+func newEngine(intentEpsilon float64) *recommend.Engine {
+	ec := recommend.DefaultConfig()
+	ec.IntentEpsilon = intentEpsilon
+	return recommend.NewEngine(ec)
 }
 
 // trainerConfigs returns one trainer configuration per variant: the
