@@ -110,6 +110,9 @@ type Config struct {
 	// catalog and admin routes are never limited, so probes and scrapes
 	// still answer under overload.
 	MaxInflight int
+	// Playground, when set, serves the playground page at GET / and its
+	// assets under /playground/.
+	Playground http.Handler
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -181,6 +184,7 @@ func New(cfg Config) *Server {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.routeFrontDoor(r)
 	s.handler = r
 	return s
 }

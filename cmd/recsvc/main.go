@@ -37,6 +37,7 @@ import (
 	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
+	"github.com/novarec/novarec/playground"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
 )
@@ -72,6 +73,8 @@ type config struct {
 	debugAddr   string
 	experiments string
 	adminToken  string
+	// playground serves the playground page at /.
+	playground bool
 	// eventBuffer is the producer's buffer (0 = events' default, 10000);
 	// tests shrink it to reach the bound quickly.
 	eventBuffer int
@@ -97,6 +100,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
 	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
+	fs.BoolVar(&c.playground, "playground", envflag.Bool("NOVAREC_PLAYGROUND", true), "serve the playground page at / (env NOVAREC_PLAYGROUND)")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -278,12 +282,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 			})
 		}
 	}
-	srv := api.New(api.Config{
+	apiCfg := api.Config{
 		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
 		Engine: newEngine(cfg.intentEpsilon), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight,
-	})
+	}
+	if cfg.playground {
+		apiCfg.Playground = playground.Handler()
+	}
+	srv := api.New(apiCfg)
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
 
 	if cfg.debugAddr != "" {
@@ -306,8 +314,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	if s := cat.Current(); s != nil {
 		items = s.Len()
 	}
-	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
-		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+	port := ln.Addr().(*net.TCPAddr).Port
+	attrs := []any{"addr", ln.Addr().String(), "embedded", embedded, "items", items,
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, port)}
+	if cfg.playground {
+		attrs = append(attrs, "playground", fmt.Sprintf("http://localhost:%d/", port))
+	}
+	log.Info("recsvc serving", attrs...)
 
 	select {
 	case <-ctx.Done():
