@@ -13,6 +13,7 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k === "class") e.setAttribute("class", v);
+    else if (k === "style") e.style.cssText = v; // CSSOM: a style attribute would break the page's CSP
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v);
   }
@@ -20,6 +21,14 @@ function el(tag, attrs, ...children) {
     if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
   }
   return e;
+}
+
+// width sizes a chart's viewBox to its on-screen width, so that its text
+// keeps the page's size instead of scaling with the chart.
+function width(svg, h, fallback) {
+  const w = Math.round(svg.getBoundingClientRect().width) || fallback;
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  return w;
 }
 
 const fmt = (x, d = 3) => (typeof x === "number" && isFinite(x) ? x.toFixed(d) : "–");
@@ -212,7 +221,7 @@ function renderIntent() {
 
 function drawDist(probs, chosen) {
   const svg = $("dist");
-  const w = 300, h = 120, pad = 18, bw = (w - 2 * pad) / probs.length;
+  const h = 130, w = width(svg, h, 300), pad = 18, bw = (w - 2 * pad) / probs.length;
   const parts = [el("svg:line", { x1: pad, y1: h - pad, x2: w - pad, y2: h - pad, class: "axis" })];
   probs.forEach((p, z) => {
     const bh = (h - 2 * pad - 8) * p;
@@ -226,7 +235,7 @@ function drawDist(probs, chosen) {
 
 function drawTrace() {
   const svg = $("trace");
-  const w = 300, h = 120, pad = 14, t = S.trace;
+  const h = 130, w = width(svg, h, 300), pad = 14, t = S.trace;
   const x = (i) => pad + (t.length < 2 ? 0 : (i * (w - 2 * pad)) / (t.length - 1));
   const y = (v) => h - pad - v * (h - 2 * pad);
   const parts = [
@@ -334,7 +343,7 @@ function renderReport() {
     v.metrics.forEach((m, i) => {
       const p = m.p_adjusted !== undefined ? m.p_adjusted : m.p_value;
       rows.push(el("tr", { class: i === 0 ? "first" : "", "data-variant": v.name, "data-metric": m.name },
-        el("td", {}, i === 0 ? v.name + (v.control ? " (control)" : "") : ""),
+        el("td", {}, i === 0 ? v.name + (v.control && v.name !== "control" ? " (control)" : "") : ""),
         el("td", {}, m.name),
         el("td", {}, sig(m.value)),
         el("td", {}, `[${sig(m.ci_low)}, ${sig(m.ci_high)}]`),
@@ -350,7 +359,7 @@ function renderReport() {
 // interval as a whisker, and the control's value as a dashed reference.
 function drawReportChart(r, name) {
   const svg = $("ab-chart");
-  const w = 600, h = 160, left = 110, right = 20, row = (h - 30) / Math.max(1, r.variants.length);
+  const h = 40 + 36 * r.variants.length, w = width(svg, h, 600), left = 110, right = 30, row = (h - 30) / Math.max(1, r.variants.length);
   const ms = r.variants.map((v) => v.metrics.find((m) => m.name === name)).filter(Boolean);
   if (!ms.length) { svg.replaceChildren(); return; }
   let lo = Math.min(...ms.map((m) => m.ci_low)), hi = Math.max(...ms.map((m) => m.ci_high));
