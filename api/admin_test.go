@@ -19,16 +19,23 @@ variants:
   - {name: nov3, share: 0.5, reward: {w_nov: 3, w_div: 0.1}}
 `
 
-func TestExperimentsAndAdmin(t *testing.T) {
-	f := newFixture(t)
+// openExperiment writes an experiments file and opens it.
+func openExperiment(t *testing.T, yaml string) (*experiment.File, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	file, err := experiment.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return file, path
+}
+
+func TestExperimentsAndAdmin(t *testing.T) {
+	f := newFixture(t)
+	file, path := openExperiment(t, experimentYAML)
 	f.srv.cfg.Experiments = file
 	f.srv.cfg.AdminToken = "s3cret"
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -127,14 +126,7 @@ const contractToken = "contract-token"
 func newContractFixture(t *testing.T) *contractFixture {
 	t.Helper()
 	f := newFixture(t)
-	path := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file, err := experiment.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, _ := openExperiment(t, experimentYAML)
 	cf := &contractFixture{fixture: f, file: file}
 	cf.base = f.srv.cfg
 	cf.base.Experiments, cf.base.AdminToken, cf.base.Reports = file, contractToken, f.store
@@ -204,14 +196,7 @@ func TestContract(t *testing.T) {
 	noAdmin := cf.variant(func(c *Config) { c.AdminToken = "" })
 	noExp := cf.variant(func(c *Config) { c.Experiments = nil })
 	// An experiments file edited into an invalid one after it was loaded.
-	badPath := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(badPath, []byte(experimentYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	badFile, err := experiment.OpenFile(badPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	badFile, badPath := openExperiment(t, experimentYAML)
 	if err := os.WriteFile(badPath, []byte(strings.Replace(experimentYAML, "share: 0.5", "share: 0.7", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}

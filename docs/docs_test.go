@@ -257,7 +257,6 @@ func split(line string) []string {
 
 // binaries builds each `go run` package once.
 type binaries struct {
-	t   *testing.T
 	dir string
 	mu  sync.Mutex
 	got map[string]string
@@ -294,14 +293,20 @@ func blocks(t *testing.T) []block {
 	return all
 }
 
-// TestCommands checks every command of the docs' sh blocks (see the
-// package comment for what is checked for which command).
-func TestCommands(t *testing.T) {
+// newChecker returns what check needs; building the commands is too slow
+// for -short.
+func newChecker(t *testing.T) (*binaries, routers.Router) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the commands: not in -short")
 	}
-	bins := &binaries{t: t, dir: t.TempDir(), got: map[string]string{}}
-	router := contractRouter(t)
+	return &binaries{dir: t.TempDir(), got: map[string]string{}}, contractRouter(t)
+}
+
+// TestCommands checks every command of the docs' sh blocks (see the
+// package comment for what is checked for which command).
+func TestCommands(t *testing.T) {
+	bins, router := newChecker(t)
 	checked := 0
 	for _, b := range blocks(t) {
 		for _, c := range commands(b) {
@@ -512,11 +517,7 @@ func checkCurl(router routers.Router, args []string) error {
 
 // TestCheckerCatchesMistakes makes sure the command checks have teeth.
 func TestCheckerCatchesMistakes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the commands: not in -short")
-	}
-	bins := &binaries{t: t, dir: t.TempDir(), got: map[string]string{}}
-	router := contractRouter(t)
+	bins, router := newChecker(t)
 	for _, tc := range []struct {
 		line string
 		ok   bool
