@@ -161,14 +161,16 @@ async function feedback(item, type) {
   S.sent++;
   renderSlate();
   log(`${type} ${item.item_id}${item.novel ? " (novel)" : ""}`);
-  const want = S.seen + S.sent;
+  // Usually well under a second; the first event after a start waits for
+  // the feature updater's consumer group to form, so allow 30 s.
+  const want = S.seen + S.sent, deadline = Date.now() + 30000;
   let it = null;
-  for (let i = 0; i < 50; i++) {
+  for (let wait = 50; ; wait = Math.min(2 * wait, 500)) {
     try { it = await loadIntent(); } catch (err) { showError(err); return; }
-    if (it.stats.clicks + it.stats.skips >= want) break;
-    await new Promise((r) => setTimeout(r, 100));
+    if (it.stats.clicks + it.stats.skips >= want || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, wait));
   }
-  if (it.stats.clicks + it.stats.skips < want) log("the feature updater has not applied it yet; shown intent may lag");
+  if (it.stats.clicks + it.stats.skips < want) log("the feature updater has not applied it yet; the intent shown may lag");
   S.trace.push({ label: type, user: it.user_propensity, session: it.session_propensity, level: null, k: it.probabilities.length });
   renderIntent();
 }
