@@ -48,16 +48,22 @@ class APIError extends Error {
   }
 }
 
+// api calls one route. A read that meets 503 (the store missed its 100 ms
+// budget, or the service sheds load) is retried twice: reads are safe to
+// repeat, writes are left to the user.
 async function api(method, path, body) {
   const headers = {};
   const key = $("key").value.trim();
   if (key) headers["Authorization"] = "Bearer " + key;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  let data = null;
-  try { data = await resp.json(); } catch (_) { /* not JSON */ }
-  if (!resp.ok) throw new APIError(resp.status, data);
-  return data;
+  for (let attempt = 1; ; attempt++) {
+    const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    let data = null;
+    try { data = await resp.json(); } catch (_) { /* not JSON */ }
+    if (resp.ok) return data;
+    if (method !== "GET" || resp.status !== 503 || attempt === 3) throw new APIError(resp.status, data);
+    await new Promise((r) => setTimeout(r, 200 * attempt));
+  }
 }
 
 function showError(err) {
@@ -130,7 +136,7 @@ async function nextSlate() {
 
 async function loadDetails(ids) {
   await Promise.all(ids.filter((id) => !S.details[id]).map(async (id) => {
-    try { S.details[id] = await api("GET", "/v1/items/" + encodeURIComponent(id)); } catch (_) { S.details[id] = { categories: [] }; }
+    try { S.details[id] = await api("GET", "/v1/items/" + encodeURIComponent(id)); } catch (_) { /* categories stay unknown ("…") */ }
   }));
 }
 
