@@ -20,24 +20,24 @@ variants:
   - {name: nov3, share: 0.5, reward: {w_nov: 3, w_div: 0.1}}
 `
 
-// runExperiment has the server run experimentYAML from a file it returns.
-func (f *fixture) runExperiment(t *testing.T) (*experiment.File, string) {
+// openExperiment writes an experiments file and opens it.
+func openExperiment(t *testing.T, yaml string) (*experiment.File, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	file, err := experiment.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv.cfg.Experiments = file
 	return file, path
 }
 
 func TestExperimentsAndAdmin(t *testing.T) {
 	f := newFixture(t)
-	file, path := f.runExperiment(t)
+	file, path := openExperiment(t, experimentYAML)
+	f.srv.cfg.Experiments = file
 	// NOVAREC_ADMIN_TOKEN's compatibility key, next to an open data plane.
 	f.srv.cfg.Keys = keyring(t, apikey.Options{Open: true, Extra: []apikey.Key{apikey.NewKey("admin-token", "s3cret", apikey.Admin)}})
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/internal/logtest"
+	"github.com/novarec/novarec/playground"
 )
 
 func keyring(t *testing.T, opts apikey.Options) *apikey.Keyring {
@@ -35,9 +36,13 @@ var routeScopes = map[string]apikey.Scope{
 	"POST /v1/admin/experiments/reload": apikey.Admin,
 	"GET /v1/admin/experiments":         apikey.Admin,
 	"GET /v1/experiments/:name/report":  apikey.Admin,
+	"GET /v1/policy":                    apikey.Recommend,
 	"GET /healthz":                      "",
 	"GET /readyz":                       "",
 	"GET /metrics":                      "",
+	"GET /openapi.json":                 "",
+	"GET /":                             "",
+	"GET /playground/*file":             "",
 }
 
 // send calls the server with a key in the given header ("" = none).
@@ -72,7 +77,10 @@ func TestScopesAllowExactlyTheirRoutes(t *testing.T) {
 		secrets[sc] = secret
 		keys = append(keys, k)
 	}
-	f.srv.cfg.Keys = keyring(t, apikey.Options{Extra: keys, Limits: apikey.Limits{}})
+	cfg := f.srv.cfg
+	cfg.Keys = keyring(t, apikey.Options{Extra: keys, Limits: apikey.Limits{}})
+	cfg.Playground, cfg.Registry = playground.Handler(), nil // every route there is
+	f.srv = New(cfg)
 
 	var routes []string
 	for _, r := range f.srv.handler.(*gin.Engine).Routes() {
@@ -83,7 +91,7 @@ func TestScopesAllowExactlyTheirRoutes(t *testing.T) {
 			t.Errorf("%s is documented but not served", route)
 		}
 	}
-	fill := strings.NewReplacer(":id", "scope-test", ":name", "nov-weights")
+	fill := strings.NewReplacer(":id", "scope-test", ":name", "nov-weights", "*file", "app.js")
 	for _, route := range routes {
 		want, ok := routeScopes[route]
 		if !ok {
@@ -202,7 +210,7 @@ func TestAuditLines(t *testing.T) {
 	frontend, kf := apikey.Generate("frontend", apikey.Recommend, apikey.Feedback)
 	operator, ko := apikey.Generate("operator", apikey.Admin)
 	f.srv.cfg.Keys = keyring(t, apikey.Options{Extra: []apikey.Key{kp, kf, ko}, Logger: f.srv.log})
-	f.runExperiment(t)
+	f.srv.cfg.Experiments, _ = openExperiment(t, experimentYAML)
 
 	const user = "audit-user-7f3a"
 	items := `{"items":[{"id":"a1","categories":["drama"]},{"id":"a2","categories":["war"]},{"id":"a3","categories":["news"]}]}`

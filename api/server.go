@@ -135,6 +135,9 @@ type Config struct {
 	// BodyTimeout is how long a client may take to send a request body
 	// (default DefaultBodyTimeout; see readBody).
 	BodyTimeout time.Duration
+	// Playground, when set, serves the playground page at GET / and its
+	// assets under /playground/.
+	Playground http.Handler
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -231,6 +234,7 @@ func New(cfg Config) *Server {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.routeFrontDoor(r)
 	s.handler = r
 	return s
 }

@@ -32,7 +32,7 @@ type Limits map[Scope]Limit
 
 // DefaultLimits are generous for one client of one replica and still stop
 // a runaway loop before it takes the replica: a replica serves a few
-// thousand recommendations a second (README, "Benchmarks"), so one key may
+// thousand recommendations a second (docs/benchmarks.md), so one key may
 // take about a third of that; a catalog call carries up to 10,000 items;
 // intent reads and admin calls are for people and tools.
 func DefaultLimits() Limits {

@@ -371,16 +371,15 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	for _, id := range req.Exclude {
 		markTaken(snap, taken, id)
 	}
-	nCand := max(e.cfg.Candidates, 4*req.K)
-	nPop := int(math.Ceil(e.cfg.PopularShare * float64(nCand)))
-	nNovel := int(math.Round(level.NovelShare * float64(nCand-nPop)))
+	want := e.Pools(req.K, level, taste == nil)
+	nCand := want.Familiar + want.Novel + want.Popular
 	pool := sc.pool[:0]
-	if taste != nil {
-		pool = e.familiar(pool, sc, snap, taste, nCand-nPop-nNovel)
-	} else {
-		nPop = nCand // cold user: popular pool, made diverse by the ranker
+	if want.Familiar > 0 {
+		pool = e.familiar(pool, sc, snap, taste, want.Familiar)
 	}
-	pool = novel(pool, snap, seen, taken, nCand-nPop-len(pool))
+	// The novel pool also takes what the familiar one could not fill, and
+	// the popular pool whatever is still missing.
+	pool = novel(pool, snap, seen, taken, want.Novel+want.Familiar-len(pool))
 	pool = popular(pool, snap, taken, nCand-len(pool))
 
 	sc.pool = pool
@@ -417,6 +416,29 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		}
 	}
 	return d, nil
+}
+
+// Pools are the candidate pools' planned sizes for one decision.
+type Pools struct {
+	Familiar, Novel, Popular int
+}
+
+// Pools returns how many candidates a decision at level asks of each pool
+// for a slate of k: the popular pool always takes Config.PopularShare (a
+// prior that keeps strong items in reach at every level), the novel pool the
+// level's NovelShare of the rest, the familiar pool what remains; a cold
+// user (no known history) has no taste to be familiar with and gets the
+// popular pool only, made diverse by the ranker. A pool that runs short
+// (few unseen categories) is topped up by the next one, so these are the
+// sizes asked for, not always the sizes served.
+func (e *Engine) Pools(k int, level intent.Level, cold bool) Pools {
+	n := max(e.cfg.Candidates, 4*k)
+	if cold {
+		return Pools{Popular: n}
+	}
+	pop := int(math.Ceil(e.cfg.PopularShare * float64(n)))
+	nov := int(math.Round(level.NovelShare * float64(n-pop)))
+	return Pools{Familiar: n - pop - nov, Novel: nov, Popular: pop}
 }
 
 func markTaken(snap *catalog.Snapshot, taken *marks, id string) {

@@ -38,6 +38,7 @@ import (
 	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
+	"github.com/novarec/novarec/playground"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
 )
@@ -80,6 +81,8 @@ type config struct {
 	insecureOpen bool
 	rateLimits   apikey.Limits
 	keysPoll     time.Duration
+	// playground serves the playground page at /.
+	playground bool
 	// eventBuffer is the producer's buffer (0 = events' default, 10000);
 	// tests shrink it to reach the bound quickly.
 	eventBuffer int
@@ -117,6 +120,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
 	checkKeys := c.keyFlags(fs)
+	fs.BoolVar(&c.playground, "playground", envflag.Bool("NOVAREC_PLAYGROUND", true), "serve the playground page at / (env NOVAREC_PLAYGROUND)")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
 	durabilityFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
@@ -329,13 +333,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 			})
 		}
 	}
-	srv := api.New(api.Config{
+	apiCfg := api.Config{
 		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, Keys: keys,
-		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
+		Engine: newEngine(cfg.intentEpsilon), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
 		Checks: []api.Check{kafkaCheck(producer, durable)},
-	})
+	}
+	if cfg.playground {
+		apiCfg.Playground = playground.Handler()
+	}
+	srv := api.New(apiCfg)
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
 	goRun(watchKeys(keys, cfg))
 
@@ -359,8 +367,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	if s := cat.Current(); s != nil {
 		items = s.Len()
 	}
-	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
-		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -H 'Content-Type: application/json' -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+	port := ln.Addr().(*net.TCPAddr).Port
+	attrs := []any{"addr", ln.Addr().String(), "embedded", embedded, "items", items,
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -H 'Content-Type: application/json' -d '{"user_id":"alice"}'`, port)}
+	if cfg.playground {
+		attrs = append(attrs, "playground", fmt.Sprintf("http://localhost:%d/", port))
+	}
+	log.Info("recsvc serving", attrs...)
 
 	select {
 	case <-ctx.Done():
@@ -388,6 +401,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	st := producer.Stats()
 	log.Info("recsvc stopped", "events_published", st.Published, "events_dropped", st.Dropped)
 	return nil
+}
+
+// newEngine is the serving engine: the defaults that replay and the
+// simulator evaluate (recommend.DefaultConfig; a zero Config would serve
+// without the popular pool's share), with the operator's exploration floor.
+func newEngine(intentEpsilon float64) *recommend.Engine {
+	ec := recommend.DefaultConfig()
+	ec.IntentEpsilon = intentEpsilon
+	return recommend.NewEngine(ec)
 }
 
 // trainerConfigs returns one trainer configuration per variant: the
