@@ -34,11 +34,12 @@ type child struct {
 	base string
 }
 
-// startChild starts recsvc with args and waits until it is ready.
+// startChild starts recsvc with args and waits until it is ready. It is
+// open (-insecure-open): the tests call it without API keys, on loopback.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
 	addr := kafkatest.FreePort(t)
-	c := &child{Process: proctest.Start(t, append([]string{"-addr", addr, "-log-level", "info"}, args...)...), base: "http://" + addr}
+	c := &child{Process: proctest.Start(t, append([]string{"-addr", addr, "-log-level", "info", "-insecure-open"}, args...)...), base: "http://" + addr}
 	within(t, time.Minute, "the child recsvc to be ready", func() bool {
 		resp, err := http.Get(c.base + "/readyz")
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/novarec/novarec/apikey"
 )
 
 // screenshots, when set, is where TestPlaygroundInBrowser writes its
@@ -31,6 +34,124 @@ func browser() string {
 	return ""
 }
 
+// console collects what a page logs as errors: calls of the console API,
+// uncaught exceptions and the browser log (failed loads, CSP violations).
+// Answers whose status the test expects (503 under load, a 401 before a
+// key is typed) are set aside; every other error is a problem.
+type console struct {
+	mu                 sync.Mutex
+	expected           []string // "status of NNN" texts set aside
+	problems, setAside []string
+}
+
+func (c *console) check(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.setAside) > 0 {
+		t.Logf("the service answered %d requests with an expected error status; the page handled them: %v", len(c.setAside), c.setAside)
+	}
+	if len(c.problems) > 0 {
+		t.Errorf("the browser logged errors:\n%s", strings.Join(c.problems, "\n"))
+	}
+}
+
+// page is a headless chromium tab, its context bounded as a whole, and
+// the test that drives it.
+type page struct {
+	t       *testing.T
+	ctx     context.Context
+	console *console
+}
+
+// openBrowser starts headless chromium (the flags of the helper guide). It
+// skips the test without a chromium on PATH. expected are the console
+// texts (e.g. "status of 503") the test expects and checks otherwise.
+func openBrowser(t *testing.T, expected ...string) *page {
+	t.Helper()
+	exe := browser()
+	if exe == "" {
+		t.Skip("no chromium on PATH: apt-get install -y chromium (.ci/run does) to run the playground's browser test")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1100))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	// A bound on the whole session, not a speed assertion: a hung browser
+	// must not hold the test run for its full timeout.
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(cancel)
+
+	c := &console{expected: expected}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type != chromedp.ConsoleError && !m.IsException() {
+				continue
+			}
+			c.mu.Lock()
+			if i := slices.IndexFunc(c.expected, func(s string) bool { return strings.Contains(m.Text, s) }); i >= 0 {
+				c.setAside = append(c.setAside, c.expected[i]+" "+m.URL)
+			} else {
+				c.problems = append(c.problems, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return &page{t: t, ctx: ctx, console: c}
+}
+
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("read %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (p *page) count(sel string) int {
+	p.t.Helper()
+	n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+	if err != nil {
+		p.t.Fatalf("count %s: %v", sel, err)
+	}
+	return n
+}
+
+func (p *page) number(sel string) float64 {
+	p.t.Helper()
+	f, err := strconv.ParseFloat(p.text(sel), 64)
+	if err != nil {
+		p.t.Fatalf("%s: %v", sel, err)
+	}
+	return f
+}
+
+// poll waits until the JavaScript expression is true (a hang guard of a
+// minute, not a speed assertion).
+func (p *page) poll(what, expr string) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Minute))); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // TestPlaygroundInBrowser drives the playground page in headless chromium
 // against recsvc in embedded mode, with the example experiment and an
 // admin token: the page loads and shows a slate and the user's intent; a
@@ -39,98 +160,23 @@ func browser() string {
 // shows the running experiment's report as a table and a chart; and the
 // browser logs no error on the way.
 func TestPlaygroundInBrowser(t *testing.T) {
-	exe := browser()
-	if exe == "" {
-		t.Skip("no chromium on PATH: apt-get install -y chromium (.ci/run does) to run the playground's browser test")
-	}
 	const token = "playground-test-token"
+	// 503: the service's answer under load (a store read over its 100 ms
+	// budget); the page retries reads, and the checks below see whether it
+	// recovered.
+	p := openBrowser(t, "status of 503")
 	s := start(t, config{
 		updater: "on", trainer: "on", sampleItems: 1000, playground: true,
 		experiments: filepath.Join("..", "..", "examples", "experiments.yaml"), adminToken: token,
 	})
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1100))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	// A bound on the whole session, not a speed assertion: a hung browser
-	// must not hold the test run for its full timeout.
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	// The browser's console: calls of the console API, uncaught
-	// exceptions and the browser log (failed loads, CSP violations).
-	var mu sync.Mutex
-	var problems, unavailable []string
-	console := chromedp.Console(ctx)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.Type != chromedp.ConsoleError && !m.IsException() {
-				continue
-			}
-			mu.Lock()
-			if strings.Contains(m.Text, "status of 503") {
-				// The service's answer under load (a store read over its
-				// 100 ms budget): the page retries reads, and the
-				// checks below see whether it recovered.
-				unavailable = append(unavailable, m.URL)
-			} else {
-				problems = append(problems, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
-			}
-			mu.Unlock()
-		}
-	}()
-
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	count := func(sel string) int {
-		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
-		if err != nil {
-			t.Fatalf("count %s: %v", sel, err)
-		}
-		return n
-	}
-	number := func(sel string) float64 {
-		t.Helper()
-		f, err := strconv.ParseFloat(text(sel), 64)
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return f
-	}
-	poll := func(what, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Minute))); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	do, text, count, number, poll := p.do, p.text, p.count, p.number, p.poll
 	shot := func(name string) {
 		t.Helper()
 		if *screenshots == "" {
 			return
 		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +188,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	// The page loads, asks for a slate for a new user and shows the intent.
 	do("load the page", chromedp.Navigate(s.base+"/?user=pg-browser&session=s1"), chromedp.WaitVisible(chromedp.CSS("#slate li.item")))
 	poll("intent shown", `document.getElementById("up").textContent !== "–" && document.querySelector("#whybody dl") !== null`)
-	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title != "novarec playground" {
+	if title, err := chromedp.Run(p.ctx, chromedp.Title()); err != nil || title != "novarec playground" {
 		t.Errorf("title %q, %v", title, err)
 	}
 	if n := count("#slate li.item"); n != 8 {
@@ -203,12 +249,41 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		shot("playground-ab.png")
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(unavailable) > 0 {
-		t.Logf("the service answered 503 to %d reads (load); the page retried: %v", len(unavailable), unavailable)
+	p.console.check(t)
+}
+
+// TestPlaygroundWithKeys drives the playground against recsvc with an API
+// keys file: without a key the page says that it needs one (401), and once
+// a key of the page's scopes is typed into its API key field it shows a
+// slate, the user's intent and why this slate (recommend, feedback,
+// intent:read; GET /v1/policy is in recommend). The key has no catalog
+// scope: the page shows no categories and asks for them once (one 403).
+func TestPlaygroundWithKeys(t *testing.T) {
+	p := openBrowser(t, "status of 401", "status of 403", "status of 503")
+	secret, key := apikey.Generate("playground", apikey.Recommend, apikey.Feedback, apikey.IntentRead)
+	path := filepath.Join(t.TempDir(), "keys")
+	writeKeys(t, path, key)
+	s := start(t, config{updater: "off", trainer: "off", sampleItems: 300, playground: true, apiKeys: path})
+
+	p.do("load the page without a key", chromedp.Navigate(s.base+"/?user=pg-keys&session=s1"), chromedp.WaitVisible(chromedp.CSS("#error")))
+	if msg := p.text("#error"); !strings.Contains(msg, "401") || !strings.Contains(msg, "API key") {
+		t.Errorf("without a key the page says %q, want a 401 and what key to type", msg)
 	}
-	if len(problems) > 0 {
-		t.Errorf("the browser logged errors:\n%s", strings.Join(problems, "\n"))
+	if n := p.count("#slate li.item"); n != 0 {
+		t.Errorf("without a key the page shows %d items", n)
 	}
+	p.do("type the key and ask again", chromedp.SendKeys(chromedp.CSS("#key"), secret), chromedp.Click(chromedp.CSS("#next")))
+	p.poll("a slate, its intent and why", `document.querySelectorAll("#slate li.item").length === 8 &&
+		document.getElementById("error").hidden && document.querySelector("#whybody dl") !== null &&
+		document.getElementById("up").textContent !== "–"`)
+	if cats := p.text("#slate li.item .cats"); cats != "…" {
+		t.Errorf("categories %q shown with a key without the catalog scope", cats)
+	}
+	p.console.mu.Lock()
+	refused := slices.DeleteFunc(slices.Clone(p.console.setAside), func(s string) bool { return strings.Contains(s, "503") })
+	p.console.mu.Unlock()
+	if len(refused) != 2 {
+		t.Errorf("refused requests %v, want the first slate's 401 and one 403 of an item read", refused)
+	}
+	p.console.check(t)
 }

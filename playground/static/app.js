@@ -68,7 +68,7 @@ async function api(method, path, body) {
 
 // keyHint says what to do about a refused key: the server has API keys
 // (docs/security.md) and the page needs one for the routes it calls.
-const keyHint = " Type an API key above with the recommend, feedback and intent:read scopes (and admin for the A/B report).";
+const keyHint = " Type an API key above with the recommend, feedback and intent:read scopes (catalog to show the items' categories, admin for the A/B report).";
 
 function showError(err) {
   const box = $("error");
@@ -85,6 +85,7 @@ function showError(err) {
 const S = {
   rec: null,         // the last recommend response
   details: {},       // item id -> catalog item (categories)
+  detailsDenied: null, // the key item reads were refused with (no catalog scope)
   acted: {},         // item id -> "click" | "skip" for the current slate
   intent: null,      // the last GET /v1/users/{id}/intent
   decision: null,    // the intent as it was when the slate was built
@@ -139,10 +140,23 @@ async function nextSlate() {
   }
 }
 
+// loadDetails reads the items' categories. Item reads are in the catalog
+// scope: with a key without it they are refused, the categories stay
+// unknown ("…"), and the page stops asking until the key changes. The
+// first read goes alone so that a refusal is met once, not once per item.
 async function loadDetails(ids) {
-  await Promise.all(ids.filter((id) => !S.details[id]).map(async (id) => {
-    try { S.details[id] = await api("GET", "/v1/items/" + encodeURIComponent(id)); } catch (_) { /* categories stay unknown ("…") */ }
-  }));
+  const key = $("key").value.trim();
+  const one = async (id) => {
+    if (S.detailsDenied === key) return;
+    try {
+      S.details[id] = await api("GET", "/v1/items/" + encodeURIComponent(id));
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) S.detailsDenied = key;
+    }
+  };
+  const todo = ids.filter((id) => !S.details[id]);
+  if (todo.length > 0) await one(todo[0]);
+  await Promise.all(todo.slice(1).map(one));
 }
 
 async function loadPolicy(variant, k) {
