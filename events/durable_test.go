@@ -14,6 +14,7 @@ import (
 
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/metrictest"
 )
 
 // brokerOn starts a one-broker cluster on port (0 = any) with the event
@@ -52,41 +53,6 @@ func newDurable(t *testing.T, brokers []string, spool *events.Spool) (*events.Du
 	return d, reg
 }
 
-// counter reads the value (counter or gauge) of the series of name whose
-// labels include labels ("" standing for a label the series lacks) back
-// from reg, so tests check what /metrics would show; it fails the test if
-// there is no such series.
-func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
-}
-
 // TestDurableSpoolsWhileTheBrokerIsGone writes events while the broker is
 // up, while it is gone (they are spooled and Write still succeeds) and
 // after a broker is back on the same address: every written event arrives,
@@ -117,7 +83,7 @@ func TestDurableSpoolsWhileTheBrokerIsGone(t *testing.T) {
 	if !d.Spooling() || spool.Stats().Records == 0 {
 		t.Fatalf("nothing spooled with the broker gone: %+v", spool.Stats())
 	}
-	if got := counter(t, reg, "novarec_events_durable_writes_total", map[string]string{"topic": events.TopicFeedback, "via": "spool"}); got < 50 {
+	if got := metrictest.MustValue(t, reg, "novarec_events_durable_writes_total", map[string]string{"topic": events.TopicFeedback, "via": "spool"}); got < 50 {
 		t.Errorf("writes via the spool counted %v, want 50", got)
 	}
 	c2 := brokerOn(t, portOf(t, brokers[0]))
@@ -133,7 +99,7 @@ func TestDurableSpoolsWhileTheBrokerIsGone(t *testing.T) {
 		}
 	}
 	write(51) // straight to Kafka again
-	if got := counter(t, reg, "novarec_events_durable_writes_total", map[string]string{"topic": events.TopicFeedback, "via": "kafka"}); got != 2 {
+	if got := metrictest.MustValue(t, reg, "novarec_events_durable_writes_total", map[string]string{"topic": events.TopicFeedback, "via": "kafka"}); got != 2 {
 		t.Errorf("writes acknowledged by Kafka counted %v, want 2", got)
 	}
 }
@@ -165,7 +131,7 @@ func TestDurableRefusesWhatItCannotKeep(t *testing.T) {
 	if !errors.Is(full, events.ErrSpoolFull) {
 		t.Errorf("writing past the spool's bound: %v, want ErrSpoolFull", full)
 	}
-	if got := counter(t, reg, "novarec_events_durable_refused_total", map[string]string{"topic": events.TopicFeedback, "reason": "spool_full"}); got != 1 {
+	if got := metrictest.MustValue(t, reg, "novarec_events_durable_refused_total", map[string]string{"topic": events.TopicFeedback, "reason": "spool_full"}); got != 1 {
 		t.Errorf("refusals counted %v, want 1", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/metrictest"
 )
 
 // testLogger shows warnings and errors on stderr (visible with -v) without
@@ -782,7 +783,7 @@ func flush(t testing.TB, p *events.Producer) {
 // topic is empty) back from reg, so tests check what /metrics would show.
 func metricValue(t testing.TB, reg *prometheus.Registry, name, topic string) float64 {
 	t.Helper()
-	return counter(t, reg, name, map[string]string{"topic": topic})
+	return metrictest.MustValue(t, reg, name, map[string]string{"topic": topic})
 }
 
 // TestMetricsShareRegistry checks two producers on one registry (recsvc and,

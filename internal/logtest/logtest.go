@@ -1,5 +1,6 @@
-// Package logtest captures what a slog.Logger writes, for tests that check
-// log lines (audit lines, and that no secret is logged).
+// Package logtest captures what a slog.Logger (or a child process, see
+// internal/proctest) writes, for tests that check log lines (audit lines,
+// that no secret is logged, what a process said when it stopped).
 package logtest
 
 import (
@@ -11,8 +12,8 @@ import (
 	"testing"
 )
 
-// Buffer is a log sink that the goroutines of a server under test may
-// write to at once.
+// Buffer is a log sink that the goroutines of a server under test, or a
+// child process's output copiers, may write to at once while the test reads.
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -9,14 +9,14 @@
 package proctest
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/novarec/novarec/internal/logtest"
 )
 
 const envRunMain = "NOVAREC_PROCTEST_RUN_MAIN"
@@ -33,8 +33,8 @@ func RunMain(main func()) {
 // Process is one running child.
 type Process struct {
 	Cmd *exec.Cmd
-	// Log is what the child wrote to stdout and stderr.
-	Log  *Buffer
+	// Log is what the child wrote to stdout and stderr (its log lines).
+	Log  *logtest.Buffer
 	done chan error
 }
 
@@ -45,7 +45,7 @@ func Start(t testing.TB, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	p := &Process{Cmd: cmd, Log: &Buffer{}, done: make(chan error, 1)}
+	p := &Process{Cmd: cmd, Log: &logtest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.Log, p.Log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,23 +99,4 @@ func Killed(err error) bool {
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
-
-// Buffer is a bytes.Buffer safe for the child's concurrent writes and the
-// test's reads.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
