@@ -1,31 +1,14 @@
 package api
 
 import (
-	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/novarec/novarec/experiment"
 )
-
-// requireAdmin guards admin routes with a bearer token compared in constant
-// time. Without a configured token the admin routes are off.
-func (s *Server) requireAdmin(c *gin.Context) {
-	if s.cfg.AdminToken == "" {
-		abort(c, http.StatusForbidden, Error{Code: "admin_disabled", Message: "admin routes are disabled: set NOVAREC_ADMIN_TOKEN"})
-		return
-	}
-	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-		c.Header("WWW-Authenticate", `Bearer realm="novarec-admin"`)
-		abort(c, http.StatusUnauthorized, Error{Code: "unauthorized", Message: "a valid bearer token is required", Field: "Authorization"})
-		return
-	}
-	c.Next()
-}
 
 func (s *Server) reloadExperiments(c *gin.Context) {
 	if s.cfg.Experiments == nil {
@@ -34,6 +17,7 @@ func (s *Server) reloadExperiments(c *gin.Context) {
 	}
 	cfg, err := s.cfg.Experiments.Reload(c.Request.Context())
 	if err != nil {
+		auditAttrs(c, slog.String("err", err.Error()))
 		var ve *experiment.ValidationError
 		if errors.As(err, &ve) {
 			abort(c, http.StatusBadRequest, Error{Code: "invalid_experiment", Message: err.Error(), Field: ve.Field})
@@ -42,7 +26,7 @@ func (s *Server) reloadExperiments(c *gin.Context) {
 		abort(c, http.StatusBadRequest, Error{Code: "invalid_experiment", Message: err.Error()})
 		return
 	}
-	s.log.Info("experiments reloaded", "experiment", cfg.Name, "variants", len(cfg.Variants))
+	auditAttrs(c, slog.String("experiment", cfg.Name), slog.Int("variants", len(cfg.Variants)))
 	c.JSON(http.StatusOK, cfg)
 }
 
@@ -59,7 +43,8 @@ func (s *Server) experimentReport(c *gin.Context) {
 	if s.cfg.Experiments != nil {
 		exp = s.cfg.Experiments.Current()
 	}
-	if exp == nil || exp.Name != c.Param("name") || s.cfg.Reports == nil {
+	name, err := pathParam(c, "name")
+	if err != nil || exp == nil || exp.Name != name || s.cfg.Reports == nil {
 		abort(c, http.StatusNotFound, Error{Code: "unknown_experiment", Message: "no running experiment of that name", Field: "name"})
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/experiment"
 )
 
@@ -19,18 +20,26 @@ variants:
   - {name: nov3, share: 0.5, reward: {w_nov: 3, w_div: 0.1}}
 `
 
-func TestExperimentsAndAdmin(t *testing.T) {
-	f := newFixture(t)
+// openExperiment writes an experiments file and opens it.
+func openExperiment(t *testing.T, yaml string) (*experiment.File, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "experiments.yaml")
-	if err := os.WriteFile(path, []byte(experimentYAML), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	file, err := experiment.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return file, path
+}
+
+func TestExperimentsAndAdmin(t *testing.T) {
+	f := newFixture(t)
+	file, path := openExperiment(t, experimentYAML)
 	f.srv.cfg.Experiments = file
-	f.srv.cfg.AdminToken = "s3cret"
+	// NOVAREC_ADMIN_TOKEN's compatibility key, next to an open data plane.
+	f.srv.cfg.Keys = keyring(t, apikey.Options{Open: true, Extra: []apikey.Key{apikey.NewKey("admin-token", "s3cret", apikey.Admin)}})
 
 	// Every user is served from their variant, stably.
 	seen := map[string]int{}
@@ -62,6 +71,7 @@ func TestExperimentsAndAdmin(t *testing.T) {
 		{"wrong token", "Bearer nope", http.StatusUnauthorized},
 		{"wrong scheme", "Basic s3cret", http.StatusUnauthorized},
 		{"right token", "Bearer s3cret", http.StatusOK},
+		{"scheme in lower case", "bearer s3cret", http.StatusOK},
 	} {
 		if code, b := call("POST", "/v1/admin/experiments/reload", tc.auth); code != tc.code {
 			t.Errorf("%s: %d %s", tc.name, code, b)
@@ -97,8 +107,8 @@ func TestExperimentsAndAdmin(t *testing.T) {
 	if code, _ := call("GET", "/v1/admin/experiments", "Bearer s3cret"); code != http.StatusOK || file.Current().Variants[1].Share != 0.5 {
 		t.Fatal("a failed reload replaced the running experiment")
 	}
-	// Without a configured token the admin routes are off.
-	f.srv.cfg.AdminToken = ""
+	// Without a key of the admin scope the admin routes are off.
+	f.srv.cfg.Keys = keyring(t, apikey.Options{Open: true})
 	if code, _ := call("POST", "/v1/admin/experiments/reload", "Bearer "); code != http.StatusForbidden {
 		t.Fatalf("admin with no token configured: %d", code)
 	}

@@ -42,6 +42,14 @@ func (p *publisher) Publish(topic, key string, value []byte) bool {
 	return true
 }
 
+// Write is the durable path (EventLog): it fails like Publish while full.
+func (p *publisher) Write(_ context.Context, topic, key string, value []byte) error {
+	if !p.Publish(topic, key, value) {
+		return errors.New("event log unavailable")
+	}
+	return nil
+}
+
 func (p *publisher) last(t *testing.T, topic string, v any) {
 	t.Helper()
 	p.mu.Lock()
@@ -102,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{store: store, flaky: &flakyStore{Store: store}, pub: &publisher{}, snap: snap}
 	f.srv = New(Config{
-		Store: f.flaky, Events: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
+		Store: f.flaky, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
 		Engine: recommend.NewEngine(recommend.Config{}), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		StoreTimeout: time.Second,
 	})
@@ -244,10 +252,10 @@ func TestFeedback(t *testing.T) {
 	if _, err := events.DecodeFeedback(f.pub.msgs[events.TopicFeedback][0]); err != nil {
 		t.Fatalf("the consumer would reject what the API published: %v", err)
 	}
-	// A full producer buffer refuses rather than losing the event.
+	// An event log that cannot keep the event refuses it rather than losing it.
 	f.pub.full.Store(true)
 	code, b = f.do(t, "POST", "/v1/feedback", `{"user_id":"u","item_id":"`+item+`","type":"click"}`)
-	if code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("overloaded")) {
+	if code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte(`"unavailable"`)) {
 		t.Fatalf("full buffer: %d %s", code, b)
 	}
 }
@@ -276,47 +284,118 @@ func TestItems(t *testing.T) {
 	}
 }
 
+// readyBody is the body of /readyz.
+type readyBody struct {
+	Ready    bool           `json:"ready"`
+	Degraded bool           `json:"degraded"`
+	Checks   map[string]any `json:"checks"`
+}
+
+func (f *fixture) ready(t *testing.T) (int, readyBody) {
+	t.Helper()
+	code, b := f.do(t, "GET", "/readyz", "")
+	var r readyBody
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("/readyz: %v: %s", err, b)
+	}
+	return code, r
+}
+
 func TestDegradedWhenRedisFailsAndRecovery(t *testing.T) {
+	for _, recovery := range []string{"trial request", "prober"} {
+		t.Run(recovery, func(t *testing.T) {
+			f := newFixture(t)
+			if code, r := f.ready(t); code != http.StatusOK || r.Degraded || r.Checks["redis"] != "ok" {
+				t.Fatalf("at start: %d %+v", code, r)
+			}
+			f.flaky.down.Store(true)
+			for i := 0; i < RedisFailures; i++ {
+				r := f.recommend(t, `{"user_id":"u"}`)
+				if !r.Degraded || len(r.Items) != DefaultK {
+					t.Fatalf("want a degraded full slate, got %+v", r)
+				}
+				if _, rb := f.ready(t); i < RedisFailures-1 && rb.Checks["redis"] != "ok" {
+					t.Fatalf("one failed request (%d) must not mark Redis down", i+1)
+				}
+			}
+			// Redis is shared by every replica: this one reports it and stays
+			// in rotation, serving degraded answers.
+			if code, r := f.ready(t); code != http.StatusOK || !r.Ready || !r.Degraded || r.Checks["redis"] != "unreachable" {
+				t.Fatalf("/readyz while Redis is down: %d %+v, want 200, ready, degraded, redis unreachable", code, r)
+			}
+			for range 20 {
+				if r := f.recommend(t, `{"user_id":"u"}`); !r.Degraded {
+					t.Fatal("served from Redis while it is down")
+				}
+			}
+			m := f.srv.metrics.degraded
+			down, errs := value(t, m.WithLabelValues(causeRedisDown)), value(t, m.WithLabelValues(causeRedisError))
+			if errs < RedisFailures || down+errs != RedisFailures+20 || value(t, m.WithLabelValues(causeRedisTimeout)) != 0 {
+				t.Errorf("degraded by cause: down %v, error %v; want %d in all, at least %d errors", down, errs, RedisFailures+20, RedisFailures)
+			}
+			var imp events.Impression
+			f.pub.last(t, events.TopicImpressions, &imp)
+			if !imp.Degraded {
+				t.Fatal("impression of a degraded answer must say so")
+			}
+			// Recovery without a restart: a trial request (one per
+			// trialEvery) or the background prober finds Redis back.
+			f.flaky.down.Store(false)
+			if recovery == "prober" {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go f.srv.Run(ctx, 10*time.Millisecond)
+				waitUntil(t, "the prober to find Redis back", func() bool { _, r := f.ready(t); return r.Checks["redis"] == "ok" })
+			} else {
+				waitUntil(t, "a trial request to find Redis back", func() bool { return !f.recommend(t, `{"user_id":"u"}`).Degraded })
+			}
+			if code, r := f.ready(t); code != http.StatusOK || r.Degraded || r.Checks["redis"] != "ok" {
+				t.Fatalf("after recovery: %d %+v", code, r)
+			}
+			if r := f.recommend(t, `{"user_id":"u"}`); r.Degraded {
+				t.Fatal("still degraded after recovery")
+			}
+		})
+	}
+}
+
+// TestReadinessReportsLocalFailures: a replica without a catalog or with a
+// failing local check is out of rotation; a shared check only degrades it.
+func TestReadinessReportsLocalFailures(t *testing.T) {
 	f := newFixture(t)
-	ready := func() int {
-		code, _ := f.do(t, "GET", "/readyz", "")
-		return code
-	}
-	if ready() != http.StatusOK {
-		t.Fatal("not ready at start")
-	}
-	f.flaky.down.Store(true)
-	for i := 0; i < RedisFailures; i++ {
-		r := f.recommend(t, `{"user_id":"u"}`)
-		if !r.Degraded || len(r.Items) != DefaultK {
-			t.Fatalf("want a degraded full slate, got %+v", r)
-		}
-		if i < RedisFailures-1 && ready() != http.StatusOK {
-			t.Fatalf("one failed request (%d) must not mark Redis down", i+1)
+	sharedDown, localDown := errors.New("broker unreachable; 12 events spooled"), errors.New("disk full")
+	var shared, local atomic.Pointer[error]
+	probe := func(p *atomic.Pointer[error]) func(context.Context) error {
+		return func(context.Context) error {
+			if e := p.Load(); e != nil {
+				return *e
+			}
+			return nil
 		}
 	}
-	if ready() != http.StatusServiceUnavailable {
-		t.Fatal("/readyz must report 503 while Redis is down")
-	}
-	var imp events.Impression
-	f.pub.last(t, events.TopicImpressions, &imp)
-	if !imp.Degraded {
-		t.Fatal("impression of a degraded answer must say so")
-	}
-	// Recovery comes from the background prober, without a restart.
-	f.flaky.down.Store(false)
+	f.srv = New(Config{
+		Store: f.flaky, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{f.snap}, Models: fixedModel{recommend.DefaultModel()},
+		Engine: recommend.NewEngine(recommend.Config{}), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Checks: []Check{{Name: "kafka", Probe: probe(&shared), Shared: true}, {Name: "spool", Probe: probe(&local)}},
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go f.srv.Run(ctx, 10*time.Millisecond)
-	deadline := time.Now().Add(5 * time.Second)
-	for ready() != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz did not recover")
-		}
-		time.Sleep(10 * time.Millisecond)
+	shared.Store(&sharedDown)
+	waitUntil(t, "the shared check to fail", func() bool { _, r := f.ready(t); return r.Checks["kafka"] != "ok" })
+	if code, r := f.ready(t); code != http.StatusOK || !r.Degraded || r.Checks["kafka"] != sharedDown.Error() {
+		t.Errorf("shared dependency down: %d %+v, want 200 degraded with its state", code, r)
 	}
-	if r := f.recommend(t, `{"user_id":"u"}`); r.Degraded {
-		t.Fatal("still degraded after recovery")
+	local.Store(&localDown)
+	waitUntil(t, "the local check to fail", func() bool { code, _ := f.ready(t); return code == http.StatusServiceUnavailable })
+	if _, r := f.ready(t); r.Ready || r.Checks["spool"] != localDown.Error() {
+		t.Errorf("local check failing: %+v", r)
+	}
+	f.srv.cfg.Catalog = fixedCatalog{}
+	local.Store(nil)
+	waitUntil(t, "the local check to pass", func() bool { _, r := f.ready(t); return r.Checks["spool"] == "ok" })
+	if code, r := f.ready(t); code != http.StatusServiceUnavailable || r.Checks["catalog"] != "empty" {
+		t.Errorf("no catalog: %d %+v, want 503", code, r)
 	}
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -26,6 +27,10 @@ type FeedbackRequest struct {
 
 // maxFutureSkew bounds how far ahead of the server's clock an event may be.
 const maxFutureSkew = 5 * 60 * 1000
+
+// MaxFeedbackValue bounds |value|: a rating or a dwell time in seconds is
+// far below it, and a learner fed 1e300 would learn nothing else.
+const MaxFeedbackValue = 1e6
 
 func (s *Server) feedback(c *gin.Context) {
 	var req FeedbackRequest
@@ -53,10 +58,18 @@ func (s *Server) feedback(c *gin.Context) {
 	if req.Value != nil {
 		ev.Value = *req.Value
 	}
-	if !s.publish(events.TopicFeedback, req.UserID, &ev) {
-		// Refuse rather than lose it: the client can retry.
+	b, err := json.Marshal(&ev)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	if err := s.cfg.Feedback.Write(c.Request.Context(), events.TopicFeedback, req.UserID, b); err != nil {
+		// Refuse rather than acknowledge what might be lost: the client
+		// retries, here or on another replica.
+		s.metrics.published.WithLabelValues(events.TopicFeedback).Inc()
+		s.log.Debug("feedback refused: it could not be made durable", "err", err)
 		c.Header("Retry-After", "1")
-		abort(c, http.StatusServiceUnavailable, Error{Code: "overloaded", Message: "feedback buffer is full; retry"})
+		abort(c, http.StatusServiceUnavailable, Error{Code: "unavailable", Message: "the event log cannot take feedback right now; retry"})
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"event_id": ev.EventID})
@@ -82,8 +95,8 @@ func (r *FeedbackRequest) validate(now int64) error {
 	default:
 		return badRequest("type", "type must be one of click, view, skip, rating")
 	}
-	if r.Value != nil && (math.IsNaN(*r.Value) || math.IsInf(*r.Value, 0)) {
-		return badRequest("value", "value must be a finite number")
+	if r.Value != nil && !(math.Abs(*r.Value) <= MaxFeedbackValue) {
+		return badRequest("value", "value must be a number in [-%g, %g]", float64(MaxFeedbackValue), float64(MaxFeedbackValue))
 	}
 	if r.TS < 0 || r.TS > now+maxFutureSkew {
 		return badRequest("ts", "ts must be Unix milliseconds, not in the future")

@@ -149,6 +149,12 @@ func (p *checkingPublisher) Publish(topic, _ string, value []byte) bool {
 	return true
 }
 
+// Write is the durable path; it checks the event like Publish.
+func (p *checkingPublisher) Write(_ context.Context, topic, key string, value []byte) error {
+	p.Publish(topic, key, value)
+	return nil
+}
+
 // take returns the first decode error and the last event of topic since the
 // previous call, and forgets them.
 func (p *checkingPublisher) take(topic string) ([]byte, error) {
@@ -175,7 +181,7 @@ func newFuzzServer(t testing.TB) *fuzzServer {
 	}
 	f := &fuzzServer{store: newMemStore(t, snap, items), pub: &checkingPublisher{}, snap: snap}
 	f.srv = New(Config{
-		Store: f.store, Events: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
+		Store: f.store, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
 		Engine: recommend.NewEngine(recommend.Config{}), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return f
@@ -369,10 +375,15 @@ func FuzzItemsBody(f *testing.F) {
 		}
 		var req ItemsRequest
 		_ = json.Unmarshal(body, &req)
+		seen := map[string]bool{}
 		for _, it := range req.Items {
 			if _, ok := snap.Index(it.ID); !ok {
 				t.Fatalf("%q: item %q missing from the snapshot", body, it.ID)
 			}
+			if len(it.Categories) == 0 || seen[it.ID] || !(it.Popularity <= catalog.MaxPopularity) {
+				t.Fatalf("%q: accepted item %+v breaks the documented rules (categories required, unique ids, bounded popularity)", body, it)
+			}
+			seen[it.ID] = true
 		}
 		for _, user := range []recommend.UserState{{UserID: "cold"}, fs.store.warm} {
 			for _, det := range []bool{true, false} {

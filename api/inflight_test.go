@@ -45,19 +45,19 @@ func (s gatedStore) Load(ctx context.Context, u, sess string) (recommend.UserSta
 	return s.Store.Load(ctx, u, sess)
 }
 
-// gatedPublisher blocks feedback's publish (and lets recommend's
+// gatedPublisher blocks feedback's durable write (and lets recommend's
 // impressions through).
 type gatedPublisher struct {
 	publisher
 	g *gate
 }
 
-func (p *gatedPublisher) Publish(topic, key string, value []byte) bool {
+func (p *gatedPublisher) Write(ctx context.Context, topic, key string, value []byte) error {
 	if topic == events.TopicFeedback {
 		p.g.entered <- struct{}{}
 		<-p.g.release
 	}
-	return p.publisher.Publish(topic, key, value)
+	return p.publisher.Write(ctx, topic, key, value)
 }
 
 // TestMaxInflight fills the data-plane bound with requests parked inside
@@ -90,8 +90,9 @@ func TestMaxInflight(t *testing.T) {
 			}
 			parked := tc.parkRec + tc.parkFb
 			g := &gate{entered: make(chan struct{}, parked), release: make(chan struct{})}
+			pub := &gatedPublisher{g: g}
 			srv := New(Config{
-				Store: gatedStore{store, g}, Events: &gatedPublisher{g: g}, Catalog: fixedCatalog{snap},
+				Store: gatedStore{store, g}, Events: pub, Feedback: pub, Catalog: fixedCatalog{snap},
 				Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
 				Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 				StoreTimeout: time.Hour, // the gate, not a timeout, ends the parked requests
@@ -104,6 +105,7 @@ func TestMaxInflight(t *testing.T) {
 			}
 			serve := func(method, path, body string) *httptest.ResponseRecorder {
 				req := httptest.NewRequest(method, path, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
 				w := httptest.NewRecorder()
 				srv.ServeHTTP(w, req)
 				return w

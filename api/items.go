@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -29,6 +30,7 @@ func (s *Server) putItems(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
+	auditAttrs(c, slog.Int("items", len(req.Items)))
 	switch {
 	case len(req.Items) == 0:
 		abortErr(c, badRequest("items", "items must hold at least one item"))
@@ -37,16 +39,9 @@ func (s *Server) putItems(c *gin.Context) {
 		abortErr(c, badRequest("items", "at most %d items per request", MaxItemsPerRequest))
 		return
 	}
-	for i := range req.Items {
-		if err := req.Items[i].Validate(s.cfg.Dim); err != nil {
-			var fe *catalog.FieldError
-			if errors.As(err, &fe) {
-				abortErr(c, badRequest(fmt.Sprintf("items[%d].%s", i, fe.Field), "item %d: %s", i, err))
-				return
-			}
-			abortErr(c, badRequest(fmt.Sprintf("items[%d]", i), "%v", err))
-			return
-		}
+	if err := validateItems(req.Items, s.cfg.Dim); err != nil {
+		abortErr(c, err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), bulkTimeout)
 	defer cancel()
@@ -56,12 +51,16 @@ func (s *Server) putItems(c *gin.Context) {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "could not store the items; retry"})
 		return
 	}
+	auditAttrs(c, slog.Uint64("catalog_version", version))
 	c.JSON(http.StatusOK, gin.H{"upserted": len(req.Items), "catalog_version": version})
 }
 
 func (s *Server) getItem(c *gin.Context) {
-	id := c.Param("id")
-	if err := validID("id", id, true); err != nil {
+	id, err := pathParam(c, "id")
+	if err == nil {
+		err = validID("id", id, true)
+	}
+	if err != nil {
 		abortErr(c, err)
 		return
 	}
@@ -76,4 +75,34 @@ func (s *Server) getItem(c *gin.Context) {
 	default:
 		c.JSON(http.StatusOK, it)
 	}
+}
+
+// validateItems checks a batch: every item valid (catalog.Item.Validate),
+// at least one category each (the API has no default category: an item
+// without one would never be a novel or familiar candidate), and no id
+// twice, since a batch stores one item per id and "upserted" must count
+// what was stored.
+func validateItems(items []catalog.Item, dim int) error {
+	first := make(map[string]int, len(items))
+	for i := range items {
+		it := &items[i]
+		if err := it.Validate(dim); err != nil {
+			var fe *catalog.FieldError
+			if errors.As(err, &fe) {
+				f := fmt.Sprintf("items[%d].%s", i, fe.Field)
+				return badRequest(f, "%s %s", f, fe.Msg)
+			}
+			return badRequest(fmt.Sprintf("items[%d]", i), "%v", err)
+		}
+		if len(it.Categories) == 0 {
+			f := fmt.Sprintf("items[%d].categories", i)
+			return badRequest(f, "%s must hold at least one category", f)
+		}
+		if j, dup := first[it.ID]; dup {
+			f := fmt.Sprintf("items[%d].id", i)
+			return badRequest(f, "%s %q is also items[%d].id: each id at most once per request", f, it.ID, j)
+		}
+		first[it.ID] = i
+	}
+	return nil
 }

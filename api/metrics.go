@@ -6,18 +6,28 @@ import (
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	levels    *prometheus.CounterVec
-	redis     *prometheus.HistogramVec
-	redisUp   prometheus.Gauge
-	degraded  prometheus.Counter
-	published *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	levels   *prometheus.CounterVec
+	redis    *prometheus.HistogramVec
+	redisUp  prometheus.Gauge
+	degraded *prometheus.CounterVec
+	// dependencyUp is 1 per dependency (redis, kafka) while it answers.
+	dependencyUp *prometheus.GaugeVec
+	published    *prometheus.CounterVec
 	// overloaded counts requests limitInflight turned away; inflightLimit
 	// is Config.MaxInflight, so a dashboard can plot in-flight against it.
 	overloaded    *prometheus.CounterVec
 	inflight      prometheus.GaugeFunc
 	inflightLimit prometheus.Gauge
+	// slowBodies counts requests cut off by the body deadline (408);
+	// connsRejected counts connections closed by LimitListener.
+	slowBodies    prometheus.Counter
+	connsRejected prometheus.Counter
+	// readingBodies counts requests whose body is being read (not yet
+	// holding an in-flight slot): many of them and few requests served
+	// means clients that send slowly.
+	readingBodies prometheus.Gauge
 }
 
 // latencyBuckets resolve the sub-millisecond range the service lives in.
@@ -42,11 +52,14 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_redis_up", Help: "1 while Redis answers, 0 while recommend is degraded.",
 		}),
-		degraded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool because Redis failed.",
-		}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool without the user's state, by cause: redis_down (Redis marked down, not tried), redis_timeout (the read exceeded the Redis budget), redis_error.",
+		}, []string{"cause"}),
+		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "novarec_dependency_up", Help: "1 while a shared dependency (redis, kafka) answers this replica's probes and requests, 0 while it does not (the replica stays ready and serves degraded).",
+		}, []string{"dependency"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "novarec_events_rejected_total", Help: "Events the handlers could not hand to the producer (buffer full), by topic.",
+			Name: "novarec_events_rejected_total", Help: "Events the handlers could not hand on, by topic: impressions refused by the producer's full buffer (dropped), feedback that could not be made durable (answered 503).",
 		}, []string{"topic"}),
 		overloaded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_http_overloaded_total", Help: "Data-plane requests answered 503 at once because MaxInflight requests were already being served, by route.",
@@ -57,11 +70,24 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		inflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_http_inflight_limit", Help: "The bound on data-plane requests served at once (-max-inflight; 0 = none).",
 		}),
+		slowBodies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "novarec_http_body_timeouts_total", Help: "Requests answered 408 because their body did not arrive within the body deadline.",
+		}),
+		connsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "novarec_http_connections_rejected_total", Help: "Connections closed at once because their client already held -max-conns-per-client connections.",
+		}),
+		readingBodies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "novarec_http_body_reads_inflight", Help: "Requests whose body is still being received (they do not count against -max-inflight yet).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.published, m.overloaded, m.inflight, m.inflightLimit)
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
 	// Process and Go runtime metrics, if the registry has none yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.redisUp.Set(1)
+	m.dependencyUp.WithLabelValues("redis").Set(1)
+	for _, c := range []string{causeRedisDown, causeRedisTimeout, causeRedisError} {
+		m.degraded.WithLabelValues(c) // export every cause from the start
+	}
 	return m
 }

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
@@ -93,19 +93,13 @@ type RecommendResponse struct {
 	Degraded       bool      `json:"degraded,omitempty"`
 }
 
+// validID applies the id grammar of catalog.CheckID to a request field.
 func validID(field, v string, required bool) error {
-	switch {
-	case v == "" && required:
-		return badRequest(field, "%s is required", field)
-	case len(v) > MaxIDBytes:
-		return badRequest(field, "%s is longer than %d bytes", field, MaxIDBytes)
-	case !utf8.ValidString(v):
-		return badRequest(field, "%s is not valid UTF-8", field)
+	if v == "" && !required {
+		return nil
 	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return badRequest(field, "%s contains control characters", field)
-		}
+	if msg, ok := catalog.CheckID(v, MaxIDBytes); !ok {
+		return badRequest(field, "%s %s", field, msg)
 	}
 	return nil
 }
@@ -204,8 +198,8 @@ func (s *Server) recommend(c *gin.Context) {
 // loadState reads the user's state; on a Redis failure it answers an empty
 // state and degraded=true so the request is served from the popular pool.
 func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recommend.UserState, bool) {
-	if !s.redisUp.Load() {
-		s.metrics.degraded.Inc()
+	if !s.redisUp.Load() && !s.tryRedis() {
+		s.metrics.degraded.WithLabelValues(causeRedisDown).Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
@@ -220,11 +214,15 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 		if ctx.Err() == nil { // the client did not go away: Redis is the problem
 			s.redisFailed()
 		}
-		s.log.Warn("load user state failed; serving degraded", "err", err)
-		s.metrics.degraded.Inc()
+		cause := causeRedisError
+		if lctx.Err() != nil {
+			cause = causeRedisTimeout
+		}
+		s.log.Debug("load user state failed; serving degraded", "cause", cause, "err", err)
+		s.metrics.degraded.WithLabelValues(cause).Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
-	s.redisFailures.Store(0)
+	s.setRedis(true)
 	return st, false
 }
 
@@ -282,11 +280,15 @@ type IntentResponse struct {
 }
 
 func (s *Server) userIntent(c *gin.Context) {
-	userID, sessionID := c.Param("id"), c.Query("session_id")
-	if err := validID("user_id", userID, true); err != nil {
+	userID, err := pathParam(c, "id")
+	if err == nil {
+		err = validID("user_id", userID, true)
+	}
+	if err != nil {
 		abortErr(c, err)
 		return
 	}
+	sessionID := c.Query("session_id")
 	if err := validID("session_id", sessionID, false); err != nil {
 		abortErr(c, err)
 		return

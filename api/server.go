@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/recommend"
@@ -46,6 +47,13 @@ type Publisher interface {
 	Publish(topic, key string, value []byte) bool
 }
 
+// EventLog makes an event durable before it returns: acknowledged by Kafka
+// or kept in a local spool that delivers it later (events.Durable). An
+// error means neither, and the event must not be acknowledged.
+type EventLog interface {
+	Write(ctx context.Context, topic, key string, value []byte) error
+}
+
 // Snapshots serves the current catalog snapshot (nil while the catalog is empty).
 type Snapshots interface {
 	Current() *catalog.Snapshot
@@ -69,10 +77,15 @@ type Experiments interface {
 	Reload(ctx context.Context) (*experiment.Config, error)
 }
 
-// Check is one readiness dependency, probed in the background.
+// Check is one dependency, probed in the background and reported by
+// /readyz, its error text as the dependency's state.
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Shared marks a dependency every replica shares (Kafka, like Redis):
+	// while it fails, /readyz reports it and says "degraded" but stays 200,
+	// since another replica could not serve better (see ready.go).
+	Shared bool
 }
 
 // Config wires a Server.
@@ -80,23 +93,31 @@ type Config struct {
 	Store Store
 	// Shown, when set, records shown items asynchronously; otherwise
 	// Store.RecordShown writes them before the response.
-	Shown   ShownRecorder
-	Events  Publisher
-	Catalog Snapshots
-	Models  Models
+	Shown ShownRecorder
+	// Events takes impressions, best effort: dropped and counted when the
+	// producer's buffer is full.
+	Events Publisher
+	// Feedback takes feedback events, which are answered 202 only once
+	// Feedback.Write has made them durable.
+	Feedback EventLog
+	Catalog  Snapshots
+	Models   Models
 	// Experiments assigns users to variants; nil puts everyone in
 	// DefaultVariant.
 	Experiments Experiments
 	// Reports serves GET /v1/experiments/{name}/report.
 	Reports Reports
-	// AdminToken guards the admin routes (bearer token); empty disables them.
-	AdminToken string
-	Engine     *recommend.Engine
+	// Keys decides who may call which route (apikey.Keyring). Nil admits
+	// every request to the data, catalog and intent routes and turns the
+	// admin routes off, as before there were keys.
+	Keys   Authorizer
+	Engine *recommend.Engine
 	// Registry receives the server's metrics and serves /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// StoreTimeout bounds each Redis round trip of a request (default 100ms),
-	// after which recommend answers degraded rather than late.
+	// StoreTimeout bounds each Redis round trip of a request (default 100ms,
+	// recsvc -redis-budget), after which recommend answers degraded rather
+	// than late.
 	StoreTimeout time.Duration
 	// Checks are probed for /readyz besides Redis.
 	Checks []Check
@@ -108,8 +129,15 @@ type Config struct {
 	// at once; more are answered 503 "overloaded" without waiting (0 = no
 	// bound; recsvc's default is DefaultMaxInflight). Health, metrics,
 	// catalog and admin routes are never limited, so probes and scrapes
-	// still answer under overload.
+	// still answer under overload. A request counts against the bound only
+	// once its body has been read (readBody).
 	MaxInflight int
+	// BodyTimeout is how long a client may take to send a request body
+	// (default DefaultBodyTimeout; see readBody).
+	BodyTimeout time.Duration
+	// Playground, when set, serves the playground page at GET / and its
+	// assets under /playground/.
+	Playground http.Handler
 }
 
 // Server holds the handlers' dependencies and health state.
@@ -120,10 +148,14 @@ type Server struct {
 	handler http.Handler
 
 	// redisUp is cleared after RedisFailures consecutive failed requests
-	// and set again by the prober; while it is clear, requests skip Redis
-	// and answer degraded at once instead of waiting out a timeout each.
+	// and set again by the prober or a successful trial request (see
+	// tryRedis); while it is clear, requests skip Redis and answer degraded
+	// at once instead of waiting out a timeout each.
 	redisUp       atomic.Bool
 	redisFailures atomic.Int32
+	// lastTrial is when (Unix ns) a request last tried Redis while it was
+	// marked down.
+	lastTrial atomic.Int64
 	// checks holds the last probe error per Config.Checks entry (nil = ok).
 	checks []atomic.Pointer[string]
 	// inflight is the semaphore of limitInflight (nil = no bound).
@@ -138,6 +170,9 @@ func New(cfg Config) *Server {
 	if cfg.Dim <= 0 {
 		cfg.Dim = catalog.DefaultDim
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -147,10 +182,16 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Keys == nil {
+		// Open and without Extra keys, New cannot fail.
+		cfg.Keys, _ = apikey.New(apikey.Options{Open: true, Logger: cfg.Logger})
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, checks: make([]atomic.Pointer[string], len(cfg.Checks))}
 	s.metrics = newMetrics(cfg.Registry, func() float64 { return float64(len(s.inflight)) })
 	s.redisUp.Store(true)
-	// dataPlane puts the in-flight bound in front of a data-plane handler.
+	// dataPlane puts the in-flight bound in front of a data-plane handler;
+	// the key check and the body read come before it (withBody below), so
+	// a refused or dawdling request never takes an in-flight slot.
 	dataPlane := func(h gin.HandlerFunc) []gin.HandlerFunc { return []gin.HandlerFunc{h} }
 	if cfg.MaxInflight > 0 {
 		s.inflight = make(chan struct{}, cfg.MaxInflight)
@@ -161,6 +202,11 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
+	// Route on the escaped path and unescape parameters in pathParam, so
+	// that an id holding '/', '?', '#', '%' or '+' is read back as
+	// GET /v1/items/{url.PathEscape(id)}. (gin's own unescaping is query
+	// unescaping, which turns '+' into a space.)
+	r.UseEscapedPath, r.UnescapePathValues = true, false
 	r.Use(s.observe, s.recover)
 	r.NoRoute(func(c *gin.Context) {
 		abort(c, http.StatusNotFound, Error{Code: "not_found", Message: "no such route"})
@@ -169,18 +215,26 @@ func New(cfg Config) *Server {
 		abort(c, http.StatusMethodNotAllowed, Error{Code: "method_not_allowed", Message: "method not allowed"})
 	})
 	r.HandleMethodNotAllowed = true
-	r.POST("/v1/recommend", dataPlane(s.recommend)...)
-	r.POST("/v1/feedback", dataPlane(s.feedback)...)
-	r.PUT("/v1/items", s.putItems)
-	r.GET("/v1/items/:id", s.getItem)
-	r.GET("/v1/users/:id/intent", s.userIntent)
-	admin := r.Group("/v1/admin", s.requireAdmin)
-	admin.POST("/experiments/reload", s.reloadExperiments)
-	admin.GET("/experiments", s.getExperiments)
-	r.GET("/v1/experiments/:name/report", s.requireAdmin, s.experimentReport)
+	// Each route needs one scope (docs/security.md); health and metrics
+	// need none, so probes and scrapes work without a key. The key is
+	// checked before the body is read: a refused client sends no body
+	// the server waits for. withBody then reads and checks a JSON body
+	// before the rest of the chain (the in-flight bound and the handler).
+	withBody := func(scope apikey.Scope, limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
+		return append([]gin.HandlerFunc{s.require(scope), requireJSON, s.readBody(limit)}, hs...)
+	}
+	r.POST("/v1/recommend", withBody(apikey.Recommend, MaxBodyBytes, dataPlane(s.recommend)...)...)
+	r.POST("/v1/feedback", withBody(apikey.Feedback, MaxBodyBytes, dataPlane(s.feedback)...)...)
+	r.PUT("/v1/items", append([]gin.HandlerFunc{s.audited("catalog.put")}, withBody(apikey.Catalog, MaxItemsBodyBytes, s.putItems)...)...)
+	r.GET("/v1/items/:id", s.require(apikey.Catalog), s.getItem)
+	r.GET("/v1/users/:id/intent", s.require(apikey.IntentRead), s.userIntent)
+	r.POST("/v1/admin/experiments/reload", s.audited("experiments.reload"), s.require(apikey.Admin), s.reloadExperiments)
+	r.GET("/v1/admin/experiments", s.require(apikey.Admin), s.getExperiments)
+	r.GET("/v1/experiments/:name/report", s.require(apikey.Admin), s.experimentReport)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.routeFrontDoor(r)
 	s.handler = r
 	return s
 }
@@ -206,18 +260,16 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 func (s *Server) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := s.cfg.Store.Ping(pctx); err != nil {
-		s.setRedis(false)
-	} else {
-		s.setRedis(true)
-	}
+	s.setRedis(s.cfg.Store.Ping(pctx) == nil)
 	for i, ch := range s.cfg.Checks {
-		if err := ch.Probe(pctx); err != nil {
+		err := ch.Probe(pctx)
+		if err != nil {
 			msg := err.Error()
 			s.checks[i].Store(&msg)
 		} else {
 			s.checks[i].Store(nil)
 		}
+		s.metrics.dependencyUp.WithLabelValues(ch.Name).Set(b2f(err == nil))
 	}
 }
 
@@ -234,6 +286,9 @@ func (s *Server) redisFailed() {
 func (s *Server) setRedis(up bool) {
 	if up {
 		s.redisFailures.Store(0)
+		if s.redisUp.Load() {
+			return // the common case, on every request: nothing changes
+		}
 	}
 	if s.redisUp.Swap(up) != up {
 		if up {
@@ -243,42 +298,7 @@ func (s *Server) setRedis(up bool) {
 		}
 	}
 	s.metrics.redisUp.Set(b2f(up))
-}
-
-func (s *Server) readyz(c *gin.Context) {
-	status := gin.H{}
-	ready := true
-	if s.redisUp.Load() {
-		status["redis"] = "ok"
-	} else {
-		status["redis"], ready = "unreachable", false
-	}
-	for i, ch := range s.cfg.Checks {
-		if msg := s.checks[i].Load(); msg != nil {
-			status[ch.Name], ready = *msg, false
-		} else {
-			status[ch.Name] = "ok"
-		}
-	}
-	if s.cfg.Catalog.Current() == nil {
-		status["catalog"], ready = "empty", false
-	} else {
-		status["catalog"] = "ok"
-	}
-	models := gin.H{}
-	for _, v := range s.variants() {
-		if m := s.cfg.Models.Current(v); m == nil {
-			models[v], ready = "not loaded", false
-		} else {
-			models[v] = m.Version
-		}
-	}
-	status["models"] = models
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	c.JSON(code, gin.H{"ready": ready, "checks": status})
+	s.metrics.dependencyUp.WithLabelValues("redis").Set(b2f(up))
 }
 
 // recover turns a panic into a 500 with the JSON error body; the handlers

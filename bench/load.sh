@@ -34,8 +34,14 @@ trap cleanup EXIT
 "$tmp/kafka" -for 30m >"$tmp/kafka.addr" &
 kpid=$!
 for _ in $(seq 1 50); do [ -s "$tmp/kafka.addr" ] && break; sleep 0.1; done
+# recsvc serves real servers only with API keys: one key of scope
+# recommend, unlimited (the limiter would otherwise be what is measured).
+key="bench.$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+echo "bench recommend sha256:$(printf %s "$key" | sha256sum | cut -d' ' -f1)" >"$tmp/keys"
+export NOVAREC_API_KEY=$key BENCH_KEY=$key
 REDIS_ADDR=$REDIS KAFKA_BROKERS=$(head -1 "$tmp/kafka.addr") NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
-  "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=off -trainer=off 2>"$tmp/recsvc.log" &
+  "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=off -trainer=off \
+  -api-keys "$tmp/keys" -rate-limits recommend=off 2>"$tmp/recsvc.log" &
 pid=$!
 for _ in $(seq 1 600); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break

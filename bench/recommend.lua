@@ -4,6 +4,10 @@ local users = tonumber(os.getenv("BENCH_USERS") or "10000")
 local run = os.time()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_KEY: an API key of scope recommend (bench/load.sh makes one).
+if os.getenv("BENCH_KEY") then
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
+end
 
 function request()
   local u = math.random(0, users - 1)

@@ -80,8 +80,14 @@ go build -o "$tmp/kafka" ./bench/kafka
 setsid "$tmp/kafka" -for "$((dur + 900))s" -retain "$RETAIN" >"$tmp/kafka.addr" &
 kpid=$!
 for _ in $(seq 1 50); do [ -s "$tmp/kafka.addr" ] && break; sleep 0.1; done
+# recsvc serves real servers only with API keys: one key of scope
+# recommend, unlimited (the limiter would otherwise be what is measured).
+key="bench.$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+echo "bench recommend sha256:$(printf %s "$key" | sha256sum | cut -d' ' -f1)" >"$tmp/keys"
+export NOVAREC_API_KEY=$key BENCH_KEY=$key
 REDIS_ADDR=$REDIS KAFKA_BROKERS=$(head -1 "$tmp/kafka.addr") NOVAREC_PREFIX=$prefix NOVAREC_LOG_LEVEL=warn \
-  setsid "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=off -trainer=off 2>"$tmp/recsvc.log" &
+  setsid "$tmp/recsvc" -addr "127.0.0.1:$PORT" -sample-items "$ITEMS" -sample-users "$USERS" -feature-updater=off -trainer=off \
+  -api-keys "$tmp/keys" -rate-limits recommend=off 2>"$tmp/recsvc.log" &
 pid=$!
 for _ in $(seq 1 900); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break

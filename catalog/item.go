@@ -10,19 +10,26 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"strings"
+	"unicode/utf8"
 )
 
 // DefaultDim is the embedding dimension used when a catalog is built from
 // metadata alone.
 const DefaultDim = 32
 
-// Limits that keep one bad item from costing memory or CPU out of proportion.
+// Limits that keep one bad item from costing memory or CPU out of proportion,
+// or from dominating every slate. MaxPopularity is far above any count of
+// views or sales, yet small enough that log1p of it (the popularity
+// feature) and sums over a catalog stay finite and meaningful; embeddings
+// are normalised before use, so components beyond MaxEmbeddingValue can
+// only be mistakes.
 const (
-	MaxIDLen         = 128
-	MaxCategories    = 32
-	MaxCategoryLen   = 64
-	MaxEmbeddingDims = 1024
+	MaxIDLen          = 128
+	MaxCategories     = 32
+	MaxCategoryLen    = 64
+	MaxEmbeddingDims  = 1024
+	MaxPopularity     = 1e12
+	MaxEmbeddingValue = 1e6
 )
 
 // Item is one recommendable thing. Embedding is optional: items without one
@@ -44,31 +51,59 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
+// CheckID enforces novarec's one grammar for identifiers (item, user,
+// session, request and event ids, and category names): 1 to max bytes of
+// UTF-8 without control characters (U+0000–U+001F, U+007F–U+009F) and
+// without U+FFFD. The last rule matters because encoding/json turns every
+// invalid UTF-8 byte and every lone surrogate escape into U+FFFD: without
+// it, distinct malformed ids would silently become one. Any other character
+// is allowed, including '/', '?', '#' and '%'; the HTTP routes unescape path
+// segments, so an id is read back by escaping it (url.PathEscape). The
+// returned message reads after the field name ("is required").
+func CheckID(s string, max int) (msg string, ok bool) {
+	switch {
+	case s == "":
+		return "is required", false
+	case len(s) > max:
+		return fmt.Sprintf("is longer than %d bytes", max), false
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8", false
+	}
+	for _, r := range s {
+		switch {
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return "contains control characters", false
+		case r == utf8.RuneError:
+			return "contains U+FFFD (invalid UTF-8 or a lone surrogate in the request)", false
+		}
+	}
+	return "", true
+}
+
 // Validate checks the item against the catalog's limits. dim is the catalog's
 // embedding dimension; a non-empty embedding must have exactly that length.
+// Categories may be empty here (a MovieLens title without genres); the HTTP
+// API requires at least one.
 func (it *Item) Validate(dim int) error {
+	if msg, ok := CheckID(it.ID, MaxIDLen); !ok {
+		return &FieldError{"id", msg}
+	}
 	switch {
-	case it.ID == "":
-		return &FieldError{"id", "is required"}
-	case len(it.ID) > MaxIDLen:
-		return &FieldError{"id", fmt.Sprintf("longer than %d bytes", MaxIDLen)}
-	case strings.ContainsAny(it.ID, "\x00\n\r"):
-		return &FieldError{"id", "contains control characters"}
 	case len(it.Categories) > MaxCategories:
 		return &FieldError{"categories", fmt.Sprintf("more than %d categories", MaxCategories)}
 	case len(it.Embedding) != 0 && len(it.Embedding) != dim:
 		return &FieldError{"embedding", fmt.Sprintf("has %d dimensions, want %d", len(it.Embedding), dim)}
-	case math.IsNaN(it.Popularity) || math.IsInf(it.Popularity, 0) || it.Popularity < 0:
-		return &FieldError{"popularity", "must be a finite number >= 0"}
+	case math.IsNaN(it.Popularity) || it.Popularity < 0 || it.Popularity > MaxPopularity:
+		return &FieldError{"popularity", fmt.Sprintf("must be a number in [0, %g]", float64(MaxPopularity))}
 	}
-	for _, c := range it.Categories {
-		if c == "" || len(c) > MaxCategoryLen {
-			return &FieldError{"categories", fmt.Sprintf("each category must be 1..%d bytes", MaxCategoryLen)}
+	for i, c := range it.Categories {
+		if msg, ok := CheckID(c, MaxCategoryLen); !ok {
+			return &FieldError{fmt.Sprintf("categories[%d]", i), msg}
 		}
 	}
-	for _, x := range it.Embedding {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return &FieldError{"embedding", "must hold finite numbers"}
+	for i, x := range it.Embedding {
+		if math.IsNaN(float64(x)) || math.Abs(float64(x)) > MaxEmbeddingValue {
+			return &FieldError{fmt.Sprintf("embedding[%d]", i), fmt.Sprintf("must be a finite number in [-%g, %g]", float64(MaxEmbeddingValue), float64(MaxEmbeddingValue))}
 		}
 	}
 	return nil

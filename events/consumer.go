@@ -79,8 +79,14 @@ type ConsumerOptions struct {
 	// fetches and dead-letter writes.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
-	// MaxWait is how long one fetch waits on the broker for new data
-	// (default 500ms); it bounds how stale an idle consumer's view is.
+	// MaxWait is how long one fetch of an idle partition waits on the
+	// broker (default 3s). It does not delay new messages: a fetch returns
+	// as soon as one arrives (MinBytes 1). kafka-go gives the broker MaxWait
+	// less a round-trip allowance (1s, or a quarter of MaxWait below 1s)
+	// and cuts the connection at MaxWait; at 500ms that left the broker
+	// 125ms of slack, so an idle consumer on a busy broker (the embedded
+	// one, serving every group of the process) logged read timeouts every
+	// few seconds.
 	MaxWait time.Duration
 	// SessionTimeout is how long the group waits for a member that stopped
 	// heartbeating (a crashed process) before handing its partitions to
@@ -133,7 +139,7 @@ func (o *ConsumerOptions) defaults() {
 		o.MaxRetryBackoff = o.RetryBackoff
 	}
 	if o.MaxWait <= 0 {
-		o.MaxWait = 500 * time.Millisecond
+		o.MaxWait = 3 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

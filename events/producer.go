@@ -127,6 +127,7 @@ type ProducerStats struct {
 // the Transport's idle connections.
 type Producer struct {
 	opts      ProducerOptions
+	brokers   []string
 	log       *slog.Logger
 	w         *kafka.Writer
 	transport *kafka.Transport
@@ -185,6 +186,7 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 	}
 	p := &Producer{
 		opts:      opts,
+		brokers:   brokers,
 		log:       log,
 		transport: transport,
 		w: &kafka.Writer{
@@ -291,32 +293,83 @@ func (p *Producer) PublishJSON(topic, key string, v any) bool {
 // respect to earlier Publish calls. It makes a single attempt (with kafka-go's
 // short internal retries); retrying further is up to the caller.
 func (p *Producer) Produce(ctx context.Context, topic, key string, value []byte) error {
-	if p.closed.Load() {
-		return ErrProducerClosed
-	}
-	if topic == "" {
-		return errors.New("events: Produce: empty topic")
-	}
 	var k []byte
 	if key != "" {
 		k = []byte(key)
 	}
-	err := p.w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: k, Value: value})
+	return p.ProduceMessages(ctx, kafka.Message{Topic: topic, Key: k, Value: value})
+}
+
+// ProduceMessages is Produce for several messages at once (each names its
+// topic): it returns nil once the broker has acknowledged all of them, or
+// the first error otherwise, in which case some may have been written and
+// a retry duplicates them.
+func (p *Producer) ProduceMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if p.closed.Load() {
+		return ErrProducerClosed
+	}
+	for _, m := range msgs {
+		if m.Topic == "" {
+			return errors.New("events: Produce: empty topic")
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	err := p.w.WriteMessages(ctx, msgs...)
 	if err == nil {
-		p.published.Add(1)
-		p.mPublished.WithLabelValues(topic).Inc()
+		p.countAcked(msgs)
 		return nil
 	}
 	var wes kafka.WriteErrors
-	if errors.As(err, &wes) && len(wes) == 1 && wes[0] != nil {
-		err = wes[0]
+	if errors.As(err, &wes) {
+		var ok []kafka.Message
+		err = nil
+		for i, e := range wes {
+			switch {
+			case e == nil:
+				ok = append(ok, msgs[i])
+			case err == nil:
+				err = e
+			}
+		}
+		p.countAcked(ok)
+		if err == nil {
+			return nil
+		}
 	}
 	if errors.Is(err, io.ErrClosedPipe) {
 		return ErrProducerClosed
 	}
-	p.failed.Add(1)
-	p.mFailed.WithLabelValues(topic).Inc()
-	return fmt.Errorf("events: produce to %s: %w", topic, p.opts.Security.explain(err))
+	p.failed.Add(uint64(len(msgs)))
+	forEachTopic(msgs, func(topic string, n int) { p.mFailed.WithLabelValues(topic).Add(float64(n)) })
+	return fmt.Errorf("events: produce to %s: %w", msgs[0].Topic, p.opts.Security.explain(err))
+}
+
+// Ping connects to the brokers in turn until one answers an ApiVersions
+// request, for readiness reports: nil means Kafka answers. It opens a new
+// connection each time, since the producer's own may be cached answers
+// (kafka-go keeps metadata for seconds).
+func (p *Producer) Ping(ctx context.Context) error {
+	var errs []error
+	for _, b := range p.brokers {
+		conn, err := p.opts.Security.dialer(p.opts.WriteTimeout).DialContext(ctx, "tcp", b)
+		if err == nil {
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			_, err = conn.ApiVersions()
+			_ = conn.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		errs = append(errs, p.opts.Security.explain(err))
+	}
+	if len(errs) == 0 {
+		return errors.New("events: no brokers")
+	}
+	return errors.Join(errs...)
 }
 
 // Stats returns running totals; see ProducerStats.
@@ -559,12 +612,18 @@ func permanent(err error) bool {
 		errors.Is(err, kafka.InvalidRecord)
 }
 
+// countPublished counts queued events the broker acknowledged.
 func (p *Producer) countPublished(ms []kafka.Message) {
+	p.pending.Add(-int64(len(ms)))
+	p.countAcked(ms)
+}
+
+// countAcked counts acknowledged events (queued or produced directly).
+func (p *Producer) countAcked(ms []kafka.Message) {
 	if len(ms) == 0 {
 		return
 	}
 	p.published.Add(uint64(len(ms)))
-	p.pending.Add(-int64(len(ms)))
 	forEachTopic(ms, func(topic string, n int) { p.mPublished.WithLabelValues(topic).Add(float64(n)) })
 }
 

@@ -51,6 +51,13 @@ func EnsureTopics(ctx context.Context, brokers []string, sec Security, partition
 	return fmt.Errorf("events: EnsureTopics %v: %w", topics, errors.Join(errs...))
 }
 
+// topicConfigs are the settings EnsureTopics gives the topics it creates.
+// The catalog keeps the latest version of every item forever (compaction
+// instead of time-based deletion), so Redis can always be re-seeded.
+var topicConfigs = map[string][]kafka.ConfigEntry{
+	TopicCatalog: {{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+}
+
 func ensureTopicsVia(ctx context.Context, d *kafka.Dialer, broker string, partitions, replication int, topics []string) error {
 	conn, err := d.DialContext(ctx, "tcp", broker)
 	if err != nil {
@@ -74,7 +81,7 @@ func ensureTopicsVia(ctx context.Context, d *kafka.Dialer, broker string, partit
 	}
 	cfgs := make([]kafka.TopicConfig, len(topics))
 	for i, t := range topics {
-		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication}
+		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: topicConfigs[t]}
 	}
 	// kafka-go's Conn.CreateTopics already treats TopicAlreadyExists as success.
 	if err := cconn.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {

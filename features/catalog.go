@@ -43,17 +43,8 @@ const (
 // a large upsert before the version changes, which a snapshot rebuild on the
 // notification corrects. With no items it only reports the current version.
 func (s *Store) PutItems(ctx context.Context, items []catalog.Item) (version uint64, err error) {
-	for i := range items {
-		it := &items[i]
-		if err := it.Validate(len(it.Embedding)); err != nil {
-			return 0, fmt.Errorf("features: item %d (%q): %w", i, it.ID, err)
-		}
-		for _, c := range it.Categories {
-			if strings.Contains(c, catSep) {
-				return 0, fmt.Errorf("features: item %d (%q): %w", i, it.ID,
-					&catalog.FieldError{Field: "categories", Msg: "contains the unit separator \\x1f"})
-			}
-		}
+	if err := validateItems(items); err != nil {
+		return 0, err
 	}
 	if len(items) == 0 {
 		return s.CatalogVersion(ctx)
@@ -66,16 +57,10 @@ func (s *Store) PutItems(ctx context.Context, items []catalog.Item) (version uin
 				it := &batch[i]
 				ids[i] = it.ID
 				key := s.itemKey(it.ID)
-				fields := []any{
-					fCats, strings.Join(it.Categories, catSep),
-					fPop, strconv.FormatFloat(it.Popularity, 'g', -1, 64),
-				}
-				if len(it.Embedding) > 0 {
-					fields = append(fields, fEmb, encodeEmbedding(it.Embedding))
-				} else {
+				if len(it.Embedding) == 0 {
 					p.HDel(ctx, key, fEmb)
 				}
-				p.HSet(ctx, key, fields...)
+				p.HSet(ctx, key, itemFields(it)...)
 			}
 			p.SAdd(ctx, s.itemsKey(), ids...)
 			return nil
@@ -92,6 +77,37 @@ func (s *Store) PutItems(ctx context.Context, items []catalog.Item) (version uin
 		return v, fmt.Errorf("features: put items: publish version %d: %w", v, err)
 	}
 	return v, nil
+}
+
+// validateItems checks items as PutItems stores them: each valid
+// (catalog.Item.Validate against its own embedding length) and no category
+// holding catSep. The error wraps a *catalog.FieldError.
+func validateItems(items []catalog.Item) error {
+	for i := range items {
+		it := &items[i]
+		if err := it.Validate(len(it.Embedding)); err != nil {
+			return fmt.Errorf("features: item %d (%q): %w", i, it.ID, err)
+		}
+		for _, c := range it.Categories {
+			if strings.Contains(c, catSep) {
+				return fmt.Errorf("features: item %d (%q): %w", i, it.ID,
+					&catalog.FieldError{Field: "categories", Msg: "contains the unit separator \\x1f"})
+			}
+		}
+	}
+	return nil
+}
+
+// itemFields are the hash fields of an item.
+func itemFields(it *catalog.Item) []any {
+	fields := []any{
+		fCats, strings.Join(it.Categories, catSep),
+		fPop, strconv.FormatFloat(it.Popularity, 'g', -1, 64),
+	}
+	if len(it.Embedding) > 0 {
+		fields = append(fields, fEmb, encodeEmbedding(it.Embedding))
+	}
+	return fields
 }
 
 // GetItem returns one catalog item; ok is false when it does not exist.

@@ -7,23 +7,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/novarec/novarec/internal/metrictest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 )
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
-}
 
 func TestModelCacheSwapsAndRejects(t *testing.T) {
 	client, prefix := redistest.New(t)
@@ -53,15 +40,15 @@ func TestModelCacheSwapsAndRejects(t *testing.T) {
 	if err := c.Refresh(ctx); err != nil || c.cur.Load().m.Version != "default-1" {
 		t.Fatalf("published snapshot was not swapped in: %v", err)
 	}
-	if got := histogramCount(t, reg, "novarec_model_freshness_seconds"); got != 0 {
-		t.Fatalf("freshness observed %d times before any request used the model", got)
+	if got, _ := metrictest.Value(t, reg, "novarec_model_freshness_seconds", nil); got != 0 { // no series yet = 0
+		t.Fatalf("freshness observed %v times before any request used the model", got)
 	}
 	if m := c.Current(); m.ItemBias["a"] != 1 {
 		t.Fatalf("served model %+v", m)
 	}
 	c.Current()
-	if got := histogramCount(t, reg, "novarec_model_freshness_seconds"); got != 2 {
-		t.Fatalf("freshness observed %d times, want once per included feedback event (2)", got)
+	if got := metrictest.MustValue(t, reg, "novarec_model_freshness_seconds", nil); got != 2 {
+		t.Fatalf("freshness observed %v times, want once per included feedback event (2)", got)
 	}
 
 	// A corrupt snapshot is rejected; the old model keeps serving.

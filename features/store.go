@@ -2,7 +2,9 @@
 // user's history, long-run statistics and current session, which items a
 // session has been shown, and the learners' model snapshots (DESIGN.md §5).
 //
-// Redis holds derived state only; Kafka is the log of record. The trainer's
+// Redis holds derived state only; Kafka is the log of record: the catalog
+// comes back from rec.catalog (CatalogKeeper), user state from rec.feedback
+// (trainer rebuild). The trainer's
 // feature updater is the single writer of user state (ApplyFeedback), except
 // that recsvc records shown items (RecordShown), which no other write
 // touches, so the two never overwrite each other.
@@ -19,6 +21,7 @@
 //	item:ID              hash: cats ("\x1f"-joined) emb (little-endian float32) pop
 //	items                set of item ids
 //	catalog:version      counter; channel catalog-updates carries each new version
+//	catalog:reseeding    lock (token, TTL) of the replica re-seeding the catalog (CatalogKeeper)
 //	model:VARIANT        snapshot bytes; channel model-updates carries the variant
 //	trainer:ckpt:NAME    a trainer's checkpoint (NAME = "trainer:VARIANT")
 //	exp:EXP:VARIANT      a variant's A/B aggregates (JSON), written by its trainer

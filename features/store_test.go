@@ -552,14 +552,14 @@ func recv(t *testing.T, ch <-chan string, want string) {
 		if got != want {
 			t.Fatalf("got message %q, want %q", got, want)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatalf("no message, want %q", want)
 	}
 }
 
 func waitClosed(t *testing.T, ch <-chan string) {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(time.Minute)
 	for {
 		select {
 		case _, ok := <-ch:

@@ -143,6 +143,18 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 	if st.UserID == "" {
 		return errNoUser
 	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.queueSave(ctx, p, st)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("features: save user state: %w", err)
+	}
+	return nil
+}
+
+// queueSave queues Save's commands on a transaction pipeline.
+func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.UserState) {
 	hist := st.History
 	if len(hist) > s.history {
 		hist = hist[:s.history]
@@ -152,40 +164,33 @@ func (s *Store) Save(ctx context.Context, st recommend.UserState) error {
 	seenKey := s.userKey(st.UserID, "seen")
 	sessKey := s.sessionKey(st.UserID, st.Session.ID)
 	shownKey := s.shownKey(st.UserID, st.Session.ID)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, histKey, statsKey, seenKey, sessKey, shownKey)
-		if len(st.Consumed.Bits) > 0 {
-			p.Set(ctx, seenKey, st.Consumed.Bits, 0)
-		}
-		if len(hist) > 0 {
-			entries := make([]any, len(hist))
-			var buf []byte
-			for i, h := range hist {
-				buf = appendEntry(buf[:0], h)
-				entries[i] = string(buf)
-			}
-			p.RPush(ctx, histKey, entries...)
-		}
-		p.HSet(ctx, statsKey, append(statsFields(st.Stats), fConsumed, strconv.FormatInt(st.Consumed.N, 10))...)
-		if !zeroSession(&st.Session) {
-			p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
-			p.PExpire(ctx, sessKey, s.sessionTTL)
-		}
-		if len(st.Session.Shown) > 0 {
-			members := make([]any, len(st.Session.Shown))
-			for i, id := range st.Session.Shown {
-				members[i] = id
-			}
-			p.RPush(ctx, shownKey, members...)
-			p.LTrim(ctx, shownKey, 0, ShownMax-1)
-			p.PExpire(ctx, shownKey, s.sessionTTL)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("features: save user state: %w", err)
+	p.Del(ctx, histKey, statsKey, seenKey, sessKey, shownKey)
+	if len(st.Consumed.Bits) > 0 {
+		p.Set(ctx, seenKey, st.Consumed.Bits, 0)
 	}
-	return nil
+	if len(hist) > 0 {
+		entries := make([]any, len(hist))
+		var buf []byte
+		for i, h := range hist {
+			buf = appendEntry(buf[:0], h)
+			entries[i] = string(buf)
+		}
+		p.RPush(ctx, histKey, entries...)
+	}
+	p.HSet(ctx, statsKey, append(statsFields(st.Stats), fConsumed, strconv.FormatInt(st.Consumed.N, 10))...)
+	if !zeroSession(&st.Session) {
+		p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
+		p.PExpire(ctx, sessKey, s.sessionTTL)
+	}
+	if len(st.Session.Shown) > 0 {
+		members := make([]any, len(st.Session.Shown))
+		for i, id := range st.Session.Shown {
+			members[i] = id
+		}
+		p.RPush(ctx, shownKey, members...)
+		p.LTrim(ctx, shownKey, 0, ShownMax-1)
+		p.PExpire(ctx, shownKey, s.sessionTTL)
+	}
 }
 
 // ApplyFeedback is the feature updater's step for one feedback event: it

@@ -71,7 +71,7 @@ type Observations struct {
 // assumption (a matching item is clicked three times as often as one that
 // does not match, and skipped three times less often), not fitted; an
 // asymmetric 0.5/0.15 weighed a skip less than half as much as a click and
-// did worse in the simulator (README, Evaluation).
+// did worse in the simulator (docs/evaluation.md).
 const (
 	ModeMatchCTR    = 0.75
 	ModeMismatchCTR = 0.25

@@ -389,18 +389,18 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		markTaken(snap, ex.taken, id)
 	}
 	maxCollab := e.collabScores(sc, snap, v.hist, &ex)
-	nCand := max(e.cfg.Candidates, 4*req.K)
-	nPop := int(math.Ceil(e.cfg.PopularShare * float64(nCand)))
-	nNovel := int(math.Round(level.NovelShare * float64(nCand-nPop)))
+	want := e.Pools(req.K, level, taste == nil)
+	nCand := want.Familiar + want.Novel + want.Popular
 	pool := sc.pool[:0]
-	if taste != nil {
-		nFam := nCand - nPop - nNovel
-		pool = e.neighbors(pool, sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(nFam))))
-		pool = e.familiar(pool, sc, &ex, taste, nFam-len(pool))
-	} else {
-		nPop = nCand // cold user: popular pool, made diverse by the ranker
+	if want.Familiar > 0 {
+		// Item neighbours of the recent history first, the learned space
+		// around the taste vector for the rest.
+		pool = e.neighbors(pool, sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(want.Familiar))))
+		pool = e.familiar(pool, sc, &ex, taste, want.Familiar-len(pool))
 	}
-	pool = novel(pool, snap, &v.seen, &ex, nCand-nPop-len(pool))
+	// The novel pool also takes what the familiar one could not fill, and
+	// the popular pool whatever is still missing.
+	pool = novel(pool, snap, &v.seen, &ex, want.Novel+want.Familiar-len(pool))
 	pool = popular(pool, snap, &ex, nCand-len(pool))
 
 	sc.pool = pool
@@ -444,6 +444,29 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		}
 	}
 	return d, nil
+}
+
+// Pools are the candidate pools' planned sizes for one decision.
+type Pools struct {
+	Familiar, Novel, Popular int
+}
+
+// Pools returns how many candidates a decision at level asks of each pool
+// for a slate of k: the popular pool always takes Config.PopularShare (a
+// prior that keeps strong items in reach at every level), the novel pool the
+// level's NovelShare of the rest, the familiar pool what remains; a cold
+// user (no known history) has no taste to be familiar with and gets the
+// popular pool only, made diverse by the ranker. A pool that runs short
+// (few unseen categories) is topped up by the next one, so these are the
+// sizes asked for, not always the sizes served.
+func (e *Engine) Pools(k int, level intent.Level, cold bool) Pools {
+	n := max(e.cfg.Candidates, 4*k)
+	if cold {
+		return Pools{Popular: n}
+	}
+	pop := int(math.Ceil(e.cfg.PopularShare * float64(n)))
+	nov := int(math.Round(level.NovelShare * float64(n-pop)))
+	return Pools{Familiar: n - pop - nov, Novel: nov, Popular: pop}
 }
 
 func markTaken(snap *catalog.Snapshot, taken *marks, id string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/metrictest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 )
@@ -80,48 +81,14 @@ func runTrainer(t *testing.T, cfg Config, deps Deps) (*Trainer, func() error) {
 			cancel()
 			select {
 			case runErr = <-done:
-			case <-time.After(20 * time.Second):
-				runErr = errors.New("Run did not return within 20s of cancellation")
+			case <-time.After(time.Minute):
+				runErr = errors.New("Run did not return within a minute of cancellation")
 			}
 		}
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
 	return tr, stop
-}
-
-func gatherValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue metric
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount()), true
-			}
-		}
-	}
-	return 0, false
 }
 
 // TestRunLearnsAndPublishes runs the whole loop: events in Kafka → the
@@ -257,7 +224,7 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 		{"novarec_events_consumed_total", map[string]string{"topic": "rec.impressions"}, float64(len(s.imps))},
 		{"novarec_events_deadlettered_total", map[string]string{"topic": "rec.feedback"}, 1},
 	} {
-		v, ok := gatherValue(t, reg, c.name, c.labels)
+		v, ok := metrictest.Value(t, reg, c.name, c.labels)
 		if !ok || v < c.min {
 			t.Errorf("%s%v = %v (found %v), want ≥ %v", c.name, c.labels, v, ok, c.min)
 		}

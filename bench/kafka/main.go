@@ -4,6 +4,8 @@
 // interrupted or for -for.
 //
 //	go run ./bench/kafka -for 10m     # prints the broker address
+//	go run ./bench/kafka -addr 127.0.0.1:29092   # a fixed address: stop it and
+//	                                             # start it again to test a broker restart
 //
 // kfake keeps every record in memory; a real broker keeps them on disk and
 // deletes them after its retention time. With -retain D the command
@@ -28,11 +30,12 @@ import (
 )
 
 func main() {
+	addr := flag.String("addr", "", "listen address, host:port (empty = a random 127.0.0.1 port); a fixed one lets a restarted broker come back where clients look for it")
 	partitions := flag.Int("partitions", 3, "partitions per topic")
 	life := flag.Duration("for", 30*time.Minute, "stop after this long")
 	retain := flag.Duration("retain", 0, "delete every topic's records this often (0 = keep everything)")
 	flag.Parse()
-	k, err := events.StartEmbedded(*partitions)
+	k, err := events.StartEmbeddedAt(*addr, *partitions)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kafka:", err)
 		os.Exit(1)

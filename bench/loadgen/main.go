@@ -9,7 +9,8 @@
 // The last line sums up the whole run (rate=… requests=… throughput=…
 // success=… p50_ms=… p99_ms=… errors=…); with -report, lines starting with
 // "interval" cover each period. Ctrl-C stops the attack and reports what
-// finished.
+// finished. The environment variable NOVAREC_API_KEY, when set, is sent as
+// Authorization: Bearer (recsvc on real servers requires a key).
 package main
 
 import (
@@ -37,6 +38,7 @@ func main() {
 	k := flag.Int("k", 10, "slate size")
 	workers := flag.Uint64("workers", 64, "initial vegeta workers")
 	report := flag.Duration("report", 0, "also print the metrics of every period this long (0 = only the total)")
+	key := os.Getenv("NOVAREC_API_KEY") // not a flag: a key on the command line is visible to every user of the machine
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -48,6 +50,9 @@ func main() {
 		*duration = maxDuration
 	}
 	header := http.Header{"Content-Type": []string{"application/json"}}
+	if key != "" {
+		header.Set("Authorization", "Bearer "+key)
+	}
 	run := time.Now().Unix() // sessions are per run, as real sessions are short
 	targeter := func(t *vegeta.Target) error {
 		n := rand.IntN(*users)

@@ -87,7 +87,7 @@ func TestKafkaSASLAtStart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = run(ctx, config{addr: "127.0.0.1:0", kafka: brokers, kafkaConn: conn("wrong"), partitions: 1, replication: 1,
+	err = run(ctx, config{addr: "127.0.0.1:0", kafka: brokers, kafkaConn: conn("wrong"), partitions: 1, replication: 1, insecureOpen: true,
 		updater: "off", trainer: "off", drain: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err == nil || !events.IsAuthFailure(err) {
 		t.Fatalf("recsvc with a wrong Kafka password: %v, want an authentication failure", err)

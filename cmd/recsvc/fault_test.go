@@ -33,15 +33,17 @@ import (
 	"github.com/novarec/novarec/internal/redistest"
 )
 
-// maxFaultLatency bounds every request while a dependency is down. The
-// store's budget is 100ms (api.Config.StoreTimeout) and publishing never
-// waits; the rest is slack for -race on a busy two-core CI machine. A
-// request that waited on a dead dependency would take seconds (go-redis's
-// 3s read timeout, kafka-go's 10s write timeout).
-const maxFaultLatency = time.Second
+// No assertion here measures wall-clock time: a loaded two-core machine
+// stretches every latency. What the tests assert instead is that no request
+// waits on a dead dependency, by making such a wait impossible to miss:
+// recsvc's Redis client gets a one-minute read timeout (redisIOTimeout), so
+// a request that waited on a hung Redis instead of its 100 ms budget would
+// outlast loadTimeout and count as failed; a request that waited on a full
+// event buffer would block for good. Latencies are logged, not judged.
+const loadTimeout = 30 * time.Second
 
 // faultClient is for the test's own calls: one that hangs fails the test.
-var faultClient = &http.Client{Timeout: 5 * time.Second}
+var faultClient = &http.Client{Timeout: loadTimeout}
 
 // tally is what the load saw in one phase of a fault test.
 type tally struct {
@@ -95,7 +97,7 @@ func startLoad(t *testing.T, base string, workers int) *load {
 	l := &load{
 		base: base,
 		// A request that hangs is a failure, not a stuck test.
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}},
+		client: &http.Client{Timeout: loadTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: workers}},
 		phase:  "start", phases: map[string]*tally{}, inflight: map[string]int{}, done: make(chan struct{}),
 	}
 	for w := range workers {
@@ -118,7 +120,7 @@ func (l *load) setPhase(p string) {
 	prev := l.phase
 	l.phase = p
 	l.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(loadTimeout)
 	for time.Now().Before(deadline) {
 		l.mu.Lock()
 		n := l.inflight[prev]
@@ -207,11 +209,11 @@ func (l *load) work(w int) {
 }
 
 // checkPhase fails the test unless every request of phase p was answered
-// 200 within maxLatency; degraded says how many answers may be degraded:
-// "none" (at most one in ten), "all" or "any". A phase may hold no request
-// at all (recovery can beat the next request); the callers wait for
-// traffic where it matters.
-func checkPhase(t *testing.T, l *load, p, degraded string, maxLatency time.Duration) tally {
+// 200 (within loadTimeout); degraded says how many answers may be
+// degraded: "none" (at most one in ten), "all" or "any". A phase may hold
+// no request at all (recovery can beat the next request); the callers wait
+// for traffic where it matters.
+func checkPhase(t *testing.T, l *load, p, degraded string) tally {
 	t.Helper()
 	got := l.get(p)
 	t.Logf("%-28s %v", p+":", &got)
@@ -226,14 +228,14 @@ func checkPhase(t *testing.T, l *load, p, degraded string, maxLatency time.Durat
 	case degraded == "all" && got.degraded != got.ok:
 		t.Errorf("%s: %d of %d answers degraded, want all", p, got.degraded, got.ok)
 	}
-	if maxLatency > 0 && got.max() > maxLatency {
-		t.Errorf("%s: slowest request took %v, want at most %v", p, got.max(), maxLatency)
-	}
 	return got
 }
 
+// within polls cond until it holds and returns how long that took (for the
+// log). d is only a hang guard, raised to at least a minute.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	d = max(d, time.Minute)
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > d {
@@ -242,6 +244,25 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// readiness returns /readyz's status code and the state it reports for
+// dependency (checks[dependency]).
+func readiness(t *testing.T, base, dependency string) (int, string) {
+	t.Helper()
+	resp, err := faultClient.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Checks map[string]any `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/readyz: %v", err)
+	}
+	state, _ := body.Checks[dependency].(string)
+	return resp.StatusCode, state
 }
 
 func status(t *testing.T, base, path string) int {
@@ -260,43 +281,52 @@ func status(t *testing.T, base, path string) int {
 func startOnRedis(t *testing.T, addr string) *system {
 	t.Helper()
 	t.Setenv(redistest.EnvAddr, "") // start() would otherwise use REDIS_ADDR
-	s := start(t, config{redisAddrs: []string{addr}, sampleItems: 500, partitions: 3, updater: "off", trainer: "off", drain: 3 * time.Second})
-	within(t, 10*time.Second, "/readyz 200", func() bool { return status(t, s.base, "/readyz") == http.StatusOK })
+	s := start(t, config{redisAddrs: []string{addr}, sampleItems: 500, partitions: 3, updater: "off", trainer: "off", drain: 3 * time.Second,
+		redisIOTimeout: time.Minute})
+	within(t, 30*time.Second, "/readyz 200", func() bool { return status(t, s.base, "/readyz") == http.StatusOK })
 	return s
 }
 
 // redisOutage takes Redis away with down while l keeps sending requests and
-// checks that recommend answers 200 throughout, degraded and within
-// maxFaultLatency once Redis is known down, that /readyz says 503, and that
-// both recover without a restart once up has brought Redis back.
+// checks that recommend answers 200 throughout, degraded once Redis is
+// known down, that /readyz reports Redis unreachable yet stays 200 (Redis
+// is down for every replica: taking them all out of rotation would turn
+// degraded answers into none), and that both recover without a restart
+// once up has brought Redis back.
 func redisOutage(t *testing.T, s *system, l *load, name string, down, up func()) {
 	t.Helper()
+	const skipped = `novarec_recommend_degraded_total{cause="redis_down"}`
 	l.setPhase(name + ": going down")
 	down()
-	took := within(t, 10*time.Second, "/readyz 503 after "+name, func() bool { return status(t, s.base, "/readyz") == http.StatusServiceUnavailable })
-	t.Logf("%s: /readyz 503 after %v", name, took.Round(time.Millisecond))
-	l.setPhase(name + ": down")
-	// Long enough for the prober (every second) to find Redis down too.
-	downSince := time.Now()
-	within(t, 10*time.Second, "degraded answers", func() bool {
-		return l.get(name+": down").degraded >= 20 && time.Since(downSince) > 1500*time.Millisecond
+	within(t, 30*time.Second, "/readyz to report Redis unreachable after "+name, func() bool {
+		_, state := readiness(t, s.base, "redis")
+		return state == "unreachable"
 	})
-	if code := status(t, s.base, "/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("%s: /readyz %d while Redis is still down", name, code)
+	l.setPhase(name + ": down")
+	// Requests skip Redis once it is known down: wait for some of those.
+	before := metricValue(t, s.base, skipped)
+	within(t, 30*time.Second, "degraded answers that skipped Redis", func() bool {
+		return l.get(name+": down").degraded >= 20 && metricValue(t, s.base, skipped) >= before+20
+	})
+	if code, state := readiness(t, s.base, "redis"); code != http.StatusOK || state != "unreachable" {
+		t.Errorf("%s: /readyz %d with redis %q while Redis is down; want 200 and unreachable", name, code, state)
 	}
 
 	l.setPhase(name + ": coming back")
 	up()
-	took = within(t, 15*time.Second, "/readyz 200 after Redis returned", func() bool { return status(t, s.base, "/readyz") == http.StatusOK })
-	t.Logf("%s: /readyz 200 again %v after Redis returned", name, took.Round(time.Millisecond))
+	took := within(t, 30*time.Second, "/readyz to report Redis ok", func() bool {
+		_, state := readiness(t, s.base, "redis")
+		return state == "ok"
+	})
+	t.Logf("%s: Redis reported ok %v after it returned", name, took.Round(time.Millisecond))
 	l.setPhase(name + ": back")
-	within(t, 10*time.Second, "answers after recovery", func() bool { return l.get(name+": back").ok >= 20 })
+	within(t, 30*time.Second, "answers after recovery", func() bool { return l.get(name+": back").ok >= 20 })
 	l.setPhase(name + ": after")
 
-	checkPhase(t, l, name+": going down", "any", maxFaultLatency)
-	checkPhase(t, l, name+": down", "all", maxFaultLatency)
-	checkPhase(t, l, name+": coming back", "any", maxFaultLatency)
-	checkPhase(t, l, name+": back", "none", maxFaultLatency)
+	checkPhase(t, l, name+": going down", "any")
+	checkPhase(t, l, name+": down", "all")
+	checkPhase(t, l, name+": coming back", "any")
+	checkPhase(t, l, name+": back", "none")
 }
 
 // TestFaultRedisStopsAndReturns stops the (in-process) Redis under traffic
@@ -309,17 +339,14 @@ func TestFaultRedisStopsAndReturns(t *testing.T) {
 	s := startOnRedis(t, mr.Addr())
 	l := startLoad(t, s.base, 4)
 	l.setPhase("before")
-	within(t, 10*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
+	within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
 	redisOutage(t, s, l, "miniredis closed", mr.Close, func() {
 		if err := mr.Restart(); err != nil {
 			t.Fatal(err)
 		}
 	})
 	l.stop()
-	checkPhase(t, l, "before", "none", 0)
-	if v := metricValue(t, s.base, "novarec_recommend_degraded_total"); v < 20 {
-		t.Errorf("novarec_recommend_degraded_total = %v", v)
-	}
+	checkPhase(t, l, "before", "none")
 	if v := metricValue(t, s.base, "novarec_redis_up"); v != 1 {
 		t.Errorf("novarec_redis_up = %v after recovery", v)
 	}
@@ -387,11 +414,11 @@ func TestFaultRedisServerHangsAndCrashes(t *testing.T) {
 	s := startOnRedis(t, r.addr())
 	l := startLoad(t, s.base, 4)
 	l.setPhase("before")
-	within(t, 10*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
+	within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
 	redisOutage(t, s, l, "redis-server frozen", func() { r.signal(syscall.SIGSTOP) }, func() { r.signal(syscall.SIGCONT) })
 	redisOutage(t, s, l, "redis-server killed", r.kill, func() { r.start(r.cmd.Path) })
 	l.stop()
-	checkPhase(t, l, "before", "none", 0)
+	checkPhase(t, l, "before", "none")
 }
 
 // kfakeOn starts a one-broker Kafka-protocol cluster on port (0 = any) with
@@ -446,50 +473,64 @@ func TestFaultKafkaBrokerStopsAndReturns(t *testing.T) {
 
 	l := startLoad(t, s.base, 4)
 	l.setPhase("before")
-	within(t, 10*time.Second, "impressions published", func() bool { return metric(published) >= 20 })
+	within(t, 30*time.Second, "impressions published", func() bool { return metric(published) >= 20 })
 	item := l.get("before").itemIDs[0]
 
 	c1.Close()
 	c1Closed = true
 	l.setPhase("broker down")
-	took := within(t, 20*time.Second, "impressions dropped once the buffer is full", func() bool { return metric(dropped) > 0 })
+	took := within(t, 30*time.Second, "impressions dropped once the buffer is full", func() bool { return metric(dropped) > 0 })
 	t.Logf("broker down: buffer of %d full and impressions dropped after %v", buffer, took.Round(time.Millisecond))
 	// The buffer holds at most its capacity plus the batch being retried.
 	if b := metric(buffered); b < buffer || b > buffer+500 {
 		t.Errorf("novarec_events_buffered = %v with the broker down, want %d..%d", b, buffer, buffer+500)
 	}
-	// Feedback is refused while the buffer is full, and the client told to retry.
+	// Without a spool (-spool-dir), feedback Kafka does not acknowledge is
+	// refused, and the client told to retry (TestFeedbackSurvivesBrokerLossAndRestarts
+	// covers the spool).
 	code, h, b := feedback(item)
 	var eb struct{ Error api.Error }
-	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || json.Unmarshal(b, &eb) != nil || eb.Error.Code != "overloaded" {
-		t.Errorf("feedback with a full buffer: %d Retry-After=%q %s; want 503 overloaded with Retry-After", code, h.Get("Retry-After"), b)
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || json.Unmarshal(b, &eb) != nil || eb.Error.Code != "unavailable" {
+		t.Errorf("feedback with the broker gone and no spool: %d Retry-After=%q %s; want 503 unavailable with Retry-After", code, h.Get("Retry-After"), b)
 	}
+	within(t, 30*time.Second, "/readyz to report the broker unreachable", func() bool {
+		code, state := readiness(t, s.base, "kafka")
+		if code != http.StatusOK {
+			t.Fatalf("/readyz %d with the broker gone; Kafka is shared by every replica, so want 200", code)
+		}
+		return strings.Contains(state, "unreachable") && strings.Contains(state, "refused")
+	})
 	if v := metric(`novarec_events_rejected_total{topic="rec.feedback"}`); v < 1 {
 		t.Errorf("rejected feedback not counted: %v", v)
 	}
 	before := metric(dropped)
-	within(t, 10*time.Second, "more traffic during the outage", func() bool { return metric(dropped) >= before+50 })
+	within(t, 30*time.Second, "more traffic during the outage", func() bool { return metric(dropped) >= before+50 })
 	publishedDown := metric(published)
 
 	c2 := kfakeOn(t, port)
 	t.Cleanup(c2.Close)
 	l.setPhase("broker back")
-	took = within(t, 20*time.Second, "the buffered impressions to be delivered", func() bool { return metric(published) >= publishedDown+buffer })
+	took = within(t, 30*time.Second, "the buffered impressions to be delivered", func() bool { return metric(published) >= publishedDown+buffer })
 	t.Logf("broker back: the buffered impressions delivered within %v", took.Round(time.Millisecond))
 	l.setPhase("after")
-	within(t, 10*time.Second, "traffic after recovery", func() bool { return l.get("after").ok >= 20 })
+	within(t, 30*time.Second, "traffic after recovery", func() bool { return l.get("after").ok >= 20 })
 	droppedAfter := metric(dropped)
-	code, _, b = feedback(item)
-	if code != http.StatusAccepted {
-		t.Errorf("feedback after recovery: %d %s", code, b)
-	}
+	// A client retries a 503 (Retry-After); right after an outage recsvc may
+	// still refuse for a moment before it tries Kafka again.
+	within(t, time.Minute, "feedback to be accepted after recovery", func() bool {
+		code, _, b = feedback(item)
+		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+			t.Fatalf("feedback after recovery: %d %s", code, b)
+		}
+		return code == http.StatusAccepted
+	})
 	l.setPhase("done")
 	l.stop()
 
 	// New impressions arrive on the new broker.
 	want := l.get("after").requestIDs
 	var got map[string]bool
-	within(t, 15*time.Second, "the impressions made after recovery on rec.impressions", func() bool {
+	within(t, 30*time.Second, "the impressions made after recovery on rec.impressions", func() bool {
 		got = map[string]bool{}
 		for _, m := range kafkatest.ReadAvailable(t, brokers, events.TopicImpressions, time.Second) {
 			var imp events.Impression
@@ -514,10 +555,10 @@ func TestFaultKafkaBrokerStopsAndReturns(t *testing.T) {
 	t.Logf("impressions: %v published, %v dropped; %d on the new broker", metric(published), metric(dropped), len(got))
 
 	// Degraded answers are about Redis, not Kafka: any number is fine here.
-	checkPhase(t, l, "before", "any", 0)
-	checkPhase(t, l, "broker down", "any", maxFaultLatency)
-	checkPhase(t, l, "broker back", "any", maxFaultLatency)
-	checkPhase(t, l, "after", "any", 0)
+	checkPhase(t, l, "before", "any")
+	checkPhase(t, l, "broker down", "any")
+	checkPhase(t, l, "broker back", "any")
+	checkPhase(t, l, "after", "any")
 	if err := s.stop(); err != nil {
 		t.Error(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/novarec/novarec/api"
+	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
@@ -37,6 +38,7 @@ import (
 	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
+	"github.com/novarec/novarec/playground"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
 )
@@ -72,9 +74,29 @@ type config struct {
 	debugAddr   string
 	experiments string
 	adminToken  string
+	// apiKeys is the keys file, insecureOpen serves real servers without
+	// one, rateLimits are the per-key buckets and keysPoll how often the
+	// file is looked at (cmd/recsvc/keys.go).
+	apiKeys      string
+	insecureOpen bool
+	rateLimits   apikey.Limits
+	keysPoll     time.Duration
+	// playground serves the playground page at /.
+	playground bool
 	// eventBuffer is the producer's buffer (0 = events' default, 10000);
 	// tests shrink it to reach the bound quickly.
 	eventBuffer int
+	// durability and client limits: see durability.go.
+	spoolDir          string
+	spoolMaxBytes     int64
+	ackTimeout        time.Duration
+	bodyTimeout       time.Duration
+	maxConnsPerClient int
+	redisBudget       time.Duration
+	// redisIOTimeout overrides go-redis's read and write timeouts (0 = its
+	// default, 3s); fault tests make it long so that a request that waited
+	// on a hung Redis instead of its budget could not go unnoticed.
+	redisIOTimeout time.Duration
 }
 
 func parseConfig(args []string) (config, error) {
@@ -84,7 +106,8 @@ func parseConfig(args []string) (config, error) {
 	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; empty = embedded)")
 	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; empty = embedded)")
 	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix (env NOVAREC_PREFIX)")
-	fs.IntVar(&c.sampleItems, "sample-items", envflag.Int("NOVAREC_SAMPLE_ITEMS", -1), "generate this many sample items when the catalog is empty (env NOVAREC_SAMPLE_ITEMS; default 3000 in embedded mode, else 0)")
+	c.sampleItems = envflag.Int("NOVAREC_SAMPLE_ITEMS", -1)
+	fs.Var(autoInt{&c.sampleItems}, "sample-items", "generate this many sample items when the catalog is empty: a `count`, or auto = 3000 in embedded mode, else 0 (env NOVAREC_SAMPLE_ITEMS) (default auto)")
 	fs.IntVar(&c.sampleUsers, "sample-users", envflag.Int("NOVAREC_SAMPLE_USERS", 0), "with a generated catalog, also generate this many users (user-0, user-1, ...) with click histories (env NOVAREC_SAMPLE_USERS)")
 	fs.StringVar(&c.movielens, "movielens", envflag.String("NOVAREC_MOVIELENS", ""), "import a MovieLens directory (movies.csv, movies.dat or u.item) into the catalog at start (env NOVAREC_MOVIELENS)")
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
@@ -96,8 +119,10 @@ func parseConfig(args []string) (config, error) {
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
-	c.adminToken = os.Getenv("NOVAREC_ADMIN_TOKEN")
+	checkKeys := c.keyFlags(fs)
+	fs.BoolVar(&c.playground, "playground", envflag.Bool("NOVAREC_PLAYGROUND", true), "serve the playground page at / (env NOVAREC_PLAYGROUND)")
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long shutdown waits for in-flight requests and the event flush")
+	durabilityFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -109,12 +134,18 @@ func parseConfig(args []string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level: %w", err)
 	}
+	if err := checkKeys(); err != nil {
+		return c, err
+	}
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	if !(c.intentEpsilon >= 0 && c.intentEpsilon <= 1) {
 		return c, fmt.Errorf("-intent-epsilon must be in [0,1], not %v", c.intentEpsilon)
 	}
 	if c.maxInflight < 0 {
 		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
+	}
+	if err := c.checkDurability(); err != nil {
+		return c, err
 	}
 	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
 	if err != nil {
@@ -160,6 +191,11 @@ type running struct {
 // the server accepts connections.
 func run(ctx context.Context, cfg config, log *slog.Logger, started func(running)) error {
 	embedded := len(cfg.redisAddrs) == 0 || len(cfg.kafka) == 0
+	reg := prometheus.NewRegistry()
+	keys, err := openKeys(cfg, reg, log)
+	if err != nil {
+		return err
+	}
 	if len(cfg.redisAddrs) == 0 {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -187,7 +223,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		log.Warn("embedded mode: in-process Kafka-protocol cluster; set KAFKA_BROKERS=host:port,... to use a real cluster", "brokers", cfg.kafka)
 	} else {
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+		err := events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter, events.TopicCatalog)
 		cancel()
 		switch {
 		case events.IsAuthFailure(err):
@@ -210,15 +246,30 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	// 100ms store budget) on the wire; without it a hung Redis holds every
 	// request for the 3s read timeout (TestFaultRedisServerHangsAndCrashes).
 	redisOpts.PoolSize, redisOpts.MinIdleConns, redisOpts.ContextTimeoutEnabled = 64, 8, true
+	if cfg.redisIOTimeout > 0 {
+		redisOpts.ReadTimeout, redisOpts.WriteTimeout = cfg.redisIOTimeout, cfg.redisIOTimeout
+	}
 	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
-	reg := prometheus.NewRegistry()
 
-	if err := seedCatalog(ctx, store, cfg, embedded, log); err != nil {
+	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
+	producerOpen := true
+	defer func() {
+		if producerOpen { // an early return, before anything needed flushing
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = producer.Close(ctx)
+		}
+	}()
+	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
+	keeper := features.NewCatalogKeeper(store, events.NewCatalogLog(producer, cfg.kafka, kafkaSec), servingVersion(cat), log, reg)
+	if err := keeper.Sync(ctx); err != nil {
+		log.Warn("could not compare the catalog in Redis with the catalog log; will retry", "err", err)
+	}
+	if err := seedCatalog(ctx, store, keeper, cfg, embedded, log); err != nil {
 		return err
 	}
-	cat := features.NewCatalogCache(store, catalog.DefaultDim, log, reg)
 	if err := cat.Refresh(ctx); err != nil {
 		log.Warn("initial catalog load failed; will retry", "err", err)
 	}
@@ -238,7 +289,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		models.Ensure(ctx, api.DefaultVariant)
 	}
 
-	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
+	durable, err := newDurable(cfg, embedded, producer, reg, log)
+	if err != nil {
+		return err
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var waits []func()
 	goRun := func(f func(context.Context)) {
@@ -247,6 +301,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		waits = append(waits, func() { <-done })
 	}
 	goRun(cat.Run)
+	goRun(keeper.Run)
 	goRun(models.Run)
 	if cfg.updater == "on" || (cfg.updater == "auto" && embedded) {
 		consumer, err := events.NewConsumer(events.ConsumerOptions{
@@ -278,13 +333,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 			})
 		}
 	}
-	srv := api.New(api.Config{
-		Store: store, Shown: shown, Events: producer, Catalog: cat, Models: models,
-		Experiments: exps, Reports: store, AdminToken: cfg.adminToken,
-		Engine: recommend.NewEngine(recommend.Config{IntentEpsilon: cfg.intentEpsilon}), Registry: reg, Logger: log,
-		MaxInflight: cfg.maxInflight,
-	})
+	apiCfg := api.Config{
+		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
+		Experiments: exps, Reports: store, Keys: keys,
+		Engine: newEngine(cfg.intentEpsilon), Registry: reg, Logger: log,
+		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
+		Checks: []api.Check{kafkaCheck(producer, durable)},
+	}
+	if cfg.playground {
+		apiCfg.Playground = playground.Handler()
+	}
+	srv := api.New(apiCfg)
 	goRun(func(ctx context.Context) { srv.Run(ctx, time.Second) })
+	goRun(watchKeys(keys, cfg))
 
 	if cfg.debugAddr != "" {
 		// pprof registers on http.DefaultServeMux; it is served only here,
@@ -296,9 +357,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		stopBG()
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := srv.HTTPServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	go func() { serveErr <- hs.Serve(srv.LimitListener(ln, cfg.maxConnsPerClient)) }()
 	if started != nil {
 		started(running{addr: ln.Addr().String(), brokers: cfg.kafka, redis: cfg.redisAddrs})
 	}
@@ -306,8 +367,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	if s := cat.Current(); s != nil {
 		items = s.Len()
 	}
-	log.Info("recsvc serving", "addr", ln.Addr().String(), "embedded", embedded, "items", items,
-		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -d '{"user_id":"alice"}'`, ln.Addr().(*net.TCPAddr).Port))
+	port := ln.Addr().(*net.TCPAddr).Port
+	attrs := []any{"addr", ln.Addr().String(), "embedded", embedded, "items", items,
+		"try", fmt.Sprintf(`curl -s -XPOST localhost:%d/v1/recommend -H 'Content-Type: application/json' -d '{"user_id":"alice"}'`, port)}
+	if cfg.playground {
+		attrs = append(attrs, "playground", fmt.Sprintf("http://localhost:%d/", port))
+	}
+	log.Info("recsvc serving", attrs...)
 
 	select {
 	case <-ctx.Done():
@@ -325,12 +391,25 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	for _, w := range waits {
 		w()
 	}
+	if err := durable.Close(sctx); err != nil {
+		log.Warn("feedback spool not delivered", "err", err)
+	}
+	producerOpen = false
 	if err := producer.Close(sctx); err != nil {
 		log.Warn("event flush incomplete", "err", err)
 	}
 	st := producer.Stats()
 	log.Info("recsvc stopped", "events_published", st.Published, "events_dropped", st.Dropped)
 	return nil
+}
+
+// newEngine is the serving engine: the defaults that replay and the
+// simulator evaluate (recommend.DefaultConfig; a zero Config would serve
+// without the popular pool's share), with the operator's exploration floor.
+func newEngine(intentEpsilon float64) *recommend.Engine {
+	ec := recommend.DefaultConfig()
+	ec.IntentEpsilon = intentEpsilon
+	return recommend.NewEngine(ec)
 }
 
 // trainerConfigs returns one trainer configuration per variant: the
@@ -352,10 +431,12 @@ func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments)
 }
 
 // seedCatalog fills an empty catalog: from MovieLens when asked, else with
-// the generated sample in embedded mode.
-func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedded bool, log *slog.Logger) error {
+// the generated sample in embedded mode. Items go through keeper (the
+// catalog log, then Redis); generated and imported user histories are not
+// events, so `trainer rebuild` cannot restore them.
+func seedCatalog(ctx context.Context, store *features.Store, keeper *features.CatalogKeeper, cfg config, embedded bool, log *slog.Logger) error {
 	if cfg.movielens != "" {
-		return importMovieLens(ctx, store, cfg.movielens, cfg.ratings, log)
+		return importMovieLens(ctx, store, keeper, cfg.movielens, cfg.ratings, log)
 	}
 	n, err := store.ItemCount(ctx)
 	if err != nil {
@@ -368,7 +449,7 @@ func seedCatalog(ctx context.Context, store *features.Store, cfg config, embedde
 		return nil
 	}
 	items := catalog.Sample(cfg.sampleItems, 1)
-	if _, err := store.PutItems(ctx, items); err != nil {
+	if _, err := keeper.PutItems(ctx, items); err != nil {
 		return fmt.Errorf("load sample catalog: %w", err)
 	}
 	log.Info("loaded the built-in sample catalog", "items", cfg.sampleItems, "categories", len(catalog.SampleCategories))
@@ -418,13 +499,13 @@ func sampleUser(snap *catalog.Snapshot, n int) recommend.UserState {
 // importMovieLens loads movies as items and, optionally, ratings as user
 // history, computing each user's state with the same recommend.Observe the
 // feature updater uses.
-func importMovieLens(ctx context.Context, store *features.Store, dir string, ratings bool, log *slog.Logger) error {
+func importMovieLens(ctx context.Context, store *features.Store, keeper *features.CatalogKeeper, dir string, ratings bool, log *slog.Logger) error {
 	start := time.Now()
 	ds, err := movielens.LoadDir(dir)
 	if err != nil {
 		return fmt.Errorf("movielens: %w", err)
 	}
-	if _, err := store.PutItems(ctx, ds.Items); err != nil {
+	if _, err := keeper.PutItems(ctx, ds.Items); err != nil {
 		return fmt.Errorf("movielens items: %w", err)
 	}
 	users := 0

@@ -35,7 +35,15 @@ type system struct {
 
 func start(t *testing.T, cfg config) *system {
 	t.Helper()
+	return startLogging(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startLogging is start with recsvc's log going to log. Without a keys
+// file the system is open (-insecure-open when the test uses real servers).
+func startLogging(t *testing.T, cfg config, log *slog.Logger) *system {
+	t.Helper()
 	cfg.addr = "127.0.0.1:0"
+	cfg.insecureOpen = cfg.apiKeys == ""
 	if addr := os.Getenv(redistest.EnvAddr); addr != "" {
 		cfg.redisAddrs = []string{addr}
 		cfg.prefix = redistest.Prefix(t)
@@ -53,7 +61,6 @@ func start(t *testing.T, cfg config) *system {
 	ctx, cancel := context.WithCancel(context.Background())
 	info := make(chan running, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() { done <- run(ctx, cfg, log, func(r running) { info <- r }) }()
 	var r running
 	select {
@@ -120,15 +127,10 @@ func (s *system) call(t *testing.T, method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
+// eventually polls cond until it holds, with a minute's hang guard (within).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	within(t, time.Minute, what, cond)
 }
 
 // TestEndToEnd drives the serving path as a client would: post a catalog,

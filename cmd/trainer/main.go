@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -75,6 +76,7 @@ func parseConfig(args []string) (config, error) {
 	var c config
 	d := trainer.DefaultConfig()
 	fs := flag.NewFlagSet("trainer", flag.ContinueOnError)
+	fs.Usage = func() { usage(fs.Output(), fs) }
 	redisAddr := fs.String("redis", envflag.String("REDIS_ADDR", ""), "Redis address(es), comma-separated for Cluster/Sentinel (env REDIS_ADDR; required)")
 	brokers := fs.String("kafka", envflag.String("KAFKA_BROKERS", ""), "Kafka bootstrap brokers, comma-separated (env KAFKA_BROKERS; required)")
 	fs.StringVar(&c.prefix, "prefix", envflag.String("NOVAREC_PREFIX", "nr:"), "Redis key prefix, the same as recsvc's (env NOVAREC_PREFIX)")
@@ -120,17 +122,48 @@ func parseConfig(args []string) (config, error) {
 	return c, nil
 }
 
-// subcommands besides the default (learn): name → main.
-var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
-	"ab-report":  abReportMain,
-	"ab-offline": abOfflineMain,
-	"simulate":   simulateMain,
-	"replay": func(ctx context.Context, args []string, out io.Writer) error {
+// subcommand is one of the trainer's commands besides the default (learn).
+type subcommand struct {
+	run func(ctx context.Context, args []string, stdout io.Writer) error
+	// what says in one line what it does, for `trainer help`.
+	what string
+}
+
+// subcommands by name.
+var subcommands = map[string]subcommand{
+	"ab-report":  {abReportMain, "print the running experiment's A/B report from the trainers' aggregates in Redis"},
+	"ab-offline": {abOfflineMain, "judge an experiment's variants offline: each variant's model, by off-policy evaluation on logged impressions"},
+	"simulate":   {simulateMain, "run the policies against simulated users: engagement, novelty, diversity, intent inference"},
+	"replay": {func(ctx context.Context, args []string, out io.Writer) error {
 		return replayMain(ctx, args, out, newOfflinePolicy)
-	},
-	"ope": func(ctx context.Context, args []string, out io.Writer) error {
+	}, "replay MovieLens or the service's event log through the policies in time order"},
+	"ope": {func(ctx context.Context, args []string, out io.Writer) error {
 		return opeMain(ctx, args, out, newOfflinePolicy)
-	},
+	}, "off-policy evaluation (IPS, SNIPS, DR) of policies on the service's logged impressions and feedback"},
+	"rebuild": {rebuildMain, "rebuild Redis after it lost its data: the catalog from rec.catalog, user state from rec.feedback"},
+}
+
+// usage prints how to call the trainer: the subcommands, then the flags of
+// the default command.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage:
+  trainer [flags]                learn: consume rec.impressions and rec.feedback, publish models
+  trainer <command> [flags]      run a command (trainer <command> -h for its flags)
+  trainer help [command]         this text, or a command's flags
+
+Commands:
+`)
+	names := make([]string, 0, len(subcommands))
+	for n := range subcommands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, subcommands[n].what)
+	}
+	fmt.Fprintln(w, "\nFlags of learn:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
 }
 
 // newOfflinePolicy builds a named offline policy with the given reward
@@ -143,15 +176,31 @@ func newOfflinePolicy(name string, w recommend.RewardWeights) (replay.Policy, er
 
 func main() {
 	if len(os.Args) > 1 {
-		if sub, ok := subcommands[os.Args[1]]; ok {
+		name := os.Args[1]
+		args := os.Args[2:]
+		if name == "help" {
+			if len(args) == 0 {
+				_, err := parseConfig([]string{"-h"})
+				if !errors.Is(err, flag.ErrHelp) {
+					fmt.Fprintln(os.Stderr, "trainer help:", err)
+				}
+				return
+			}
+			name, args = args[0], []string{"-h"}
+			if _, ok := subcommands[name]; !ok {
+				fmt.Fprintf(os.Stderr, "trainer help: no command %q (trainer help lists them)\n", name)
+				os.Exit(2)
+			}
+		}
+		if sub, ok := subcommands[name]; ok {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			err := sub(ctx, os.Args[2:], os.Stdout)
+			err := sub.run(ctx, args, os.Stdout)
 			stop()
 			if errors.Is(err, flag.ErrHelp) {
 				return
 			}
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "trainer %s: %v\n", os.Args[1], err)
+				fmt.Fprintf(os.Stderr, "trainer %s: %v\n", name, err)
 				os.Exit(1)
 			}
 			return
@@ -216,7 +265,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter)
+	err = events.EnsureTopics(tctx, cfg.kafka, kafkaSec, cfg.partitions, cfg.replication, events.TopicImpressions, events.TopicFeedback, events.TopicDeadLetter, events.TopicCatalog)
 	cancel()
 	switch {
 	case events.IsAuthFailure(err):

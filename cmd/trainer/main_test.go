@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,21 +23,14 @@ import (
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/proctest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 	"github.com/novarec/novarec/trainer"
 )
 
-// envRunMain makes the test binary run the trainer's main instead of the
-// tests, so the crash test can start the real command as a child process
-// and SIGKILL it.
-const envRunMain = "NOVAREC_TRAINER_TEST_MAIN"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(envRunMain) == "1" {
-		main()
-		os.Exit(0)
-	}
+	proctest.RunMain(main)
 	os.Exit(m.Run())
 }
 
@@ -71,51 +61,18 @@ func TestParseConfig(t *testing.T) {
 
 // child is one trainer process.
 type child struct {
-	cmd     *exec.Cmd
+	*proctest.Process
 	metrics string
-	done    chan error
-	log     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startChild(t *testing.T, redisAddr, prefix string, brokers []string) *child {
 	t.Helper()
 	metrics := kafkatest.FreePort(t)
-	cmd := exec.Command(os.Args[0],
+	p := proctest.Start(t,
 		"-redis", redisAddr, "-kafka", strings.Join(brokers, ","), "-prefix", prefix,
 		"-commit-interval", "250ms", "-publish-every", "100ms", "-feature-updater=false", "-session-timeout", "1s",
 		"-metrics-addr", metrics, "-log-level", "info")
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	c := &child{cmd: cmd, metrics: metrics, done: make(chan error, 1), log: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = c.log, c.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.done
-		if t.Failed() {
-			t.Logf("trainer log (pid %d):\n%s", cmd.Process.Pid, c.log.String())
-		}
-	})
-	return c
+	return &child{Process: p, metrics: metrics}
 }
 
 // applied reads the child's novarec_trainer_events_total{outcome="applied"}
@@ -153,8 +110,11 @@ func checkpointCounters(t *testing.T, store *features.Store) (trainer.Counters, 
 	return c, true
 }
 
+// waitFor polls cond until it holds. d is only a hang guard, raised to at
+// least a minute: a loaded machine can be many times slower.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d = max(d, time.Minute)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -168,32 +128,39 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // last checkpoint does not hold yet (so they must be redelivered and
 // applied exactly once after the restart), after at least one checkpoint
 // of its own. base is the checkpoint it started from. Meanwhile it feeds
-// the stream a round at a time (produce reports false when it is all out),
-// so the trainer is still consuming when it is killed.
-func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters, produce func() bool) {
+// the stream a round at a time (produce returns false when it is all out,
+// and otherwise the number of distinct impressions produced so far), and
+// only when the trainer has applied and checkpointed everything produced:
+// progress, not a clock, paces the stream, so however slow the machine,
+// every round opens a new window in which the trainer is ahead of its
+// checkpoint.
+func killAhead(t *testing.T, c *child, store *features.Store, base trainer.Counters, produce func() (int, bool)) {
 	t.Helper()
-	var last time.Time
-	waitFor(t, 30*time.Second, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
-		if time.Since(last) > 150*time.Millisecond {
-			if !produce() {
-				t.Fatal("the stream ran out before the trainer could be killed ahead of its checkpoint")
-			}
-			last = time.Now()
-		}
+	produced, ok := produce()
+	if !ok {
+		t.Fatal("the stream ran out before the trainer started")
+	}
+	waitFor(t, 2*time.Minute, "the trainer to checkpoint and run ahead of its checkpoint", func() bool {
 		applied, ok := c.applied(events.TopicImpressions)
-		if !ok || applied == 0 {
+		if !ok {
 			return false
 		}
 		ck, ok := checkpointCounters(t, store)
-		return ok && ck.Impressions > base.Impressions && base.Impressions+int64(applied) > ck.Impressions
+		if !ok {
+			return false
+		}
+		if ck.Impressions > base.Impressions && base.Impressions+int64(applied) > ck.Impressions {
+			return true // ahead of its own checkpoint: kill it now
+		}
+		if base.Impressions+int64(applied) >= int64(produced) && ck.Impressions >= int64(produced) {
+			// Everything produced is applied and checkpointed: next round.
+			if produced, ok = produce(); !ok {
+				t.Fatal("the stream ran out before the trainer could be killed ahead of its checkpoint")
+			}
+		}
+		return false
 	})
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err := <-c.done
-	c.done <- err // for the cleanup
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if err := c.Stop(t, syscall.SIGKILL); !proctest.Killed(err) {
 		t.Fatalf("trainer exit: %v, want killed by SIGKILL", err)
 	}
 }
@@ -240,6 +207,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		body       []byte
 	}
 	var stream [rounds][]msg
+	var roundImp [rounds]int // distinct impressions per round
 	var nImp, nClick, dupImp, dupClick int
 	state := make([]float64, intent.Dim)
 	for k := range perUser {
@@ -260,6 +228,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			b, _ := json.Marshal(imp)
 			stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
 			nImp++
+			roundImp[round]++
 			if u%7 == 0 { // a duplicate delivery of the impression
 				stream[round] = append(stream[round], msg{events.TopicImpressions, user, b})
 				dupImp++
@@ -290,18 +259,19 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		defer cancel()
 		_ = p.Close(ctx)
 	}()
-	next := 0
-	produce := func() bool {
+	next, produced := 0, 0
+	produce := func() (int, bool) {
 		if next == rounds {
-			return false
+			return produced, false
 		}
 		for _, m := range stream[next] {
 			for !p.Publish(m.topic, m.key, m.body) {
 				time.Sleep(time.Millisecond)
 			}
 		}
+		produced += roundImp[next]
 		next++
-		return true
+		return produced, true
 	}
 
 	// Two crashes, then a run to the end.
@@ -320,7 +290,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		}
 		t.Logf("crash %d: killed after round %d with checkpoint %+v", crash+1, next, base)
 	}
-	for produce() {
+	for _, more := produce(); more; _, more = produce() {
 	}
 	c := startChild(t, redisAddr, prefix, brokers)
 	waitFor(t, 40*time.Second, "every event applied", func() bool {
@@ -329,17 +299,8 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			ck.ImpressionDuplicates >= int64(dupImp) && ck.FeedbackDuplicates >= int64(dupClick)
 	})
 	// SIGTERM: a graceful stop with a final checkpoint and exit status 0.
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
-			t.Fatalf("trainer exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("trainer did not stop within 20s of SIGTERM")
+	if err := c.Stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("trainer exit after SIGTERM: %v", err)
 	}
 	final, _ := checkpointCounters(t, store)
 	t.Logf("final checkpoint: %+v", final)
@@ -352,7 +313,7 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	if final.FeedbackUnattributed != 0 || final.ImpressionsIgnored != 0 || final.FeedbackIgnored != 0 {
 		t.Errorf("events lost to attribution: %+v", final)
 	}
-	if !strings.Contains(c.log.String(), `"msg":"trainer stopped"`) {
+	if !strings.Contains(c.Log.String(), `"msg":"trainer stopped"`) {
 		t.Error("no final log line from the trainer")
 	}
 
@@ -378,5 +339,30 @@ func TestCrashLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			break
 		}
 		last = n
+	}
+}
+
+// TestHelp: `trainer help`, `trainer -h` and `trainer help CMD` describe the
+// commands and exit 0; an unknown command is an error.
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		ok   bool
+	}{
+		{[]string{"help"}, []string{"Commands:", "rebuild", "ab-report", "simulate", "Flags of learn:", "-commit-interval"}, true},
+		{[]string{"-h"}, []string{"Commands:", "rebuild", "Flags of learn:"}, true},
+		{[]string{"help", "rebuild"}, []string{"Usage: trainer rebuild", "-dry-run"}, true},
+		{[]string{"help", "nonsense"}, []string{`no command "nonsense"`}, false},
+	} {
+		out, err := proctest.Run(t, tc.args...)
+		if (err == nil) != tc.ok {
+			t.Errorf("trainer %v: exit %v, want success %v\n%s", tc.args, err, tc.ok, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("trainer %v does not say %q:\n%s", tc.args, w, out)
+			}
+		}
 	}
 }

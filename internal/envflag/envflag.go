@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // String returns the variable's value, or def when it is unset.
@@ -48,6 +49,15 @@ func List(s string) []string {
 // 0, f, false, ...), or def when it is unset or not one.
 func Bool(name string, def bool) bool {
 	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// Duration returns the variable as a time.Duration ("2s", "150ms"), or def
+// when it is unset or not one.
+func Duration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
 		return v
 	}
 	return def

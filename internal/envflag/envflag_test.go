@@ -3,6 +3,7 @@ package envflag
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestEnvflag(t *testing.T) {
@@ -22,6 +23,10 @@ func TestEnvflag(t *testing.T) {
 	t.Setenv("ENVFLAG_B", "true")
 	if !Bool("ENVFLAG_B", false) || Bool("ENVFLAG_BAD", false) || !Bool("ENVFLAG_UNSET", true) {
 		t.Error("Bool")
+	}
+	t.Setenv("ENVFLAG_D", "150ms")
+	if Duration("ENVFLAG_D", time.Second) != 150*time.Millisecond || Duration("ENVFLAG_BAD", time.Second) != time.Second || Duration("ENVFLAG_UNSET", time.Second) != time.Second {
+		t.Error("Duration")
 	}
 	for _, tc := range []struct {
 		in   string

@@ -44,12 +44,16 @@ func Start(t testing.TB) []string {
 // ReadAll reads n messages from every partition of topic, starting at the
 // beginning and without a consumer group (nothing is committed, so it does
 // not disturb the consumers under test). It fails the test if fewer than n
-// arrive within timeout. The result holds exactly n messages, ordered by
+// arrive within timeout (at least a minute). The result holds exactly n messages, ordered by
 // partition and then offset (so per-key order can be checked); if more than
 // n are available the extra ones are left out, so assert "no more" with a
 // separate, short ReadAvailable.
 func ReadAll(t testing.TB, brokers []string, topic string, n int, timeout time.Duration) []kafka.Message {
 	t.Helper()
+	// The timeout only guards against a hang (ReadAll returns as soon as n
+	// messages are in): at least a minute, since a loaded machine can be
+	// many times slower than the one a timeout was picked on.
+	timeout = max(timeout, time.Minute)
 	msgs, err := read(brokers, topic, n, timeout)
 	if err != nil {
 		t.Fatalf("kafkatest: ReadAll(%s, %d): %v", topic, n, err)
@@ -60,20 +64,27 @@ func ReadAll(t testing.TB, brokers []string, topic string, n int, timeout time.D
 	return msgs
 }
 
-// ReadAvailable returns every message of topic that can be read within wait,
-// ordered by partition and offset: for asserting that nothing beyond what is
-// expected was written.
+// ReadAvailable returns every message written to topic before the call
+// (up to each partition's end offset at that moment), ordered by partition
+// and offset: for asserting that nothing beyond what is expected was
+// written. It counts by offsets, not by waiting, so a slow machine cannot
+// make it return less; wait only guards against a hang (at least a minute).
 func ReadAvailable(t testing.TB, brokers []string, topic string, wait time.Duration) []kafka.Message {
 	t.Helper()
-	msgs, err := read(brokers, topic, -1, wait)
+	ctx, cancel := context.WithTimeout(context.Background(), max(wait, time.Minute))
+	defer cancel()
+	var msgs []kafka.Message
+	err := events.ReadTopic(ctx, brokers, events.Security{}, topic, func(_ int, m kafka.Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
 	if err != nil {
 		t.Fatalf("kafkatest: ReadAvailable(%s): %v", topic, err)
 	}
 	return msgs
 }
 
-// read collects up to n messages (all, when n < 0) from all partitions of
-// topic until timeout.
+// read collects up to n messages from all partitions of topic until timeout.
 func read(brokers []string, topic string, n int, timeout time.Duration) ([]kafka.Message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -107,7 +118,7 @@ func read(brokers []string, topic string, n int, timeout time.Duration) ([]kafka
 					return
 				}
 				mu.Lock()
-				if n < 0 || len(got) < n {
+				if len(got) < n {
 					got = append(got, m)
 					if len(got) == n {
 						close(full)

@@ -1,0 +1,69 @@
+package recommend
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
+)
+
+func TestPools(t *testing.T) {
+	e := NewEngine(DefaultConfig())
+	for _, tc := range []struct {
+		name  string
+		k     int
+		level intent.Level
+		cold  bool
+		want  Pools
+	}{
+		{"level 0", 10, intent.DefaultLevels[0], false, Pools{Familiar: 90, Novel: 0, Popular: 10}},
+		{"level 4", 10, intent.DefaultLevels[4], false, Pools{Familiar: 27, Novel: 63, Popular: 10}},
+		{"cold user", 10, intent.DefaultLevels[4], true, Pools{Popular: 100}},
+		{"large slate", 50, intent.DefaultLevels[2], false, Pools{Familiar: 126, Novel: 54, Popular: 20}},
+	} {
+		if got := e.Pools(tc.k, tc.level, tc.cold); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestPoolsAreWhatDecideServes checks that a decision's slate comes from
+// pools of the sizes Pools reports: at the top level a user with history
+// is served novel candidates in about the novel share, at level 0 none.
+func TestPoolsAreWhatDecideServes(t *testing.T) {
+	snap, err := catalog.Build(1, catalog.DefaultDim, catalog.Sample(2000, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := UserState{UserID: "u"}
+	for _, i := range snap.PopularIn(0)[:20] {
+		st.History = append(st.History, Consumed{ItemID: snap.Item(i).ID})
+	}
+	e := NewEngine(DefaultConfig())
+	for _, z := range []int{0, 4} {
+		m := DefaultModel()
+		// A policy that always picks level z: all mass on one level.
+		for j := range m.Intent.B {
+			m.Intent.B[j] = -1e3
+		}
+		m.Intent.B[z] = 0
+		d, err := e.Decide(Request{K: 40}, &st, snap, m, rand.New(rand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		novel := 0
+		for _, it := range d.Items {
+			if it.Novelty >= 0.5 {
+				novel++
+			}
+		}
+		p := e.Pools(40, m.Intent.Levels[z], false)
+		if z == 0 && novel > p.Popular {
+			t.Errorf("level 0: %d of 40 items novel, more than the %d popular candidates could bring", novel, p.Popular)
+		}
+		if z == 4 && novel < 40*p.Novel/(p.Familiar+p.Novel+p.Popular)/2 {
+			t.Errorf("level 4: only %d of 40 items novel with %+v", novel, p)
+		}
+	}
+}
