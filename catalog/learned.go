@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -181,10 +180,7 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 		}
 	}
 	out.learned = lx
-	out.ivf = ivf{}
-	if n >= IndexThreshold {
-		out.buildIVF(int(math.Sqrt(float64(n))), rand.New(rand.NewPCG(out.Version^l.Version, uint64(n))))
-	}
+	out.ivf = newLazyIVF(&out, out.Version^l.Version)
 	return &out, nil
 }
 
@@ -298,6 +294,12 @@ func (s *Snapshot) Topic(i int32) int32 {
 // PopularInTopic lists the items of topic t by descending popularity (a
 // view; do not modify).
 func (s *Snapshot) PopularInTopic(t int32) []int32 { return s.learned.byTopic[t] }
+
+// TopicCentroid is topic t's unit centroid in the learned space (a view;
+// do not modify).
+func (s *Snapshot) TopicCentroid(t int32) []float32 {
+	return s.learned.centroids[int(t)*s.Dim : int(t+1)*s.Dim]
+}
 
 // Evidence is the engagements the learned model counted for item i.
 func (s *Snapshot) Evidence(i int32) float32 {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -40,8 +41,10 @@ type Snapshot struct {
 	popFeature []float32
 
 	// ivf indexes emb; contentIVF indexes content (the same index when
-	// there is no learned model).
-	ivf, contentIVF ivf
+	// there is no learned model). Both are built on first use (or by
+	// Prepare), so a snapshot that is only a step towards another, such as
+	// the base that WithLearned replaces, never pays for k-means.
+	ivf, contentIVF *lazyIVF
 	// all lists 0..n-1 for the unindexed scan.
 	all []int32
 
@@ -52,6 +55,33 @@ type Snapshot struct {
 	hash []uint64
 	// learned is the collaborative model's view; nil without one.
 	learned *learnedIndex
+}
+
+// lazyIVF builds an index once, on first use.
+type lazyIVF struct {
+	once  sync.Once
+	build func() ivf
+	x     ivf
+}
+
+func (l *lazyIVF) get() *ivf {
+	l.once.Do(func() {
+		l.x = l.build()
+		l.build = nil
+	})
+	return &l.x
+}
+
+// newLazyIVF indexes s's current embeddings on first use; catalogs below
+// IndexThreshold get none (nil centroids: a full scan).
+func newLazyIVF(s *Snapshot, seed uint64) *lazyIVF {
+	n, d, emb := len(s.items), s.Dim, s.emb
+	return &lazyIVF{build: func() ivf {
+		if n < IndexThreshold {
+			return ivf{}
+		}
+		return buildIVF(emb, d, int(math.Sqrt(float64(n))), rand.New(rand.NewPCG(seed, uint64(n))))
+	}}
 }
 
 // ivf is an inverted-file index of embeddings: nil centroids when the
@@ -136,9 +166,7 @@ func Build(version uint64, dim int, items []Item) (*Snapshot, error) {
 	for i := range s.items {
 		s.hash[i] = Hash(s.items[i].ID)
 	}
-	if n >= IndexThreshold {
-		s.buildIVF(int(math.Sqrt(float64(n))), rand.New(rand.NewPCG(version, uint64(n))))
-	}
+	s.ivf = newLazyIVF(s, version)
 	s.contentIVF = s.ivf
 	return s, nil
 }
@@ -194,8 +222,14 @@ func (s *Snapshot) Cos(i, j int32) float32 {
 	return dot(s.Embedding(i), s.Embedding(j))
 }
 
-// Indexed reports whether the snapshot has an IVF index.
-func (s *Snapshot) Indexed() bool { return s.ivf.centroids != nil }
+// Indexed reports whether the snapshot has an IVF index (building it if
+// it was not yet).
+func (s *Snapshot) Indexed() bool { return s.ivf.get().centroids != nil }
+
+// Prepare builds what the snapshot otherwise builds on first use (the IVF
+// index), so that a server can pay for it before swapping the snapshot in
+// rather than on a request.
+func (s *Snapshot) Prepare() { s.ivf.get() }
 
 // Nearest scores q against candidate items for the familiar pool, appending
 // their indexes and inner products to ids and sims. With an index it scores
@@ -205,7 +239,7 @@ func (s *Snapshot) Indexed() bool { return s.ivf.centroids != nil }
 // contiguously so each cluster is scored by one matrix-vector product
 // (gonum's assembly kernels).
 func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, want int) ([]int32, []float32) {
-	x := &s.ivf
+	x := s.ivf.get()
 	if x.centroids == nil {
 		return append(ids, s.all...), s.gemv(sims, s.emb, q)
 	}
@@ -247,11 +281,13 @@ func (s *Snapshot) gemv(dst []float32, m []float32, q []float32) []float32 {
 	return dst
 }
 
-// buildIVF clusters the embeddings with spherical k-means for the
-// approximate nearest-neighbour index.
-func (s *Snapshot) buildIVF(k int, rng *rand.Rand) {
-	n, d := len(s.items), s.Dim
-	cent, assign := KMeans(s.emb, d, k, 50*k, rng)
+// buildIVF clusters the unit rows of emb (dimension d) with spherical
+// k-means for the approximate nearest-neighbour index.
+func buildIVF(emb []float32, d, k int, rng *rand.Rand) ivf {
+	n := len(emb) / d
+	// A sample of 16 points per cluster trains centroids good enough to
+	// route a query; the index is rebuilt with every learned model.
+	cent, assign := KMeans(emb, d, k, 16*k, rng)
 	x := ivf{centroids: cent, members: make([][]int32, k)}
 	for i := 0; i < n; i++ {
 		c := assign[i]
@@ -264,10 +300,10 @@ func (s *Snapshot) buildIVF(k int, rng *rand.Rand) {
 		x.offsets[c+1] = x.offsets[c] + int32(len(m))
 		x.order = append(x.order, m...)
 		for _, i := range m {
-			x.clusterEmb = append(x.clusterEmb, s.Embedding(i)...)
+			x.clusterEmb = append(x.clusterEmb, emb[int(i)*d:int(i+1)*d]...)
 		}
 	}
-	s.ivf = x
+	return x
 }
 
 // KMeans clusters the unit rows of emb (dimension d) into k clusters by

@@ -109,8 +109,12 @@ type Counts struct {
 	// dirty marks the rows changed since the last Refit.
 	dirty     []bool
 	dirtyList []int32
-	// scratch of Add
-	recent []int32
+	// pow[i] is n[i]^(1−Alpha), the candidate side of the cosine, kept
+	// current by Add so that Similar takes no powers per entry.
+	pow []float64
+	// scratch of Similar
+	score   []float64
+	touched []int32
 }
 
 // NewCounts returns empty counts under cfg, which must be valid (start
@@ -147,6 +151,7 @@ func (c *Counts) intern(id string) int32 {
 	c.index[id] = i
 	c.ids = append(c.ids, id)
 	c.n = append(c.n, 0)
+	c.pow = append(c.pow, 0)
 	c.rows = append(c.rows, nil)
 	c.dirty = append(c.dirty, false)
 	return i
@@ -162,6 +167,7 @@ func (c *Counts) Add(item string, recent []string) {
 	}
 	i := c.intern(item)
 	c.n[i]++
+	c.pow[i] = math.Pow(c.n[i], 1-c.cfg.Alpha)
 	c.adds++
 	c.touch(i)
 	w := 1.0
@@ -220,12 +226,16 @@ func (c *Counts) prune(i int32) {
 	}
 }
 
-// Similar adds, for every item co-occurring with one of the recent items
-// (newest first, the k-th of the first Window weighted Decay^k), its
-// weighted asymmetric cosine with them to score, from the live counts: the
-// exact, always fresh item-based score that a fitted Model's pruned
+// Similar calls visit with every item co-occurring with one of the recent
+// items (newest first, the k-th of the first Window weighted Decay^k) and
+// its summed weighted asymmetric cosine with them, from the live counts:
+// the exact, always fresh item-based score that a fitted Model's pruned
 // neighbour lists approximate. It is the scoring of the item-kNN baseline.
-func (c *Counts) Similar(recent []string, score map[string]float64) {
+// The order of the visits is unspecified.
+func (c *Counts) Similar(recent []string, visit func(id string, score float64)) {
+	if len(c.score) < len(c.ids) {
+		c.score = make([]float64, len(c.ids))
+	}
 	w := 1.0
 	for k, id := range recent {
 		if k >= c.cfg.Window {
@@ -235,10 +245,18 @@ func (c *Counts) Similar(recent []string, score map[string]float64) {
 			ni := math.Pow(c.n[i], c.cfg.Alpha)
 			for j, x := range c.rows[i] {
 				if c.n[j] > 0 {
-					score[c.ids[j]] += w * float64(x) / (ni*math.Pow(c.n[j], 1-c.cfg.Alpha) + c.cfg.Shrink)
+					if c.score[j] == 0 {
+						c.touched = append(c.touched, j)
+					}
+					c.score[j] += w * float64(x) / (ni*c.pow[j] + c.cfg.Shrink)
 				}
 			}
 		}
 		w *= c.cfg.Decay
 	}
+	for _, j := range c.touched {
+		visit(c.ids[j], c.score[j])
+		c.score[j] = 0
+	}
+	c.touched = c.touched[:0]
 }

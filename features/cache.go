@@ -125,6 +125,7 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 			snap = s
 		}
 	}
+	snap.Prepare() // the index is built here, not on a request
 	c.base, c.learned = base, learned
 	c.cur.Store(snap)
 	took := time.Since(start)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/collab"
+	"github.com/novarec/novarec/internal/topk"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -23,9 +24,24 @@ const KNN = "knn"
 // consumed, filled with popular items. Deterministic; it learns nothing
 // from its own slates.
 type knnPolicy struct {
-	counts *collab.Counts
-	recent []string
-	score  map[string]float64
+	counts  *collab.Counts
+	recent  []string
+	history map[string]bool
+	cands   []knnCand
+}
+
+type knnCand struct {
+	i int32
+	s float64
+}
+
+// knnOrder ranks by score, ties by catalog index, so slates are
+// deterministic whatever the order Similar visits items in.
+func knnOrder(a, b knnCand) int {
+	if c := cmp.Compare(b.s, a.s); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.i, b.i)
 }
 
 func newKNN() *knnPolicy {
@@ -35,7 +51,7 @@ func newKNN() *knnPolicy {
 	if err != nil {
 		panic(err) // a constant configuration
 	}
-	return &knnPolicy{counts: counts, score: map[string]float64{}}
+	return &knnPolicy{counts: counts, history: map[string]bool{}}
 }
 
 func (p *knnPolicy) Name() string { return KNN }
@@ -64,32 +80,28 @@ func (p *knnPolicy) Recommend(st *recommend.UserState, snap *catalog.Snapshot, k
 	for _, h := range st.History[:min(len(st.History), knnRecent)] {
 		p.recent = append(p.recent, h.ItemID)
 	}
-	clear(p.score)
-	p.counts.Similar(p.recent, p.score)
+	clear(p.history)
+	for _, h := range st.History {
+		p.history[h.ItemID] = true
+	}
 	excluded := func(i int32) bool {
-		return st.Consumed.Has(snap.Hash(i)) || slices.ContainsFunc(st.History, func(c recommend.Consumed) bool { return c.ItemID == snap.Item(i).ID })
+		return st.Consumed.Has(snap.Hash(i)) || p.history[snap.Item(i).ID]
 	}
-	type cand struct {
-		i int32
-		s float64
-	}
-	var cands []cand
-	for id, s := range p.score {
+	cands := p.cands[:0]
+	p.counts.Similar(p.recent, func(id string, s float64) {
 		if i, ok := snap.Index(id); ok && !excluded(i) {
-			cands = append(cands, cand{i, s})
+			cands = append(cands, knnCand{i, s})
 		}
-	}
-	slices.SortFunc(cands, func(a, b cand) int {
-		if c := cmp.Compare(b.s, a.s); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.i, b.i)
 	})
+	p.cands = cands
+	topk.Select(cands, k, func(a, b knnCand) bool { return knnOrder(a, b) < 0 })
+	cands = cands[:min(k, len(cands))]
+	slices.SortFunc(cands, knnOrder)
 	var d recommend.Decision
 	add := func(i int32, s float64) {
 		d.Items = append(d.Items, recommend.Scored{Item: i, ItemID: snap.Item(i).ID, Position: len(d.Items), Score: s, Propensity: 1})
 	}
-	for _, c := range cands[:min(k, len(cands))] {
+	for _, c := range cands {
 		add(c.i, c.s)
 	}
 	for _, i := range snap.Popular() {

@@ -34,7 +34,7 @@ type Params struct {
 // DefaultParams weigh the collaborative score first, then taste, with
 // popularity as a prior.
 func DefaultParams() Params {
-	return Params{Theta: [NumFeatures]float64{FDot: 1, FBias: 1, FPopularity: 0.3, FCollab: 2}, Temperature: 0.08}
+	return Params{Theta: [NumFeatures]float64{FDot: 1, FBias: 1, FPopularity: 0.15, FCollab: 2}, Temperature: 0.08}
 }
 
 // Validate rejects parameters that would make scores meaningless.

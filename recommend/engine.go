@@ -185,6 +185,7 @@ type Engine struct {
 type scratch struct {
 	view  view
 	taken marks
+	clean marks
 	// collab holds the collaborative score per catalog item of the items
 	// in touched (the rest are 0).
 	collab  []float32
@@ -375,8 +376,9 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	if taste != nil {
 		d.Taste = slices.Clone(taste)
 	}
-	ex := exclusion{snap: snap, taken: &sc.taken, consumed: &st.Consumed}
+	ex := exclusion{snap: snap, taken: &sc.taken, consumed: &st.Consumed, clean: &sc.clean}
 	ex.taken.reset(snap.Len())
+	ex.clean.reset(snap.Len())
 	for _, i := range v.hist {
 		if i >= 0 {
 			ex.taken.set(i)
@@ -388,19 +390,18 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	for _, id := range req.Exclude {
 		markTaken(snap, ex.taken, id)
 	}
-	maxCollab := e.collabScores(sc, snap, v.hist, &ex)
+	e.collabScores(sc, snap, v.hist)
 	want := e.Pools(req.K, level, taste == nil)
 	nCand := want.Familiar + want.Novel + want.Popular
-	pool := sc.pool[:0]
-	if want.Familiar > 0 {
-		// Item neighbours of the recent history first, the learned space
-		// around the taste vector for the rest.
-		pool = e.neighbors(pool, sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(want.Familiar))))
+	// Item neighbours of the recent history first, the learned space
+	// around the taste vector for the rest of the familiar pool.
+	pool, maxCollab := e.neighbors(sc.pool[:0], sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(want.Familiar))))
+	if want.Familiar > len(pool) {
 		pool = e.familiar(pool, sc, &ex, taste, want.Familiar-len(pool))
 	}
 	// The novel pool also takes what the familiar one could not fill, and
 	// the popular pool whatever is still missing.
-	pool = novel(pool, snap, &v.seen, &ex, want.Novel+want.Familiar-len(pool))
+	pool = e.novel(pool, sc, &ex, &v.seen, taste, want.Novel+want.Familiar-len(pool))
 	pool = popular(pool, snap, &ex, nCand-len(pool))
 
 	sc.pool = pool
@@ -481,18 +482,25 @@ type exclusion struct {
 	snap     *catalog.Snapshot
 	taken    *marks
 	consumed *Filter
+	// clean marks items the filter said were not consumed.
+	clean *marks
 }
 
-// excluded reports whether item i may not be a candidate; a consumed item
-// is marked taken so the filter is probed once per item.
+// excluded reports whether item i may not be a candidate. The filter's
+// answer is remembered (a consumed item is marked taken, another clean),
+// so each item is probed at most once per decision.
 func (x *exclusion) excluded(i int32) bool {
 	if x.taken.has(i) {
 		return true
 	}
-	if x.consumed.N > 0 && x.consumed.Has(x.snap.Hash(i)) {
+	if x.consumed.N == 0 || x.clean.has(i) {
+		return false
+	}
+	if x.consumed.Has(x.snap.Hash(i)) {
 		x.taken.set(i)
 		return true
 	}
+	x.clean.set(i)
 	return false
 }
 
@@ -500,9 +508,9 @@ func (x *exclusion) excluded(i int32) bool {
 // neighbour of the user's Recent most recent items, Σ_k TasteDecay^k ·
 // sim(h_k, j), into sc.collab (listing them in sc.touched), and returns the
 // largest score of an item that may be recommended (0 when none).
-func (e *Engine) collabScores(sc *scratch, snap *catalog.Snapshot, hist []int32, ex *exclusion) float32 {
+func (e *Engine) collabScores(sc *scratch, snap *catalog.Snapshot, hist []int32) {
 	if snap.NumTopics() == 0 && snap.LearnedVersion() == 0 {
-		return 0
+		return
 	}
 	if len(sc.collab) != snap.Len() {
 		sc.collab = make([]float32, snap.Len())
@@ -523,36 +531,59 @@ func (e *Engine) collabScores(sc *scratch, snap *catalog.Snapshot, hist []int32,
 		}
 		w *= float32(e.cfg.TasteDecay)
 	}
-	var best float32
-	for _, j := range sc.touched {
-		if s := sc.collab[j]; s > best && !ex.excluded(j) {
-			best = s
-		}
-	}
-	return best
 }
 
-// neighbors appends the n untaken items of highest collaborative score.
-func (e *Engine) neighbors(pool []int32, sc *scratch, ex *exclusion, n int) []int32 {
-	if n <= 0 || len(sc.touched) == 0 {
-		return pool
+// neighbors appends the n untaken items of highest collaborative score
+// and returns the highest score among untaken items, the scale of the
+// ranker's collaborative feature (0 when no item scores).
+func (e *Engine) neighbors(pool []int32, sc *scratch, ex *exclusion, n int) ([]int32, float32) {
+	if len(sc.touched) == 0 {
+		return pool, 0
 	}
 	best := sc.best[:0]
 	for _, j := range sc.touched {
-		if !ex.excluded(j) {
+		if !ex.taken.has(j) {
 			best = append(best, scoredItem{j, sc.collab[j]})
 		}
 	}
-	if len(best) > n {
-		selectTop(best, n)
-		best = best[:n]
-	}
-	for _, b := range best {
-		ex.taken.set(b.item)
-		pool = append(pool, b.item)
+	best = pickBest(best, max(n, 1), ex)
+	var top float32
+	for k, b := range best {
+		top = max(top, b.sim)
+		if k < n {
+			ex.taken.set(b.item)
+			pool = append(pool, b.item)
+		}
 	}
 	sc.best = best[:0]
-	return pool
+	return pool, top
+}
+
+// pickBest moves the n best items of s that are not excluded to its front
+// and returns them, in no particular order. It asks the exclusion only
+// about items that could make the cut, a few times n rather than all of
+// s: the consumed filter's probes are the costly part of a decision for a
+// user who has consumed thousands of items.
+func pickBest(s []scoredItem, n int, ex *exclusion) []scoredItem {
+	got, rest := 0, s
+	for got < n && len(rest) > 0 {
+		m := min(len(rest), 2*(n-got))
+		selectTop(rest, m)
+		// Writing s[got] never overtakes the read position: got counts
+		// kept items among those already read.
+		for _, c := range rest[:m] {
+			if !ex.excluded(c.item) {
+				s[got] = c
+				got++
+			}
+		}
+		rest = rest[m:]
+	}
+	if got > n { // the last chunk may keep more than were missing
+		selectTop(s[:got], n)
+		got = n
+	}
+	return s[:got]
 }
 
 // familiar appends the n untaken items most similar to the taste vector,
@@ -569,14 +600,11 @@ func (e *Engine) familiar(pool []int32, sc *scratch, ex *exclusion, taste []floa
 	best := sc.best[:0]
 	defer func() { sc.best = best[:0] }()
 	for j, i := range ids {
-		if !ex.excluded(i) {
+		if !ex.taken.has(i) {
 			best = append(best, scoredItem{i, sims[j]})
 		}
 	}
-	if len(best) > n {
-		selectTop(best, n)
-		best = best[:n]
-	}
+	best = pickBest(best, n, ex)
 	for _, b := range best {
 		ex.taken.set(b.item)
 		pool = append(pool, b.item)
@@ -593,22 +621,67 @@ func (a scoredItem) before(b scoredItem) bool {
 	return a.sim > b.sim || (a.sim == b.sim && a.item < b.item)
 }
 
+// compare orders best first, for sorting.
+func (s scoredItem) compare(o scoredItem) int {
+	switch {
+	case s.before(o):
+		return -1
+	case o.before(s):
+		return 1
+	}
+	return 0
+}
+
 // selectTop reorders s so that its first n elements are the n best.
 func selectTop(s []scoredItem, n int) { topk.Select(s, n, scoredItem.before) }
 
-// novel appends up to n popular items novel to the user: round-robin over
-// the learned topics the user has not consumed, then over the categories
-// absent from the history (for cold items, which have no topic), so the
-// pool spans topics.
-func novel(pool []int32, snap *catalog.Snapshot, seen *Seen, ex *exclusion, n int) []int32 {
+// novel appends up to n items novel to the user, relevant ones first:
+// half from the collaborative neighbours of the recent history that lie in
+// topics the user has not consumed (what people with this taste went on to
+// discover), the rest round-robin over the unseen topics nearest the taste
+// vector, most popular first, then over the categories absent from the
+// history (for cold items, which have no topic), so the pool spans topics
+// without drifting to ones the user has no affinity for.
+func (e *Engine) novel(pool []int32, sc *scratch, ex *exclusion, seen *Seen, taste []float32, n int) []int32 {
 	if n <= 0 {
 		return pool
 	}
-	var lists [][]int32
-	for t := int32(0); int(t) < snap.NumTopics(); t++ {
-		if !seen.TopicSeen(t) {
-			lists = append(lists, snap.PopularInTopic(t))
+	snap := ex.snap
+	if len(sc.touched) > 0 {
+		best := sc.best[:0]
+		for _, j := range sc.touched {
+			if !ex.taken.has(j) && snap.Topic(j) >= 0 && !seen.TopicSeen(snap.Topic(j)) {
+				best = append(best, scoredItem{j, sc.collab[j]})
+			}
 		}
+		for _, b := range pickBest(best, (n+1)/2, ex) {
+			ex.taken.set(b.item)
+			pool = append(pool, b.item)
+			n--
+		}
+		sc.best = best[:0]
+	}
+	var lists [][]int32
+	if nt := snap.NumTopics(); nt > 0 {
+		topics := sc.best[:0]
+		for t := int32(0); int(t) < nt; t++ {
+			if !seen.TopicSeen(t) {
+				var sim float32
+				if taste != nil {
+					sim = catalog.Dot(snap.TopicCentroid(t), taste)
+				}
+				topics = append(topics, scoredItem{t, sim})
+			}
+		}
+		// Enough topics for the pool, nearest first.
+		m := min(len(topics), 2*n)
+		selectTop(topics, m)
+		topics = topics[:m]
+		slices.SortFunc(topics, scoredItem.compare)
+		for _, t := range topics {
+			lists = append(lists, snap.PopularInTopic(t.item))
+		}
+		sc.best = topics[:0]
 	}
 	for c := int32(0); int(c) < snap.NumCategories(); c++ {
 		if !seen.CategorySeen(c) {

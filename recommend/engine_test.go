@@ -1,6 +1,7 @@
 package recommend
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -270,6 +271,60 @@ func TestSelectTop(t *testing.T) {
 		if !slices.Equal(got, exp) {
 			t.Fatalf("n=%d k=%d: top set differs", n, k)
 		}
+	}
+}
+
+// TestPickBestAsksOnlyWhatItNeeds checks pickBest against filtering
+// everything first: the same top set, with the consumed filter probed for
+// fewer items than there are.
+func TestPickBestAsksOnlyWhatItNeeds(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name          string
+		n, consumedOf int // consumedOf: every consumedOf-th item consumed (0 none)
+	}{
+		{"nothing consumed", 10, 0},
+		{"half consumed", 10, 2},
+		{"most consumed", 30, 1},
+		{"more wanted than exist", 3000, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f Filter
+			for i := 0; tc.consumedOf > 0 && i < snap.Len(); i += tc.consumedOf {
+				f.Add(snap.Hash(int32(i)))
+			}
+			var taken, clean marks
+			taken.reset(snap.Len())
+			clean.reset(snap.Len())
+			ex := exclusion{snap: snap, taken: &taken, consumed: &f, clean: &clean}
+			s := make([]scoredItem, snap.Len())
+			for i := range s {
+				s[i] = scoredItem{int32(i), rng.Float32()}
+			}
+			var want []scoredItem
+			for _, c := range s {
+				if !f.Has(snap.Hash(c.item)) {
+					want = append(want, c)
+				}
+			}
+			slices.SortFunc(want, func(a, b scoredItem) int { return cmp.Compare(b.sim, a.sim) })
+			want = want[:min(tc.n, len(want))]
+			got := slices.Clone(pickBest(s, tc.n, &ex))
+			slices.SortFunc(got, func(a, b scoredItem) int { return cmp.Compare(b.sim, a.sim) })
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d items, want %d; sets differ", len(got), len(want))
+			}
+			asked := 0
+			for i := range snap.Len() {
+				if taken.has(int32(i)) || clean.has(int32(i)) {
+					asked++
+				}
+			}
+			if tc.consumedOf != 1 && tc.n < snap.Len()/10 && asked > snap.Len()/10 {
+				t.Errorf("probed the filter for %d of %d items to pick %d", asked, snap.Len(), tc.n)
+			}
+		})
 	}
 }
 

@@ -62,12 +62,13 @@ func (f *Filter) Add(h uint64) bool {
 }
 
 // probe tests (or, with set, sets) the filterProbes bits of h in one slice,
-// by double hashing (Kirsch and Mitzenmacher, 2006).
+// by double hashing (Kirsch and Mitzenmacher, 2006). A slice's bit count is
+// a power of two, so the bit index is a mask, not a division.
 func probe(b []byte, h uint64, set bool) bool {
-	m := uint64(len(b)) * 8
+	mask64 := uint64(len(b))*8 - 1
 	h1, h2 := h, (h>>33|h<<31)|1
 	for i := uint64(0); i < filterProbes; i++ {
-		bit := (h1 + i*h2) % m
+		bit := (h1 + i*h2) & mask64
 		mask := byte(0x80) >> (bit % 8)
 		if set {
 			b[bit/8] |= mask
