@@ -90,6 +90,17 @@ func Refit(c *Counts, prev *Model, version uint64, embed bool) *Model {
 	return m
 }
 
+// Update refits prev into the next model, re-embedding only when the
+// counts have grown by half since the last embedding (or there is none):
+// the cadence that the trainer and the replay share. Neighbour lists are
+// always current; embeddings and topics, which move slowly and cost a
+// spectral decomposition, follow the geometric growth of the data, so
+// their total cost over a stream is a constant times one final fit.
+func Update(c *Counts, prev *Model, version uint64) *Model {
+	embed := prev == nil || c.adds >= prev.embedded*3/2
+	return Refit(c, prev, version, embed)
+}
+
 // Fit is Refit from scratch, with embeddings.
 func Fit(c *Counts, version uint64) *Model { return Refit(c, nil, version, true) }
 

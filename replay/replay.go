@@ -627,8 +627,7 @@ func (r *runner) refresh() error {
 	if r.cf != nil && r.cf.Adds() > 0 {
 		t := time.Now()
 		r.fits++
-		embed := r.model == nil || r.cf.Adds() >= r.model.Embedded()*3/2
-		r.model = collab.Refit(r.cf, r.model, uint64(r.fits), embed)
+		r.model = collab.Update(r.cf, r.model, uint64(r.fits))
 		if snap, err = snap.WithLearned(&r.model.Learned); err != nil {
 			return fmt.Errorf("replay: collaborative model: %w", err)
 		}

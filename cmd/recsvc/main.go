@@ -32,6 +32,7 @@ import (
 	"github.com/novarec/novarec/api"
 	"github.com/novarec/novarec/apikey"
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/collab"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
@@ -55,6 +56,7 @@ type config struct {
 	ratings     bool
 	updater     string
 	trainer     string
+	collabRefit time.Duration
 	// redisConn and kafkaConn are the connection settings of
 	// internal/backend (credentials, TLS, Sentinel, SASL; nil = none); they
 	// apply to real servers only, never to the embedded ones. Pointers,
@@ -113,6 +115,7 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
+	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
 	fs.Float64Var(&c.intentEpsilon, "intent-epsilon", envflag.Float("NOVAREC_INTENT_EPSILON", 0), "exploration floor of the intent level: sample from (1−ε)·π + ε/K so every level is served now and then (env NOVAREC_INTENT_EPSILON; 0..1, default 0)")
@@ -323,6 +326,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 
 	shown := features.NewShownWriter(store, log)
 	goRun(shown.Run)
+	if cfg.collabRefit > 0 && (cfg.trainer == "on" || (cfg.trainer == "auto" && embedded)) {
+		cl, err := trainer.NewCollabLearner(store, collab.DefaultConfig(), cfg.collabRefit, log, reg)
+		if err != nil {
+			stopBG()
+			return err
+		}
+		opts := events.ConsumerOptions{Brokers: cfg.kafka, Security: kafkaSec, DeadLetter: producer, Registerer: reg, Logger: log}
+		goRun(func(ctx context.Context) {
+			if err := trainer.RunCollab(ctx, cl, opts); err != nil && ctx.Err() == nil {
+				log.Error("collaborative learner stopped", "err", err)
+			}
+		})
+	}
 	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
 		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps) {
 			goRun(func(ctx context.Context) {

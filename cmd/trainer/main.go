@@ -34,6 +34,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/collab"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
@@ -59,6 +60,7 @@ type config struct {
 	reward      recommend.RewardWeights
 	metricsAddr string
 	updater     bool
+	collabRefit time.Duration
 	// redisConn and kafkaConn are the connection settings of
 	// internal/backend (credentials, TLS, Sentinel, SASL). Pointers, so
 	// that printing a config shows addresses rather than passwords.
@@ -91,6 +93,7 @@ func parseConfig(args []string) (config, error) {
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
 	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
+	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "run the collaborative learner (group novarec-collab: item co-occurrence from every engagement and stored history) and publish its model this often; 0 = off, when another trainer runs it (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -308,6 +311,21 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 				log.Error("feature updater stopped", "err", err)
 			}
 			_ = consumer.Close()
+		})
+	}
+
+	if cfg.collabRefit > 0 {
+		cl, err := trainer.NewCollabLearner(store, collab.DefaultConfig(), cfg.collabRefit, log, reg)
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return err
+		}
+		opts := events.ConsumerOptions{Brokers: cfg.kafka, Security: kafkaSec, DeadLetter: producer, Registerer: reg, Logger: log}
+		wg.Go(func() {
+			if err := trainer.RunCollab(bg, cl, opts); err != nil && bg.Err() == nil {
+				log.Error("collaborative learner stopped", "err", err)
+			}
 		})
 	}
 
