@@ -295,10 +295,13 @@ func (s *Snapshot) Topic(i int32) int32 {
 // view; do not modify).
 func (s *Snapshot) PopularInTopic(t int32) []int32 { return s.learned.byTopic[t] }
 
-// TopicCentroid is topic t's unit centroid in the learned space (a view;
-// do not modify).
-func (s *Snapshot) TopicCentroid(t int32) []float32 {
-	return s.learned.centroids[int(t)*s.Dim : int(t+1)*s.Dim]
+// TopicSims appends q's inner product with every topic's unit centroid
+// (one matrix-vector product) to dst.
+func (s *Snapshot) TopicSims(dst []float32, q []float32) []float32 {
+	if s.learned == nil {
+		return dst
+	}
+	return s.gemv(dst, s.learned.centroids, q)
 }
 
 // Evidence is the engagements the learned model counted for item i.

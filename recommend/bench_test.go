@@ -22,30 +22,26 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 func benchDecide(b *testing.B, n int, learned bool) {
-	{
-		{
-			snap := sampleSnapshot(b, n)
-			if learned {
-				snap = learnedSnapshot(b, n, 50)
-			}
-			e := NewEngine(Config{})
-			m := DefaultModel()
-			hist := historyIn(snap, 200, "action", "adventure", "comedy", "drama", "crime")
-			st := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 200, NovelClicks: 40, FamiliarClicks: 160}, Session: session(4, 2, 0.5)}
-			for i := 0; i < 20; i++ {
-				st.Session.Shown = append(st.Session.Shown, snap.Item(int32(i)).ID)
-			}
-			for i := 0; i < 300; i++ {
-				st.Consumed.Add(snap.Hash(int32(i * 7 % n)))
-			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := e.Decide(Request{K: 10, Now: 5}, &st, snap, m, rng); err != nil {
-					b.Fatal(err)
-				}
-			}
+	snap := sampleSnapshot(b, n)
+	if learned {
+		snap = learnedSnapshot(b, n, 50)
+	}
+	snap.Prepare() // as the catalog cache does before serving a snapshot
+	e := NewEngine(Config{})
+	m := DefaultModel()
+	hist := historyIn(snap, 200, "action", "adventure", "comedy", "drama", "crime")
+	st := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 200, NovelClicks: 40, FamiliarClicks: 160}, Session: session(4, 2, 0.5)}
+	for i := 0; i < 20; i++ {
+		st.Session.Shown = append(st.Session.Shown, snap.Item(int32(i)).ID)
+	}
+	for i := 0; i < 300; i++ {
+		st.Consumed.Add(snap.Hash(int32(i * 7 % n)))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Decide(Request{K: 10, Now: 5}, &st, snap, m, rng); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -57,9 +53,11 @@ func BenchmarkBuild(b *testing.B) {
 		items := sampleItems(n)
 		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := buildSnapshot(items); err != nil {
+				snap, err := buildSnapshot(items)
+				if err != nil {
 					b.Fatal(err)
 				}
+				snap.Prepare()
 			}
 		})
 	}

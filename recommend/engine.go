@@ -663,12 +663,17 @@ func (e *Engine) novel(pool []int32, sc *scratch, ex *exclusion, seen *Seen, tas
 	}
 	var lists [][]int32
 	if nt := snap.NumTopics(); nt > 0 {
+		var sims []float32
+		if taste != nil {
+			sims = snap.TopicSims(sc.sims[:0], taste)
+			sc.sims = sims
+		}
 		topics := sc.best[:0]
 		for t := int32(0); int(t) < nt; t++ {
 			if !seen.TopicSeen(t) {
 				var sim float32
-				if taste != nil {
-					sim = catalog.Dot(snap.TopicCentroid(t), taste)
+				if sims != nil {
+					sim = sims[t]
 				}
 				topics = append(topics, scoredItem{t, sim})
 			}

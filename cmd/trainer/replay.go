@@ -29,7 +29,7 @@ type policyFactory func(name string, w recommend.RewardWeights) (replay.Policy, 
 // Defaults of the offline subcommands.
 const (
 	defaultReplayData     = "../shared/datasets/ml-latest-small"
-	defaultReplayPolicies = "popular,relevance,mmr,flat,hrl"
+	defaultReplayPolicies = "popular,knn,relevance,mmr,flat,hrl"
 	// defaultLogCatalogItems is the embedded recsvc's generated catalog
 	// (catalog.Sample(3000, 1)), the catalog of a log it wrote.
 	defaultLogCatalogItems = 3000
