@@ -26,12 +26,15 @@ type CatalogCache struct {
 	log   *slog.Logger
 	cur   atomic.Pointer[catalog.Snapshot]
 	// mu serialises rebuilds so a burst of notifications builds once, and
-	// guards base and learned.
+	// guards base, folded and refused.
 	mu sync.Mutex
-	// base is the catalog without a learned model; learned the model
-	// folded into cur (nil before one is published).
-	base    *catalog.Snapshot
-	learned *collab.Model
+	// base is the catalog without a learned model; folded the version of
+	// the model folded into cur (0: none) and refused the last version
+	// rejected, not fetched again. The model itself is not kept: the
+	// snapshot holds what serving needs, and a new catalog re-reads the
+	// model from Redis, which halves the memory a large model costs.
+	base            *catalog.Snapshot
+	folded, refused uint64
 
 	// Debounce is how long Run waits after a notification for more before
 	// rebuilding, so a bulk import of many batches rebuilds a few times,
@@ -91,7 +94,7 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	base, learned := c.base, c.learned
+	base, newBase := c.base, false
 	if base == nil || base.Version != v {
 		v, items, err := c.store.LoadItems(ctx)
 		if err != nil {
@@ -103,30 +106,25 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 		if base, err = catalog.Build(v, c.dim, items); err != nil {
 			return fmt.Errorf("build catalog snapshot: %w", err)
 		}
+		newBase = true
 	}
-	if lv != 0 && (learned == nil || learned.Version != lv) {
-		if m, err := c.loadLearned(ctx); err != nil {
-			c.rejected.Inc()
+	snap, folded := base, uint64(0)
+	if lv != 0 && (newBase || (lv != c.folded && lv != c.refused)) {
+		s, err := c.fold(ctx, base, lv)
+		switch {
+		case err == nil:
+			snap, folded = s, s.LearnedVersion()
+		case !newBase:
 			c.log.Warn("collaborative model rejected; keeping the previous one", "version", lv, "err", err)
-		} else {
-			learned = m
+			return nil
+		default:
+			c.log.Warn("collaborative model rejected; serving the new catalog without one", "version", lv, "err", err)
 		}
-	}
-	if base == c.base && learned == c.learned {
+	} else if !newBase {
 		return nil
 	}
-	snap := base
-	if learned != nil {
-		if s, err := base.WithLearned(&learned.Learned); err != nil {
-			c.rejected.Inc()
-			c.log.Warn("collaborative model does not fit the catalog; serving without it", "version", learned.Version, "err", err)
-			learned = nil
-		} else {
-			snap = s
-		}
-	}
 	snap.Prepare() // the index is built here, not on a request
-	c.base, c.learned = base, learned
+	c.base, c.folded = base, folded
 	c.cur.Store(snap)
 	took := time.Since(start)
 	c.builds.Observe(took.Seconds())
@@ -138,12 +136,26 @@ func (c *CatalogCache) Refresh(ctx context.Context) error {
 	return nil
 }
 
-func (c *CatalogCache) loadLearned(ctx context.Context) (*collab.Model, error) {
+// fold reads the stored collaborative model (version lv, as last read)
+// and folds it into base. A model that does not decode or fit is counted
+// and its version refused until another is published; a failed read is
+// neither.
+func (c *CatalogCache) fold(ctx context.Context, base *catalog.Snapshot, lv uint64) (*catalog.Snapshot, error) {
 	b, err := c.store.GetCollab(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return collab.Decode(b)
+	m, err := collab.Decode(b)
+	if err == nil {
+		var s *catalog.Snapshot
+		if s, err = base.WithLearned(&m.Learned); err == nil {
+			return s, nil
+		}
+		err = fmt.Errorf("does not fit the catalog: %w", err)
+	}
+	c.refused = lv
+	c.rejected.Inc()
+	return nil, err
 }
 
 // Run follows catalog and collaborative-model changes until ctx ends; the

@@ -431,14 +431,22 @@ func (r *runner) clickProb(u *simUser, i int32, nov float64, explore bool) float
 	return 1 / (1 + math.Exp(-x))
 }
 
+// streamObserver is a policy that learns from every engagement, not only
+// from its own slates (the item-kNN baseline).
+type streamObserver interface {
+	Observe(st *recommend.UserState, fb recommend.Feedback)
+}
+
 // click applies a click: the user's state through Observe as the service
 // would, and the simulator's hidden state (topic affinities).
 func (r *runner) click(u *simUser, i int32, ts int64, sid string) {
 	snap := r.snap
 	seen := recommend.SeenOf(snap, u.st.History)
-	obs := recommend.Observe(&u.st, snap, recommend.Feedback{
-		UserID: u.st.UserID, SessionID: sid, ItemID: snap.Item(i).ID, Type: recommend.Click, TS: ts,
-	}, r.cfg.History)
+	fb := recommend.Feedback{UserID: u.st.UserID, SessionID: sid, ItemID: snap.Item(i).ID, Type: recommend.Click, TS: ts}
+	if o, ok := r.p.(streamObserver); ok {
+		o.Observe(&u.st, fb) // before Observe: it sees the history the click follows
+	}
+	obs := recommend.Observe(&u.st, snap, fb, r.cfg.History)
 	r.res.Clicks++
 	if obs.Surprising {
 		r.res.NovelClicks++
