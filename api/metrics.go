@@ -12,6 +12,8 @@ type metrics struct {
 	redis    *prometheus.HistogramVec
 	redisUp  prometheus.Gauge
 	degraded *prometheus.CounterVec
+	// trips counts the times Redis was marked down, by reason (breaker.go).
+	trips *prometheus.CounterVec
 	// dependencyUp is 1 per dependency (redis, kafka) while it answers.
 	dependencyUp *prometheus.GaugeVec
 	published    *prometheus.CounterVec
@@ -55,6 +57,9 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool without the user's state, by cause: redis_down (Redis marked down, not tried), redis_timeout (the read exceeded the Redis budget), redis_error.",
 		}, []string{"cause"}),
+		trips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_redis_trips_total", Help: "Times this replica marked Redis down (recommend then skips it and answers degraded), by reason: errors (consecutive connection or Redis errors), failure_rate (most reads failed for a sustained second), probe (the background ping failed). Timeouts alone, as under CPU starvation, degrade their request only.",
+		}, []string{"reason"}),
 		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "novarec_dependency_up", Help: "1 while a shared dependency (redis, kafka) answers this replica's probes and requests, 0 while it does not (the replica stays ready and serves degraded).",
 		}, []string{"dependency"}),
@@ -80,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 			Name: "novarec_http_body_reads_inflight", Help: "Requests whose body is still being received (they do not count against -max-inflight yet).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.trips, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
 	// Process and Go runtime metrics, if the registry has none yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -88,6 +93,9 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	m.dependencyUp.WithLabelValues("redis").Set(1)
 	for _, c := range []string{causeRedisDown, causeRedisTimeout, causeRedisError} {
 		m.degraded.WithLabelValues(c) // export every cause from the start
+	}
+	for _, r := range []string{tripErrors, tripFailureRate, tripProbe} {
+		m.trips.WithLabelValues(r)
 	}
 	return m
 }
