@@ -30,6 +30,11 @@ type metrics struct {
 	// holding an in-flight slot): many of them and few requests served
 	// means clients that send slowly.
 	readingBodies prometheus.Gauge
+	// The children of the series every recommendation updates, resolved
+	// once rather than by label lookup per request.
+	recommendOK      prometheus.Counter
+	recommendLatency prometheus.Observer
+	redisLoad        prometheus.Observer
 }
 
 // latencyBuckets resolve the sub-millisecond range the service lives in.
@@ -90,6 +95,9 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.redisUp.Set(1)
+	m.recommendOK = m.requests.WithLabelValues(recommendRoute, "POST", "200")
+	m.recommendLatency = m.latency.WithLabelValues(recommendRoute, "POST")
+	m.redisLoad = m.redis.WithLabelValues("load")
 	m.dependencyUp.WithLabelValues("redis").Set(1)
 	for _, c := range []string{causeRedisDown, causeRedisTimeout, causeRedisError} {
 		m.degraded.WithLabelValues(c) // export every cause from the start

@@ -192,7 +192,7 @@ func (s *Server) recommend(c *gin.Context) {
 		s.publish(events.TopicImpressions, req.UserID, &imp)
 	}
 	s.metrics.levels.WithLabelValues(variant, levelLabel(d.Intent.Level)).Inc()
-	c.JSON(http.StatusOK, &resp)
+	writeRecommendResponse(c, &resp)
 }
 
 // loadState reads the user's state; on a Redis failure it answers an empty
@@ -206,7 +206,7 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 	defer cancel()
 	start := time.Now()
 	st, err := s.cfg.Store.Load(lctx, userID, sessionID)
-	s.metrics.redis.WithLabelValues("load").Observe(time.Since(start).Seconds())
+	s.metrics.redisLoad.Observe(time.Since(start).Seconds())
 	if err == nil && s.cfg.Shown != nil {
 		st.Session.Shown = append(st.Session.Shown, s.cfg.Shown.Pending(userID, sessionID)...)
 	}
