@@ -77,8 +77,11 @@ hz=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # per prints the CPU per request in ms of $1 ticks over $2 requests.
 per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / n; else print "-" }'; }
-# seconds converts 20 or 20s to seconds.
-secs=${DURATION%s}
+# secs is DURATION (20, 20s or 2m) in seconds, for the profile's length.
+case $DURATION in
+  *m) secs=$((${DURATION%m} * 60)) ;;
+  *) secs=${DURATION%s} ;;
+esac
 
 echo "recsvc ready: $ITEMS items, $USERS users; warming up"
 BENCH_USERS=$USERS wrk -t"$THREADS" -c8 -d5s -s bench/recommend.lua "http://127.0.0.1:$PORT" >/dev/null
@@ -102,7 +105,7 @@ for c in $CONNS; do
   if [ -n "${ppid:-}" ]; then
     wait "$ppid" || true
     ppid=
-    echo "  CPU profile of recsvc at c=$c, top entries (go tool pprof -top $out/cpu-c$c.pprof):"
+    echo "  CPU profile of recsvc at c=$c, top entries${OUT:+ (go tool pprof -top $out/cpu-c$c.pprof)}:"
     go tool pprof -top -nodecount=25 "$tmp/recsvc" "$out/cpu-c$c.pprof" 2>/dev/null | sed -n '4,32p' | sed 's/^/    /'
   fi
   first=0
