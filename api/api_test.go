@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -70,10 +71,12 @@ type fixedModel struct{ m *recommend.Model }
 
 func (f fixedModel) Current(string) *recommend.Model { return f.m }
 
-// flakyStore fails every call while down is set, like an unreachable Redis.
+// flakyStore fails every call while down is set, like an unreachable Redis,
+// and every Load with a timeout while slow is set, like a Redis that
+// answers after the budget.
 type flakyStore struct {
 	Store
-	down atomic.Bool
+	down, slow atomic.Bool
 }
 
 var errDown = errors.New("connection refused")
@@ -81,6 +84,9 @@ var errDown = errors.New("connection refused")
 func (f *flakyStore) Load(ctx context.Context, u, s string) (recommend.UserState, error) {
 	if f.down.Load() {
 		return recommend.UserState{}, errDown
+	}
+	if f.slow.Load() {
+		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", context.DeadlineExceeded)
 	}
 	return f.Store.Load(ctx, u, s)
 }

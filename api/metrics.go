@@ -12,6 +12,8 @@ type metrics struct {
 	redis    *prometheus.HistogramVec
 	redisUp  prometheus.Gauge
 	degraded *prometheus.CounterVec
+	// trips counts the times Redis was marked down, by reason (breaker.go).
+	trips *prometheus.CounterVec
 	// dependencyUp is 1 per dependency (redis, kafka) while it answers.
 	dependencyUp *prometheus.GaugeVec
 	published    *prometheus.CounterVec
@@ -28,6 +30,11 @@ type metrics struct {
 	// holding an in-flight slot): many of them and few requests served
 	// means clients that send slowly.
 	readingBodies prometheus.Gauge
+	// The children of the series every recommendation updates, resolved
+	// once rather than by label lookup per request.
+	recommendOK      prometheus.Counter
+	recommendLatency prometheus.Observer
+	redisLoad        prometheus.Observer
 }
 
 // latencyBuckets resolve the sub-millisecond range the service lives in.
@@ -55,6 +62,9 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_recommend_degraded_total", Help: "Recommendations answered from the popular pool without the user's state, by cause: redis_down (Redis marked down, not tried), redis_timeout (the read exceeded the Redis budget), redis_error.",
 		}, []string{"cause"}),
+		trips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "novarec_redis_trips_total", Help: "Times this replica marked Redis down (recommend then skips it and answers degraded), by reason: errors (consecutive connection or Redis errors), failure_rate (most reads failed for a sustained second), probe (the background ping failed). Timeouts alone, as under CPU starvation, degrade their request only.",
+		}, []string{"reason"}),
 		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "novarec_dependency_up", Help: "1 while a shared dependency (redis, kafka) answers this replica's probes and requests, 0 while it does not (the replica stays ready and serves degraded).",
 		}, []string{"dependency"}),
@@ -80,14 +90,20 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 			Name: "novarec_http_body_reads_inflight", Help: "Requests whose body is still being received (they do not count against -max-inflight yet).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
+	reg.MustRegister(m.requests, m.latency, m.levels, m.redis, m.redisUp, m.degraded, m.trips, m.dependencyUp, m.published, m.overloaded, m.inflight, m.inflightLimit, m.slowBodies, m.connsRejected, m.readingBodies)
 	// Process and Go runtime metrics, if the registry has none yet.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.redisUp.Set(1)
+	m.recommendOK = m.requests.WithLabelValues(recommendRoute, "POST", "200")
+	m.recommendLatency = m.latency.WithLabelValues(recommendRoute, "POST")
+	m.redisLoad = m.redis.WithLabelValues("load")
 	m.dependencyUp.WithLabelValues("redis").Set(1)
 	for _, c := range []string{causeRedisDown, causeRedisTimeout, causeRedisError} {
 		m.degraded.WithLabelValues(c) // export every cause from the start
+	}
+	for _, r := range []string{tripErrors, tripFailureRate, tripProbe} {
+		m.trips.WithLabelValues(r)
 	}
 	return m
 }

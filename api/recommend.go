@@ -192,7 +192,7 @@ func (s *Server) recommend(c *gin.Context) {
 		s.publish(events.TopicImpressions, req.UserID, &imp)
 	}
 	s.metrics.levels.WithLabelValues(variant, levelLabel(d.Intent.Level)).Inc()
-	c.JSON(http.StatusOK, &resp)
+	writeRecommendResponse(c, &resp)
 }
 
 // loadState reads the user's state; on a Redis failure it answers an empty
@@ -206,23 +206,23 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 	defer cancel()
 	start := time.Now()
 	st, err := s.cfg.Store.Load(lctx, userID, sessionID)
-	s.metrics.redis.WithLabelValues("load").Observe(time.Since(start).Seconds())
+	s.metrics.redisLoad.Observe(time.Since(start).Seconds())
 	if err == nil && s.cfg.Shown != nil {
 		st.Session.Shown = append(st.Session.Shown, s.cfg.Shown.Pending(userID, sessionID)...)
 	}
 	if err != nil {
 		if ctx.Err() == nil { // the client did not go away: Redis is the problem
-			s.redisFailed()
+			s.redisFailed(s.nanotime(), err)
 		}
 		cause := causeRedisError
-		if lctx.Err() != nil {
+		if isTimeout(err) {
 			cause = causeRedisTimeout
 		}
 		s.log.Debug("load user state failed; serving degraded", "cause", cause, "err", err)
 		s.metrics.degraded.WithLabelValues(cause).Inc()
 		return recommend.UserState{UserID: userID}, true
 	}
-	s.setRedis(true)
+	s.redisOK(s.nanotime())
 	return st, false
 }
 
@@ -239,7 +239,7 @@ func (s *Server) recordShown(ctx context.Context, userID, sessionID string, item
 	s.metrics.redis.WithLabelValues("record_shown").Observe(time.Since(start).Seconds())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("record shown items failed", "err", err)
-		s.redisFailed()
+		s.redisFailed(s.nanotime(), err)
 	}
 }
 

@@ -147,12 +147,17 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 
-	// redisUp is cleared after RedisFailures consecutive failed requests
-	// and set again by the prober or a successful trial request (see
-	// tryRedis); while it is clear, requests skip Redis and answer degraded
-	// at once instead of waiting out a timeout each.
-	redisUp       atomic.Bool
+	// redisUp is cleared by the breaker (breaker.go) and set again by the
+	// prober or a successful trial request (see tryRedis); while it is
+	// clear, requests skip Redis and answer degraded at once instead of
+	// waiting out a budget each.
+	redisUp atomic.Bool
+	// redisFailures counts consecutive non-timeout Redis errors; window
+	// the reads of the last second.
 	redisFailures atomic.Int32
+	window        rateWindow
+	// nanotime is the breaker's clock (Unix ns); tests replace it.
+	nanotime func() int64
 	// lastTrial is when (Unix ns) a request last tried Redis while it was
 	// marked down.
 	lastTrial atomic.Int64
@@ -189,6 +194,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, checks: make([]atomic.Pointer[string], len(cfg.Checks))}
 	s.metrics = newMetrics(cfg.Registry, func() float64 { return float64(len(s.inflight)) })
 	s.redisUp.Store(true)
+	s.nanotime = func() int64 { return time.Now().UnixNano() }
 	// dataPlane puts the in-flight bound in front of a data-plane handler;
 	// the key check and the body read come before it (withBody below), so
 	// a refused or dawdling request never takes an in-flight slot.
@@ -223,7 +229,7 @@ func New(cfg Config) *Server {
 	withBody := func(scope apikey.Scope, limit int64, hs ...gin.HandlerFunc) []gin.HandlerFunc {
 		return append([]gin.HandlerFunc{s.require(scope), requireJSON, s.readBody(limit)}, hs...)
 	}
-	r.POST("/v1/recommend", withBody(apikey.Recommend, MaxBodyBytes, dataPlane(s.recommend)...)...)
+	r.POST(recommendRoute, withBody(apikey.Recommend, MaxBodyBytes, dataPlane(s.recommend)...)...)
 	r.POST("/v1/feedback", withBody(apikey.Feedback, MaxBodyBytes, dataPlane(s.feedback)...)...)
 	r.PUT("/v1/items", append([]gin.HandlerFunc{s.audited("catalog.put")}, withBody(apikey.Catalog, MaxItemsBodyBytes, s.putItems)...)...)
 	r.GET("/v1/items/:id", s.require(apikey.Catalog), s.getItem)
@@ -238,6 +244,9 @@ func New(cfg Config) *Server {
 	s.handler = r
 	return s
 }
+
+// recommendRoute is the route nearly every request takes.
+const recommendRoute = "/v1/recommend"
 
 // ServeHTTP makes the Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -260,7 +269,11 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 func (s *Server) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	s.setRedis(s.cfg.Store.Ping(pctx) == nil)
+	if err := s.cfg.Store.Ping(pctx); err != nil {
+		s.setRedis(false, tripProbe)
+	} else {
+		s.setRedis(true, "")
+	}
 	for i, ch := range s.cfg.Checks {
 		err := ch.Probe(pctx)
 		if err != nil {
@@ -271,34 +284,6 @@ func (s *Server) probe(ctx context.Context) {
 		}
 		s.metrics.dependencyUp.WithLabelValues(ch.Name).Set(b2f(err == nil))
 	}
-}
-
-// RedisFailures is how many consecutive request failures mark Redis down:
-// one slow answer under load should degrade one request, not a second of them.
-const RedisFailures = 3
-
-func (s *Server) redisFailed() {
-	if s.redisFailures.Add(1) >= RedisFailures {
-		s.setRedis(false)
-	}
-}
-
-func (s *Server) setRedis(up bool) {
-	if up {
-		s.redisFailures.Store(0)
-		if s.redisUp.Load() {
-			return // the common case, on every request: nothing changes
-		}
-	}
-	if s.redisUp.Swap(up) != up {
-		if up {
-			s.log.Info("redis reachable again")
-		} else {
-			s.log.Warn("redis unreachable; recommend serves degraded answers")
-		}
-	}
-	s.metrics.redisUp.Set(b2f(up))
-	s.metrics.dependencyUp.WithLabelValues("redis").Set(b2f(up))
 }
 
 // recover turns a panic into a 500 with the JSON error body; the handlers
@@ -316,11 +301,16 @@ func (s *Server) recover(c *gin.Context) {
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	route := c.FullPath()
+	route, code := c.FullPath(), c.Writer.Status()
+	if route == recommendRoute && code == http.StatusOK && c.Request.Method == http.MethodPost {
+		s.metrics.recommendOK.Inc()
+		s.metrics.recommendLatency.Observe(time.Since(start).Seconds())
+		return
+	}
 	if route == "" {
 		route = "unmatched"
 	}
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(code)).Inc()
 	s.metrics.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
 }
 

@@ -74,11 +74,19 @@ func (s *Store) RecentHistory(ctx context.Context, userID string, n int) ([]reco
 	if userID == "" {
 		return nil, errNoUser
 	}
-	v, err := s.rdb.LRange(ctx, s.userKey(userID, "hist"), 0, int64(n)-1).Result()
-	if err != nil {
+	var (
+		packed *redis.StringCmd
+		legacy *redis.StringSliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		packed = p.Get(ctx, s.histKey(userID))
+		legacy = p.LRange(ctx, s.legacyHistKey(userID), 0, int64(n)-1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("features: recent history: %w", err)
 	}
-	return decodeHistory(v), nil
+	return readHistory(packed, legacy, n), nil
 }
 
 // historyScanBatch is how many users' histories one pipelined round trip
@@ -86,39 +94,58 @@ func (s *Store) RecentHistory(ctx context.Context, userID string, n int) ([]reco
 const historyScanBatch = 256
 
 // ScanHistories calls fn with every stored user's history (newest first),
-// reading Redis with SCAN and pipelined LRANGEs, so it walks millions of
+// reading Redis with SCAN and pipelined reads, so it walks millions of
 // users without blocking the server. A user written while the scan runs
 // may be seen in either state, or (SCAN's guarantee) not at all if created
-// meanwhile. On Redis Cluster it scans every master.
+// meanwhile. On Redis Cluster it scans every master. It scans the packed
+// histories, then the legacy lists of users who have no packed one yet
+// (history.go).
 func (s *Store) ScanHistories(ctx context.Context, fn func(userID string, hist []recommend.Consumed) error) error {
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		pattern := globEscape(s.prefix) + "{u:*}:hist"
+	// scanSuffix walks the keys {u:ID}suffix.
+	scanSuffix := func(ctx context.Context, c redis.Cmdable, suffix string) error {
+		pattern := globEscape(s.prefix) + "{u:*}" + suffix
+		legacy := suffix == ":hist"
 		var cursor uint64
 		for {
 			keys, next, err := c.Scan(ctx, cursor, pattern, historyScanBatch).Result()
 			if err != nil {
 				return fmt.Errorf("features: scan histories: %w", err)
 			}
-			if len(keys) > 0 {
-				cmds := make([]*redis.StringSliceCmd, len(keys))
+			users := make([]string, 0, len(keys))
+			for _, k := range keys {
+				user, ok := strings.CutPrefix(k, s.prefix+"{u:")
+				if ok {
+					user, ok = strings.CutSuffix(user, "}"+suffix)
+				}
+				if ok {
+					users = append(users, user)
+				}
+			}
+			if len(users) > 0 {
+				packed := make([]*redis.StringCmd, len(users))
+				lists := make([]*redis.StringSliceCmd, len(users))
 				if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-					for i, k := range keys {
-						cmds[i] = p.LRange(ctx, k, 0, -1)
+					for i, u := range users {
+						packed[i] = p.Get(ctx, s.histKey(u))
+						if legacy {
+							lists[i] = p.LRange(ctx, s.legacyHistKey(u), 0, -1)
+						}
 					}
 					return nil
-				}); err != nil {
+				}); err != nil && !errors.Is(err, redis.Nil) {
 					return fmt.Errorf("features: read histories: %w", err)
 				}
-				for i, k := range keys {
-					user, ok := strings.CutPrefix(k, s.prefix+"{u:")
-					if !ok {
-						continue
+				for i, u := range users {
+					if legacy && packed[i].Val() != "" {
+						continue // seen with its packed history
 					}
-					user, ok = strings.CutSuffix(user, "}:hist")
-					if !ok {
-						continue
+					var hist []recommend.Consumed
+					if legacy {
+						hist = decodeHistory(lists[i].Val())
+					} else if hist = decodePacked(packed[i].Val(), -1); len(hist) == 0 {
+						hist = nil
 					}
-					if err := fn(user, decodeHistory(cmds[i].Val())); err != nil {
+					if err := fn(u, hist); err != nil {
 						return err
 					}
 				}
@@ -127,6 +154,12 @@ func (s *Store) ScanHistories(ctx context.Context, fn func(userID string, hist [
 				return nil
 			}
 		}
+	}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		if err := scanSuffix(ctx, c, ":h"); err != nil {
+			return err
+		}
+		return scanSuffix(ctx, c, ":hist")
 	}
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		// Masters are scanned concurrently; fn is not called so.

@@ -138,7 +138,7 @@ func TestLoadSkipsCorruptEntries(t *testing.T) {
 	t.Parallel()
 	s, client := newStore(t, Options{})
 	ctx := t.Context()
-	hist := s.userKey("u", "hist")
+	hist := s.legacyHistKey("u")
 	if err := client.RPush(ctx, hist, "5|1|good", "junk", "x|1|a", "5|2|a", "5|1|", "5|0", "|0|a", "4|0|ok|too").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestRecordShown(t *testing.T) {
 
 func TestKeysShareHashTag(t *testing.T) {
 	s := NewStore(nil, Options{Prefix: "p:"})
-	keys := []string{s.userKey("a}b", "hist"), s.userKey("a}b", "stats"), s.sessionKey("a}b", ""), s.shownKey("a}b", "x"), s.userKey("a}b", "ev")}
+	keys := []string{s.histKey("a}b"), s.legacyHistKey("a}b"), s.userKey("a}b", "stats"), s.sessionKey("a}b", ""), s.shownKey("a}b", "x"), s.userKey("a}b", "ev")}
 	for _, k := range keys {
 		if tag(k) != tag(keys[0]) {
 			t.Errorf("key %q has hash tag %q, want %q", k, tag(k), tag(keys[0]))

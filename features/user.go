@@ -33,19 +33,21 @@ const (
 
 // userReads are the commands of one pipelined read of a user's state.
 type userReads struct {
-	hist  *redis.StringSliceCmd
-	seen  *redis.StringCmd
-	stats *redis.MapStringStringCmd
-	sess  *redis.MapStringStringCmd
-	shown *redis.StringSliceCmd // nil when not read
+	hist   *redis.StringCmd      // packed history
+	legacy *redis.StringSliceCmd // history list of users not rewritten since
+	seen   *redis.StringCmd
+	stats  *redis.MapStringStringCmd
+	sess   *redis.MapStringStringCmd
+	shown  *redis.StringSliceCmd // nil when not read
 }
 
 func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
 	r := userReads{
-		hist:  p.LRange(ctx, s.userKey(userID, "hist"), 0, int64(s.history)-1),
-		seen:  p.Get(ctx, s.userKey(userID, "seen")),
-		stats: p.HGetAll(ctx, s.userKey(userID, "stats")),
-		sess:  p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
+		hist:   p.Get(ctx, s.histKey(userID)),
+		legacy: p.LRange(ctx, s.legacyHistKey(userID), 0, int64(s.history)-1),
+		seen:   p.Get(ctx, s.userKey(userID, "seen")),
+		stats:  p.HGetAll(ctx, s.userKey(userID, "stats")),
+		sess:   p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
 	}
 	if withShown {
 		r.shown = p.LRange(ctx, s.shownKey(userID, sessionID), 0, ShownMax-1)
@@ -56,7 +58,7 @@ func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessi
 func (r userReads) state(userID, sessionID string) recommend.UserState {
 	st := recommend.UserState{
 		UserID:  userID,
-		History: decodeHistory(r.hist.Val()),
+		History: readHistory(r.hist, r.legacy, -1),
 		Stats:   decodeStats(r.stats.Val()),
 		Session: decodeSession(r.sess.Val()),
 	}
@@ -159,23 +161,17 @@ func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.U
 	if len(hist) > s.history {
 		hist = hist[:s.history]
 	}
-	histKey := s.userKey(st.UserID, "hist")
+	histKey := s.histKey(st.UserID)
 	statsKey := s.userKey(st.UserID, "stats")
 	seenKey := s.userKey(st.UserID, "seen")
 	sessKey := s.sessionKey(st.UserID, st.Session.ID)
 	shownKey := s.shownKey(st.UserID, st.Session.ID)
-	p.Del(ctx, histKey, statsKey, seenKey, sessKey, shownKey)
+	p.Del(ctx, histKey, s.legacyHistKey(st.UserID), statsKey, seenKey, sessKey, shownKey)
 	if len(st.Consumed.Bits) > 0 {
 		p.Set(ctx, seenKey, st.Consumed.Bits, 0)
 	}
 	if len(hist) > 0 {
-		entries := make([]any, len(hist))
-		var buf []byte
-		for i, h := range hist {
-			buf = appendEntry(buf[:0], h)
-			entries[i] = string(buf)
-		}
-		p.RPush(ctx, histKey, entries...)
+		p.Set(ctx, histKey, appendPacked(nil, hist), 0)
 	}
 	p.HSet(ctx, statsKey, append(statsFields(st.Stats), fConsumed, strconv.FormatInt(st.Consumed.N, 10))...)
 	if !zeroSession(&st.Session) {
@@ -242,12 +238,13 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 	consumed := st.Consumed.N
 	obs = recommend.Observe(&st, snap, fb, s.history)
 
-	histKey := s.userKey(fb.UserID, "hist")
 	sessKey := s.sessionKey(fb.UserID, fb.SessionID)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if obs.Engaged {
-			p.LPush(ctx, histKey, string(appendEntry(nil, st.History[0])))
-			p.LTrim(ctx, histKey, 0, int64(s.history)-1)
+			// The whole history (capped by Observe), packed: this is also
+			// where a user's legacy list is migrated.
+			p.Set(ctx, s.histKey(fb.UserID), appendPacked(nil, st.History), 0)
+			p.Del(ctx, s.legacyHistKey(fb.UserID))
 		}
 		stats := statsFields(st.Stats)
 		if st.Consumed.N != consumed {
@@ -274,56 +271,6 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 		return recommend.Observation{}, false, fmt.Errorf("features: apply feedback: write: %w", err)
 	}
 	return obs, true, nil
-}
-
-// appendEntry encodes a history entry as "TSms|N|itemID". The item id comes
-// last so it may itself contain '|'.
-func appendEntry(dst []byte, c recommend.Consumed) []byte {
-	dst = strconv.AppendInt(dst, c.TS, 10)
-	if c.Novel {
-		dst = append(dst, "|1|"...)
-	} else {
-		dst = append(dst, "|0|"...)
-	}
-	return append(dst, c.ItemID...)
-}
-
-// parseEntry decodes appendEntry's format; ok is false for malformed input.
-// ItemID shares e's memory.
-func parseEntry(e string) (c recommend.Consumed, ok bool) {
-	i := strings.IndexByte(e, '|')
-	if i <= 0 || len(e) < i+4 || e[i+2] != '|' {
-		return c, false
-	}
-	ts, err := strconv.ParseInt(e[:i], 10, 64)
-	if err != nil {
-		return c, false
-	}
-	switch e[i+1] {
-	case '1':
-		c.Novel = true
-	case '0':
-	default:
-		return c, false
-	}
-	c.TS, c.ItemID = ts, e[i+3:]
-	return c, true
-}
-
-func decodeHistory(entries []string) []recommend.Consumed {
-	if len(entries) == 0 {
-		return nil
-	}
-	out := make([]recommend.Consumed, 0, len(entries))
-	for _, e := range entries {
-		if c, ok := parseEntry(e); ok {
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 func statsFields(st recommend.Stats) []any {

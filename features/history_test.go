@@ -1,0 +1,116 @@
+package features
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/novarec/novarec/recommend"
+)
+
+// appendEntry writes an entry of the legacy history list, as versions
+// before packed histories did.
+func appendEntry(dst []byte, c recommend.Consumed) []byte {
+	dst = strconv.AppendInt(dst, c.TS, 10)
+	if c.Novel {
+		dst = append(dst, "|1|"...)
+	} else {
+		dst = append(dst, "|0|"...)
+	}
+	return append(dst, c.ItemID...)
+}
+
+func TestPackedHistory(t *testing.T) {
+	hist := []recommend.Consumed{
+		{ItemID: "m|1", TS: 1_700_000_000_000, Novel: true}, {ItemID: "é{x}", TS: 1_699_999_000_000},
+		{ItemID: "later-out-of-order", TS: 1_800_000_000_000}, {ItemID: "neg", TS: -5, Novel: true},
+	}
+	b := string(appendPacked(nil, hist))
+	if got := decodePacked(b, -1); !reflect.DeepEqual(got, hist) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if got := decodePacked(b, 2); !reflect.DeepEqual(got, hist[:2]) {
+		t.Errorf("first 2: %+v", got)
+	}
+	// A damaged tail is dropped, the entries before it kept; garbage and
+	// unknown versions decode as no history, never a panic.
+	for cut := 1; cut < len(b); cut++ {
+		got := decodePacked(b[:cut], -1)
+		if len(got) > len(hist) || !slices.Equal(got, hist[:len(got)]) {
+			t.Fatalf("cut at %d: %+v", cut, got)
+		}
+	}
+	for _, bad := range []string{"", "\x01", "\x02\x02a\x02", "\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "\x01\x00\x02", "\x01\x08ab"} {
+		if got := decodePacked(bad, -1); len(got) != 0 {
+			t.Errorf("decodePacked(%q) = %+v", bad, got)
+		}
+	}
+}
+
+func FuzzDecodePacked(f *testing.F) {
+	f.Add(string(appendPacked(nil, []recommend.Consumed{{ItemID: "a", TS: 5, Novel: true}, {ItemID: "bc", TS: 3}})))
+	f.Fuzz(func(t *testing.T, b string) {
+		for _, c := range decodePacked(b, -1) {
+			if c.ItemID == "" {
+				t.Fatal("empty item id decoded")
+			}
+		}
+	})
+}
+
+// TestLegacyHistoryMigrates: a history stored as a list by an older
+// version is read by Load, RecentHistory and ScanHistories, and rewritten
+// packed (the list deleted) by the user's next engagement.
+func TestLegacyHistoryMigrates(t *testing.T) {
+	t.Parallel()
+	s, client := newStore(t, Options{})
+	ctx := t.Context()
+	old := []recommend.Consumed{{ItemID: "d", TS: 2000}, {ItemID: "a", TS: 1000, Novel: true}}
+	for _, u := range []string{"old", "other"} {
+		for _, c := range old {
+			if err := client.RPush(ctx, s.legacyHistKey(u), string(appendEntry(nil, c))).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Save(ctx, recommend.UserState{UserID: "new", History: old[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load(ctx, "old", "")
+	if err != nil || !reflect.DeepEqual(st.History, old) {
+		t.Fatalf("legacy history loaded as %+v (%v)", st.History, err)
+	}
+	if r, err := s.RecentHistory(ctx, "old", 1); err != nil || !reflect.DeepEqual(r, old[:1]) {
+		t.Fatalf("recent legacy history %+v (%v)", r, err)
+	}
+
+	if _, _, err := s.ApplyFeedback(ctx, testSnapshot(t), "e1", recommend.Feedback{UserID: "old", ItemID: "b", Type: recommend.Click, TS: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.Load(ctx, "old", "")
+	if err != nil || len(st.History) != 3 || st.History[0].ItemID != "b" || !reflect.DeepEqual(st.History[1:], old) {
+		t.Fatalf("after an engagement: %+v (%v)", st.History, err)
+	}
+	if n := client.Exists(ctx, s.legacyHistKey("old")).Val(); n != 0 {
+		t.Error("legacy list kept after the history was rewritten packed")
+	}
+	if client.Exists(ctx, s.histKey("old")).Val() != 1 {
+		t.Error("no packed history after an engagement")
+	}
+
+	got := map[string]string{}
+	if err := s.ScanHistories(ctx, func(u string, h []recommend.Consumed) error {
+		if _, dup := got[u]; dup {
+			t.Errorf("%s scanned twice", u)
+		}
+		got[u] = fmt.Sprint(len(h), " ", h[0].ItemID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"old": "3 b", "other": "2 d", "new": "1 d"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("scanned %v, want %v", got, want)
+	}
+}
