@@ -238,7 +238,7 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := tr.Stats()
-	ckpt, err := store.LoadCheckpoint(t.Context(), CheckpointName("default"))
+	ckpt, err := store.StateHead(t.Context(), CheckpointName("default"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,3 +322,69 @@ func TestNewValidates(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// TestRunMigratesWholeCheckpoint starts a trainer on the whole checkpoint an
+// older build wrote: it resumes from it, its first commit moves the state
+// into records and deletes the old key, and the state it leaves restores to
+// what it ran with.
+func TestRunMigratesWholeCheckpoint(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	cat := testCatalog(t, 300)
+	old, err := NewCore(DefaultConfig(), nil, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := genStream(cat.s, 6, 8, 5)
+	for _, imp := range s.imps {
+		old.Impression(imp)
+	}
+	for _, fb := range s.clicks {
+		old.Feedback(fb)
+	}
+	data, err := old.EncodeCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveCheckpoint(t.Context(), CheckpointName("default"), data); err != nil {
+		t.Fatal(err)
+	}
+	// A replayed click (a duplicate the old checkpoint remembers) and a new
+	// one on a slate it holds.
+	last := s.imps[len(s.imps)-1]
+	p := newTestProducer(t, brokers)
+	publishJSON(t, p, events.TopicFeedback, s.clicks[0].UserID, s.clicks[0])
+	publishJSON(t, p, events.TopicFeedback, last.UserID, feedback("f-new", last.RequestID, last.UserID, last.Items[4].ItemID, last.TS+10, events.FeedbackClick))
+
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.CommitInterval = 100 * time.Millisecond
+	tr, stop := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	want := old.Counters()
+	want.Clicks++
+	want.FeedbackDuplicates++
+	waitUntil(t, 30*time.Second, "both clicks handled and committed", func() bool {
+		st := tr.Stats()
+		return st.Counters == want && st.Checkpoints > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.LoadCheckpoint(t.Context(), CheckpointName("default")); !errors.Is(err, features.ErrNotFound) {
+		t.Errorf("the whole checkpoint is still stored: %v", err)
+	}
+	img, err := store.LoadState(t.Context(), CheckpointName("default"), StateHashes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RestoreState(cfg, img, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slates, waiting, decisions, ids := old.Buffered()
+	rs, rw, rd, ri := r.Buffered()
+	if r.Counters() != want || rs != slates || rw != waiting || rd != decisions || ri != ids+1 {
+		t.Errorf("restored %+v with %d/%d/%d/%d held; want %+v with %d/%d/%d/%d", r.Counters(), rs, rw, rd, ri, want, slates, waiting, decisions, ids+1)
+	}
+}
