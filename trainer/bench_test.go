@@ -17,9 +17,9 @@ import (
 )
 
 // benchStream encodes a realistic mix: impressions of 10 items (with
-// features, a 32-dimensional taste vector and the intent state) and clicks
-// on about 60% of them, interleaved per user.
-func benchStream(b *testing.B, snap *catalog.Snapshot, events int) (imps, fbs [][2][]byte) {
+// features, a 32-dimensional taste vector and the intent state) in the
+// given schema and clicks on about 60% of them, interleaved per user.
+func benchStream(b *testing.B, snap *catalog.Snapshot, events, schema int) (imps, fbs [][2][]byte) {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := 0; len(imps)+len(fbs) < events; i++ {
@@ -28,6 +28,7 @@ func benchStream(b *testing.B, snap *catalog.Snapshot, events int) (imps, fbs []
 		ids := itemIDs(snap, rng.IntN(snap.Len()), 10)
 		ts := t0 + int64(i)*10
 		imp := impression(snap, rid, user, "s", ts, rng.IntN(5), ids...)
+		imp.Schema = schema
 		body, err := json.Marshal(imp)
 		if err != nil {
 			b.Fatal(err)
@@ -44,14 +45,20 @@ func benchStream(b *testing.B, snap *catalog.Snapshot, events int) (imps, fbs []
 // BenchmarkTrainerThroughput measures the whole trainer through the
 // in-process Kafka-protocol cluster: events are produced first (untimed),
 // then the timer covers joining the group, decoding, learning, publishing
-// snapshots to Redis and checkpointing, until every event is handled.
+// snapshots to Redis and committing state, until every event is handled.
 // Run with -cpu 1 -benchtime 1x for the one-core figure; it reports
 // events/s (the broker and Redis run in the same process and share the
-// core).
+// core), with impressions in schema 1 and in schema 2.
 func BenchmarkTrainerThroughput(b *testing.B) {
+	for _, schema := range []int{events.SchemaVersion, events.ImpressionSchema} {
+		b.Run(fmt.Sprintf("schema%d", schema), func(b *testing.B) { benchThroughput(b, schema) })
+	}
+}
+
+func benchThroughput(b *testing.B, schema int) {
 	const n = 60_000
 	cat := testCatalog(b, 3000)
-	imps, fbs := benchStream(b, cat.s, n)
+	imps, fbs := benchStream(b, cat.s, n, schema)
 	b.Logf("%d impressions (%d bytes each), %d feedback (%d bytes each)", len(imps), len(imps[0][1]), len(fbs), len(fbs[0][1]))
 	for b.Loop() {
 		b.StopTimer()
@@ -105,8 +112,8 @@ func BenchmarkTrainerThroughput(b *testing.B) {
 		st := tr.Stats()
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(n)/steady.Seconds(), "events/s-after-join")
-		b.Logf("%d events in %v (%v after the first): %d publishes (last %d bytes), %d checkpoints (last %d bytes), updates %d, %+v",
-			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.Updates, st.Counters)
+		b.Logf("%d events in %v (%v after the first): %d publishes (last %d bytes), %d commits (last %d bytes, %d records), updates %d, %+v",
+			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.CheckpointRecords, st.Updates, st.Counters)
 		b.StartTimer()
 	}
 }
