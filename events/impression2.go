@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/novarec/novarec/internal/half"
 )
 
 // ImpressionSchema is the newest impression schema: 2, the compact form
@@ -174,7 +176,7 @@ func (w *impressionV2) impression() (Impression, error) {
 		b := slate[i*per : (i+1)*per]
 		it.Score = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 		it.Propensity = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4:])))
-		it.Novelty = float64(fromHalf(binary.LittleEndian.Uint16(b[8:])))
+		it.Novelty = float64(half.To32(binary.LittleEndian.Uint16(b[8:])))
 		it.Features = read16(b[10:])
 	}
 	return im, nil
@@ -195,7 +197,7 @@ var b64 = base64.RawStdEncoding
 // they are clamped to it, so a huge value stays huge, not infinite).
 func append16(b []byte, xs []float64) []byte {
 	for _, x := range xs {
-		b = binary.LittleEndian.AppendUint16(b, toHalf(float32(max(min(x, maxHalf), -maxHalf))))
+		b = binary.LittleEndian.AppendUint16(b, half.From(float32(max(min(x, maxHalf), -maxHalf))))
 	}
 	return b
 }
@@ -207,7 +209,7 @@ func read16(raw []byte) []float64 {
 	}
 	xs := make([]float64, len(raw)/2)
 	for i := range xs {
-		xs[i] = float64(fromHalf(binary.LittleEndian.Uint16(raw[2*i:])))
+		xs[i] = float64(half.To32(binary.LittleEndian.Uint16(raw[2*i:])))
 	}
 	return xs
 }
@@ -266,58 +268,3 @@ func unpack(s string, width int) ([]byte, error) {
 }
 
 const maxHalf = 65504
-
-// toHalf converts to IEEE 754 binary16, rounding to nearest even.
-func toHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	mant := b & 0x7fffff
-	switch {
-	case b&0x7fffffff > 0x7f800000: // NaN
-		return sign | 0x7e00
-	case exp >= 0x1f:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint(14 - exp)
-		h := mant >> shift
-		rem := mant & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++ // may carry into the exponent, which is right (up to infinity)
-	}
-	return sign | uint16(h)
-}
-
-// fromHalf converts IEEE 754 binary16 to float32 (exactly).
-func fromHalf(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		// Subnormal: mant·2⁻²⁴.
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
