@@ -212,3 +212,77 @@ func BenchmarkCheckpoint100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes")
 }
+
+// BenchmarkCommitCost measures one commit of the incremental state after an
+// interval of 5,000 events (2,500 impressions of 10 items, 2,500 clicks)
+// with 10k, 100k and 1M impressions already in the attribution window:
+// StateDelta plus CommitState to Redis (REDIS_ADDR when set, else
+// in-process). The window's records are taken as stored (their first
+// commit is not written), since what is measured is what a commit costs
+// once they are. For comparison it reports the whole checkpoint the
+// trainer used to write at that occupancy (not at 1M: about a gigabyte).
+//
+//	go test -run - -bench CommitCost -benchtime 5x ./trainer
+func BenchmarkCommitCost(b *testing.B) {
+	cat := testCatalog(b, 3000)
+	for _, occ := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("window=%d", occ), func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.MaxSlates, cfg.MaxDedup = occ+100_000, 2*occ+200_000
+			c, err := NewCore(cfg, nil, cat)
+			if err != nil {
+				b.Fatal(err)
+			}
+			imp := func(i int, ts int64) events.Impression {
+				rid := fmt.Sprintf("r-%d", i)
+				ev := impression(cat.s, rid, fmt.Sprintf("user-%d", i), "s", ts, i%5, itemIDs(cat.s, i%cat.s.Len(), 10)...)
+				for j := range ev.Items { // float16 numbers, as schema 2 carries them
+					ev.Items[j].Features = []float64{0.25, 0, 0.5, 0.125}
+				}
+				return ev
+			}
+			for i := range occ {
+				c.Impression(imp(i, t0+int64(i)/1000))
+			}
+			c.TrackChanges()
+			if _, err := c.StateDelta(); err != nil {
+				b.Fatal(err)
+			}
+			c.Committed()
+			whole := 0
+			if occ <= 100_000 {
+				data, err := c.EncodeCheckpoint()
+				if err != nil {
+					b.Fatal(err)
+				}
+				whole = len(data)
+			}
+			client, prefix := redistest.New(b)
+			store := features.NewStore(client, features.Options{Prefix: prefix})
+			next, size, records := occ, 0, 0
+			for b.Loop() {
+				b.StopTimer()
+				for range 2500 {
+					ev := imp(next, t0+int64(occ)/1000+int64(next-occ))
+					c.Impression(ev)
+					c.Feedback(feedback("f-"+ev.RequestID, ev.RequestID, ev.UserID, ev.Items[1].ItemID, ev.TS+1, events.FeedbackClick))
+					next++
+				}
+				records = c.Changes()
+				b.StartTimer()
+				d, err := c.StateDelta()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := store.CommitState(context.Background(), "bench", d); err != nil {
+					b.Fatal(err)
+				}
+				c.Committed()
+				size = d.Bytes()
+			}
+			b.ReportMetric(float64(size), "commit-bytes")
+			b.ReportMetric(float64(records), "records")
+			b.ReportMetric(float64(whole), "whole-ckpt-bytes")
+		})
+	}
+}
