@@ -235,11 +235,7 @@ func BenchmarkCommitCost(b *testing.B) {
 			}
 			imp := func(i int, ts int64) events.Impression {
 				rid := fmt.Sprintf("r-%d", i)
-				ev := impression(cat.s, rid, fmt.Sprintf("user-%d", i), "s", ts, i%5, itemIDs(cat.s, i%cat.s.Len(), 10)...)
-				for j := range ev.Items { // float16 numbers, as schema 2 carries them
-					ev.Items[j].Features = []float64{0.25, 0, 0.5, 0.125}
-				}
-				return ev
+				return viaSchema2(b, impression(cat.s, rid, fmt.Sprintf("user-%d", i), "s", ts, i%5, itemIDs(cat.s, i%cat.s.Len(), 10)...))
 			}
 			for i := range occ {
 				c.Impression(imp(i, t0+int64(i)/1000))
@@ -285,4 +281,65 @@ func BenchmarkCommitCost(b *testing.B) {
 			b.ReportMetric(float64(whole), "whole-ckpt-bytes")
 		})
 	}
+}
+
+// BenchmarkRestore measures a restart with 100k impressions in the window:
+// LoadState (HSCAN of every record) and RestoreState.
+//
+//	go test -run - -bench Restore -benchtime 3x ./trainer
+func BenchmarkRestore(b *testing.B) {
+	const occ = 100_000
+	cat := testCatalog(b, 3000)
+	c, err := NewCore(DefaultConfig(), nil, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.TrackChanges()
+	for i := range occ {
+		ev := viaSchema2(b, impression(cat.s, fmt.Sprintf("r-%d", i), fmt.Sprintf("user-%d", i%20_000), "s", t0+int64(i)*10, i%5, itemIDs(cat.s, i%cat.s.Len(), 10)...))
+		c.Impression(ev)
+		if i%2 == 0 {
+			c.Feedback(feedback("f-"+ev.RequestID, ev.RequestID, ev.UserID, ev.Items[1].ItemID, ev.TS+1, events.FeedbackClick))
+		}
+	}
+	client, prefix := redistest.New(b)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	d, err := c.StateDelta()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.CommitState(context.Background(), "bench", d); err != nil {
+		b.Fatal(err)
+	}
+	slates, _, _, ids := c.Buffered()
+	b.Logf("stored %d bytes: %d slates, %d event ids", d.Bytes(), slates, ids)
+	for b.Loop() {
+		img, err := store.LoadState(context.Background(), "bench", StateHashes...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := RestoreState(DefaultConfig(), img, cat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s, _, _, _ := r.Buffered(); s != slates {
+			b.Fatalf("restored %d slates of %d", s, slates)
+		}
+	}
+	b.ReportMetric(float64(d.Bytes()), "state-bytes")
+}
+
+// viaSchema2 returns ev as the trainer reads it from a schema-2 event, whose
+// numbers the state records store narrower.
+func viaSchema2(b *testing.B, ev events.Impression) events.Impression {
+	ev.Schema = events.ImpressionSchema
+	data, err := json.Marshal(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := events.DecodeImpression(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
