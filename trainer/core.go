@@ -118,6 +118,11 @@ type slate struct {
 	// they started closing (Core.seq), so a state restored from unordered
 	// records rebuilds the same queues.
 	seq, closeSeq int64
+	// div caches the slate's diversity (divOK: computed), needed by the
+	// A/B report at the impression and by the decision's reward at its
+	// close; it is not stored (a restored slate computes it again).
+	div   float64
+	divOK bool
 }
 
 // waitingFB is engaged feedback waiting for its impression.
@@ -329,7 +334,8 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 	if s.learn {
 		out = Applied
 		c.counters.Impressions++
-		c.exp.impression(&s.ls, c.snapshot(), c.cfg.SessionGap.Milliseconds())
+		div, ok := c.diversity(s)
+		c.exp.impression(&s.ls, div, ok, c.cfg.SessionGap.Milliseconds())
 		c.touch(kindUser, ev.UserID)
 		if len(s.ls.State) == intent.Dim && s.ls.Level >= 0 && s.ls.Level < c.l.Model().Intent.K() {
 			c.openDecision(s)
@@ -561,14 +567,7 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 	}
 	s.dec = decClosed
 	c.touch(kindSlate, s.ls.RequestID)
-	div := 0.0
-	if snap := c.snapshot(); snap != nil {
-		ids := make([]string, len(s.ls.Items))
-		for i := range s.ls.Items {
-			ids[i] = s.ls.Items[i].ItemID
-		}
-		div = recommend.Diversity(snap, ids)
-	}
+	div, _ := c.diversity(s)
 	r := c.l.Reward(&s.ls, s.clicked, div)
 	if _, err := c.l.Decision(&s.ls, r, next, 0); err != nil {
 		c.counters.DecisionsSkipped++
@@ -579,6 +578,24 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 	if len(c.rewards) < maxRewards {
 		c.rewards = append(c.rewards, r)
 	}
+}
+
+// diversity returns the slate's intra-list diversity under the catalog
+// (false without a catalog or items).
+func (c *Core) diversity(s *slate) (float64, bool) {
+	if s.divOK {
+		return s.div, true
+	}
+	snap := c.snapshot()
+	if snap == nil || len(s.ls.Items) == 0 {
+		return 0, false
+	}
+	ids := make([]string, len(s.ls.Items))
+	for i := range s.ls.Items {
+		ids[i] = s.ls.Items[i].ItemID
+	}
+	s.div, s.divOK = recommend.Diversity(snap, ids), true
+	return s.div, true
 }
 
 // maintain runs after every event: it closes decisions whose outcome is now
