@@ -199,8 +199,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
 		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
 		DeadLetter: dl,
-		// Commits (and so checkpoints) by time only: each writes the
-		// learner's model whole, too much to do every few hundred events.
+		// Commits (and so checkpoints) by time only: each writes the head
+		// and scans the model's items, worth doing for an interval's
+		// events, not for every few hundred.
 		CommitEvery:    1 << 30,
 		CommitInterval: t.cfg.CommitInterval,
 		SessionTimeout: t.cfg.SessionTimeout,
