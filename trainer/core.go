@@ -349,7 +349,7 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 		delete(c.waiting, ev.RequestID)
 		c.nWaiting -= len(fbs)
 		for _, w := range fbs {
-			c.touch(kindWaiting, waitField(ev.RequestID, w.ev.EventID))
+			c.touchWaiting(ev.RequestID, w.ev.EventID)
 			c.count(c.attribute(s, &w.ev))
 		}
 	}
@@ -525,7 +525,7 @@ func (c *Core) wait(ev events.Feedback) {
 	c.waiting[ev.RequestID] = append(c.waiting[ev.RequestID], waitingFB{ev: ev, seq: c.seq})
 	c.waitQ.push(waitRef{rid: ev.RequestID, eventID: ev.EventID, ts: ev.TS})
 	c.nWaiting++
-	c.touch(kindWaiting, waitField(ev.RequestID, ev.EventID))
+	c.touchWaiting(ev.RequestID, ev.EventID)
 }
 
 // remember records an event id for de-duplication.
@@ -652,7 +652,7 @@ func (c *Core) maintain() {
 				fbs = slices.Delete(fbs, i, i+1)
 				c.nWaiting--
 				c.counters.FeedbackUnattributed++
-				c.touch(kindWaiting, waitField(ref.rid, ref.eventID))
+				c.touchWaiting(ref.rid, ref.eventID)
 				break
 			}
 		}
