@@ -258,8 +258,9 @@ func BenchmarkCommitCost(b *testing.B) {
 				whole = len(data)
 			}
 			client, prefix := redistest.New(b)
-			store := features.NewStore(client, features.Options{Prefix: prefix})
+			st := features.NewStore(client, features.Options{Prefix: prefix})
 			next, size, records := occ, 0, 0
+			var delta, store time.Duration
 			for b.Loop() {
 				b.StopTimer()
 				for range 2500 {
@@ -273,16 +274,21 @@ func BenchmarkCommitCost(b *testing.B) {
 				// with the commit: start each commit without a cycle running.
 				runtime.GC()
 				b.StartTimer()
+				start := time.Now()
 				d, err := c.StateDelta()
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := store.CommitState(context.Background(), "bench", d); err != nil {
+				mid := time.Now()
+				if err := st.CommitState(context.Background(), "bench", d); err != nil {
 					b.Fatal(err)
 				}
+				delta, store = delta+mid.Sub(start), store+time.Since(mid)
 				c.Committed()
 				size = d.Bytes()
 			}
+			b.ReportMetric(float64(delta.Milliseconds())/float64(b.N), "delta-ms")
+			b.ReportMetric(float64(store.Milliseconds())/float64(b.N), "store-ms")
 			b.ReportMetric(float64(size), "commit-bytes")
 			b.ReportMetric(float64(records), "records")
 			b.ReportMetric(float64(whole), "whole-ckpt-bytes")
