@@ -19,6 +19,7 @@ import (
 //
 //	state:{NAME}:head     head bytes
 //	state:{NAME}:h:HASH   field → record bytes
+//	state:{NAME}:owner    token of the writer that claimed it last
 //
 // The records' format is the writer's business, as for checkpoints.
 
@@ -37,7 +38,15 @@ type StateDelta struct {
 	// SaveCheckpoint's format; not inside it, as the checkpoint's key is in
 	// another Redis Cluster slot, and a reader prefers the head anyway).
 	DropCheckpoint string
+	// Owner, when set, makes the commit conditional: it is applied only
+	// if Owner is still the token of the last ClaimState, else refused
+	// with ErrStateOwner.
+	Owner string
 }
+
+// ErrStateOwner refuses a commit whose writer no longer owns the state:
+// another one claimed it since (ClaimState).
+var ErrStateOwner = errors.New("features: state claimed by another writer")
 
 // Bytes is the payload size of the delta (head, field names and values),
 // what a commit writes.
@@ -79,7 +88,7 @@ func (s *Store) CommitState(ctx context.Context, name string, d *StateDelta) err
 	if d.Head == nil {
 		return fmt.Errorf("features: commit state %q: no head", name)
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	write := func(p redis.Pipeliner) error {
 		for hash, fs := range d.Put {
 			args := make([]any, 0, 2*min(len(fs), stateBatch))
 			for f, v := range fs {
@@ -102,7 +111,29 @@ func (s *Store) CommitState(ctx context.Context, name string, d *StateDelta) err
 		}
 		p.Set(ctx, s.stateKey(name, "head"), d.Head, 0)
 		return nil
-	})
+	}
+	var err error
+	if d.Owner == "" {
+		_, err = s.rdb.TxPipelined(ctx, write)
+	} else {
+		owner := s.stateKey(name, "owner")
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := tx.Get(ctx, owner).Result()
+			switch {
+			case errors.Is(err, redis.Nil):
+				return ErrStateOwner
+			case err != nil:
+				return err
+			case cur != d.Owner:
+				return ErrStateOwner
+			}
+			_, err = tx.TxPipelined(ctx, write)
+			return err
+		}, owner)
+		if errors.Is(err, redis.TxFailedErr) { // claimed between the check and the write
+			err = ErrStateOwner
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("features: commit state %q: %w", name, err)
 	}
@@ -110,6 +141,17 @@ func (s *Store) CommitState(ctx context.Context, name string, d *StateDelta) err
 		if err := s.rdb.Del(ctx, s.checkpointKey(d.DropCheckpoint)).Err(); err != nil {
 			return fmt.Errorf("features: commit state %q: drop old checkpoint: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// ClaimState makes token the owner of name's state: from now on, commits
+// of any other owner are refused (ErrStateOwner). A writer claims before it
+// loads, so whatever the previous owner committed before the claim is in
+// what it loads, and nothing after.
+func (s *Store) ClaimState(ctx context.Context, name, token string) error {
+	if err := s.rdb.Set(ctx, s.stateKey(name, "owner"), token, 0).Err(); err != nil {
+		return fmt.Errorf("features: claim state %q: %w", name, err)
 	}
 	return nil
 }
@@ -160,7 +202,7 @@ func (s *Store) LoadState(ctx context.Context, name string, hashes ...string) (*
 // DeleteState removes name's head and hashes (tests, and starting a
 // variant's learning over).
 func (s *Store) DeleteState(ctx context.Context, name string, hashes ...string) error {
-	keys := []string{s.stateKey(name, "head")}
+	keys := []string{s.stateKey(name, "head"), s.stateKey(name, "owner")}
 	for _, h := range hashes {
 		keys = append(keys, s.stateKey(name, "h:"+h))
 	}

@@ -76,3 +76,34 @@ func sumLen(ss []string) int {
 	}
 	return n
 }
+
+func TestStateOwner(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, Options{})
+	ctx := t.Context()
+	commit := func(owner, head string) error {
+		return s.CommitState(ctx, "trainer:v", &StateDelta{Head: []byte(head), Owner: owner, Put: map[string]map[string][]byte{"a": {head: []byte("1")}}})
+	}
+	if err := commit("a", "h0"); !errors.Is(err, ErrStateOwner) {
+		t.Fatalf("commit before any claim: %v", err)
+	}
+	if err := s.ClaimState(ctx, "trainer:v", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit("a", "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimState(ctx, "trainer:v", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit("a", "h2"); !errors.Is(err, ErrStateOwner) {
+		t.Fatalf("commit of the old owner: %v, want ErrStateOwner", err)
+	}
+	if err := commit("b", "h3"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.LoadState(ctx, "trainer:v", "a")
+	if err != nil || string(img.Head) != "h3" || img.Hashes["a"]["h2"] != "" || img.Hashes["a"]["h1"] != "1" {
+		t.Errorf("state %q %v, %v: the refused commit must leave no trace", img.Head, img.Hashes, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,4 +388,98 @@ func TestRunMigratesWholeCheckpoint(t *testing.T) {
 	if r.Counters() != want || rs != slates || rw != waiting || rd != decisions || ri != ids+1 {
 		t.Errorf("restored %+v with %d/%d/%d/%d held; want %+v with %d/%d/%d/%d", r.Counters(), rs, rw, rd, ri, want, slates, waiting, decisions, ids+1)
 	}
+}
+
+// gatedStore holds a trainer's commits while hold says so, until release
+// is closed.
+type gatedStore struct {
+	*features.Store
+	hold    atomic.Value // func() bool
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (g *gatedStore) CommitState(ctx context.Context, name string, d *features.StateDelta) error {
+	if h, _ := g.hold.Load().(func() bool); h != nil && h() {
+		g.held.Store(true)
+		<-g.release
+	}
+	return g.Store.CommitState(ctx, name, d)
+}
+
+// TestSecondTrainerTakesOver starts a second trainer of the same variant
+// while the first runs (an operator's mistake, or a replacement started
+// before the old process died) and holds events the first applied but has
+// not committed: the second claims the state, the first's commit is
+// refused and it stops with ErrTakenOver, and the events it had applied go
+// to the second, which ends with every impression and click applied
+// exactly once.
+func TestSecondTrainerTakesOver(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	gated := &gatedStore{Store: store, release: make(chan struct{})}
+	cat := testCatalog(t, 300)
+	s := genStream(cat.s, 30, 10, 21)
+	p := newTestProducer(t, brokers)
+	half := len(s.imps) / 2
+	for _, imp := range s.imps[:half] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.CommitInterval = 100 * time.Millisecond
+	first, err := New(cfg, Deps{Store: gated, Catalog: cat, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	waitUntil(t, 30*time.Second, "the first half applied and committed", func() bool {
+		st := first.Stats()
+		return st.Impressions == int64(half) && st.Checkpoints > 0
+	})
+	// From now on the first trainer's commits wait: what it applies stays
+	// uncommitted.
+	gated.hold.Store(func() bool { return true })
+	for _, imp := range s.imps[half:] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	for _, fb := range s.clicks {
+		publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+	}
+	waitUntil(t, 30*time.Second, "the first trainer to apply more and try to commit it", func() bool {
+		return first.Stats().Impressions > int64(half) && gated.held.Load()
+	})
+	ahead := first.Stats()
+
+	second, stop := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	waitUntil(t, 30*time.Second, "the second trainer to claim the state", func() bool { return second.Stats().Checkpoints > 0 })
+	close(gated.release)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTakenOver) {
+			t.Fatalf("the first trainer returned %v, want ErrTakenOver", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first trainer did not stop")
+	}
+	waitUntil(t, time.Minute, "the second trainer to apply everything", func() bool {
+		st := second.Stats()
+		return st.Impressions == int64(len(s.imps)) && st.Clicks == int64(len(s.clicks)) && st.Checkpoints > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	head, err := store.StateHead(t.Context(), CheckpointName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := ReadCheckpointCounters(head)
+	if err != nil || got.Impressions != int64(len(s.imps)) || got.Clicks != int64(len(s.clicks)) {
+		t.Errorf("stored counters %+v (%v), want %d impressions and %d clicks", got, err, len(s.imps), len(s.clicks))
+	}
+	t.Logf("the first trainer had applied %d impressions and %d clicks when taken over (%d and 0 committed)", ahead.Impressions, ahead.Clicks, half)
 }

@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +29,7 @@ import (
 type Store interface {
 	PutModel(ctx context.Context, variant string, data []byte) error
 	GetModel(ctx context.Context, variant string) ([]byte, error)
+	ClaimState(ctx context.Context, name, token string) error
 	CommitState(ctx context.Context, name string, d *features.StateDelta) error
 	LoadState(ctx context.Context, name string, hashes ...string) (*features.StateImage, error)
 	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
@@ -95,8 +98,12 @@ type Stats struct {
 // the group, and Run returns nil.
 //
 // Run exactly one Trainer per variant: several members of one group would
-// each learn from part of the partitions and overwrite each other's model
-// and checkpoint.
+// each learn from part of the partitions. A Trainer claims the variant's
+// state when it starts; one whose state another Trainer has claimed since
+// finds out at its next commit, which Redis refuses, and Run returns
+// ErrTakenOver without committing (its uncommitted events go to the new
+// owner), so a second process started by mistake replaces the first
+// instead of corrupting the state.
 type Trainer struct {
 	cfg  Config
 	deps Deps
@@ -112,8 +119,10 @@ type Trainer struct {
 
 	// Run's goroutine only.
 	runCtx        context.Context
-	dirty         bool // state changed since the last checkpoint
-	dropLegacy    bool // restored from a whole checkpoint: delete it after the first commit
+	dropLegacy    bool               // restored from a whole checkpoint: delete it after the first commit
+	owner         string             // the token this trainer claimed the state with
+	stop          context.CancelFunc // ends Run when another trainer took the state over
+	takenOver     bool
 	lastPublish   time.Time
 	publishFailed bool
 	publishTook   time.Duration
@@ -150,6 +159,10 @@ func New(cfg Config, deps Deps) (*Trainer, error) {
 	return &Trainer{cfg: cfg, deps: deps, log: log, m: newMetrics(cfg.Variant, deps.Registerer, log)}, nil
 }
 
+// ErrTakenOver is Run's error when another trainer claimed the variant's
+// state (features.ErrStateOwner at a commit).
+var ErrTakenOver = errors.New("trainer: another trainer took over this variant's state")
+
 // Run is New followed by (*Trainer).Run.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	t, err := New(cfg, deps)
@@ -168,6 +181,8 @@ func (t *Trainer) Run(ctx context.Context) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errors.New("trainer: Run called twice")
 	}
+	ctx, t.stop = context.WithCancel(ctx)
+	defer t.stop()
 	core, err := t.restore(ctx)
 	if err != nil {
 		return err
@@ -221,6 +236,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	}
 	st := t.Stats()
 	t.log.Info("trainer stopped", "model_version", st.ModelVersion, "updates", st.Updates, "counters", st.Counters)
+	if t.takenOver {
+		return ErrTakenOver
+	}
 	if runErr != nil {
 		return fmt.Errorf("trainer: %w", runErr)
 	}
@@ -278,6 +296,14 @@ func (t *Trainer) load(ctx context.Context, name string) (*Core, error) {
 // checkpoint of an older build (migrated by the first commit, which writes
 // every record and deletes it); without either, the starting model.
 func (t *Trainer) loadState(ctx context.Context, name string) (*Core, error) {
+	// Claim first: what an earlier owner committed before is loaded, what
+	// it would commit after is refused.
+	var token [16]byte
+	_, _ = rand.Read(token[:]) // never fails
+	t.owner = hex.EncodeToString(token[:])
+	if err := t.deps.Store.ClaimState(ctx, name, t.owner); err != nil {
+		return nil, err
+	}
 	img, err := t.deps.Store.LoadState(ctx, name, StateHashes...)
 	switch {
 	case err == nil:
@@ -306,7 +332,7 @@ func (t *Trainer) loadState(ctx context.Context, name string) (*Core, error) {
 		if core, err = DecodeCheckpoint(t.cfg, data, t.deps.Catalog); err != nil {
 			return nil, err
 		}
-		t.dropLegacy, t.dirty = true, true
+		t.dropLegacy = true
 		t.log.Info("trainer: restored a whole checkpoint; the first commit migrates it to incremental state",
 			"bytes", len(data), "watermark", core.Watermark(), "model_version", core.Version())
 	}
@@ -350,7 +376,6 @@ func (t *Trainer) handle(ctx context.Context, m kafka.Message) error {
 		t.core.Feedback(fb)
 	}
 	t.mu.Unlock()
-	t.dirty = true
 	t.m.sync(t.core)
 	if now := time.Now(); t.publishDue(now) {
 		t.publish(ctx, now)
@@ -406,7 +431,6 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 	t.mu.Lock()
 	t.core.Published(n)
 	t.mu.Unlock()
-	t.dirty = true // the snapshot counter is part of the state
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
 	t.m.version.Set(float64(n))
@@ -421,15 +445,17 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 // the final call, so a stopped trainer leaves nothing unpublished), then
 // checkpoint if anything changed. Its error vetoes the offset commit.
 func (t *Trainer) beforeCommit(ctx context.Context) error {
+	if t.takenOver {
+		return ErrTakenOver
+	}
 	now := time.Now()
 	final := t.runCtx.Err() != nil
 	if (final && t.core.SincePublish() > 0) || t.publishDue(now) {
 		t.publish(ctx, now)
 	}
 	t.m.syncGauges(t.core)
-	if !t.dirty {
-		return nil
-	}
+	// An idle trainer commits too (its head, a few KB): that is how it
+	// learns within a commit interval that another one claimed the state.
 	start := time.Now()
 	t.mu.Lock()
 	d, err := t.core.StateDelta()
@@ -439,12 +465,19 @@ func (t *Trainer) beforeCommit(ctx context.Context) error {
 		return err
 	}
 	name := CheckpointName(t.cfg.Variant)
+	d.Owner = t.owner
 	if t.dropLegacy {
 		d.DropCheckpoint = name
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
 	defer cancel()
 	if err := t.deps.Store.CommitState(cctx, name, d); err != nil {
+		if errors.Is(err, features.ErrStateOwner) {
+			t.log.Error("trainer: another trainer claimed this variant's state; stopping without committing", "err", err)
+			t.takenOver = true
+			t.stop()
+			return ErrTakenOver
+		}
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	t.core.Committed()
@@ -455,7 +488,6 @@ func (t *Trainer) beforeCommit(ctx context.Context) error {
 	if err := t.deps.Store.PutAggregates(cctx, t.cfg.Experiment, t.cfg.Variant, t.core.Aggregates()); err != nil {
 		t.log.Warn("trainer: storing A/B aggregates failed; retried at the next commit", "err", err)
 	}
-	t.dirty = false
 	t.checkpoints.Add(1)
 	t.ckptBytes.Store(int64(size))
 	t.ckptRecords.Store(int64(records))
