@@ -74,13 +74,19 @@ func DecodeFeedback(b []byte) (Feedback, error) {
 }
 
 // DecodeImpression parses and validates one rec.impressions value strictly:
-// exactly one JSON object, no unknown fields, schema 1, event_id, request_id
-// and user_id present, a non-empty items list whose items all have an
-// item_id, and every number finite. See DecodeFeedback for why it is strict.
-// Errors are *DecodeError (and match ErrPoison). It never panics.
+// exactly one JSON object, no unknown fields, schema 1 or 2
+// (ImpressionSchema), event_id, request_id and user_id present, a non-empty
+// items list whose items all have an item_id, and every number finite. See
+// DecodeFeedback for why it is strict. Errors are *DecodeError (and match
+// ErrPoison). It never panics.
 func DecodeImpression(b []byte) (Impression, error) {
 	var im Impression
-	if err := decodeStrict("impression", b, &im); err != nil {
+	if peekSchema(b) == ImpressionSchema {
+		var err error
+		if im, err = decodeImpressionV2(b); err != nil {
+			return Impression{}, err
+		}
+	} else if err := decodeStrict("impression", b, (*impressionV1)(&im)); err != nil {
 		return Impression{}, err
 	}
 	if err := validateImpression(&im); err != nil {
@@ -181,8 +187,8 @@ func validateImpression(im *Impression) error {
 		return &DecodeError{Event: "impression", Field: field, Reason: reason}
 	}
 	switch {
-	case im.Schema != SchemaVersion:
-		return bad("schema", fmt.Sprintf("must be %d, got %d", SchemaVersion, im.Schema))
+	case im.Schema != SchemaVersion && im.Schema != ImpressionSchema:
+		return bad("schema", fmt.Sprintf("must be %d or %d, got %d", SchemaVersion, ImpressionSchema, im.Schema))
 	case im.EventID == "":
 		return bad("event_id", "required")
 	case im.RequestID == "":

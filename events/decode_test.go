@@ -18,6 +18,10 @@ const goodImpression = `{"schema":1,"event_id":"e1","request_id":"r1","user_id":
 	`"items":[{"item_id":"a","position":0,"score":1.5,"propensity":0.25,"novel":true,"novelty":0.8},{"item_id":"b","position":1,"score":-0.5,"propensity":0.1,"novel":false,"novelty":0}],` +
 	`"ts":1700000000000}`
 
+// goodImpression2 is goodImpression in schema 2 (less what schema 2 leaves out).
+const goodImpression2 = `{"schema":2,"event_id":"e1","request_id":"r1","user_id":"u1","session_id":"s1","variant":"nov3","model_version":"m7","ts":1700000000000,` +
+	`"level":3,"p":0.4,"state":"ADwAOA","items":["a","b"],"slate":"AADAPwAAgD5mOgAAAL/NzMw9AAA","nphi":0}`
+
 // edit returns the good document with field set to raw JSON (or removed when
 // raw is "").
 func edit(t *testing.T, doc, field, raw string) string {
@@ -197,6 +201,9 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if _, err := events.DecodeImpression([]byte(goodImpression)); err != nil {
 		t.Errorf("good impression: %v", err)
 	}
+	if im, err := events.DecodeImpression([]byte(goodImpression2)); err != nil || im.Items[1].Score != -0.5 || im.Items[0].Novelty != 0.7998046875 {
+		t.Errorf("good impression in schema 2: %+v, %v", im, err)
+	}
 	if _, err := events.DecodeFeedback([]byte(goodFeedback)); err != nil {
 		t.Errorf("good feedback: %v", err)
 	}
@@ -205,7 +212,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 // FuzzDecode checks the decoders never panic and that whatever they accept
 // survives a re-encode and decodes to the same value.
 func FuzzDecode(f *testing.F) {
-	for _, s := range []string{goodFeedback, goodImpression, ``, `{}`, `null`, `[`, `{"schema":1}`,
+	for _, s := range []string{goodFeedback, goodImpression, goodImpression2, ``, `{}`, `null`, `[`, `{"schema":1}`, `{"schema":2}`,
 		`{"schema":1,"items":[{}]}`, goodFeedback + `x`, `{"ts":1e999}`} {
 		f.Add([]byte(s))
 	}

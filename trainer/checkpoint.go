@@ -63,6 +63,13 @@ type checkpointWire struct {
 	Counters  Counters
 	// Experiment holds the A/B aggregates (absent in older checkpoints).
 	Experiment expWire
+	// Seq is the Core's entry counter; WaitingSeq and SeenSeq number
+	// Waiting and SeenIDs (see slate.seq). All are absent in checkpoints
+	// written before the join state became incremental, and then numbered
+	// in order on restore.
+	Seq        int64
+	WaitingSeq []int64
+	SeenSeq    []int64
 }
 
 type slateWire struct {
@@ -74,6 +81,8 @@ type slateWire struct {
 	Decision  uint8
 	NextState []float64
 	NextTS    int64
+	Seq       int64
+	CloseSeq  int64
 }
 
 // EncodeCheckpoint serialises the whole state: the learner's model and
@@ -100,12 +109,15 @@ func (c *Core) EncodeCheckpoint() ([]byte, error) {
 		FreshSeen:  c.freshSeen,
 		Counters:   c.counters,
 		Experiment: c.exp.wire(),
+		Seq:        c.seq,
+		WaitingSeq: make([]int64, 0, c.nWaiting),
+		SeenSeq:    make([]int64, 0, len(c.seen)),
 	}
 	for _, rid := range c.slateQ.all() {
 		s := c.slates[rid]
 		w.Slates = append(w.Slates, slateWire{
 			Slate: s.ls, Session: s.sess, Learn: s.learn, Clicked: s.clicked, Last: s.last,
-			Decision: s.dec, NextState: s.nextState, NextTS: s.nextTS,
+			Decision: s.dec, NextState: s.nextState, NextTS: s.nextTS, Seq: s.seq, CloseSeq: s.closeSeq,
 		})
 	}
 	for _, rid := range c.closing.all() {
@@ -119,6 +131,7 @@ func (c *Core) EncodeCheckpoint() ([]byte, error) {
 		for _, fb := range c.waiting[ref.rid] {
 			if fb.ev.EventID == ref.eventID {
 				w.Waiting = append(w.Waiting, fb.ev)
+				w.WaitingSeq = append(w.WaitingSeq, fb.seq)
 				break
 			}
 		}
@@ -126,12 +139,17 @@ func (c *Core) EncodeCheckpoint() ([]byte, error) {
 	for _, ref := range slices.Concat(c.seenIQ.all(), c.seenFQ.all()) {
 		w.SeenIDs = append(w.SeenIDs, ref.id)
 		w.SeenTS = append(w.SeenTS, ref.ts)
+		w.SeenSeq = append(w.SeenSeq, c.seen[ref.id].seq)
 	}
+	return sealWire(checkpointMagic, &w)
+}
+
+func sealWire(magic string, w *checkpointWire) ([]byte, error) {
 	var payload bytes.Buffer
-	if err := gob.NewEncoder(&payload).Encode(&w); err != nil {
+	if err := gob.NewEncoder(&payload).Encode(w); err != nil {
 		return nil, fmt.Errorf("trainer: encode checkpoint: %w", err)
 	}
-	return frame.Seal(checkpointMagic, CheckpointSchema, payload.Bytes()), nil
+	return frame.Seal(magic, CheckpointSchema, payload.Bytes()), nil
 }
 
 // DecodeCheckpoint restores a Core from EncodeCheckpoint's bytes, with cfg's
@@ -144,10 +162,17 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	w, err := readCheckpoint(data)
+	w, err := readCheckpoint(checkpointMagic, data)
 	if err != nil {
 		return nil, err
 	}
+	return fromWire(cfg, w, cat, nil)
+}
+
+// fromWire builds a Core from a decoded checkpoint (whole, or a head with
+// its records gathered by RestoreState, which adds the model's items with
+// items).
+func fromWire(cfg Config, w *checkpointWire, cat Snapshots, items func(*recommend.Model) error) (*Core, error) {
 	if w.Variant != cfg.Variant {
 		return nil, fmt.Errorf("%w: it is of variant %q, this trainer learns %q", ErrCheckpointVariant, w.Variant, cfg.Variant)
 	}
@@ -155,11 +180,24 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: model: %w", ErrCheckpointCorrupt, err)
 	}
+	if items != nil {
+		if err := items(m); err != nil {
+			return nil, err
+		}
+	}
 	c := newCore(cfg, recommend.NewLearner(cfg.Learner, m), cat)
 	c.updBase, c.version, c.sincePublish = w.Updates, w.Version, w.SincePublish
 	c.impWM, c.fbWM, c.lastSweep = w.ImpressionWM, w.FeedbackWM, w.LastSweep
 	c.fresh, c.freshSeen, c.counters = w.Fresh, w.FreshSeen, w.Counters
 	c.exp = w.Experiment.agg()
+	// Checkpoints older than the sequence numbers are numbered in order.
+	seq := func(s int64) int64 {
+		if s == 0 || w.Seq == 0 {
+			c.seq++
+			return c.seq
+		}
+		return s
+	}
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrCheckpointCorrupt, fmt.Sprintf(format, args...))
 	}
@@ -174,7 +212,7 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 		}
 		s := &slate{
 			ls: sw.Slate, sess: sw.Session, learn: sw.Learn, clicked: sw.Clicked, last: sw.Last,
-			dec: sw.Decision, nextState: sw.NextState, nextTS: sw.NextTS,
+			dec: sw.Decision, nextState: sw.NextState, nextTS: sw.NextTS, seq: seq(sw.Seq), closeSeq: sw.CloseSeq,
 		}
 		c.slates[rid] = s
 		c.slateQ.push(rid)
@@ -189,10 +227,18 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 		if s := c.slates[rid]; s == nil || s.dec != decClosing {
 			return nil, corrupt("closing decision %s has no closing slate", rid)
 		}
+		c.slates[rid].closeSeq = seq(c.slates[rid].closeSeq)
 		c.closing.push(rid)
 	}
-	for _, fb := range w.Waiting {
+	if w.Seq != 0 && (len(w.WaitingSeq) != len(w.Waiting) || len(w.SeenSeq) != len(w.SeenIDs)) {
+		return nil, corrupt("%d waiting feedback with %d numbers, %d event ids with %d", len(w.Waiting), len(w.WaitingSeq), len(w.SeenIDs), len(w.SeenSeq))
+	}
+	for i, fb := range w.Waiting {
 		c.wait(fb)
+		if w.Seq != 0 {
+			fbs := c.waiting[fb.RequestID]
+			fbs[len(fbs)-1].seq = w.WaitingSeq[i]
+		}
 	}
 	if len(w.SeenIDs) != len(w.SeenTS) || w.SeenImps < 0 || w.SeenImps > len(w.SeenIDs) {
 		return nil, corrupt("%d event ids with %d times, %d of impressions", len(w.SeenIDs), len(w.SeenTS), w.SeenImps)
@@ -203,22 +249,33 @@ func DecodeCheckpoint(cfg Config, data []byte, cat Snapshots) (*Core, error) {
 			q = &c.seenIQ
 		}
 		c.remember(q, id, w.SeenTS[i])
+		if w.Seq != 0 {
+			c.seen[id] = seenVal{ts: w.SeenTS[i], seq: w.SeenSeq[i]}
+		}
+	}
+	if w.Seq != 0 {
+		c.seq = w.Seq
 	}
 	return c, nil
 }
 
 // ReadCheckpointCounters returns the counters and watermark stored in a
-// checkpoint without restoring it, for tools and tests that inspect one.
+// checkpoint, or in the head of the incremental state, without restoring
+// it, for tools and tests that inspect one.
 func ReadCheckpointCounters(data []byte) (Counters, int64, error) {
-	w, err := readCheckpoint(data)
+	magic := checkpointMagic
+	if len(data) >= 4 && string(data[:4]) == headMagic {
+		magic = headMagic
+	}
+	w, err := readCheckpoint(magic, data)
 	if err != nil {
 		return Counters{}, 0, err
 	}
 	return w.Counters, max(w.ImpressionWM, w.FeedbackWM), nil
 }
 
-func readCheckpoint(b []byte) (*checkpointWire, error) {
-	payload, err := frame.Open(checkpointMagic, CheckpointSchema, b)
+func readCheckpoint(magic string, b []byte) (*checkpointWire, error) {
+	payload, err := frame.Open(magic, CheckpointSchema, b)
 	switch {
 	case errors.Is(err, frame.ErrSchema):
 		return nil, fmt.Errorf("%w: %w", ErrCheckpointSchema, err)

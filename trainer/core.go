@@ -114,11 +114,21 @@ type slate struct {
 	// decision.
 	nextState []float64
 	nextTS    int64
+	// seq orders slates by arrival and closeSeq closing decisions by when
+	// they started closing (Core.seq), so a state restored from unordered
+	// records rebuilds the same queues.
+	seq, closeSeq int64
+	// div caches the slate's diversity (divOK: computed), needed by the
+	// A/B report at the impression and by the decision's reward at its
+	// close; it is not stored (a restored slate computes it again).
+	div   float64
+	divOK bool
 }
 
 // waitingFB is engaged feedback waiting for its impression.
 type waitingFB struct {
-	ev events.Feedback
+	ev  events.Feedback
+	seq int64
 }
 
 // waitRef orders waiting feedback by arrival for expiry.
@@ -131,6 +141,11 @@ type waitRef struct {
 type seenRef struct {
 	id string
 	ts int64
+}
+
+// seenVal is what is remembered of an event id.
+type seenVal struct {
+	ts, seq int64
 }
 
 // sweepEvery is how much event time passes between scans of open decisions
@@ -175,9 +190,9 @@ type Core struct {
 	waitQ    queue[waitRef]
 	nWaiting int
 
-	seen   map[string]int64 // "i:"/"f:" + event id → event ts
-	seenIQ queue[seenRef]   // impression ids in arrival order
-	seenFQ queue[seenRef]   // feedback ids in arrival order
+	seen   map[string]seenVal // "i:"/"f:" + event id → event ts
+	seenIQ queue[seenRef]     // impression ids in arrival order
+	seenFQ queue[seenRef]     // feedback ids in arrival order
 
 	version      uint64 // number of the last published snapshot
 	sincePublish int64  // updates since the last publish
@@ -187,6 +202,17 @@ type Core struct {
 	counters Counters
 	rewards  []float64
 	exp      expAgg
+
+	// seq numbers the entries of the join state in the order they were
+	// queued (see slate.seq).
+	seq int64
+	// changed, when not nil, collects the records of the join state that
+	// changed since the last StateDelta (TrackChanges).
+	changed map[changeKey]struct{}
+	// itemSums fingerprints the model's items as last committed, and
+	// itemPending the changes of the delta not yet committed.
+	itemSums    map[string]uint64
+	itemPending []itemMark
 }
 
 // NewCore returns a Core learning from start (recommend.DefaultModel() when
@@ -212,7 +238,7 @@ func newCore(cfg Config, l *recommend.Learner, cat Snapshots) *Core {
 		slates:  map[string]*slate{},
 		open:    map[string]string{},
 		waiting: map[string][]waitingFB{},
-		seen:    map[string]int64{},
+		seen:    map[string]seenVal{},
 	}
 }
 
@@ -298,15 +324,19 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 		c.counters.ImpressionsIgnored++
 		return Ignored
 	}
-	s := &slate{sess: ev.UserID + "\x00" + ev.SessionID, last: ev.TS}
+	c.seq++
+	s := &slate{sess: ev.UserID + "\x00" + ev.SessionID, last: ev.TS, seq: c.seq}
 	s.ls, s.learn = c.logged(&ev)
 	c.slates[ev.RequestID] = s
 	c.slateQ.push(ev.RequestID)
+	c.touch(kindSlate, ev.RequestID)
 	out := Ignored
 	if s.learn {
 		out = Applied
 		c.counters.Impressions++
-		c.exp.impression(&s.ls, c.snapshot(), c.cfg.SessionGap.Milliseconds())
+		div, ok := c.diversity(s)
+		c.exp.impression(&s.ls, div, ok, c.cfg.SessionGap.Milliseconds())
+		c.touch(kindUser, ev.UserID)
 		if len(s.ls.State) == intent.Dim && s.ls.Level >= 0 && s.ls.Level < c.l.Model().Intent.K() {
 			c.openDecision(s)
 		} else {
@@ -319,6 +349,7 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 		delete(c.waiting, ev.RequestID)
 		c.nWaiting -= len(fbs)
 		for _, w := range fbs {
+			c.touchWaiting(ev.RequestID, w.ev.EventID)
 			c.count(c.attribute(s, &w.ev))
 		}
 	}
@@ -378,7 +409,10 @@ func (c *Core) openDecision(s *slate) {
 			prev.dec = decClosing
 			prev.nextState = s.ls.State
 			prev.nextTS = s.ls.TS
+			c.seq++
+			prev.closeSeq = c.seq
 			c.closing.push(prev.ls.RequestID)
+			c.touch(kindSlate, prevID)
 		}
 	}
 	s.dec = decOpen
@@ -447,6 +481,7 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 		return c.unattributed(engaged)
 	}
 	s.last = max(s.last, ev.TS)
+	c.touch(kindSlate, s.ls.RequestID)
 	switch {
 	case !s.learn || !engaged:
 		return Ignored
@@ -475,6 +510,7 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 	for i := range s.ls.Items {
 		if s.ls.Items[i].Position == pos {
 			c.exp.click(s.ls.UserID, &s.ls.Items[i], len(s.clicked) == 0)
+			c.touch(kindUser, s.ls.UserID)
 		}
 	}
 	s.clicked = append(s.clicked, pos)
@@ -485,15 +521,25 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 
 // wait holds engaged feedback until its impression arrives.
 func (c *Core) wait(ev events.Feedback) {
-	c.waiting[ev.RequestID] = append(c.waiting[ev.RequestID], waitingFB{ev: ev})
+	c.seq++
+	c.waiting[ev.RequestID] = append(c.waiting[ev.RequestID], waitingFB{ev: ev, seq: c.seq})
 	c.waitQ.push(waitRef{rid: ev.RequestID, eventID: ev.EventID, ts: ev.TS})
 	c.nWaiting++
+	c.touchWaiting(ev.RequestID, ev.EventID)
 }
 
 // remember records an event id for de-duplication.
 func (c *Core) remember(q *queue[seenRef], key string, ts int64) {
-	c.seen[key] = ts
+	c.seq++
+	c.seen[key] = seenVal{ts: ts, seq: c.seq}
 	q.push(seenRef{id: key, ts: ts})
+	c.touch(kindSeen, key)
+}
+
+// forget drops a remembered event id.
+func (c *Core) forget(key string) {
+	delete(c.seen, key)
+	c.touch(kindSeen, key)
 }
 
 // sampleFresh keeps a uniform sample of the feedback times applied since the
@@ -520,14 +566,8 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 		delete(c.open, s.sess)
 	}
 	s.dec = decClosed
-	div := 0.0
-	if snap := c.snapshot(); snap != nil {
-		ids := make([]string, len(s.ls.Items))
-		for i := range s.ls.Items {
-			ids[i] = s.ls.Items[i].ItemID
-		}
-		div = recommend.Diversity(snap, ids)
-	}
+	c.touch(kindSlate, s.ls.RequestID)
+	div, _ := c.diversity(s)
 	r := c.l.Reward(&s.ls, s.clicked, div)
 	if _, err := c.l.Decision(&s.ls, r, next, 0); err != nil {
 		c.counters.DecisionsSkipped++
@@ -538,6 +578,24 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 	if len(c.rewards) < maxRewards {
 		c.rewards = append(c.rewards, r)
 	}
+}
+
+// diversity returns the slate's intra-list diversity under the catalog
+// (false without a catalog or items).
+func (c *Core) diversity(s *slate) (float64, bool) {
+	if s.divOK {
+		return s.div, true
+	}
+	snap := c.snapshot()
+	if snap == nil || len(s.ls.Items) == 0 {
+		return 0, false
+	}
+	ids := make([]string, len(s.ls.Items))
+	for i := range s.ls.Items {
+		ids[i] = s.ls.Items[i].ItemID
+	}
+	s.div, s.divOK = recommend.Diversity(snap, ids), true
+	return s.div, true
 }
 
 // maintain runs after every event: it closes decisions whose outcome is now
@@ -579,6 +637,7 @@ func (c *Core) maintain() {
 			c.closeDecision(s, s.nextState)
 		}
 		delete(c.slates, rid)
+		c.touch(kindSlate, rid)
 	}
 	// Feedback whose impression can no longer arrive in time.
 	for c.waitQ.len() > 0 {
@@ -593,6 +652,7 @@ func (c *Core) maintain() {
 				fbs = slices.Delete(fbs, i, i+1)
 				c.nWaiting--
 				c.counters.FeedbackUnattributed++
+				c.touchWaiting(ref.rid, ref.eventID)
 				break
 			}
 		}
@@ -609,7 +669,7 @@ func (c *Core) maintain() {
 		wm int64
 	}{{&c.seenIQ, c.impWM}, {&c.seenFQ, c.fbWM}} {
 		for q.q.len() > 0 && q.q.front().ts < q.wm-win {
-			delete(c.seen, q.q.pop().id)
+			c.forget(q.q.pop().id)
 		}
 	}
 	for len(c.seen) > c.cfg.MaxDedup {
@@ -617,7 +677,7 @@ func (c *Core) maintain() {
 		if q.len() == 0 || (c.seenFQ.len() > 0 && c.seenFQ.front().ts < q.front().ts) {
 			q = &c.seenFQ
 		}
-		delete(c.seen, q.pop().id)
+		c.forget(q.pop().id)
 		c.counters.DedupEvicted++
 	}
 	// Sessions that went quiet end their open decision.

@@ -10,11 +10,14 @@
 // decisions close, what a snapshot and a checkpoint contain. It has no
 // Kafka, Redis or clock inside, so tests and offline tools can drive it
 // directly. Trainer adds the I/O: an events.Consumer feeding the Core,
-// snapshot publishing, and a checkpoint of the whole Core written before
+// snapshot publishing, and a commit of the Core's changes (Core.StateDelta:
+// its head and the records of the join state that changed) written before
 // each offset commit (events.ConsumerOptions.BeforeCommit), so that a
 // crash neither loses an event (uncommitted events are redelivered) nor
-// applies one twice (the checkpoint remembers event ids).
+// applies one twice (the stored state remembers event ids).
 //
 // Redis keys (under the store's prefix): model:VARIANT (snapshot, announced
-// on model-updates) and trainer:ckpt:trainer:VARIANT (checkpoint).
+// on model-updates), state:{trainer:VARIANT}:head and :h:HASH (the
+// incremental state, docs/trainer-scale.md), and trainer:ckpt:trainer:VARIANT
+// (the whole checkpoint of older builds, read once and deleted).
 package trainer

@@ -3,7 +3,6 @@ package trainer
 import (
 	"slices"
 
-	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
@@ -33,8 +32,9 @@ type expAgg struct {
 }
 
 // impression counts a served slate: users, sessions (a new session id or a
-// gap of SessionGap starts one), impressions and the slate's diversity.
-func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, gap int64) {
+// gap of SessionGap starts one), impressions and the slate's diversity div
+// (when divOK: the catalog knew its items).
+func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, gap int64) {
 	if a.Users == nil {
 		a.Users = map[string]*expUser{}
 	}
@@ -65,14 +65,9 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, snap *catalog.Snapshot, g
 	ag.UserImpressionsSumSq += float64(2*u.Impressions + 1)
 	ag.UserClickedImpressionsSum += float64(u.Clicked)
 	u.Impressions++
-	if snap != nil && len(ls.Items) > 0 {
-		ids := make([]string, len(ls.Items))
-		for i, it := range ls.Items {
-			ids[i] = it.ItemID
-		}
-		d := recommend.Diversity(snap, ids)
-		ag.ILDSum += d
-		ag.ILDSumSq += d * d
+	if divOK {
+		ag.ILDSum += div
+		ag.ILDSumSq += div * div
 		ag.ILDN++
 	}
 }

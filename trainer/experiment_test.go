@@ -25,15 +25,22 @@ func TestExperimentAggregates(t *testing.T) {
 	}
 	const gap = 1000
 	var a expAgg
-	a.impression(slate("u1", "s1", 0, "a", "b"), snap, gap)    // u1 session 1, ILD 1
-	a.impression(slate("u1", "s1", 500, "a", "c"), snap, gap)  // same session, ILD 0
-	a.impression(slate("u1", "s2", 600, "a", "b"), snap, gap)  // u1 session 2 (new id)
-	a.impression(slate("u1", "s2", 5000, "a", "b"), snap, gap) // u1 session 3 (gap)
-	first := slate("u2", "", 0, "b")                           // u2 session 1, no ILD pair; 9 items in the history before
+	impress := func(s *recommend.LoggedSlate) {
+		ids := make([]string, len(s.Items))
+		for i, it := range s.Items {
+			ids[i] = it.ItemID
+		}
+		a.impression(s, recommend.Diversity(snap, ids), true, gap)
+	}
+	impress(slate("u1", "s1", 0, "a", "b"))    // u1 session 1, ILD 1
+	impress(slate("u1", "s1", 500, "a", "c"))  // same session, ILD 0
+	impress(slate("u1", "s2", 600, "a", "b"))  // u1 session 2 (new id)
+	impress(slate("u1", "s2", 5000, "a", "b")) // u1 session 3 (gap)
+	first := slate("u2", "", 0, "b")           // u2 session 1, no ILD pair; 9 items in the history before
 	first.State = intent.Prior{}.State(nil, intent.Observations{HistoryLen: 9})
-	a.impression(first, snap, gap)
+	impress(first)
 	s := slate("u2", "", 10, "a", "b")
-	a.impression(s, snap, gap)
+	impress(s)
 	a.click("u2", &s.Items[1], true)  // novel (novelty 1), first click of the slate
 	a.click("u2", &s.Items[0], false) // familiar, second click
 	// Per user (impressions N, clicked C, clicks K, novel V, pre X):

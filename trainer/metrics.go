@@ -67,7 +67,7 @@ func newMetrics(variant string, reg prometheus.Registerer, log *slog.Logger) *me
 		}),
 		ckptBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_trainer_checkpoint_bytes", ConstLabels: labels,
-			Help: "Size of the last checkpoint of the trainer state.",
+			Help: "Size of the last commit of the trainer state (head plus changed records).",
 		}),
 		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_trainer_watermark_seconds", ConstLabels: labels,

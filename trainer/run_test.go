@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,7 +239,7 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := tr.Stats()
-	ckpt, err := store.LoadCheckpoint(t.Context(), CheckpointName("default"))
+	ckpt, err := store.StateHead(t.Context(), CheckpointName("default"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,3 +323,163 @@ func TestNewValidates(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// TestRunMigratesWholeCheckpoint starts a trainer on the whole checkpoint an
+// older build wrote: it resumes from it, its first commit moves the state
+// into records and deletes the old key, and the state it leaves restores to
+// what it ran with.
+func TestRunMigratesWholeCheckpoint(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	cat := testCatalog(t, 300)
+	old, err := NewCore(DefaultConfig(), nil, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := genStream(cat.s, 6, 8, 5)
+	for _, imp := range s.imps {
+		old.Impression(imp)
+	}
+	for _, fb := range s.clicks {
+		old.Feedback(fb)
+	}
+	data, err := old.EncodeCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveCheckpoint(t.Context(), CheckpointName("default"), data); err != nil {
+		t.Fatal(err)
+	}
+	// A replayed click (a duplicate the old checkpoint remembers) and a new
+	// one on a slate it holds.
+	last := s.imps[len(s.imps)-1]
+	p := newTestProducer(t, brokers)
+	publishJSON(t, p, events.TopicFeedback, s.clicks[0].UserID, s.clicks[0])
+	publishJSON(t, p, events.TopicFeedback, last.UserID, feedback("f-new", last.RequestID, last.UserID, last.Items[4].ItemID, last.TS+10, events.FeedbackClick))
+
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.CommitInterval = 100 * time.Millisecond
+	tr, stop := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	want := old.Counters()
+	want.Clicks++
+	want.FeedbackDuplicates++
+	waitUntil(t, 30*time.Second, "both clicks handled and committed", func() bool {
+		st := tr.Stats()
+		return st.Counters == want && st.Checkpoints > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.LoadCheckpoint(t.Context(), CheckpointName("default")); !errors.Is(err, features.ErrNotFound) {
+		t.Errorf("the whole checkpoint is still stored: %v", err)
+	}
+	img, err := store.LoadState(t.Context(), CheckpointName("default"), StateHashes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RestoreState(cfg, img, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slates, waiting, decisions, ids := old.Buffered()
+	rs, rw, rd, ri := r.Buffered()
+	if r.Counters() != want || rs != slates || rw != waiting || rd != decisions || ri != ids+1 {
+		t.Errorf("restored %+v with %d/%d/%d/%d held; want %+v with %d/%d/%d/%d", r.Counters(), rs, rw, rd, ri, want, slates, waiting, decisions, ids+1)
+	}
+}
+
+// gatedStore holds a trainer's commits while hold says so, until release
+// is closed.
+type gatedStore struct {
+	*features.Store
+	hold    atomic.Value // func() bool
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (g *gatedStore) CommitState(ctx context.Context, name string, d *features.StateDelta) error {
+	if h, _ := g.hold.Load().(func() bool); h != nil && h() {
+		g.held.Store(true)
+		<-g.release
+	}
+	return g.Store.CommitState(ctx, name, d)
+}
+
+// TestSecondTrainerTakesOver starts a second trainer of the same variant
+// while the first runs (an operator's mistake, or a replacement started
+// before the old process died) and holds events the first applied but has
+// not committed: the second claims the state, the first's commit is
+// refused and it stops with ErrTakenOver, and the events it had applied go
+// to the second, which ends with every impression and click applied
+// exactly once.
+func TestSecondTrainerTakesOver(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	gated := &gatedStore{Store: store, release: make(chan struct{})}
+	cat := testCatalog(t, 300)
+	s := genStream(cat.s, 30, 10, 21)
+	p := newTestProducer(t, brokers)
+	half := len(s.imps) / 2
+	for _, imp := range s.imps[:half] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.CommitInterval = 100 * time.Millisecond
+	first, err := New(cfg, Deps{Store: gated, Catalog: cat, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	waitUntil(t, 30*time.Second, "the first half applied and committed", func() bool {
+		st := first.Stats()
+		return st.Impressions == int64(half) && st.Checkpoints > 0
+	})
+	// From now on the first trainer's commits wait: what it applies stays
+	// uncommitted.
+	gated.hold.Store(func() bool { return true })
+	for _, imp := range s.imps[half:] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	for _, fb := range s.clicks {
+		publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+	}
+	waitUntil(t, 30*time.Second, "the first trainer to apply more and try to commit it", func() bool {
+		return first.Stats().Impressions > int64(half) && gated.held.Load()
+	})
+	ahead := first.Stats()
+
+	second, stop := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	waitUntil(t, 30*time.Second, "the second trainer to claim the state", func() bool { return second.Stats().Checkpoints > 0 })
+	close(gated.release)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTakenOver) {
+			t.Fatalf("the first trainer returned %v, want ErrTakenOver", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first trainer did not stop")
+	}
+	waitUntil(t, time.Minute, "the second trainer to apply everything", func() bool {
+		st := second.Stats()
+		return st.Impressions == int64(len(s.imps)) && st.Clicks == int64(len(s.clicks)) && st.Checkpoints > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	head, err := store.StateHead(t.Context(), CheckpointName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := ReadCheckpointCounters(head)
+	if err != nil || got.Impressions != int64(len(s.imps)) || got.Clicks != int64(len(s.clicks)) {
+		t.Errorf("stored counters %+v (%v), want %d impressions and %d clicks", got, err, len(s.imps), len(s.clicks))
+	}
+	t.Logf("the first trainer had applied %d impressions and %d clicks when taken over (%d and 0 committed)", ahead.Impressions, ahead.Clicks, half)
+}

@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,12 +23,15 @@ import (
 )
 
 // Store is what the trainer keeps in Redis: model snapshots and its
-// checkpoint. *features.Store satisfies it; GetModel and LoadCheckpoint
-// must wrap features.ErrNotFound when there is nothing stored.
+// incremental state (and reads: the whole checkpoint older builds wrote).
+// *features.Store satisfies it; GetModel, LoadState and LoadCheckpoint must
+// wrap features.ErrNotFound when there is nothing stored.
 type Store interface {
 	PutModel(ctx context.Context, variant string, data []byte) error
 	GetModel(ctx context.Context, variant string) ([]byte, error)
-	SaveCheckpoint(ctx context.Context, name string, data []byte) error
+	ClaimState(ctx context.Context, name, token string) error
+	CommitState(ctx context.Context, name string, d *features.StateDelta) error
+	LoadState(ctx context.Context, name string, hashes ...string) (*features.StateImage, error)
 	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
 	PutAggregates(ctx context.Context, exp, variant string, a experiment.Aggregates) error
 }
@@ -60,10 +65,14 @@ type Stats struct {
 	Updates int64
 	// ModelVersion is N of the last published snapshot VARIANT-N.
 	ModelVersion uint64
-	// Publishes and Checkpoints count successful writes by this process.
+	// Publishes and Checkpoints count successful writes by this process
+	// (a checkpoint is a commit of the incremental state).
 	Publishes, Checkpoints int64
-	// CheckpointBytes and SnapshotBytes are the sizes of the last ones.
+	// CheckpointBytes and SnapshotBytes are the sizes of the last ones
+	// (for a checkpoint: its head plus the records it wrote or deleted);
+	// CheckpointRecords counts the records of the last checkpoint.
 	CheckpointBytes, SnapshotBytes int
+	CheckpointRecords              int
 	// Slates, Waiting, Decisions and DedupIDs are what the Core holds.
 	Slates, Waiting, Decisions, DedupIDs int
 }
@@ -72,10 +81,10 @@ type Stats struct {
 // group novarec-trainer-VARIANT reads rec.impressions and rec.feedback,
 // decodes each message (undecodable ones go to rec.deadletter) and feeds a
 // Core; snapshots are published to model:VARIANT every PublishEvery or
-// PublishUpdates updates; and before every offset commit the whole Core is
-// checkpointed to Redis, so committed offsets never run ahead of persisted
-// state (at-least-once delivery, made exactly-once in effect by the Core's
-// event-id de-duplication).
+// PublishUpdates updates; and before every offset commit the Core's changes
+// since the last commit are stored in Redis (Core.StateDelta), so committed
+// offsets never run ahead of persisted state (at-least-once delivery, made
+// exactly-once in effect by the Core's event-id de-duplication).
 //
 // Goroutines: Run executes everything on the caller's goroutine (the
 // consumer's fetch-handle-commit loop, with learning, publishing and
@@ -89,8 +98,12 @@ type Stats struct {
 // the group, and Run returns nil.
 //
 // Run exactly one Trainer per variant: several members of one group would
-// each learn from part of the partitions and overwrite each other's model
-// and checkpoint.
+// each learn from part of the partitions. A Trainer claims the variant's
+// state when it starts; one whose state another Trainer has claimed since
+// finds out at its next commit, which Redis refuses, and Run returns
+// ErrTakenOver without committing (its uncommitted events go to the new
+// owner), so a second process started by mistake replaces the first
+// instead of corrupting the state.
 type Trainer struct {
 	cfg  Config
 	deps Deps
@@ -106,13 +119,17 @@ type Trainer struct {
 
 	// Run's goroutine only.
 	runCtx        context.Context
-	dirty         bool // state changed since the last checkpoint
+	dropLegacy    bool               // restored from a whole checkpoint: delete it after the first commit
+	owner         string             // the token this trainer claimed the state with
+	stop          context.CancelFunc // ends Run when another trainer took the state over
+	takenOver     bool
 	lastPublish   time.Time
 	publishFailed bool
 	publishTook   time.Duration
 
 	publishes, checkpoints atomic.Int64
 	ckptBytes, snapBytes   atomic.Int64
+	ckptRecords            atomic.Int64
 }
 
 // New validates cfg and deps. It does not contact Redis or Kafka; Run does.
@@ -142,6 +159,10 @@ func New(cfg Config, deps Deps) (*Trainer, error) {
 	return &Trainer{cfg: cfg, deps: deps, log: log, m: newMetrics(cfg.Variant, deps.Registerer, log)}, nil
 }
 
+// ErrTakenOver is Run's error when another trainer claimed the variant's
+// state (features.ErrStateOwner at a commit).
+var ErrTakenOver = errors.New("trainer: another trainer took over this variant's state")
+
 // Run is New followed by (*Trainer).Run.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	t, err := New(cfg, deps)
@@ -160,6 +181,8 @@ func (t *Trainer) Run(ctx context.Context) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errors.New("trainer: Run called twice")
 	}
+	ctx, t.stop = context.WithCancel(ctx)
+	defer t.stop()
 	core, err := t.restore(ctx)
 	if err != nil {
 		return err
@@ -191,8 +214,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
 		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
 		DeadLetter: dl,
-		// Commits (and so checkpoints) by time only: a checkpoint writes
-		// the whole state, far too much to do every few hundred events.
+		// Commits (and so checkpoints) by time only: each writes the head
+		// and scans the model's items, worth doing for an interval's
+		// events, not for every few hundred.
 		CommitEvery:    1 << 30,
 		CommitInterval: t.cfg.CommitInterval,
 		SessionTimeout: t.cfg.SessionTimeout,
@@ -212,6 +236,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	}
 	st := t.Stats()
 	t.log.Info("trainer stopped", "model_version", st.ModelVersion, "updates", st.Updates, "counters", st.Counters)
+	if t.takenOver {
+		return ErrTakenOver
+	}
 	if runErr != nil {
 		return fmt.Errorf("trainer: %w", runErr)
 	}
@@ -228,7 +255,7 @@ func (t *Trainer) restore(ctx context.Context) (*Core, error) {
 			return core, nil
 		}
 		if errors.Is(err, ErrCheckpointCorrupt) || errors.Is(err, ErrCheckpointSchema) || errors.Is(err, ErrCheckpointVariant) {
-			return nil, fmt.Errorf("%w (refusing to start: to start this variant's learning over, delete the Redis key <prefix>trainer:ckpt:%s)", err, name)
+			return nil, fmt.Errorf("%w (refusing to start: to start this variant's learning over, delete the Redis keys <prefix>state:{%s}:* and <prefix>trainer:ckpt:%s)", err, name, name)
 		}
 		t.log.Warn("trainer: cannot load state; retrying", "attempt", attempt+1, "err", err)
 		select {
@@ -242,21 +269,9 @@ func (t *Trainer) restore(ctx context.Context) (*Core, error) {
 func (t *Trainer) load(ctx context.Context, name string) (*Core, error) {
 	lctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
 	defer cancel()
-	var core *Core
-	data, err := t.deps.Store.LoadCheckpoint(lctx, name)
-	switch {
-	case errors.Is(err, features.ErrNotFound):
-		if core, err = NewCore(t.cfg, t.deps.Start, t.deps.Catalog); err != nil {
-			return nil, err
-		}
-		t.log.Info("trainer: no checkpoint; starting from the initial model", "model", t.deps.Start.Version)
-	case err != nil:
+	core, err := t.loadState(lctx, name)
+	if err != nil {
 		return nil, err
-	default:
-		if core, err = DecodeCheckpoint(t.cfg, data, t.deps.Catalog); err != nil {
-			return nil, err
-		}
-		t.log.Info("trainer: restored checkpoint", "bytes", len(data), "watermark", core.Watermark(), "model_version", core.Version())
 	}
 	// A snapshot may have been published after the checkpoint was
 	// written; numbering continues after it so versions stay unique.
@@ -274,6 +289,54 @@ func (t *Trainer) load(ctx context.Context, name string) (*Core, error) {
 			core.sincePublish = max(core.sincePublish, 1) // republish under a new number
 		}
 	}
+	return core, nil
+}
+
+// loadState restores the incremental state; without one, the whole
+// checkpoint of an older build (migrated by the first commit, which writes
+// every record and deletes it); without either, the starting model.
+func (t *Trainer) loadState(ctx context.Context, name string) (*Core, error) {
+	// Claim first: what an earlier owner committed before is loaded, what
+	// it would commit after is refused.
+	var token [16]byte
+	_, _ = rand.Read(token[:]) // never fails
+	t.owner = hex.EncodeToString(token[:])
+	if err := t.deps.Store.ClaimState(ctx, name, t.owner); err != nil {
+		return nil, err
+	}
+	img, err := t.deps.Store.LoadState(ctx, name, StateHashes...)
+	switch {
+	case err == nil:
+		core, err := RestoreState(t.cfg, img, t.deps.Catalog)
+		if err != nil {
+			return nil, err
+		}
+		slates, waiting, _, ids := core.Buffered()
+		t.log.Info("trainer: restored state", "head_bytes", len(img.Head), "slates", slates, "waiting", waiting,
+			"event_ids", ids, "watermark", core.Watermark(), "model_version", core.Version())
+		return core, nil
+	case !errors.Is(err, features.ErrNotFound):
+		return nil, err
+	}
+	var core *Core
+	data, err := t.deps.Store.LoadCheckpoint(ctx, name)
+	switch {
+	case errors.Is(err, features.ErrNotFound):
+		if core, err = NewCore(t.cfg, t.deps.Start, t.deps.Catalog); err != nil {
+			return nil, err
+		}
+		t.log.Info("trainer: no state; starting from the initial model", "model", t.deps.Start.Version)
+	case err != nil:
+		return nil, err
+	default:
+		if core, err = DecodeCheckpoint(t.cfg, data, t.deps.Catalog); err != nil {
+			return nil, err
+		}
+		t.dropLegacy = true
+		t.log.Info("trainer: restored a whole checkpoint; the first commit migrates it to incremental state",
+			"bytes", len(data), "watermark", core.Watermark(), "model_version", core.Version())
+	}
+	core.TrackChanges()
 	return core, nil
 }
 
@@ -313,7 +376,6 @@ func (t *Trainer) handle(ctx context.Context, m kafka.Message) error {
 		t.core.Feedback(fb)
 	}
 	t.mu.Unlock()
-	t.dirty = true
 	t.m.sync(t.core)
 	if now := time.Now(); t.publishDue(now) {
 		t.publish(ctx, now)
@@ -369,7 +431,6 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 	t.mu.Lock()
 	t.core.Published(n)
 	t.mu.Unlock()
-	t.dirty = true // the snapshot counter is part of the state
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
 	t.m.version.Set(float64(n))
@@ -384,37 +445,54 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 // the final call, so a stopped trainer leaves nothing unpublished), then
 // checkpoint if anything changed. Its error vetoes the offset commit.
 func (t *Trainer) beforeCommit(ctx context.Context) error {
+	if t.takenOver {
+		return ErrTakenOver
+	}
 	now := time.Now()
 	final := t.runCtx.Err() != nil
 	if (final && t.core.SincePublish() > 0) || t.publishDue(now) {
 		t.publish(ctx, now)
 	}
 	t.m.syncGauges(t.core)
-	if !t.dirty {
-		return nil
-	}
+	// An idle trainer commits too (its head, a few KB): that is how it
+	// learns within a commit interval that another one claimed the state.
 	start := time.Now()
 	t.mu.Lock()
-	data, err := t.core.EncodeCheckpoint()
+	d, err := t.core.StateDelta()
+	records := t.core.Changes()
 	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	name := CheckpointName(t.cfg.Variant)
+	d.Owner = t.owner
+	if t.dropLegacy {
+		d.DropCheckpoint = name
+	}
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
 	defer cancel()
-	if err := t.deps.Store.SaveCheckpoint(cctx, CheckpointName(t.cfg.Variant), data); err != nil {
+	if err := t.deps.Store.CommitState(cctx, name, d); err != nil {
+		if errors.Is(err, features.ErrStateOwner) {
+			t.log.Error("trainer: another trainer claimed this variant's state; stopping without committing", "err", err)
+			t.takenOver = true
+			t.stop()
+			return ErrTakenOver
+		}
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
+	t.core.Committed()
+	t.dropLegacy = false
+	size := d.Bytes()
 	// The A/B aggregates follow the checkpoint that holds them, so a crash
 	// never leaves the report ahead of what a restart would recount.
 	if err := t.deps.Store.PutAggregates(cctx, t.cfg.Experiment, t.cfg.Variant, t.core.Aggregates()); err != nil {
 		t.log.Warn("trainer: storing A/B aggregates failed; retried at the next commit", "err", err)
 	}
-	t.dirty = false
 	t.checkpoints.Add(1)
-	t.ckptBytes.Store(int64(len(data)))
+	t.ckptBytes.Store(int64(size))
+	t.ckptRecords.Store(int64(records))
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
-	t.m.ckptBytes.Set(float64(len(data)))
+	t.m.ckptBytes.Set(float64(size))
 	return nil
 }
 
@@ -424,6 +502,7 @@ func (t *Trainer) Stats() Stats {
 	st := Stats{
 		Publishes: t.publishes.Load(), Checkpoints: t.checkpoints.Load(),
 		CheckpointBytes: int(t.ckptBytes.Load()), SnapshotBytes: int(t.snapBytes.Load()),
+		CheckpointRecords: int(t.ckptRecords.Load()),
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

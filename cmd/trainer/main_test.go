@@ -96,7 +96,7 @@ func (c *child) applied(topic string) (float64, bool) {
 
 func checkpointCounters(t *testing.T, store *features.Store) (trainer.Counters, bool) {
 	t.Helper()
-	b, err := store.LoadCheckpoint(context.Background(), trainer.CheckpointName("default"))
+	b, err := store.StateHead(context.Background(), trainer.CheckpointName("default"))
 	if errors.Is(err, features.ErrNotFound) {
 		return trainer.Counters{}, false
 	}

@@ -1,0 +1,687 @@
+package trainer
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/half"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Incremental state (docs/trainer-scale.md). The whole Core used to be
+// serialised into one checkpoint before every offset commit, so a commit
+// cost as much as the attribution window held (35.8 MB after 60k events).
+// Now the join state is stored as records, one per entry, in Redis hashes
+// (features.Store.CommitState), and each commit writes the head (the
+// learner, counters and watermarks: what does not grow with the window)
+// plus the records that changed since the previous commit, deleting those
+// that went away, in one transaction. A commit's cost is proportional to
+// the events in its interval; a restart reads the head and the live
+// records.
+//
+// Records are deleted by the same rules that drop entries from memory
+// (event time, not a Redis TTL): a TTL runs on wall time, and a trainer
+// catching up on a backlog must keep what its event time still needs.
+
+// Hashes of the incremental state.
+const (
+	hashSlates  = "slates"  // request id → slate record
+	hashWaiting = "waiting" // len(request id):request id event id → waiting feedback record
+	hashSeen    = "seen"    // "i:"/"f:" event id → seen record
+	hashUsers   = "users"   // user id → A/B aggregate record
+	hashItems   = "items"   // item id → the model's learned bias and embedding
+)
+
+// StateHashes are the hashes RestoreState needs.
+var StateHashes = []string{hashSlates, hashWaiting, hashSeen, hashUsers, hashItems}
+
+// headMagic marks the head of the incremental state: a checkpoint whose
+// join state (slates, waiting feedback, event ids, A/B users) is in records.
+const headMagic = "NVTH"
+
+// Kinds of changed records.
+const (
+	kindSlate byte = iota
+	kindWaiting
+	kindSeen
+	kindUser
+)
+
+// changeKey names a changed record: its kind and id, and for waiting
+// feedback (id: the event id) its request id.
+type changeKey struct {
+	kind    byte
+	id, rid string
+}
+
+// touch notes that a record changed (or went away).
+func (c *Core) touch(kind byte, id string) {
+	if c.changed != nil {
+		c.changed[changeKey{kind: kind, id: id}] = struct{}{}
+	}
+}
+
+func (c *Core) touchWaiting(rid, eventID string) {
+	if c.changed != nil {
+		c.changed[changeKey{kind: kindWaiting, id: eventID, rid: rid}] = struct{}{}
+	}
+}
+
+// TrackChanges makes the Core note the records that change, for
+// StateDelta, starting with every record it holds (so the first delta
+// after a restore from a whole checkpoint writes them all: the one-time
+// migration). Offline users of a Core do not call it and pay nothing.
+func (c *Core) TrackChanges() {
+	c.changed = map[changeKey]struct{}{}
+	for rid := range c.slates {
+		c.touch(kindSlate, rid)
+	}
+	for rid, fbs := range c.waiting {
+		for _, fb := range fbs {
+			c.touchWaiting(rid, fb.ev.EventID)
+		}
+	}
+	for id := range c.seen {
+		c.touch(kindSeen, id)
+	}
+	for id := range c.exp.Users {
+		c.touch(kindUser, id)
+	}
+	c.itemSums, c.itemPending = map[string]uint64{}, nil
+}
+
+// Changes reports how many records changed since the last StateDelta.
+func (c *Core) Changes() int { return len(c.changed) }
+
+// StateDelta returns the commit that brings the stored state up to date:
+// the head, and the records changed since the last Committed call. Call
+// Committed once it is stored; until then the changes stay noted, so a
+// failed commit is retried whole by the next one.
+func (c *Core) StateDelta() (*features.StateDelta, error) {
+	if c.changed == nil {
+		return nil, errors.New("trainer: StateDelta without TrackChanges")
+	}
+	head, err := c.encodeHead()
+	if err != nil {
+		return nil, err
+	}
+	d := &features.StateDelta{Head: head, Put: map[string]map[string][]byte{}, Del: map[string][]string{}}
+	put := func(hash, field string, v []byte) {
+		if d.Put[hash] == nil {
+			d.Put[hash] = map[string][]byte{}
+		}
+		d.Put[hash][field] = v
+	}
+	c.itemPending = c.itemPending[:0]
+	m := c.l.Model()
+	visit := func(id string) {
+		b, hasB := m.ItemBias[id]
+		sum := itemHash(b, hasB, m.ItemEmb[id])
+		if old, ok := c.itemSums[id]; ok && old == sum {
+			return
+		}
+		put(hashItems, id, appendItem(nil, b, hasB, m.ItemEmb[id]))
+		c.itemPending = append(c.itemPending, itemMark{id: id, sum: sum})
+	}
+	for id := range m.ItemBias {
+		visit(id)
+	}
+	for id := range m.ItemEmb {
+		if _, ok := m.ItemBias[id]; !ok {
+			visit(id)
+		}
+	}
+	for id := range c.itemSums {
+		_, b := m.ItemBias[id]
+		_, e := m.ItemEmb[id]
+		if !b && !e {
+			d.Del[hashItems] = append(d.Del[hashItems], id)
+			c.itemPending = append(c.itemPending, itemMark{id: id, gone: true})
+		}
+	}
+	for k := range c.changed {
+		switch k.kind {
+		case kindSlate:
+			if s := c.slates[k.id]; s != nil {
+				put(hashSlates, k.id, appendSlate(nil, s))
+			} else {
+				d.Del[hashSlates] = append(d.Del[hashSlates], k.id)
+			}
+		case kindWaiting:
+			// The field only has to be unique (the record holds both ids).
+			f := strconv.Itoa(len(k.rid)) + ":" + k.rid + k.id
+			if fb := c.waitingFB(k.rid, k.id); fb != nil {
+				put(hashWaiting, f, appendWaiting(nil, fb))
+			} else {
+				d.Del[hashWaiting] = append(d.Del[hashWaiting], f)
+			}
+		case kindSeen:
+			if v, ok := c.seen[k.id]; ok {
+				put(hashSeen, k.id, binary.AppendVarint(binary.AppendVarint(nil, v.seq), v.ts))
+			} else {
+				d.Del[hashSeen] = append(d.Del[hashSeen], k.id)
+			}
+		case kindUser:
+			if u := c.exp.Users[k.id]; u != nil {
+				put(hashUsers, k.id, appendUser(nil, u))
+			}
+		}
+	}
+	return d, nil
+}
+
+// Committed records that the last StateDelta is stored.
+func (c *Core) Committed() {
+	clear(c.changed)
+	for _, it := range c.itemPending {
+		if it.gone {
+			delete(c.itemSums, it.id)
+		} else {
+			c.itemSums[it.id] = it.sum
+		}
+	}
+	c.itemPending = c.itemPending[:0]
+}
+
+// itemMark is a change of the model's items found by StateDelta. The
+// learner does not say which items it moved, so each delta compares every
+// item's fingerprint with the one last committed: CPU proportional to the
+// model (about 10 ms at 100k items), bytes to what moved.
+type itemMark struct {
+	id   string
+	sum  uint64
+	gone bool
+}
+
+// itemHash fingerprints an item's learned parameters (FNV-1a over their
+// bits).
+func itemHash(bias float32, hasBias bool, emb []float32) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(x uint32) {
+		for range 4 {
+			h ^= uint64(x & 0xff)
+			h *= 1099511628211
+			x >>= 8
+		}
+	}
+	if hasBias {
+		mix(1)
+		mix(math.Float32bits(bias))
+	}
+	mix(uint32(len(emb)))
+	for _, x := range emb {
+		mix(math.Float32bits(x))
+	}
+	return h
+}
+
+func appendItem(b []byte, bias float32, hasBias bool, emb []float32) []byte {
+	b = append(b, recordV1)
+	if hasBias {
+		b = append(b, 1)
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(bias))
+	} else {
+		b = append(b, 0)
+	}
+	return appendFloat32s(b, emb)
+}
+
+func appendFloat32s(b []byte, xs []float32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(xs)))
+	for _, x := range xs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
+}
+
+func (r *reader) float32s() []float32 {
+	n := r.count(4)
+	if n == 0 {
+		return nil
+	}
+	raw := r.take(4 * n)
+	if r.err != nil {
+		return nil
+	}
+	xs := make([]float32, n)
+	for i := range xs {
+		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return xs
+}
+
+// restoreItems adds the items' records to m.
+func restoreItems(m *recommend.Model, recs map[string]string) error {
+	for id, v := range recs {
+		r := &reader{b: []byte(v)}
+		r.version()
+		flag := r.take(1)
+		var bias []byte
+		if r.err == nil && flag[0] == 1 {
+			bias = r.take(4)
+		}
+		emb := r.float32s()
+		if err := r.done(); err != nil {
+			return fmt.Errorf("%w: record %s[%q]: %w", ErrCheckpointCorrupt, hashItems, id, err)
+		}
+		if bias != nil {
+			if m.ItemBias == nil {
+				m.ItemBias = map[string]float32{}
+			}
+			m.ItemBias[id] = math.Float32frombits(binary.LittleEndian.Uint32(bias))
+		}
+		if emb != nil {
+			if m.ItemEmb == nil {
+				m.ItemEmb = map[string][]float32{}
+			}
+			m.ItemEmb[id] = emb
+		}
+	}
+	return nil
+}
+
+func (c *Core) waitingFB(rid, eventID string) *waitingFB {
+	fbs := c.waiting[rid]
+	for i := range fbs {
+		if fbs[i].ev.EventID == eventID {
+			return &fbs[i]
+		}
+	}
+	return nil
+}
+
+// encodeHead is EncodeCheckpoint without the records, and without the
+// model's items.
+func (c *Core) encodeHead() ([]byte, error) {
+	dense := *c.l.Model()
+	dense.ItemBias, dense.ItemEmb = nil, nil
+	model, err := recommend.EncodeModel(&dense, recommend.SnapshotMeta{Variant: c.cfg.Variant, Updates: c.Updates()})
+	if err != nil {
+		return nil, fmt.Errorf("trainer: checkpoint model: %w", err)
+	}
+	w := checkpointWire{
+		Variant: c.cfg.Variant, Model: model, Updates: c.Updates(), Version: c.version,
+		SincePublish: c.sincePublish, ImpressionWM: c.impWM, FeedbackWM: c.fbWM, LastSweep: c.lastSweep,
+		Fresh: c.fresh, FreshSeen: c.freshSeen, Counters: c.counters,
+		Experiment: expWire{Aggregates: c.exp.Aggregates},
+		Seq:        max(c.seq, 1), // non-zero: the records carry their numbers
+	}
+	return sealWire(headMagic, &w)
+}
+
+// RestoreState rebuilds a Core from the incremental state (the head and
+// the StateHashes), as DecodeCheckpoint does from a whole checkpoint, and
+// tracks its changes from there. Errors are those of DecodeCheckpoint.
+func RestoreState(cfg Config, img *features.StateImage, cat Snapshots) (*Core, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w, err := readCheckpoint(headMagic, img.Head)
+	if err != nil {
+		return nil, err
+	}
+	corrupt := func(hash, field string, err error) error {
+		return fmt.Errorf("%w: record %s[%q]: %w", ErrCheckpointCorrupt, hash, field, err)
+	}
+	for rid, v := range img.Hashes[hashSlates] {
+		sw, err := readSlate(rid, []byte(v))
+		if err != nil {
+			return nil, corrupt(hashSlates, rid, err)
+		}
+		w.Slates = append(w.Slates, sw)
+		if sw.Decision == decClosing {
+			w.Closing = append(w.Closing, rid)
+		}
+	}
+	slices.SortFunc(w.Slates, func(a, b slateWire) int { return cmp.Compare(a.Seq, b.Seq) })
+	closeSeq := make(map[string]int64, len(w.Closing))
+	for i := range w.Slates {
+		closeSeq[w.Slates[i].Slate.RequestID] = w.Slates[i].CloseSeq
+	}
+	slices.SortFunc(w.Closing, func(a, b string) int { return cmp.Compare(closeSeq[a], closeSeq[b]) })
+
+	type numbered[T any] struct {
+		seq int64
+		v   T
+	}
+	var waiting []numbered[events.Feedback]
+	for f, v := range img.Hashes[hashWaiting] {
+		seq, fb, err := readWaiting([]byte(v))
+		if err != nil {
+			return nil, corrupt(hashWaiting, f, err)
+		}
+		waiting = append(waiting, numbered[events.Feedback]{seq, fb})
+	}
+	slices.SortFunc(waiting, func(a, b numbered[events.Feedback]) int { return cmp.Compare(a.seq, b.seq) })
+	for _, n := range waiting {
+		w.Waiting = append(w.Waiting, n.v)
+		w.WaitingSeq = append(w.WaitingSeq, n.seq)
+	}
+
+	var seen []numbered[seenRef]
+	for id, v := range img.Hashes[hashSeen] {
+		r := &reader{b: []byte(v)}
+		seq, ts := r.varint(), r.varint()
+		if r.err != nil {
+			return nil, corrupt(hashSeen, id, r.err)
+		}
+		seen = append(seen, numbered[seenRef]{seq, seenRef{id: id, ts: ts}})
+	}
+	// Impressions' ids first, then feedback's, each in arrival order.
+	slices.SortFunc(seen, func(a, b numbered[seenRef]) int {
+		return cmp.Or(-cmp.Compare(a.v.id[0], b.v.id[0]), cmp.Compare(a.seq, b.seq)) // 'i' > 'f'
+	})
+	for _, n := range seen {
+		if strings.HasPrefix(n.v.id, "i:") {
+			w.SeenImps++
+		}
+		w.SeenIDs = append(w.SeenIDs, n.v.id)
+		w.SeenTS = append(w.SeenTS, n.v.ts)
+		w.SeenSeq = append(w.SeenSeq, n.seq)
+	}
+
+	for id, v := range img.Hashes[hashUsers] {
+		u, err := readUser([]byte(v))
+		if err != nil {
+			return nil, corrupt(hashUsers, id, err)
+		}
+		w.Experiment.UserIDs = append(w.Experiment.UserIDs, id)
+		w.Experiment.Users = append(w.Experiment.Users, u)
+	}
+	c, err := fromWire(cfg, w, cat, func(m *recommend.Model) error { return restoreItems(m, img.Hashes[hashItems]) })
+	if err != nil {
+		return nil, err
+	}
+	// What was restored is stored: nothing to write until it changes.
+	c.changed = map[changeKey]struct{}{}
+	m := c.l.Model()
+	c.itemSums = make(map[string]uint64, max(len(m.ItemBias), len(m.ItemEmb)))
+	for id, b := range m.ItemBias {
+		c.itemSums[id] = itemHash(b, true, m.ItemEmb[id])
+	}
+	for id, e := range m.ItemEmb {
+		if _, ok := m.ItemBias[id]; !ok {
+			c.itemSums[id] = itemHash(0, false, e)
+		}
+	}
+	return c, nil
+}
+
+// Record encodings: compact binary, versioned by their first byte. Floats
+// are stored exactly, in the narrowest width that holds every value of a
+// vector: 2 bytes when all are float16 numbers (the features of a schema-2
+// impression), 4 for float32, else 8.
+const recordV1 = 1
+
+func appendSlate(b []byte, s *slate) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendVarint(b, s.seq)
+	b = binary.AppendVarint(b, s.closeSeq)
+	ls := &s.ls
+	b = appendString(b, ls.UserID)
+	b = appendString(b, ls.SessionID)
+	b = binary.AppendVarint(b, ls.TS)
+	b = binary.AppendVarint(b, int64(ls.Level))
+	b = appendFloats(b, []float64{ls.LevelProb})
+	b = appendFloats(b, ls.State)
+	b = appendFloat32s(b, ls.Taste)
+	b = binary.AppendUvarint(b, uint64(len(ls.Items)))
+	for i := range ls.Items {
+		it := &ls.Items[i]
+		b = appendString(b, it.ItemID)
+		b = binary.AppendVarint(b, int64(it.Position))
+		b = appendFloats(b, []float64{it.Propensity, it.Novelty, it.Score})
+		b = appendFloats(b, it.Features[:])
+	}
+	flags := byte(0)
+	if s.learn {
+		flags = 1
+	}
+	b = append(b, flags, s.dec)
+	b = binary.AppendUvarint(b, uint64(len(s.clicked)))
+	for _, p := range s.clicked {
+		b = binary.AppendVarint(b, int64(p))
+	}
+	b = binary.AppendVarint(b, s.last)
+	b = appendFloats(b, s.nextState)
+	b = binary.AppendVarint(b, s.nextTS)
+	return b
+}
+
+func readSlate(rid string, b []byte) (slateWire, error) {
+	r := &reader{b: b}
+	r.version()
+	sw := slateWire{Seq: r.varint(), CloseSeq: r.varint()}
+	ls := &sw.Slate
+	ls.RequestID = rid
+	ls.UserID, ls.SessionID, ls.TS = r.string(), r.string(), r.varint()
+	ls.Level = int(r.varint())
+	if p := r.floats(); len(p) == 1 {
+		ls.LevelProb = p[0]
+	} else {
+		r.fail("level probability")
+	}
+	ls.State = r.floats()
+	ls.Taste = r.float32s()
+	ls.Items = make([]recommend.LoggedItem, r.count(3))
+	for i := range ls.Items {
+		it := &ls.Items[i]
+		it.ItemID = r.string()
+		it.Position = int(r.varint())
+		if v := r.floats(); len(v) == 3 {
+			it.Propensity, it.Novelty, it.Score = v[0], v[1], v[2]
+		} else {
+			r.fail("item numbers")
+		}
+		// Records of a build with fewer features have the missing ones 0,
+		// as logged() pads them; one with more has its extra ones dropped.
+		copy(it.Features[:], r.floats())
+	}
+	flags := r.take(2)
+	if len(flags) == 2 {
+		sw.Learn, sw.Decision = flags[0]&1 != 0, flags[1]
+	}
+	if n := r.count(1); n > 0 {
+		sw.Clicked = make([]int, n)
+		for i := range sw.Clicked {
+			sw.Clicked[i] = int(r.varint())
+		}
+	}
+	sw.Last = r.varint()
+	sw.NextState = r.floats()
+	sw.NextTS = r.varint()
+	sw.Session = ls.UserID + "\x00" + ls.SessionID
+	return sw, r.done()
+}
+
+func appendWaiting(b []byte, w *waitingFB) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendVarint(b, w.seq)
+	ev := &w.ev
+	for _, s := range []string{ev.EventID, ev.RequestID, ev.UserID, ev.SessionID, ev.ItemID, ev.Type, ev.Variant} {
+		b = appendString(b, s)
+	}
+	b = appendFloats(b, []float64{ev.Value})
+	b = binary.AppendVarint(b, int64(ev.Schema))
+	return binary.AppendVarint(b, ev.TS)
+}
+
+func readWaiting(b []byte) (int64, events.Feedback, error) {
+	r := &reader{b: b}
+	r.version()
+	seq := r.varint()
+	ev := events.Feedback{EventID: r.string(), RequestID: r.string(), UserID: r.string(), SessionID: r.string(),
+		ItemID: r.string(), Type: r.string(), Variant: r.string()}
+	if v := r.floats(); len(v) == 1 {
+		ev.Value = v[0]
+	} else {
+		r.fail("value")
+	}
+	ev.Schema = int(r.varint())
+	ev.TS = r.varint()
+	return seq, ev, r.done()
+}
+
+func appendUser(b []byte, u *expUser) []byte {
+	b = append(b, recordV1)
+	b = appendString(b, u.Session)
+	for _, x := range []int64{u.Sessions, u.Last, u.Impressions, u.Clicked, u.Clicks, u.Novel} {
+		b = binary.AppendVarint(b, x)
+	}
+	return appendFloats(b, []float64{u.Pre})
+}
+
+func readUser(b []byte) (expUser, error) {
+	r := &reader{b: b}
+	r.version()
+	u := expUser{Session: r.string()}
+	for _, x := range []*int64{&u.Sessions, &u.Last, &u.Impressions, &u.Clicked, &u.Clicks, &u.Novel} {
+		*x = r.varint()
+	}
+	if v := r.floats(); len(v) == 1 {
+		u.Pre = v[0]
+	} else {
+		r.fail("pre")
+	}
+	return u, r.done()
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// appendFloats writes a length, a width (2, 4 or 8 bytes: the narrowest
+// that holds every value exactly) and the values.
+func appendFloats(b []byte, xs []float64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(xs)))
+	if len(xs) == 0 {
+		return b
+	}
+	width := byte(2)
+	for _, x := range xs {
+		switch {
+		case float64(float32(x)) != x || math.IsNaN(x):
+			width = 8
+		case width == 2 && float64(half.To32(half.From(float32(x)))) != x:
+			width = 4
+		}
+		if width == 8 {
+			break
+		}
+	}
+	b = append(b, width)
+	for _, x := range xs {
+		switch width {
+		case 2:
+			b = binary.LittleEndian.AppendUint16(b, half.From(float32(x)))
+		case 4:
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(x)))
+		default:
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		}
+	}
+	return b
+}
+
+// reader decodes records; the first error sticks and later reads return
+// zero values, so decoders check once at the end.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("bad %s", what)
+	}
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		r.fail("length")
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) version() {
+	if v := r.take(1); r.err == nil && v[0] != recordV1 {
+		r.err = fmt.Errorf("record version %d, this build reads %d", v[0], recordV1)
+	}
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	x, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+// count reads a length of elements at least min bytes each, checked
+// against what is left so a damaged record cannot allocate much.
+func (r *reader) count(minBytes int) int {
+	if r.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(r.b)
+	if n <= 0 || x > uint64(len(r.b)/minBytes) {
+		r.fail("count")
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(x)
+}
+
+func (r *reader) string() string { return string(r.take(r.count(1))) }
+
+func (r *reader) floats() []float64 {
+	n := r.count(1)
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	w := r.take(1)
+	if r.err != nil || (w[0] != 2 && w[0] != 4 && w[0] != 8) {
+		r.fail("float width")
+		return nil
+	}
+	raw := r.take(n * int(w[0]))
+	if r.err != nil {
+		return nil
+	}
+	xs := make([]float64, n)
+	for i := range xs {
+		switch w[0] {
+		case 2:
+			xs[i] = float64(half.To32(binary.LittleEndian.Uint16(raw[2*i:])))
+		case 4:
+			xs[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
+		default:
+			xs[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	}
+	return xs
+}
+
+func (r *reader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes left over", len(r.b))
+	}
+	return r.err
+}

@@ -1,0 +1,288 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/recommend"
+)
+
+// image applies deltas the way features.Store.CommitState does, in memory.
+type image struct{ features.StateImage }
+
+func (im *image) apply(d *features.StateDelta) {
+	if im.Hashes == nil {
+		im.Hashes = map[string]map[string]string{}
+	}
+	im.Head = d.Head
+	for h, fs := range d.Put {
+		if im.Hashes[h] == nil {
+			im.Hashes[h] = map[string]string{}
+		}
+		for f, v := range fs {
+			im.Hashes[h][f] = string(v)
+		}
+	}
+	for h, fs := range d.Del {
+		for _, f := range fs {
+			delete(im.Hashes[h], f)
+		}
+	}
+}
+
+func (im *image) records() int {
+	n := 0
+	for _, fs := range im.Hashes {
+		n += len(fs)
+	}
+	return n
+}
+
+// commit takes c's delta into im.
+func commit(t testing.TB, c *Core, im *image) *features.StateDelta {
+	t.Helper()
+	d, err := c.StateDelta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.apply(d)
+	c.Committed()
+	return d
+}
+
+func checkpointBytes(t testing.TB, c *Core) []byte {
+	t.Helper()
+	b, err := c.EncodeCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStateDeltasRebuildTheCore checks that the records written commit by
+// commit describe the whole Core: restoring them gives a Core whose whole
+// checkpoint is byte for byte the original's, and which learns the same
+// from the same events (duplicates included).
+func TestStateDeltasRebuildTheCore(t *testing.T) {
+	cat := testCatalog(t, 300)
+	c := newTestCore(t, DefaultConfig(), cat)
+	c.TrackChanges()
+	var im image
+	s := genStream(cat.s, 6, 8, 5)
+	for i, imp := range s.imps {
+		c.Impression(imp)
+		if i%7 == 0 {
+			commit(t, c, &im)
+		}
+	}
+	for i, fb := range s.clicks[:len(s.clicks)-3] {
+		c.Feedback(fb)
+		if i%5 == 0 {
+			commit(t, c, &im)
+		}
+	}
+	a := itemIDs(cat.s, 10, 5)
+	c.Feedback(feedback("early", "r-future", "user-1", a[0], t0+100_000, events.FeedbackClick))
+	c.Impression(impression(cat.s, "r-next", "user-2", "s-1", t0+100_000, 2, a...))
+	// Late enough that decisions close and slates and ids leave the window.
+	c.Impression(impression(cat.s, "r-late", "user-3", "s-1", t0+40*60_000, 2, a...))
+	c.Feedback(feedback("early-2", "r-future-2", "user-1", a[0], t0+40*60_000+10, events.FeedbackClick))
+	commit(t, c, &im)
+	if slates, waiting, decisions, ids := c.Buffered(); slates == 0 || waiting == 0 || decisions == 0 || ids == 0 {
+		t.Fatalf("state too thin for the test: %d %d %d %d", slates, waiting, decisions, ids)
+	}
+
+	r, err := RestoreState(DefaultConfig(), &im.StateImage, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(checkpointBytes(t, c), checkpointBytes(t, r)) {
+		t.Fatal("the restored core differs from the original")
+	}
+	// A restored core knows its records are stored: nothing to rewrite.
+	d, err := r.StateDelta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Put)+len(d.Del) != 0 {
+		t.Fatalf("first delta after a restore writes %d hashes, deletes in %d", len(d.Put), len(d.Del))
+	}
+	more := genStream(cat.s, 4, 6, 77)
+	for _, core := range []*Core{c, r} {
+		for _, fb := range s.clicks {
+			core.Feedback(fb)
+		}
+		for _, imp := range more.imps {
+			imp.TS += 40 * 60_000
+			core.Impression(imp)
+		}
+	}
+	if !bytes.Equal(checkpointBytes(t, c), checkpointBytes(t, r)) {
+		t.Error("original and restored cores diverged on the same events")
+	}
+	// Their deltas agree too, and bring the image to the same state again.
+	commit(t, c, &im)
+	again, err := RestoreState(DefaultConfig(), &im.StateImage, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(checkpointBytes(t, c), checkpointBytes(t, again)) {
+		t.Error("the second restore differs")
+	}
+}
+
+// TestCommitSizeIndependentOfWindow fills the attribution window with 1,000
+// and with 20,000 impressions, then feeds both cores the same 300 events:
+// the commits that follow write the same records, of nearly the same size
+// (the head differs only in its counters).
+func TestCommitSizeIndependentOfWindow(t *testing.T) {
+	cat := testCatalog(t, 500)
+	var sizes, records []int
+	for _, fill := range []int{1000, 20_000} {
+		c := newTestCore(t, DefaultConfig(), cat)
+		c.TrackChanges()
+		var im image
+		// One impression per filler user: no decision of theirs closes
+		// while the new events come in.
+		for i := range fill {
+			rid := fmt.Sprintf("fill-%d", i)
+			c.Impression(impression(cat.s, rid, fmt.Sprintf("filler-%d", i), "s", t0+int64(i), 1, itemIDs(cat.s, i, 10)...))
+		}
+		c.Feedback(feedback("f-fill", "fill-0", "filler-0", "nothing-shown", t0+int64(fill), events.FeedbackClick))
+		commit(t, c, &im)
+		if got := len(im.Hashes[hashSlates]); got != fill {
+			t.Fatalf("%d slates stored, want %d", got, fill)
+		}
+		for i := range 100 {
+			rid := fmt.Sprintf("new-%d", i)
+			items := itemIDs(cat.s, 7*i, 10)
+			ts := t0 + 60_000 + int64(i)*10
+			c.Impression(impression(cat.s, rid, fmt.Sprintf("u-%d", i%10), "s", ts, 1, items...))
+			c.Feedback(feedback("f1-"+rid, rid, fmt.Sprintf("u-%d", i%10), items[1], ts+1, events.FeedbackClick))
+			c.Feedback(feedback("f2-"+rid, rid, fmt.Sprintf("u-%d", i%10), items[2], ts+2, events.FeedbackView))
+		}
+		n := c.Changes()
+		d := commit(t, c, &im)
+		sizes, records = append(sizes, d.Bytes()), append(records, n)
+		t.Logf("window %d: commit of %d records, %d bytes (head %d); %d records stored", fill, n, d.Bytes(), len(d.Head), im.records())
+	}
+	if records[0] != records[1] {
+		t.Errorf("records per commit %v depend on the window", records)
+	}
+	if diff := sizes[1] - sizes[0]; diff < -sizes[0]/50 || diff > sizes[0]/50 {
+		t.Errorf("commit bytes %v differ by more than 2%%", sizes)
+	}
+}
+
+// TestRestoreStateRejectsDamage checks a damaged record or head is an
+// error naming it, never a silently thinner state.
+func TestRestoreStateRejectsDamage(t *testing.T) {
+	cat := testCatalog(t, 300)
+	c := newTestCore(t, DefaultConfig(), cat)
+	c.TrackChanges()
+	buildState(t, c, cat)
+	var good image
+	commit(t, c, &good)
+	clone := func() *image {
+		im := &image{}
+		im.Head = bytes.Clone(good.Head)
+		im.Hashes = map[string]map[string]string{}
+		for h, fs := range good.Hashes {
+			im.Hashes[h] = map[string]string{}
+			for f, v := range fs {
+				im.Hashes[h][f] = v
+			}
+		}
+		return im
+	}
+	for _, h := range StateHashes {
+		if len(good.Hashes[h]) == 0 {
+			t.Fatalf("no %s records", h)
+		}
+		for _, cut := range []int{0, 1, 5} {
+			im := clone()
+			for f, v := range im.Hashes[h] {
+				im.Hashes[h][f] = v[:min(cut, len(v))]
+				break
+			}
+			if _, err := RestoreState(DefaultConfig(), &im.StateImage, cat); !errors.Is(err, ErrCheckpointCorrupt) {
+				t.Errorf("%s record cut to %d bytes: %v", h, cut, err)
+			}
+		}
+	}
+	im := clone()
+	im.Head[len(im.Head)-1] ^= 1
+	if _, err := RestoreState(DefaultConfig(), &im.StateImage, cat); !errors.Is(err, ErrCheckpointCorrupt) {
+		t.Errorf("flipped head: %v", err)
+	}
+	other := DefaultConfig()
+	other.Variant = "treatment"
+	if _, err := RestoreState(other, &clone().StateImage, cat); !errors.Is(err, ErrCheckpointVariant) {
+		t.Errorf("other variant: %v", err)
+	}
+	// A full checkpoint is not a head.
+	im = clone()
+	im.Head = checkpointBytes(t, c)
+	if _, err := RestoreState(DefaultConfig(), &im.StateImage, cat); !errors.Is(err, ErrCheckpointCorrupt) {
+		t.Errorf("whole checkpoint as head: %v", err)
+	}
+}
+
+// TestSchema2LearnsLikeSchema1 feeds one stream to two cores, its
+// impressions once as schema 1 and once through schema 2's encoding (float16
+// features and state, int8 taste): the rounding must not change what is
+// learned beyond it (the ranker's weights agree to 1%, the clicked items'
+// biases to a few percent).
+func TestSchema2LearnsLikeSchema1(t *testing.T) {
+	cat := testCatalog(t, 300)
+	s := genStream(cat.s, 30, 20, 13)
+	var cores [2]*Core
+	for i, schema := range []int{events.SchemaVersion, events.ImpressionSchema} {
+		c := newTestCore(t, DefaultConfig(), cat)
+		for _, imp := range s.imps {
+			imp.Schema = schema
+			b, err := json.Marshal(imp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err := events.DecodeImpression(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want(t, "impression", c.Impression(dec), Applied)
+		}
+		for _, fb := range s.clicks {
+			c.Feedback(fb)
+		}
+		cores[i] = c
+	}
+	m1, m2 := cores[0].Learner().Model(), cores[1].Learner().Model()
+	if cores[0].Counters() != cores[1].Counters() {
+		t.Fatalf("counters differ: %+v, %+v", cores[0].Counters(), cores[1].Counters())
+	}
+	prior := recommend.DefaultModel().Ranker.Theta
+	for j := range m1.Ranker.Theta {
+		d1, d2 := m1.Ranker.Theta[j]-prior[j], m2.Ranker.Theta[j]-prior[j]
+		if math.Abs(d1-d2) > 0.01*math.Abs(d1)+1e-9 {
+			t.Errorf("θ[%d] moved %g from schema 1, %g from schema 2", j, d1, d2)
+		}
+	}
+	// Item biases: the same up to the rounding's noise, which compounds
+	// over updates (a few percent per item; the whole vector agrees).
+	var dot, n1, n2, diff float64
+	for item := range s.clicked {
+		b1, b2 := float64(m1.ItemBias[item]), float64(m2.ItemBias[item])
+		dot, n1, n2, diff = dot+b1*b2, n1+b1*b1, n2+b2*b2, diff+(b1-b2)*(b1-b2)
+	}
+	corr, rel := dot/math.Sqrt(n1*n2), math.Sqrt(diff/n1)
+	t.Logf("item biases: correlation %.5f, RMS difference %.2f%% of their RMS", corr, 100*rel)
+	if corr < 0.995 || rel > 0.05 {
+		t.Errorf("item biases differ: correlation %.5f, RMS difference %.2f%%", corr, 100*rel)
+	}
+}
