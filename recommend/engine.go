@@ -34,9 +34,12 @@ type Model struct {
 	ItemEmb map[string][]float32 `json:"item_emb,omitempty"`
 }
 
-// embedding returns item i's embedding under the model.
+// embedding returns item i's embedding under the model. With a
+// collaborative model in the catalog, the catalog's (learned) embedding is
+// the item's representation and the policy model's own, learned in an
+// earlier space, does not apply (see Learner.SeedEmbeddings).
 func (m *Model) embedding(snap *catalog.Snapshot, i int32) []float32 {
-	if len(m.ItemEmb) > 0 {
+	if len(m.ItemEmb) > 0 && snap.LearnedVersion() == 0 {
 		if e, ok := m.ItemEmb[snap.Item(i).ID]; ok && len(e) == snap.Dim {
 			return e
 		}

@@ -53,3 +53,34 @@ func learnedSnapshot(tb testing.TB, n, nbrs int) *catalog.Snapshot {
 	}
 	return snap
 }
+
+// TestCollaborativeModelSupersedesLearnedEmbeddings checks the hand-over
+// of item representations: embeddings the learner moved on a catalog
+// without a collaborative model serve there, and are neither served nor
+// kept once the catalog has one.
+func TestCollaborativeModelSupersedesLearnedEmbeddings(t *testing.T) {
+	plain := sampleSnapshot(t, 1000)
+	learned := learnedSnapshot(t, 1000, 20)
+	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	item := plain.Item(0).ID
+	s := LoggedSlate{Taste: make([]float32, plain.Dim), Items: []LoggedItem{{ItemID: item}}}
+	l.SeedEmbeddings(plain, &s)
+	m := l.Model()
+	if len(m.ItemEmb) != 1 {
+		t.Fatalf("content catalog: %d learned embeddings seeded, want 1", len(m.ItemEmb))
+	}
+	moved := make([]float32, plain.Dim)
+	moved[0] = 1
+	m.ItemEmb[item] = moved
+	if got := m.embedding(plain, 0); &got[0] != &moved[0] {
+		t.Error("content catalog: the model's learned embedding is not served")
+	}
+	i, _ := learned.Index(item)
+	if got := m.embedding(learned, i); &got[0] == &moved[0] {
+		t.Error("collaborative catalog: a slate-learned embedding from another space is served")
+	}
+	l.SeedEmbeddings(learned, &s)
+	if got := l.Model().ItemEmb; len(got) != 0 {
+		t.Errorf("collaborative catalog: %d slate-learned embeddings kept", len(got))
+	}
+}
