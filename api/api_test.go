@@ -163,7 +163,7 @@ func TestRecommend(t *testing.T) {
 	}
 	var imp events.Impression
 	f.pub.last(t, events.TopicImpressions, &imp)
-	if imp.RequestID != r.RequestID || len(imp.Items) != len(r.Items) || imp.Schema != 1 || len(imp.Intent.State) == 0 || imp.UserID != "u1" {
+	if imp.RequestID != r.RequestID || len(imp.Items) != len(r.Items) || imp.Schema != events.ImpressionSchema || len(imp.Intent.State) == 0 || imp.UserID != "u1" {
 		t.Fatalf("impression %+v does not match response", imp)
 	}
 

@@ -174,7 +174,7 @@ func (s *Server) recommend(c *gin.Context) {
 	}
 	shown := make([]string, len(d.Items))
 	imp := events.Impression{
-		Schema: events.SchemaVersion, EventID: resp.RequestID, RequestID: resp.RequestID,
+		Schema: events.ImpressionSchema, EventID: resp.RequestID, RequestID: resp.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,
 		Degraded: degraded, TS: now.UnixMilli(),
 	}
