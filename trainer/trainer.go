@@ -101,8 +101,10 @@ type Stats struct {
 // writes a final checkpoint, the offsets are committed, the consumer leaves
 // the group, and Run returns nil.
 //
-// Run exactly one Trainer per variant: several members of one group would
-// each learn from part of the partitions. A Trainer claims the variant's
+// Run exactly one Trainer per variant, unless Config.Partitioned makes
+// them replicas that share the partitions and one model (replica.go).
+// Otherwise several members of one group would each learn from part of the
+// partitions; so a Trainer claims the variant's
 // state when it starts; one whose state another Trainer has claimed since
 // finds out at its next commit, which Redis refuses, and Run returns
 // ErrTakenOver without committing (its uncommitted events go to the new
