@@ -63,21 +63,7 @@ func benchThroughput(b *testing.B, schema int) {
 	b.Logf("%d impressions (%d bytes each), %d feedback (%d bytes each)", len(imps), len(imps[0][1]), len(fbs), len(fbs[0][1]))
 	for b.Loop() {
 		b.StopTimer()
-		brokers := kafkatest.Start(b)
-		client, prefix := redistest.New(b)
-		store := features.NewStore(client, features.Options{Prefix: prefix})
-		p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * n})
-		for _, m := range imps {
-			p.Publish(events.TopicImpressions, string(m[0]), m[1])
-		}
-		for _, m := range fbs {
-			p.Publish(events.TopicFeedback, string(m[0]), m[1])
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
-			b.Fatalf("produce: %v, %+v", err, p.Stats())
-		}
-		cancel()
+		brokers, store := produced(b, imps, fbs)
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
 		tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
@@ -117,6 +103,28 @@ func benchThroughput(b *testing.B, schema int) {
 			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.CheckpointRecords, st.Updates, st.Counters)
 		b.StartTimer()
 	}
+}
+
+// produced starts a cluster and a Redis store for one run and produces the
+// stream (keyed by user) into the cluster.
+func produced(b *testing.B, imps, fbs [][2][]byte) ([]string, *features.Store) {
+	b.Helper()
+	brokers := kafkatest.Start(b)
+	client, prefix := redistest.New(b)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * (len(imps) + len(fbs))})
+	for _, m := range imps {
+		p.Publish(events.TopicImpressions, string(m[0]), m[1])
+	}
+	for _, m := range fbs {
+		p.Publish(events.TopicFeedback, string(m[0]), m[1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
+		b.Fatalf("produce: %v, %+v", err, p.Stats())
+	}
+	return brokers, store
 }
 
 // BenchmarkCore measures the pure learning path (no Kafka, no JSON): one
@@ -377,21 +385,7 @@ func benchReplicas(b *testing.B, replicas int) {
 	imps, fbs := benchStream(b, cat.s, n, events.ImpressionSchema)
 	for b.Loop() {
 		b.StopTimer()
-		brokers := kafkatest.Start(b)
-		client, prefix := redistest.New(b)
-		store := features.NewStore(client, features.Options{Prefix: prefix})
-		p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * n})
-		for _, m := range imps {
-			p.Publish(events.TopicImpressions, string(m[0]), m[1])
-		}
-		for _, m := range fbs {
-			p.Publish(events.TopicFeedback, string(m[0]), m[1])
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
-			b.Fatalf("produce: %v, %+v", err, p.Stats())
-		}
-		cancel()
+		brokers, store := produced(b, imps, fbs)
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
 		cfg.Partitioned = true
