@@ -389,7 +389,7 @@ func benchReplicas(b *testing.B, replicas int) {
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
 		cfg.Partitioned = true
-		cfg.CommitInterval = 250 * time.Millisecond
+		cfg.CommitInterval = time.Second
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, replicas)
 		trs := make([]*Trainer, replicas)
