@@ -75,6 +75,43 @@ func (s *Store) stateKey(name, suffix string) string {
 	return s.prefix + "state:{" + name + "}:" + suffix
 }
 
+// partKey names a key of part's state within name's ("" = name's own
+// state); every part shares name's hash tag.
+func (s *Store) partKey(name, part, suffix string) string {
+	if part == "" {
+		return s.stateKey(name, suffix)
+	}
+	return s.stateKey(name, part+":"+suffix)
+}
+
+// writeDelta queues d's writes to part of name's state on p (inside a
+// MULTI/EXEC).
+func (s *Store) writeDelta(ctx context.Context, p redis.Pipeliner, name, part string, d *StateDelta) {
+	for hash, fs := range d.Put {
+		key := s.partKey(name, part, "h:"+hash)
+		args := make([]any, 0, 2*min(len(fs), stateBatch))
+		for f, v := range fs {
+			args = append(args, f, v)
+			if len(args) == 2*stateBatch {
+				p.HSet(ctx, key, args...)
+				args = args[:0]
+			}
+		}
+		if len(args) > 0 {
+			p.HSet(ctx, key, args...)
+		}
+	}
+	for hash, fs := range d.Del {
+		key := s.partKey(name, part, "h:"+hash)
+		for len(fs) > 0 {
+			n := min(len(fs), stateBatch)
+			p.HDel(ctx, key, fs[:n]...)
+			fs = fs[n:]
+		}
+	}
+	p.Set(ctx, s.partKey(name, part, "head"), d.Head, 0)
+}
+
 // stateBatch bounds the fields of one HSET, HDEL or HSCAN round trip.
 const stateBatch = 1000
 
@@ -89,27 +126,7 @@ func (s *Store) CommitState(ctx context.Context, name string, d *StateDelta) err
 		return fmt.Errorf("features: commit state %q: no head", name)
 	}
 	write := func(p redis.Pipeliner) error {
-		for hash, fs := range d.Put {
-			args := make([]any, 0, 2*min(len(fs), stateBatch))
-			for f, v := range fs {
-				args = append(args, f, v)
-				if len(args) == 2*stateBatch {
-					p.HSet(ctx, s.stateKey(name, "h:"+hash), args...)
-					args = args[:0]
-				}
-			}
-			if len(args) > 0 {
-				p.HSet(ctx, s.stateKey(name, "h:"+hash), args...)
-			}
-		}
-		for hash, fs := range d.Del {
-			for len(fs) > 0 {
-				n := min(len(fs), stateBatch)
-				p.HDel(ctx, s.stateKey(name, "h:"+hash), fs[:n]...)
-				fs = fs[n:]
-			}
-		}
-		p.Set(ctx, s.stateKey(name, "head"), d.Head, 0)
+		s.writeDelta(ctx, p, name, "", d)
 		return nil
 	}
 	var err error
@@ -176,14 +193,24 @@ func (s *Store) StateHead(ctx context.Context, name string) ([]byte, error) {
 // would mix states, so call it only while no one commits name (at start-up,
 // before consuming).
 func (s *Store) LoadState(ctx context.Context, name string, hashes ...string) (*StateImage, error) {
-	head, err := s.StateHead(ctx, name)
+	return s.LoadPart(ctx, name, "", hashes...)
+}
+
+// LoadPart is LoadState for one part of name's state (CommitParts); the
+// error wraps ErrNotFound when the part has no head. Call it right after
+// ClaimPart, so no one else commits the part while it is read.
+func (s *Store) LoadPart(ctx context.Context, name, part string, hashes ...string) (*StateImage, error) {
+	head, err := s.rdb.Get(ctx, s.partKey(name, part, "head")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("features: state %q %s: %w", name, part, ErrNotFound)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("features: load state %q %s: %w", name, part, err)
 	}
 	img := &StateImage{Head: head, Hashes: make(map[string]map[string]string, len(hashes))}
 	for _, h := range hashes {
 		m := map[string]string{}
-		it := s.rdb.HScan(ctx, s.stateKey(name, "h:"+h), 0, "", stateBatch).Iterator()
+		it := s.rdb.HScan(ctx, s.partKey(name, part, "h:"+h), 0, "", stateBatch).Iterator()
 		for it.Next(ctx) {
 			f := it.Val()
 			if !it.Next(ctx) {

@@ -63,21 +63,7 @@ func benchThroughput(b *testing.B, schema int) {
 	b.Logf("%d impressions (%d bytes each), %d feedback (%d bytes each)", len(imps), len(imps[0][1]), len(fbs), len(fbs[0][1]))
 	for b.Loop() {
 		b.StopTimer()
-		brokers := kafkatest.Start(b)
-		client, prefix := redistest.New(b)
-		store := features.NewStore(client, features.Options{Prefix: prefix})
-		p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * n})
-		for _, m := range imps {
-			p.Publish(events.TopicImpressions, string(m[0]), m[1])
-		}
-		for _, m := range fbs {
-			p.Publish(events.TopicFeedback, string(m[0]), m[1])
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
-			b.Fatalf("produce: %v, %+v", err, p.Stats())
-		}
-		cancel()
+		brokers, store := produced(b, imps, fbs)
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
 		tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
@@ -117,6 +103,28 @@ func benchThroughput(b *testing.B, schema int) {
 			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.CheckpointRecords, st.Updates, st.Counters)
 		b.StartTimer()
 	}
+}
+
+// produced starts a cluster and a Redis store for one run and produces the
+// stream (keyed by user) into the cluster.
+func produced(b *testing.B, imps, fbs [][2][]byte) ([]string, *features.Store) {
+	b.Helper()
+	brokers := kafkatest.Start(b)
+	client, prefix := redistest.New(b)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * (len(imps) + len(fbs))})
+	for _, m := range imps {
+		p.Publish(events.TopicImpressions, string(m[0]), m[1])
+	}
+	for _, m := range fbs {
+		p.Publish(events.TopicFeedback, string(m[0]), m[1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil || p.Stats().Published != uint64(len(imps)+len(fbs)) {
+		b.Fatalf("produce: %v, %+v", err, p.Stats())
+	}
+	return brokers, store
 }
 
 // BenchmarkCore measures the pure learning path (no Kafka, no JSON): one
@@ -355,4 +363,105 @@ func viaSchema2(b *testing.B, ev events.Impression) events.Impression {
 		b.Fatal(err)
 	}
 	return out
+}
+
+// BenchmarkReplicaThroughput runs one and two partitioned replicas
+// (Config.Partitioned) of a variant on the same schema-2 stream, produced
+// first (untimed). The timer covers starting the replicas until the stored
+// partitions account for every event; events/s-steady counts from the
+// moment every replica has handled events (the group's first rebalances
+// are then over) using the committed counts, so it is the rate of the
+// replicas sharing the work. The broker runs in the process; Redis is
+// REDIS_ADDR's (or miniredis). Run with -benchtime 1x.
+func BenchmarkReplicaThroughput(b *testing.B) {
+	for _, replicas := range []int{1, 2} {
+		b.Run(fmt.Sprintf("replicas%d", replicas), func(b *testing.B) { benchReplicas(b, replicas) })
+	}
+}
+
+func benchReplicas(b *testing.B, replicas int) {
+	const n = 100_000
+	cat := testCatalog(b, 3000)
+	imps, fbs := benchStream(b, cat.s, n, events.ImpressionSchema)
+	for b.Loop() {
+		b.StopTimer()
+		brokers, store := produced(b, imps, fbs)
+		cfg := DefaultConfig()
+		cfg.Brokers = brokers
+		cfg.Partitioned = true
+		cfg.CommitInterval = time.Second
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, replicas)
+		trs := make([]*Trainer, replicas)
+		for i := range trs {
+			tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			trs[i] = tr
+		}
+		handled := func() int64 {
+			var sum Counters
+			for part := range kafkatest.Partitions {
+				img, err := store.LoadPart(context.Background(), CheckpointName(DefaultVariant), partName(part))
+				if err != nil {
+					continue
+				}
+				if c, _, err := ReadCheckpointCounters(img.Head); err == nil {
+					sum = sum.plus(c)
+				}
+			}
+			return sum.Impressions + sum.Clicks + sum.FeedbackUnattributed + sum.FeedbackIgnored + sum.ImpressionsIgnored
+		}
+		active := func() bool {
+			for _, tr := range trs {
+				if st := tr.Stats(); st.Impressions+st.Clicks == 0 {
+					return false
+				}
+			}
+			return true
+		}
+		b.StartTimer()
+		start := time.Now()
+		for _, tr := range trs {
+			go func() { done <- tr.Run(runCtx) }()
+		}
+		var shared time.Time
+		var atShared int64
+		for total := int64(len(imps) + len(fbs)); ; {
+			h := handled()
+			if shared.IsZero() && active() {
+				shared, atShared = time.Now(), h
+			}
+			if h >= total {
+				break
+			}
+			if time.Since(start) > 90*time.Second {
+				for i, tr := range trs {
+					b.Logf("replica %d: %+v", i, tr.Stats())
+				}
+				b.Fatalf("handled %d of %d", h, total)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		elapsed, steady := time.Since(start), time.Since(shared)
+		b.StopTimer()
+		stop()
+		for range trs {
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(int64(n)-atShared)/steady.Seconds(), "events/s-steady")
+		var commits, publishes int64
+		for _, tr := range trs {
+			st := tr.Stats()
+			commits += st.Checkpoints
+			publishes += st.Publishes
+		}
+		b.Logf("%d replicas: %d events in %v; %d of them committed before every replica was working, the rest in %v; %d commits, %d publishes",
+			replicas, n, elapsed.Round(time.Millisecond), atShared, steady.Round(time.Millisecond), commits, publishes)
+		b.StartTimer()
+	}
 }

@@ -86,6 +86,15 @@ type Config struct {
 	CommitInterval time.Duration
 	// CheckpointTimeout bounds one checkpoint write (default 30s).
 	CheckpointTimeout time.Duration
+	// Partitioned makes the trainer one of several replicas of its variant
+	// sharing the consumer group: its join state is kept per Kafka
+	// partition, claimed by whichever replica is assigned the partition,
+	// and the replicas' model updates are summed into one shared model
+	// that each publishes after its commits (replica.go,
+	// docs/trainer-scale.md#scaling-out). The topics must have equal
+	// partition counts (partition N of both carries the same users).
+	// Off, one trainer owns the variant's whole state.
+	Partitioned bool
 	// SessionTimeout is the consumer group's session timeout (default
 	// 10s): after a crash, a restarted trainer waits this long for the
 	// dead member's partitions.

@@ -213,6 +213,11 @@ type Core struct {
 	// itemPending the changes of the delta not yet committed.
 	itemSums    map[string]uint64
 	itemPending []itemMark
+	// sharedModel marks a partition's Core of a partitioned trainer: its
+	// Learner is shared with the replica's other partitions, and the
+	// model's items are committed by the replica (replica.go), not in its
+	// records.
+	sharedModel bool
 }
 
 // NewCore returns a Core learning from start (recommend.DefaultModel() when

@@ -129,7 +129,13 @@ func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logge
 // counters start from a checkpoint's values after a restart; only growth
 // is added, so the series count what this process did.
 func (m *metrics) sync(c *Core) {
-	now := c.counters
+	m.syncCounters(c.counters)
+	m.drainRewards(c)
+}
+
+// syncCounters adds the growth of the counters now since the last call to
+// the series.
+func (m *metrics) syncCounters(now Counters) {
 	d := func(a, b int64) float64 { return float64(a - b) }
 	s := &m.synced
 	if now != *s {
@@ -149,6 +155,10 @@ func (m *metrics) sync(c *Core) {
 		add(m.updHigh, d(now.Decisions, s.Decisions))
 		*s = now
 	}
+}
+
+// drainRewards observes the rewards of the decisions c closed.
+func (m *metrics) drainRewards(c *Core) {
 	for _, r := range c.DrainRewards() {
 		m.reward.Observe(r)
 	}

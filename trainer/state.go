@@ -121,31 +121,8 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 		d.Put[hash][field] = v
 	}
 	c.itemPending = c.itemPending[:0]
-	m := c.l.Model()
-	visit := func(id string) {
-		b, hasB := m.ItemBias[id]
-		sum := itemHash(b, hasB, m.ItemEmb[id])
-		if old, ok := c.itemSums[id]; ok && old == sum {
-			return
-		}
-		put(hashItems, id, appendItem(nil, b, hasB, m.ItemEmb[id]))
-		c.itemPending = append(c.itemPending, itemMark{id: id, sum: sum})
-	}
-	for id := range m.ItemBias {
-		visit(id)
-	}
-	for id := range m.ItemEmb {
-		if _, ok := m.ItemBias[id]; !ok {
-			visit(id)
-		}
-	}
-	for id := range c.itemSums {
-		_, b := m.ItemBias[id]
-		_, e := m.ItemEmb[id]
-		if !b && !e {
-			d.Del[hashItems] = append(d.Del[hashItems], id)
-			c.itemPending = append(c.itemPending, itemMark{id: id, gone: true})
-		}
+	if !c.sharedModel {
+		c.itemsDelta(d, put)
 	}
 	for k := range c.changed {
 		switch k.kind {
@@ -176,6 +153,36 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 		}
 	}
 	return d, nil
+}
+
+// itemsDelta adds the model's changed items to d.
+func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v []byte)) {
+	m := c.l.Model()
+	visit := func(id string) {
+		b, hasB := m.ItemBias[id]
+		sum := itemHash(b, hasB, m.ItemEmb[id])
+		if old, ok := c.itemSums[id]; ok && old == sum {
+			return
+		}
+		put(hashItems, id, appendItem(nil, b, hasB, m.ItemEmb[id]))
+		c.itemPending = append(c.itemPending, itemMark{id: id, sum: sum})
+	}
+	for id := range m.ItemBias {
+		visit(id)
+	}
+	for id := range m.ItemEmb {
+		if _, ok := m.ItemBias[id]; !ok {
+			visit(id)
+		}
+	}
+	for id := range c.itemSums {
+		_, b := m.ItemBias[id]
+		_, e := m.ItemEmb[id]
+		if !b && !e {
+			d.Del[hashItems] = append(d.Del[hashItems], id)
+			c.itemPending = append(c.itemPending, itemMark{id: id, gone: true})
+		}
+	}
 }
 
 // Committed records that the last StateDelta is stored.
@@ -261,31 +268,28 @@ func (r *reader) float32s() []float32 {
 // restoreItems adds the items' records to m.
 func restoreItems(m *recommend.Model, recs map[string]string) error {
 	for id, v := range recs {
-		r := &reader{b: []byte(v)}
-		r.version()
-		flag := r.take(1)
-		var bias []byte
-		if r.err == nil && flag[0] == 1 {
-			bias = r.take(4)
-		}
-		emb := r.float32s()
-		if err := r.done(); err != nil {
+		p, err := readItem([]byte(v))
+		if err != nil {
 			return fmt.Errorf("%w: record %s[%q]: %w", ErrCheckpointCorrupt, hashItems, id, err)
 		}
-		if bias != nil {
-			if m.ItemBias == nil {
-				m.ItemBias = map[string]float32{}
-			}
-			m.ItemBias[id] = math.Float32frombits(binary.LittleEndian.Uint32(bias))
-		}
-		if emb != nil {
-			if m.ItemEmb == nil {
-				m.ItemEmb = map[string][]float32{}
-			}
-			m.ItemEmb[id] = emb
-		}
+		setItem(m, id, p)
 	}
 	return nil
+}
+
+// readItem decodes an item record (appendItem).
+func readItem(b []byte) (itemParams, error) {
+	r := &reader{b: b}
+	r.version()
+	flag := r.take(1)
+	var p itemParams
+	if r.err == nil && flag[0] == 1 {
+		if bias := r.take(4); bias != nil {
+			p.bias, p.hasBias = math.Float32frombits(binary.LittleEndian.Uint32(bias)), true
+		}
+	}
+	p.emb = r.float32s()
+	return p, r.done()
 }
 
 func (c *Core) waitingFB(rid, eventID string) *waitingFB {

@@ -33,6 +33,10 @@ type Store interface {
 	CommitState(ctx context.Context, name string, d *features.StateDelta) error
 	LoadState(ctx context.Context, name string, hashes ...string) (*features.StateImage, error)
 	LoadCheckpoint(ctx context.Context, name string) ([]byte, error)
+	// Partitioned state (Config.Partitioned).
+	ClaimPart(ctx context.Context, name, part string) (int64, error)
+	LoadPart(ctx context.Context, name, part string, hashes ...string) (*features.StateImage, error)
+	CommitParts(ctx context.Context, name string, parts []features.PartDelta, shared string, merge features.Merge) error
 	PutAggregates(ctx context.Context, exp, variant string, a experiment.Aggregates) error
 }
 
@@ -97,8 +101,10 @@ type Stats struct {
 // writes a final checkpoint, the offsets are committed, the consumer leaves
 // the group, and Run returns nil.
 //
-// Run exactly one Trainer per variant: several members of one group would
-// each learn from part of the partitions. A Trainer claims the variant's
+// Run exactly one Trainer per variant, unless Config.Partitioned makes
+// them replicas that share the partitions and one model (replica.go).
+// Otherwise several members of one group would each learn from part of the
+// partitions; so a Trainer claims the variant's
 // state when it starts; one whose state another Trainer has claimed since
 // finds out at its next commit, which Redis refuses, and Run returns
 // ErrTakenOver without committing (its uncommitted events go to the new
@@ -126,6 +132,14 @@ type Trainer struct {
 	lastPublish   time.Time
 	publishFailed bool
 	publishTook   time.Duration
+
+	// rep is the partitioned trainer's state (Config.Partitioned; set on
+	// Run's goroutine under mu); lost is set when a commit found one of
+	// its partitions claimed by another replica, and fatal when Run must
+	// stop with an error.
+	rep   *replica
+	lost  bool
+	fatal error
 
 	publishes, checkpoints atomic.Int64
 	ckptBytes, snapBytes   atomic.Int64
@@ -183,6 +197,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	}
 	ctx, t.stop = context.WithCancel(ctx)
 	defer t.stop()
+	if t.cfg.Partitioned {
+		return t.runReplica(ctx)
+	}
 	core, err := t.restore(ctx)
 	if err != nil {
 		return err
@@ -199,33 +216,11 @@ func (t *Trainer) Run(ctx context.Context) error {
 	t.runCtx = ctx
 	t.lastPublish = time.Now()
 
-	dl := t.deps.DeadLetter
-	if dl == nil {
-		dl = events.NewProducer(t.cfg.Brokers, events.ProducerOptions{Security: t.cfg.Security, Registerer: t.deps.Registerer, Logger: t.deps.Logger, Buffer: 1000})
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := dl.Close(cctx); err != nil {
-				t.log.Warn("trainer: dead-letter producer close", "err", err)
-			}
-		}()
-	}
-	consumer, err := events.NewConsumer(events.ConsumerOptions{
-		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
-		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
-		DeadLetter: dl,
-		// Commits (and so checkpoints) by time only: each writes the head
-		// and scans the model's items, worth doing for an interval's
-		// events, not for every few hundred.
-		CommitEvery:    1 << 30,
-		CommitInterval: t.cfg.CommitInterval,
-		SessionTimeout: t.cfg.SessionTimeout,
-		BeforeCommit:   t.beforeCommit,
-		Registerer:     t.deps.Registerer,
-		Logger:         t.deps.Logger,
-	})
+	dl, closeDL := t.deadLetter()
+	defer closeDL(ctx)
+	consumer, err := t.newConsumer(dl)
 	if err != nil {
-		return fmt.Errorf("trainer: %w", err)
+		return err
 	}
 	t.log.Info("trainer consuming", "group", t.cfg.GroupID, "model_version", core.Version(),
 		"updates", core.Updates(), "counters", core.Counters(), "window", t.cfg.Window.String(),
@@ -243,6 +238,44 @@ func (t *Trainer) Run(ctx context.Context) error {
 		return fmt.Errorf("trainer: %w", runErr)
 	}
 	return nil
+}
+
+// deadLetter returns Deps.DeadLetter, or a producer of the trainer's own
+// and the function that closes it.
+func (t *Trainer) deadLetter() (*events.Producer, func(context.Context)) {
+	if t.deps.DeadLetter != nil {
+		return t.deps.DeadLetter, func(context.Context) {}
+	}
+	dl := events.NewProducer(t.cfg.Brokers, events.ProducerOptions{Security: t.cfg.Security, Registerer: t.deps.Registerer, Logger: t.deps.Logger, Buffer: 1000})
+	return dl, func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := dl.Close(cctx); err != nil {
+			t.log.Warn("trainer: dead-letter producer close", "err", err)
+		}
+	}
+}
+
+// newConsumer prepares the trainer's group consumer.
+func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
+	consumer, err := events.NewConsumer(events.ConsumerOptions{
+		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
+		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
+		DeadLetter: dl,
+		// Commits (and so checkpoints) by time only: each writes the head
+		// and scans the model's items, worth doing for an interval's
+		// events, not for every few hundred.
+		CommitEvery:    1 << 30,
+		CommitInterval: t.cfg.CommitInterval,
+		SessionTimeout: t.cfg.SessionTimeout,
+		BeforeCommit:   t.beforeCommit,
+		Registerer:     t.deps.Registerer,
+		Logger:         t.deps.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	return consumer, nil
 }
 
 // restore loads the checkpoint and the version of the last published
@@ -369,13 +402,25 @@ func (t *Trainer) handle(ctx context.Context, m kafka.Message) error {
 	if t.deps.Catalog.Current() == nil {
 		return ErrNoCatalog
 	}
+	core := t.core
+	if t.rep != nil {
+		if core, err = t.partCore(ctx, m.Partition); err != nil {
+			return err
+		}
+	}
 	t.mu.Lock()
 	if m.Topic == events.TopicImpressions {
-		t.core.Impression(imp)
+		core.Impression(imp)
 	} else {
-		t.core.Feedback(fb)
+		core.Feedback(fb)
 	}
 	t.mu.Unlock()
+	if t.rep != nil {
+		// Snapshots are published after commits (commitReplica).
+		t.m.syncCounters(t.rep.counters())
+		t.m.drainRewards(core)
+		return nil
+	}
 	t.m.sync(t.core)
 	if now := time.Now(); t.publishDue(now) {
 		t.publish(ctx, now)
@@ -448,6 +493,9 @@ func (t *Trainer) beforeCommit(ctx context.Context) error {
 	if t.takenOver {
 		return ErrTakenOver
 	}
+	if t.rep != nil {
+		return t.commitReplica(ctx)
+	}
 	now := time.Now()
 	final := t.runCtx.Err() != nil
 	if (final && t.core.SincePublish() > 0) || t.publishDue(now) {
@@ -506,6 +554,10 @@ func (t *Trainer) Stats() Stats {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.rep != nil {
+		t.rep.stats(&st)
+		return st
+	}
 	if t.core == nil {
 		return st
 	}

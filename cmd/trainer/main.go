@@ -60,6 +60,7 @@ type config struct {
 	reward      recommend.RewardWeights
 	metricsAddr string
 	updater     bool
+	partitioned bool
 	collabRefit time.Duration
 	// redisConn and kafkaConn are the connection settings of
 	// internal/backend (credentials, TLS, Sentinel, SASL). Pointers, so
@@ -88,6 +89,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.publish, "publish-every", d.PublishEvery, "publish a model snapshot at least this often while learning")
 	fs.IntVar(&c.publishN, "publish-updates", d.PublishUpdates, "publish a model snapshot after this many updates")
 	fs.DurationVar(&c.commit, "commit-interval", d.CommitInterval, "checkpoint the trainer state and commit offsets this often (bounds redelivery after a crash)")
+	fs.BoolVar(&c.partitioned, "partitioned", envflag.Bool("NOVAREC_TRAINER_PARTITIONED", false), "run as one of several replicas of each variant's learner: state per partition, model updates summed into one shared model (every replica of a variant must set it; docs/trainer-scale.md#scaling-out) (env NOVAREC_TRAINER_PARTITIONED)")
 	fs.DurationVar(&c.session, "session-timeout", d.SessionTimeout, "consumer-group session timeout: how long a restarted trainer waits for a crashed one's partitions")
 	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
@@ -337,6 +339,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tcfg.PublishUpdates = cfg.publishN
 	tcfg.CommitInterval = cfg.commit
 	tcfg.SessionTimeout = cfg.session
+	tcfg.Partitioned = cfg.partitioned
 	tcfg.Learner.Reward = cfg.reward
 	tcfgs := []trainer.Config{tcfg}
 	if cfg.experiments != "" {

@@ -1,0 +1,206 @@
+package trainer
+
+import (
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/recommend"
+)
+
+// Combining the replicas' models (docs/trainer-scale.md#scaling-out). Each
+// replica learns on a local copy of the variant's model and, at every
+// commit, adds what it learned since it last read the shared model —
+// local − base — to the shared model as stored: global + (local − base).
+// Summing keeps every update's full step (averaging n replicas would divide
+// each by n), and since local − base is exactly the replica's own updates
+// however stale its base, the shared model is the sum of every replica's
+// updates whatever the interleaving. Two parameters are not plain sums:
+//
+//   - the critic's recursive least-squares fit (intent.Policy Q, QP) is
+//     combined in information form — precision A = P⁻¹ and b = A·w add —
+//     which is exact for least squares (summing P itself turns negative
+//     once each replica has shrunk it by more than half);
+//   - a learned item embedding is a unit vector: the summed one is scaled
+//     back to unit length, as the learner does after each step.
+
+// criticPrior mirrors intent's initial critic matrix (criticPrior·I per
+// level), the base of a replica that started before the critic had been
+// fitted (Q, QP nil until the first decision).
+const criticPrior = 10
+
+// mergeDense returns the dense part (intent policy, ranker) of
+// global + (local − base), without items; the inputs are not changed.
+func mergeDense(global, base, local *recommend.Model) *recommend.Model {
+	out := &recommend.Model{Version: global.Version, Intent: global.Intent.Clone(), Ranker: global.Ranker}
+	g, b, l := out.Intent, base.Intent, local.Intent
+	for _, f := range []struct{ g, b, l []float64 }{{g.T, b.T, l.T}, {g.B, b.B, l.B}, {g.V, b.V, l.V}} {
+		addDiff(f.g, f.b, f.l)
+	}
+	g.Kappa += l.Kappa - b.Kappa
+	mergeCritic(g, b, l)
+	for i := range out.Ranker.Theta {
+		out.Ranker.Theta[i] += local.Ranker.Theta[i] - base.Ranker.Theta[i]
+	}
+	out.Ranker.Temperature += local.Ranker.Temperature - base.Ranker.Temperature
+	return out
+}
+
+// addDiff adds l − b to g element by element (over their common length).
+func addDiff(g, b, l []float64) {
+	for i := range min(len(g), len(b), len(l)) {
+		g[i] += l[i] - b[i]
+	}
+}
+
+// mergeCritic combines the critic fits in information form, level by
+// level.
+func mergeCritic(g, b, l *intent.Policy) {
+	const n = intent.Dim + 1
+	k := len(l.Q) / n
+	if k == 0 || slices.Equal(l.Q, b.Q) && slices.Equal(l.QP, b.QP) {
+		return // the replica did not fit the critic
+	}
+	if len(g.Q) == 0 { // the first fit anywhere: the replica's
+		g.Q, g.QP = slices.Clone(l.Q), slices.Clone(l.QP)
+		return
+	}
+	if len(g.Q) != len(l.Q) || len(b.Q) != 0 && len(b.Q) != len(l.Q) {
+		return // different level counts: cannot happen within one variant
+	}
+	for z := range k {
+		info := func(p *intent.Policy) (*mat.Dense, *mat.VecDense, bool) {
+			if len(p.Q) == 0 { // the prior: A = I/criticPrior, w = 0
+				a := mat.NewDense(n, n, nil)
+				for i := range n {
+					a.Set(i, i, 1/criticPrior)
+				}
+				return a, mat.NewVecDense(n, nil), true
+			}
+			var a mat.Dense
+			if err := a.Inverse(mat.NewDense(n, n, slices.Clone(p.QP[z*n*n:(z+1)*n*n]))); err != nil {
+				return nil, nil, false
+			}
+			var bv mat.VecDense
+			bv.MulVec(&a, mat.NewVecDense(n, slices.Clone(p.Q[z*n:(z+1)*n])))
+			return &a, &bv, true
+		}
+		ag, bg, ok1 := info(g)
+		ab, bb, ok2 := info(b)
+		al, bl, ok3 := info(l)
+		if !ok1 || !ok2 || !ok3 {
+			continue // a singular fit: keep the shared one for this level
+		}
+		ag.Add(ag, al)
+		ag.Sub(ag, ab)
+		bg.AddVec(bg, bl)
+		bg.SubVec(bg, bb)
+		var p mat.Dense
+		if err := p.Inverse(ag); err != nil {
+			continue
+		}
+		var w mat.VecDense
+		w.MulVec(&p, bg)
+		ok := true
+		for i := range n {
+			ok = ok && finite(w.AtVec(i))
+			for j := range n {
+				ok = ok && finite(p.At(i, j))
+			}
+		}
+		if !ok {
+			continue
+		}
+		for i := range n {
+			g.Q[z*n+i] = w.AtVec(i)
+			for j := range n {
+				// Symmetrised: inversion leaves rounding asymmetry.
+				g.QP[z*n*n+i*n+j] = (p.At(i, j) + p.At(j, i)) / 2
+			}
+		}
+	}
+}
+
+// itemParams are one item's learned parameters.
+type itemParams struct {
+	bias    float32
+	hasBias bool
+	emb     []float32
+}
+
+func itemOf(m *recommend.Model, id string) itemParams {
+	b, ok := m.ItemBias[id]
+	return itemParams{bias: b, hasBias: ok, emb: m.ItemEmb[id]}
+}
+
+// changedItems lists the items whose parameters differ between base and
+// local.
+func changedItems(base, local *recommend.Model) []string {
+	var ids []string
+	for id, b := range local.ItemBias {
+		if ob, ok := base.ItemBias[id]; !ok || ob != b || !slices.Equal(base.ItemEmb[id], local.ItemEmb[id]) {
+			ids = append(ids, id)
+		}
+	}
+	for id, e := range local.ItemEmb {
+		if _, ok := local.ItemBias[id]; !ok && !slices.Equal(base.ItemEmb[id], e) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// mergeItem returns g + (l − b) for one item. seed is the embedding an
+// item starts from when it has none (the catalog's: the learner seeds
+// from it), nil when unknown.
+func mergeItem(g, b, l itemParams, seed []float32) itemParams {
+	out := itemParams{bias: g.bias + (l.bias - b.bias), hasBias: g.hasBias || l.hasBias}
+	switch {
+	case l.emb == nil:
+		out.emb = g.emb
+	case b.emb == nil && seed == nil, len(g.emb) != len(l.emb) && g.emb != nil:
+		out.emb = slices.Clone(l.emb)
+	default:
+		from, gb := b.emb, g.emb
+		if from == nil {
+			from = seed
+		}
+		if gb == nil {
+			gb = seed
+		}
+		if len(from) != len(l.emb) || len(gb) != len(l.emb) {
+			out.emb = slices.Clone(l.emb)
+			break
+		}
+		out.emb = make([]float32, len(l.emb))
+		var norm float64
+		for i := range out.emb {
+			out.emb[i] = gb[i] + (l.emb[i] - from[i])
+			norm += float64(out.emb[i]) * float64(out.emb[i])
+		}
+		if norm = math.Sqrt(norm); norm > 0 {
+			for i := range out.emb {
+				out.emb[i] = float32(float64(out.emb[i]) / norm)
+			}
+		}
+	}
+	return out
+}
+
+// setItem stores p as id's parameters in m.
+func setItem(m *recommend.Model, id string, p itemParams) {
+	if p.hasBias {
+		if m.ItemBias == nil {
+			m.ItemBias = map[string]float32{}
+		}
+		m.ItemBias[id] = p.bias
+	}
+	if p.emb != nil {
+		if m.ItemEmb == nil {
+			m.ItemEmb = map[string][]float32{}
+		}
+		m.ItemEmb[id] = p.emb
+	}
+}

@@ -1,0 +1,229 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
+)
+
+// TestMergeSumsReplicaUpdates checks the combination rule: two replicas
+// learn from one base on different clicks, and merging both into the
+// shared model, in either order, adds both replicas' steps.
+func TestMergeSumsReplicaUpdates(t *testing.T) {
+	cat := testCatalog(t, 200)
+	s := genStream(cat.s, 20, 8, 5)
+	cfg := DefaultConfig()
+	base := recommend.DefaultModel()
+	learn := func(users map[string]bool) *recommend.Model {
+		c, err := NewCore(cfg, base, cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range s.imps {
+			if users[imp.UserID] {
+				c.Impression(imp)
+			}
+		}
+		for _, fb := range s.clicks {
+			if users[fb.UserID] {
+				c.Feedback(fb)
+			}
+		}
+		return c.Learner().Model()
+	}
+	even, odd := map[string]bool{}, map[string]bool{}
+	for u := range 20 {
+		if u%2 == 0 {
+			even[fmt.Sprintf("user-%d", u)] = true
+		} else {
+			odd[fmt.Sprintf("user-%d", u)] = true
+		}
+	}
+	a, b := learn(even), learn(odd)
+	seed := func(id string) []float32 {
+		i, _ := cat.s.Index(id)
+		return cat.s.Embedding(i)
+	}
+	merge := func(first, second *recommend.Model) *recommend.Model {
+		g := &recommend.Model{Version: "merged", Intent: base.Intent.Clone(), Ranker: base.Ranker}
+		for _, l := range []*recommend.Model{first, second} {
+			items := changedItems(base, l)
+			next := mergeDense(g, base, l)
+			next.ItemBias, next.ItemEmb = g.ItemBias, g.ItemEmb
+			for _, id := range items {
+				setItem(next, id, mergeItem(itemOf(g, id), itemOf(base, id), itemOf(l, id), seed(id)))
+			}
+			g = next
+		}
+		return g
+	}
+	ab, ba := merge(a, b), merge(b, a)
+	for i := range base.Ranker.Theta {
+		want := base.Ranker.Theta[i] + (a.Ranker.Theta[i] - base.Ranker.Theta[i]) + (b.Ranker.Theta[i] - base.Ranker.Theta[i])
+		if math.Abs(ab.Ranker.Theta[i]-want) > 1e-12 || math.Abs(ba.Ranker.Theta[i]-want) > 1e-12 {
+			t.Errorf("theta[%d] = %v / %v, want %v", i, ab.Ranker.Theta[i], ba.Ranker.Theta[i], want)
+		}
+	}
+	if len(ab.ItemBias) == 0 || len(ab.ItemBias) < max(len(a.ItemBias), len(b.ItemBias)) {
+		t.Fatalf("merged %d item biases from %d and %d", len(ab.ItemBias), len(a.ItemBias), len(b.ItemBias))
+	}
+	for id, x := range ab.ItemBias {
+		if want := a.ItemBias[id] + b.ItemBias[id]; math.Abs(float64(x-want)) > 1e-5 || math.Abs(float64(ba.ItemBias[id]-want)) > 1e-5 {
+			t.Errorf("bias of %s = %v / %v, want %v", id, x, ba.ItemBias[id], want)
+		}
+	}
+	for id, e := range ab.ItemEmb {
+		var n float64
+		for _, x := range e {
+			n += float64(x) * float64(x)
+		}
+		if math.Abs(n-1) > 1e-4 {
+			t.Errorf("merged embedding of %s has norm² %v", id, n)
+		}
+	}
+	if err := ab.Validate(); err != nil {
+		t.Errorf("merged model: %v", err)
+	}
+	if len(a.Intent.Q) > 0 && len(b.Intent.Q) > 0 {
+		for i, q := range ab.Intent.Q {
+			if math.Abs(q-ba.Intent.Q[i]) > 1e-9 {
+				t.Fatalf("critic weight %d: %v merged one way, %v the other", i, q, ba.Intent.Q[i])
+			}
+		}
+	} else {
+		t.Error("the replicas fitted no critic: the information-form merge is untested")
+	}
+}
+
+// crashStore refuses every commit once crashed, as a dead process would
+// make none: what the replica applied since its last commit is lost with
+// it.
+type crashStore struct {
+	*features.Store
+	crashed atomic.Bool
+}
+
+func (c *crashStore) CommitParts(ctx context.Context, name string, parts []features.PartDelta, shared string, merge features.Merge) error {
+	if c.crashed.Load() {
+		return errors.New("crashed")
+	}
+	return c.Store.CommitParts(ctx, name, parts, shared, merge)
+}
+
+// storedParts sums the counters of the variant's stored partitions.
+func storedParts(t *testing.T, store *features.Store) Counters {
+	t.Helper()
+	var sum Counters
+	for p := range kafkatest.Partitions {
+		img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), partName(p))
+		if errors.Is(err, features.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := ReadCheckpointCounters(img.Head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum = sum.plus(c)
+	}
+	return sum
+}
+
+// TestReplicasShareTheWorkAndSurviveACrash runs two replicas of one
+// variant in one consumer group over the 3-partition cluster. Both learn
+// (each from its partitions); then one crashes mid-stream — its commits
+// stop, what it applies after is lost — and the other takes its
+// partitions over. Every impression and click ends up applied exactly
+// once in the stored partitions, the shared model counts exactly their
+// updates, and the published snapshot is the shared model.
+func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	crashing := &crashStore{Store: store}
+	cat := testCatalog(t, 300)
+	s := genStream(cat.s, 60, 10, 23)
+	p := newTestProducer(t, brokers)
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.Partitioned = true
+	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second
+	a, stopA := runTrainer(t, cfg, Deps{Store: crashing, Catalog: cat, Logger: testLogger()})
+	b, stopB := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	// A trickle of impressions until both replicas have partitions (the
+	// group rebalances as the second joins, and may again as the first
+	// replica finds a partition taken and rejoins).
+	sent := 0
+	for sent < len(s.imps)/2 && (a.Stats().Impressions == 0 || b.Stats().Impressions == 0) {
+		for _, imp := range s.imps[sent : sent+5] {
+			publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+		}
+		sent += 5
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a.Stats().Impressions == 0 || b.Stats().Impressions == 0 {
+		t.Fatalf("after %d impressions, one replica still has none: %+v, %+v", sent, a.Stats().Counters, b.Stats().Counters)
+	}
+	waitUntil(t, time.Minute, "the replicas to commit what was sent", func() bool {
+		return storedParts(t, store).Impressions == int64(sent)
+	})
+	crashing.crashed.Store(true)
+	before := a.Stats()
+	for _, imp := range s.imps[sent:] {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	for _, fb := range s.clicks {
+		publishJSON(t, p, events.TopicFeedback, fb.UserID, fb)
+	}
+	waitUntil(t, time.Minute, "the crashing replica to apply events it cannot commit", func() bool {
+		st := a.Stats()
+		return st.Impressions > before.Impressions && st.Clicks > 0
+	})
+	lost := a.Stats()
+	_ = stopA() // its final commit fails too
+	waitUntil(t, 2*time.Minute, "the other replica to apply everything", func() bool {
+		c := storedParts(t, store)
+		return c.Impressions == int64(len(s.imps)) && c.Clicks == int64(len(s.clicks))
+	})
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	got := storedParts(t, store)
+	if got.Impressions != int64(len(s.imps)) || got.Clicks != int64(len(s.clicks)) {
+		t.Errorf("stored counters %+v, want %d impressions and %d clicks", got, len(s.imps), len(s.clicks))
+	}
+	shared, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, meta, err := recommend.DecodeModel(shared.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Updates != got.Clicks+got.Decisions {
+		t.Errorf("the shared model counts %d updates; the partitions applied %d clicks and %d decisions", meta.Updates, got.Clicks, got.Decisions)
+	}
+	pub, err := store.GetModel(t.Context(), DefaultVariant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, pmeta, err := recommend.DecodeModel(pub)
+	if err != nil || pm.Version != m.Version || pmeta.Updates != meta.Updates {
+		t.Errorf("published %s with %d updates (%v), shared model %s with %d", pm.Version, pmeta.Updates, err, m.Version, meta.Updates)
+	}
+	t.Logf("replica A had applied %d impressions and %d clicks when it was killed (%d impressions when its commits stopped); the shared model is %s with %d updates",
+		lost.Impressions, lost.Clicks, before.Impressions, m.Version, meta.Updates)
+}
