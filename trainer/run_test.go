@@ -390,8 +390,8 @@ func TestRunMigratesWholeCheckpoint(t *testing.T) {
 	}
 }
 
-// gatedStore holds a trainer's commits while hold says so, until release
-// is closed.
+// gatedStore holds a trainer's commits of applied events while hold says
+// so, until release is closed.
 type gatedStore struct {
 	*features.Store
 	hold    atomic.Value // func() bool
@@ -400,7 +400,9 @@ type gatedStore struct {
 }
 
 func (g *gatedStore) CommitState(ctx context.Context, name string, d *features.StateDelta) error {
-	if h, _ := g.hold.Load().(func() bool); h != nil && h() {
+	// Only commits that carry applied events are held: an idle trainer's
+	// head-only commit, held, would stop it from applying anything more.
+	if h, _ := g.hold.Load().(func() bool); h != nil && h() && (len(d.Put) > 0 || len(d.Del) > 0) {
 		g.held.Store(true)
 		<-g.release
 	}
