@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -144,12 +146,20 @@ func (s *Store) CommitParts(ctx context.Context, name string, parts []PartDelta,
 		return err
 	}
 	var err error
-	for range maxMergeAttempts {
+	for attempt := range maxMergeAttempts {
 		// A failed EXEC means a watched key changed: the shared head
 		// (another writer's commit: merge again) or an epoch (the next
 		// attempt's check refuses).
 		if err = s.rdb.Watch(ctx, txn, watch...); !errors.Is(err, redis.TxFailedErr) {
 			break
+		}
+		// Writers that collided back off by a random, growing pause, so
+		// two of them committing in lockstep do not collide again.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("features: commit parts %q: %w", name, ctx.Err())
+		case <-time.After(pause):
 		}
 	}
 	if err != nil {
