@@ -302,16 +302,17 @@ func TestLimiterHoldsRate(t *testing.T) {
 }
 
 // TestLimiterConcurrentBurst fires a bounded burst from several goroutines
-// on the real clock: the admitted count stays between the bucket's burst
-// and what its rate allows over the time the burst took, whatever that was.
+// at one instant (a frozen clock, so nothing refills): exactly the bucket's
+// burst is admitted and every other request is refused, whatever the
+// interleaving.
 func TestLimiterConcurrentBurst(t *testing.T) {
 	key, k := Generate("burst", Recommend)
-	f := newFixture(t, Options{Limits: Limits{Recommend: {100, 50}}, Now: time.Now}, k)
+	now := time.Unix(1_800_000_000, 0)
+	f := newFixture(t, Options{Limits: Limits{Recommend: {100, 50}}, Now: func() time.Time { return now }}, k)
 	const workers, each = 8, 250
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[int]int{}
-	start := time.Now()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -325,12 +326,8 @@ func TestLimiterConcurrentBurst(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if counts[200]+counts[429] != workers*each {
-		t.Fatalf("answers %v", counts)
-	}
-	if hi := 50 + 100*elapsed.Seconds() + 1; counts[200] < 50 || float64(counts[200]) > hi {
-		t.Errorf("admitted %d of %d in %v; want between the burst 50 and %.0f", counts[200], workers*each, elapsed, hi)
+	if counts[200] != 50 || counts[429] != workers*each-50 {
+		t.Errorf("answers %v; want 50 admitted (the burst) and %d refused", counts, workers*each-50)
 	}
 }
 

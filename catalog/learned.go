@@ -10,7 +10,7 @@ import (
 )
 
 // Learned is what a collaborative model (package collab) adds to a catalog
-// snapshot: per learned item its evidence, embedding, topic and neighbours.
+// snapshot: per learned item its embedding, topic and neighbours.
 // It is plain data so that the catalog does not depend on how it was
 // learned. Rows are indexed like IDs.
 type Learned struct {
@@ -92,7 +92,6 @@ type learnedIndex struct {
 	nbrStart  []int32
 	nbr       []int32
 	nbrSim    []float32
-	evidence  []float32
 }
 
 // WithLearned returns a snapshot of the same items whose embeddings,
@@ -124,7 +123,7 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 			toCat[j] = i
 		}
 	}
-	lx := &learnedIndex{version: l.Version, topic: make([]int32, n), evidence: make([]float32, n), centroids: l.Centroids}
+	lx := &learnedIndex{version: l.Version, topic: make([]int32, n), centroids: l.Centroids}
 	for i := range lx.topic {
 		lx.topic[i] = -1
 	}
@@ -138,7 +137,6 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 			continue
 		}
 		learnedRow[i] = int32(j)
-		lx.evidence[i] = l.Count[j]
 		lx.topic[i] = l.Topic[j]
 		if !zero(l.Emb[j*d : (j+1)*d]) {
 			warm = append(warm, int32(j))
@@ -302,14 +300,6 @@ func (s *Snapshot) TopicSims(dst []float32, q []float32) []float32 {
 		return dst
 	}
 	return s.gemv(dst, s.learned.centroids, q)
-}
-
-// Evidence is the engagements the learned model counted for item i.
-func (s *Snapshot) Evidence(i int32) float32 {
-	if s.learned == nil {
-		return 0
-	}
-	return s.learned.evidence[i]
 }
 
 // Neighbors returns item i's learned neighbours and their similarities,

@@ -135,14 +135,6 @@ func (c *Counts) Items() int { return len(c.ids) }
 // Adds is the number of engagements counted.
 func (c *Counts) Adds() int64 { return c.adds }
 
-// Count returns the engagements counted for an item.
-func (c *Counts) Count(id string) float64 {
-	if i, ok := c.index[id]; ok {
-		return c.n[i]
-	}
-	return 0
-}
-
 func (c *Counts) intern(id string) int32 {
 	if i, ok := c.index[id]; ok {
 		return i

@@ -113,13 +113,6 @@ type Config struct {
 	// Seed seeds the policy's random draws (with its name), so a replay
 	// is deterministic for a given seed, policy and stream.
 	Seed uint64
-	// Collab configures the collaborative model learned from the stream's
-	// engagements (nil: collab.DefaultConfig()); it is refitted at
-	// every catalog rebuild and folded into the snapshot the policy sees,
-	// as the trainer publishes it to the service. NoCollab turns it off
-	// (the catalog's own embeddings and categories only).
-	Collab   *collab.Config
-	NoCollab bool
 	// Progress, if set, is called about every half per cent of the events
 	// and at the end with the events done and the total.
 	Progress func(done, total int)
@@ -321,12 +314,11 @@ type runner struct {
 	catT       time.Duration
 
 	// The collaborative model: counts fed by every engagement, refitted
-	// at each rebuild (nil with NoCollab).
+	// at each rebuild.
 	cf     *collab.Counts
 	model  *collab.Model
 	recent []string
 	fits   int
-	fitT   time.Duration
 }
 
 func newRunner(s *Stream, p Policy, cfg Config) (*runner, error) {
@@ -344,15 +336,12 @@ func newRunner(s *Stream, p Policy, cfg Config) (*runner, error) {
 		active:    make([]bool, len(s.Users)),
 		emb:       make([][]float32, len(s.Items)),
 	}
-	if !cfg.NoCollab {
-		cc := collab.DefaultConfig()
-		if cfg.Collab != nil {
-			cc = *cfg.Collab
-		}
-		var err error
-		if r.cf, err = collab.NewCounts(cc); err != nil {
-			return nil, fmt.Errorf("replay: %w", err)
-		}
+	// The collaborative model, learned from the stream's engagements,
+	// is refitted at every catalog rebuild and folded into the snapshot
+	// the policy sees, as the trainer publishes it to the service.
+	var err error
+	if r.cf, err = collab.NewCounts(collab.DefaultConfig()); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
 	}
 	return r, nil
 }
@@ -460,12 +449,12 @@ func (r *runner) step(i int) error {
 		o.Observe(st, fb)
 	}
 	r.recent = r.recent[:0]
-	if r.cf != nil && engaged {
+	if engaged {
 		for _, h := range st.History {
 			r.recent = append(r.recent, h.ItemID)
 		}
 	}
-	if obs := recommend.Observe(st, snap, fb, r.cfg.History); obs.Engaged && r.cf != nil {
+	if obs := recommend.Observe(st, snap, fb, r.cfg.History); obs.Engaged {
 		r.cf.Add(r.s.Items[e.Item].ID, r.recent)
 	}
 	if e.Consumption() {
@@ -624,14 +613,12 @@ func (r *runner) refresh() error {
 	if err != nil {
 		return fmt.Errorf("replay: build catalog: %w", err)
 	}
-	if r.cf != nil && r.cf.Adds() > 0 {
-		t := time.Now()
+	if r.cf.Adds() > 0 {
 		r.fits++
 		r.model = collab.Update(r.cf, r.model, uint64(r.fits))
 		if snap, err = snap.WithLearned(&r.model.Learned); err != nil {
 			return fmt.Errorf("replay: collaborative model: %w", err)
 		}
-		r.fitT += time.Since(t)
 	}
 	if snap.Len() != len(items) {
 		return fmt.Errorf("replay: catalog has duplicate item ids (%d items, %d distinct)", len(items), snap.Len())

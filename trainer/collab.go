@@ -197,9 +197,6 @@ func (l *CollabLearner) refit(ctx context.Context) error {
 	return nil
 }
 
-// Model returns the last published model (nil before the first).
-func (l *CollabLearner) Model() *collab.Model { return l.model }
-
 // CollabGroup is the consumer group of the collaborative learner.
 const CollabGroup = "novarec-collab"
 
