@@ -514,12 +514,29 @@ func (c *Consumer) Close() error {
 		c.mu.Unlock()
 		c.stop()
 		c.runWG.Wait()
-		if err := c.r.Close(); err != nil {
-			c.closeErr = fmt.Errorf("events: consumer close: %w", err)
+		// kafka-go's Reader.Close can block indefinitely while its group
+		// rebalances (segmentio/kafka-go#1248), which would hold a
+		// graceful stop hostage. Offsets are committed by now, so after
+		// readerCloseTimeout the reader is abandoned: its goroutine ends
+		// with the process, and the broker drops the member after the
+		// session timeout instead of at once.
+		done := make(chan error, 1)
+		go func() { done <- c.r.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				c.closeErr = fmt.Errorf("events: consumer close: %w", err)
+			}
+		case <-time.After(readerCloseTimeout):
+			c.closeErr = fmt.Errorf("events: consumer close: reader still closing after %v; abandoned (the group drops the member after its session timeout)", readerCloseTimeout)
+			c.log.Warn("consumer close timed out; abandoning the reader", "after", readerCloseTimeout.String())
 		}
 	})
 	return c.closeErr
 }
+
+// readerCloseTimeout bounds how long Close waits for the kafka-go reader.
+const readerCloseTimeout = 10 * time.Second
 
 type topicPartition struct {
 	topic     string

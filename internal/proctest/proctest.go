@@ -86,7 +86,15 @@ func (p *Process) Stop(t testing.TB, sig syscall.Signal) error {
 		p.done <- err // for Cleanup and later calls
 		return err
 	case <-time.After(time.Minute):
-		t.Fatalf("pid %d did not exit within a minute of %v", p.Cmd.Process.Pid, sig)
+		// SIGQUIT makes the Go runtime print every goroutine's stack to
+		// the child's log, which Cleanup prints: the hang's own evidence.
+		_ = p.Cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(10 * time.Second):
+		}
+		t.Fatalf("pid %d did not exit within a minute of %v (goroutine dump in its log)", p.Cmd.Process.Pid, sig)
 		return nil
 	}
 }
