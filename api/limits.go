@@ -76,8 +76,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open[host] >= l.max {
 			l.mu.Unlock()
-			_ = c.Close()
+			// Counted before the close, so whoever sees the connection
+			// closed also sees it counted.
 			l.rejected()
+			_ = c.Close()
 			continue
 		}
 		l.open[host]++

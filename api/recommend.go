@@ -184,7 +184,7 @@ func (s *Server) recommend(c *gin.Context) {
 		shown[i] = it.ItemID
 	}
 	if !degraded {
-		s.recordShown(ctx, req.UserID, req.SessionID, shown)
+		s.recordShown(ctx, req.UserID, req.SessionID, recommend.ShownRecord(shown))
 	}
 	if len(imp.Items) > 0 {
 		// Nothing shown (every candidate excluded), nothing to learn from:

@@ -72,7 +72,13 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			{ItemID: "b", TS: 2000},
 			{ItemID: "a", TS: -5, Novel: true},
 		},
-		Stats: recommend.Stats{Clicks: 7, NovelClicks: 3, FamiliarClicks: 4, Skips: 2, Sessions: 5, LastTS: 3000},
+		Stats: func() recommend.Stats {
+			st := recommend.Stats{Clicks: 7, NovelClicks: 3, FamiliarClicks: 4, Skips: 2, Sessions: 5, LastTS: 3000,
+				ModeSession: "s8", ModeEvidence: -1.25, ModeAccounted: 11}
+			st.Rho.Fold(2.5)
+			st.Rho.Fold(-0.75)
+			return st
+		}(),
 		Consumed: func() recommend.Filter {
 			var f recommend.Filter
 			for i := range 300 { // two slices
@@ -84,7 +90,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			ID: "s9", Start: 1000, Last: 3000, Clicks: 2, Skips: 1, NovelClicks: 1, NovelEWMA: 0.1 + 0.2,
 			ClickNovelty: 1.5, SkipNovelty: 1.0 / 3,
 			CategoryClicks: map[string]int64{"drama": 2, "sci fi:x": 1},
-			Shown:          []string{"q", "a", "x|y|z"},
+			Shown:          recommend.ShownRecord([]string{"q", "a", "x|y|z"}),
 		},
 	}
 	long := recommend.UserState{UserID: "u{2}"}
@@ -112,9 +118,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			slices.Sort(got.Session.Shown)
+			// Shown comes back oldest first, slate marks included.
 			want := tc.want
-			want.Session.Shown = slices.Sorted(slices.Values(want.Session.Shown))
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 			}
@@ -207,7 +212,9 @@ func TestApplyFeedbackSequence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantStats := recommend.Stats{Clicks: 3, NovelClicks: 1, FamiliarClicks: 2, Skips: 1, Sessions: 1, LastTS: 4000}
+			// No slate was recorded as shown, so no mode evidence: only
+			// the session it would belong to.
+			wantStats := recommend.Stats{Clicks: 3, NovelClicks: 1, FamiliarClicks: 2, Skips: 1, Sessions: 1, LastTS: 4000, ModeSession: "@1000"}
 			if st.Stats != wantStats {
 				t.Errorf("stats = %+v, want %+v", st.Stats, wantStats)
 			}
@@ -352,8 +359,8 @@ func TestRecordShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := slices.Compact(slices.Sorted(slices.Values(st.Session.Shown))); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Errorf("shown = %v", got)
+	if got := st.Session.Shown; !slices.Equal(got, []string{"a", "b", "b", "c"}) {
+		t.Errorf("shown = %v, want every record oldest first", got)
 	}
 	// The list is capped at ShownMax, newest kept.
 	many := make([]string, ShownMax+50)
@@ -808,4 +815,38 @@ func TestSubscribeDetectsDeadConnection(t *testing.T) {
 	recv(t, ch, "v2")
 	cancel()
 	waitClosed(t, ch)
+}
+
+// The feature updater reads what recsvc recorded as shown, so a click's
+// slate position and the items above it count as mode evidence.
+func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, Options{})
+	snap := testSnapshot(t)
+	ctx := t.Context()
+	if err := s.Save(ctx, recommend.UserState{UserID: "u", History: []recommend.Consumed{{ItemID: "d", TS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	slate := []string{"c", "a", "b", "e"}
+	if err := s.RecordShown(ctx, "u", "s", recommend.ShownRecord(slate)); err != nil {
+		t.Fatal(err)
+	}
+	fb := recommend.Feedback{UserID: "u", SessionID: "s", ItemID: "b", Type: recommend.Click, TS: 100}
+	if _, applied, err := s.ApplyFeedback(ctx, snap, "e1", fb); err != nil || !applied {
+		t.Fatalf("apply: %v %v", applied, err)
+	}
+	st, err := s.Load(ctx, "u", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same event applied in memory to the same state.
+	mirror := recommend.UserState{UserID: "u", History: []recommend.Consumed{{ItemID: "d", TS: 1}},
+		Session: recommend.Session{ID: "s", Shown: recommend.ShownRecord(slate)}}
+	recommend.Observe(&mirror, snap, fb, 0)
+	if st.Stats.ModeSession != "s" || st.Stats.ModeAccounted != 4 || st.Stats.ModeEvidence != mirror.Stats.ModeEvidence {
+		t.Fatalf("stored mode evidence %q/%d/%v, want s/4/%v", st.Stats.ModeSession, st.Stats.ModeAccounted, st.Stats.ModeEvidence, mirror.Stats.ModeEvidence)
+	}
+	if !slices.Equal(st.Session.Shown, recommend.ShownRecord(slate)) {
+		t.Fatalf("shown %q", st.Session.Shown)
+	}
 }

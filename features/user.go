@@ -2,15 +2,18 @@ package features
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -28,6 +31,12 @@ const (
 	fEWMA     = "ewma"
 	fClickNov = "cnov"
 	fSkipNov  = "snov"
+	// The intent posterior (recommend.Stats.Rho and the open session's
+	// mode evidence).
+	fRho      = "rho"
+	fModeSess = "msid"
+	fModeEv   = "mev"
+	fModeAcc  = "macc"
 	catField  = "c:"
 )
 
@@ -68,6 +77,8 @@ func (r userReads) state(userID, sessionID string) recommend.UserState {
 	st.Session.ID = sessionID
 	if r.shown != nil {
 		if v := r.shown.Val(); len(v) > 0 {
+			// The list is newest first (LPUSH); the state is oldest first.
+			slices.Reverse(v)
 			st.Session.Shown = v
 		}
 	}
@@ -183,7 +194,7 @@ func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.U
 		for i, id := range st.Session.Shown {
 			members[i] = id
 		}
-		p.RPush(ctx, shownKey, members...)
+		p.LPush(ctx, shownKey, members...) // newest first, as queueShown writes it
 		p.LTrim(ctx, shownKey, 0, ShownMax-1)
 		p.PExpire(ctx, shownKey, s.sessionTTL)
 	}
@@ -216,7 +227,9 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 		seen *redis.FloatCmd
 	)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		r = s.queueReads(ctx, p, fb.UserID, fb.SessionID, false)
+		// With what was shown in the session: the cascade reads skips
+		// from it (recommend.Observe).
+		r = s.queueReads(ctx, p, fb.UserID, fb.SessionID, true)
 		if eventID != "" {
 			seen = p.ZScore(ctx, evKey, eventID)
 		}
@@ -281,7 +294,36 @@ func statsFields(st recommend.Stats) []any {
 		fSkips, strconv.FormatInt(st.Skips, 10),
 		fSessions, strconv.FormatInt(st.Sessions, 10),
 		fLast, strconv.FormatInt(st.LastTS, 10),
+		fRho, encodeRho(&st.Rho),
+		fModeSess, st.ModeSession,
+		fModeEv, strconv.FormatFloat(st.ModeEvidence, 'g', -1, 64),
+		fModeAcc, strconv.Itoa(st.ModeAccounted),
 	}
+}
+
+// encodeRho packs the posterior as little-endian float32s.
+func encodeRho(r *intent.RhoPosterior) string {
+	b := make([]byte, 0, 4*len(r))
+	for _, v := range r {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return string(b)
+}
+
+// decodeRho unpacks encodeRho; anything malformed is the flat posterior
+// (the user's mode evidence starts again rather than failing a request).
+func decodeRho(s string) intent.RhoPosterior {
+	var r intent.RhoPosterior
+	if len(s) != 4*len(r) {
+		return r
+	}
+	for g := range r {
+		r[g] = math.Float32frombits(binary.LittleEndian.Uint32([]byte(s[4*g:])))
+	}
+	if !r.Valid() {
+		return intent.RhoPosterior{}
+	}
+	return r
 }
 
 // consumedCount is the number of items in the user's consumed filter.
@@ -296,6 +338,19 @@ func consumedCount(h map[string]string) int64 {
 func decodeStats(h map[string]string) recommend.Stats {
 	var st recommend.Stats
 	for k, v := range h {
+		switch k {
+		case fRho:
+			st.Rho = decodeRho(v)
+			continue
+		case fModeSess:
+			st.ModeSession = v
+			continue
+		case fModeEv:
+			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				st.ModeEvidence = f
+			}
+			continue
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			continue
@@ -313,6 +368,8 @@ func decodeStats(h map[string]string) recommend.Stats {
 			st.Sessions = n
 		case fLast:
 			st.LastTS = n
+		case fModeAcc:
+			st.ModeAccounted = int(max(n, 0))
 		}
 	}
 	return st

@@ -62,52 +62,40 @@ type Observations struct {
 	// SessionClickNovelty and SessionSkipNovelty sum nov(u,i) over the
 	// session's clicked and skipped items.
 	SessionClickNovelty, SessionSkipNovelty float64
+
+	// Rho is the user's posterior over ρ_u from their closed sessions
+	// (see RhoPosterior); SessionEvidence is the current session's
+	// log-likelihood ratio, explore over exploit, under the ModeModel:
+	// its clicks and skips, explicit or inferred from what was shown.
+	Rho             RhoPosterior
+	SessionEvidence float64
 }
 
-// Nominal click-through rates of the two-mode model behind NovelPreference: a
-// session clicks an examined item that matches what it seeks (novel when
-// exploring, familiar when exploiting) with probability ModeMatchCTR, one
-// that does not with ModeMismatchCTR. They are a generic, symmetric
-// assumption (a matching item is clicked three times as often as one that
-// does not match, and skipped three times less often), not fitted; an
-// asymmetric 0.5/0.15 weighed a skip less than half as much as a click and
-// did worse in the simulator (docs/evaluation.md).
-const (
-	ModeMatchCTR    = 0.75
-	ModeMismatchCTR = 0.25
-	// ModeEvidenceCap bounds the evidence of the session's feedback, in
-	// log-odds, so that a few items can still turn the estimate when the
-	// session's mode changes.
-	ModeEvidenceCap = 4
-)
+// ModeEvidenceCap bounds the evidence of the session's feedback, in
+// log-odds, so that a few items can still turn the estimate when the
+// session's mode changes.
+const ModeEvidenceCap = 4
 
-// NovelPreference is the probability that the session seeks novelty, given
-// the user-level propensity m as the prior and the session's clicks and
-// skips on novel and familiar items as evidence under the two-mode click
-// model of ModeMatchCTR and ModeMismatchCTR: each click on a novel item, or
-// skip of a familiar one, is evidence for exploring, and the reverse for
-// exploiting (graded by nov(u,i)). Skips of familiar items are what tell a
-// novelty-seeking session apart before it clicks anything. It starts at m.
-// (It replaces the ratio of the click-through on novel and
-// on familiar items, smoothed by m, which needed many more examined items to
-// move: the prior policy's AUC against the simulator's true mode rose from
-// 0.66 to 0.73 with it.)
+// NovelPreference is the probability that the session seeks novelty: the
+// user-level propensity m as the prior, updated by the session's evidence
+// (Observations.SessionEvidence, capped at ±ModeEvidenceCap) under the
+// two-mode click model (ModeModel). Each click on an item more novel than
+// the rest of its slate, or skip of one less novel, is evidence for
+// exploring, and the reverse for exploiting; skips of familiar items are
+// what tell a novelty-seeking session apart before it clicks anything. It
+// starts at m.
 func NovelPreference(o Observations, m float64) float64 {
-	cn := math.Max(o.SessionClickNovelty, 0)
-	sn := math.Max(o.SessionSkipNovelty, 0)
-	cf := math.Max(o.SessionClicks-cn, 0)
-	sf := math.Max(o.SessionSkips-sn, 0)
-	h, l := ModeMatchCTR, ModeMismatchCTR
-	e := (cn-cf)*math.Log(h/l) + (sf-sn)*math.Log((1-l)/(1-h))
-	e = min(max(e, -ModeEvidenceCap), ModeEvidenceCap)
+	e := min(max(o.SessionEvidence, -ModeEvidenceCap), ModeEvidenceCap)
 	m = min(max(m, 0.02), 0.98)
 	return 1 / (1 + math.Exp(-(math.Log(m/(1-m)) + e)))
 }
 
-// UserPropensity is the static, user-level novelty propensity: the posterior
-// mean of the user's novel-click rate.
+// UserPropensity is the static, user-level novelty propensity: the
+// posterior mean of ρ_u given the user's closed sessions, under prior p.
+// A user without sessions, or whose sessions offered no choice between
+// novel and familiar items, keeps the prior mean.
 func (p Prior) UserPropensity(o Observations) float64 {
-	return (p.Alpha + o.NovelClicks) / (p.Alpha + p.Beta + o.NovelClicks + o.FamiliarClicks)
+	return o.Rho.Mean(p)
 }
 
 // State computes s_H into dst (len Dim) and returns it. Session features fall
@@ -193,6 +181,18 @@ type Policy struct {
 	QP []float64 `json:"qp,omitempty"`
 	// Prior is the user-level Beta prior.
 	Prior Prior `json:"prior"`
+	// Mode is the click model the propensities are inferred under (the
+	// zero value, in snapshots from before it was fitted, means
+	// DefaultModeModel).
+	Mode ModeModel `json:"mode,omitzero"`
+}
+
+// ModeModel returns the policy's click model, the default for a zero one.
+func (p *Policy) ModeModel() ModeModel {
+	if p.Mode == (ModeModel{}) {
+		return DefaultModeModel()
+	}
+	return p.Mode
 }
 
 // K is the number of intent levels.
@@ -243,6 +243,11 @@ func (p *Policy) Validate() error {
 		return errors.New("intent: prior must be positive")
 	case !(p.Kappa > 0) || math.IsInf(p.Kappa, 0):
 		return errors.New("intent: kappa must be positive and finite")
+	}
+	if p.Mode != (ModeModel{}) {
+		if err := p.Mode.Validate(); err != nil {
+			return err
+		}
 	}
 	for _, s := range [][]float64{p.T, p.B, p.V, p.Q, p.QP} {
 		if !finite(s) {
@@ -351,6 +356,7 @@ func (p *Policy) Clone() *Policy {
 		Q:      append([]float64(nil), p.Q...),
 		QP:     append([]float64(nil), p.QP...),
 		Prior:  p.Prior,
+		Mode:   p.Mode,
 	}
 }
 

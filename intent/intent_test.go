@@ -6,20 +6,25 @@ import (
 )
 
 func TestUserPropensity(t *testing.T) {
+	explorer, exploiter := RhoPosterior{}, RhoPosterior{}
+	for range 8 {
+		explorer.Fold(SessionEvidenceCap)
+		exploiter.Fold(-SessionEvidenceCap)
+	}
 	tests := []struct {
-		name       string
-		novel, fam float64
-		want       float64
+		name   string
+		rho    RhoPosterior
+		lo, hi float64
 	}{
-		{"no evidence is the prior mean", 0, 0, 0.25},
-		{"novel seeker", 16, 0, 17.0 / 20},
-		{"familiar seeker", 0, 16, 1.0 / 20},
+		{"no evidence is the prior mean", RhoPosterior{}, 0.25, 0.25},
+		{"eight exploring sessions", explorer, 0.6, 0.95},
+		{"eight exploiting sessions", exploiter, 0.01, 0.15},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := DefaultPrior.UserPropensity(Observations{NovelClicks: tc.novel, FamiliarClicks: tc.fam})
-			if math.Abs(got-tc.want) > 1e-12 {
-				t.Fatalf("got %v, want %v", got, tc.want)
+			got := DefaultPrior.UserPropensity(Observations{Rho: tc.rho})
+			if got < tc.lo-1e-12 || got > tc.hi+1e-12 {
+				t.Fatalf("got %v, want in [%v, %v]", got, tc.lo, tc.hi)
 			}
 		})
 	}
@@ -27,6 +32,7 @@ func TestUserPropensity(t *testing.T) {
 
 func TestStateFallsBackToUserLevelWithoutSessionClicks(t *testing.T) {
 	o := Observations{NovelClicks: 8, FamiliarClicks: 2}
+	o.Rho.Fold(3)
 	x := DefaultPrior.State(nil, o)
 	m := DefaultPrior.UserPropensity(o)
 	if x[FSessRecentNovelty] != m || x[FSessNovelRate] != m {
@@ -54,7 +60,9 @@ func TestPriorPolicyFollowsSessionNovelty(t *testing.T) {
 	// where it started.
 	prev, first := -1.0, 0.0
 	for i, ewma := range []float64{0, 0.25, 0.5, 0.75, 1} {
-		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma, SessionClickNovelty: 5 * ewma, SessionNovelClicks: 5 * ewma})
+		// Five clicks on items this much more novel than their slates.
+		ev := 5 * DefaultModeModel().ClickEvidence(ewma-0.5)
+		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma, SessionClickNovelty: 5 * ewma, SessionNovelClicks: 5 * ewma, SessionEvidence: ev})
 		probs := p.Distribution(nil, x)
 		sum := 0.0
 		for _, q := range probs {
@@ -160,24 +168,25 @@ func TestSample(t *testing.T) {
 	}
 }
 
-func TestNovelPreferenceSeesSkips(t *testing.T) {
+func TestNovelPreferenceFollowsEvidence(t *testing.T) {
 	const m = 0.3
+	mm := DefaultModeModel()
 	if got := NovelPreference(Observations{}, m); math.Abs(got-m) > 1e-12 {
 		t.Errorf("no evidence: %v, want the user-level %v", got, m)
 	}
-	// Two sessions without a single click: one passed over novel items,
-	// the other over familiar ones.
-	skipNovel := NovelPreference(Observations{SessionSkips: 6, SessionSkipNovelty: 6}, m)
-	skipFamiliar := NovelPreference(Observations{SessionSkips: 6, SessionSkipNovelty: 0}, m)
+	// Two sessions without a single click: one passed over the novel
+	// items of mixed slates, the other over the familiar ones.
+	skipNovel := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(0.5)}, m)
+	skipFamiliar := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(-0.5)}, m)
 	if !(skipNovel < m && skipFamiliar > m) {
 		t.Errorf("skipping novel items: %v, skipping familiar ones: %v; want below and above %v", skipNovel, skipFamiliar, m)
 	}
 	// Clicking novel items and skipping familiar ones is the strongest sign.
-	seeking := NovelPreference(Observations{SessionClicks: 2, SessionClickNovelty: 2, SessionSkips: 4}, m)
-	if seeking < 0.8 {
+	o := Observations{SessionEvidence: 2*mm.ClickEvidence(0.5) + 4*mm.SkipEvidence(-0.5)}
+	if seeking := NovelPreference(o, m); seeking < 0.8 {
 		t.Errorf("novelty-seeking session: %v, want ≥ 0.8", seeking)
 	}
-	x := DefaultPrior.State(nil, Observations{SessionClicks: 2, SessionClickNovelty: 2, SessionSkips: 4})
+	x := DefaultPrior.State(nil, o)
 	if x[FSessNovelPreference] < 0.8 || x[FSessNovelPreference] > 1 {
 		t.Errorf("state feature %v", x[FSessNovelPreference])
 	}
@@ -185,7 +194,7 @@ func TestNovelPreferenceSeesSkips(t *testing.T) {
 
 func TestTargetStaysNearTheLevels(t *testing.T) {
 	p := NewPolicy(DefaultLevels, DefaultKappa)
-	x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: 1, SessionClickNovelty: 5})
+	x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: 1, SessionClickNovelty: 5, SessionEvidence: 3})
 	raw0 := p.rawTarget(x)
 	// Reward only the top level, many times: the target may pass the top
 	// level by one level's width, not run off to certainty.

@@ -142,6 +142,11 @@ func New(name string, cfg Config) (Policy, error) {
 	default:
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, Names())
 	}
+	if name != HRL {
+		// Hedging by the intent posterior is the HRL's; the baselines
+		// stay the textbook methods they are named for.
+		engCfg.Hedge = 0
+	}
 	p.eng = recommend.NewEngine(engCfg)
 	p.l = recommend.NewLearner(cfg.Learner, m)
 	return p, nil

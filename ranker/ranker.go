@@ -67,6 +67,17 @@ type Candidate struct {
 type Knobs struct {
 	Beta   float64 // novelty weight β_z
 	Lambda float64 // similarity penalty λ_z
+	// Explore and Hedge hedge the slate between the session's two
+	// intents: with Hedge > 0, each position goes to the intent (explore:
+	// novel items, exploit: the others) with the larger Sainte-Laguë
+	// quotient P/(2·seats+1), P = Explore for exploring and 1 − Explore
+	// for exploiting (the proportional allocation of PM-2, Dang & Croft
+	// 2012), and the items of that intent get Hedge added to their score
+	// at that position. So a slate holds about Explore·k novel items,
+	// interleaved from the top in proportion, whichever level is served;
+	// the allocation depends only on the items above, so every
+	// position's softmax, and its propensity, stays exact.
+	Explore, Hedge float64
 }
 
 // Slot is one position of a built slate.
@@ -137,13 +148,18 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		sc.base[i] = p.Score(&cands[i], kn)
 	}
 	tau := p.Temperature
+	var seats [2]int // novel, familiar items placed so far
 	for pos := 0; pos < k && pos < n; pos++ {
 		best, bestAdj := -1, math.Inf(-1)
+		favourNovel := kn.Explore/float64(2*seats[0]+1) > (1-kn.Explore)/float64(2*seats[1]+1)
 		for i := range cands {
 			if sc.used[i] {
 				continue
 			}
 			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
+			if kn.Hedge > 0 && cands[i].Novel == favourNovel {
+				a += kn.Hedge
+			}
 			sc.adj[i] = a
 			if a > bestAdj {
 				best, bestAdj = i, a
@@ -185,6 +201,11 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		prob := sc.adj[choice] / total
 		score := sc.base[choice] - kn.Lambda*sc.maxSim[choice]
 		sc.used[choice] = true
+		if cands[choice].Novel {
+			seats[0]++
+		} else {
+			seats[1]++
+		}
 		dst = append(dst, Slot{Candidate: choice, Score: score, Propensity: prob})
 		if kn.Lambda != 0 && pos+1 < k && n > 0 {
 			// One matrix-vector product gives every candidate's cosine

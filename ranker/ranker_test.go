@@ -138,3 +138,65 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHedgedSlateFollowsTheIntentPosterior: with hedging, a slate's novel
+// share follows Explore (positions by Sainte-Laguë quotients), however the
+// relevance favours familiar items, and the whole-slate probabilities
+// still match how often each slate is drawn.
+func TestHedgedSlateFollowsTheIntentPosterior(t *testing.T) {
+	p := Params{Theta: [NumFeatures]float64{1, 0, 0}, Temperature: 0.1}
+	// Ten familiar items, more relevant than the ten novel ones.
+	rel := make([]float64, 20)
+	for i := range rel {
+		rel[i] = 0.9 - 0.01*float64(i)
+		if i >= 10 {
+			rel[i] -= 0.5
+		}
+	}
+	cs := cands(rel...)
+	for i := 10; i < 20; i++ {
+		cs[i].Novel = true
+	}
+	var sc Scratch
+	for _, tc := range []struct {
+		explore   float64
+		wantNovel int
+		firstNov  bool
+	}{
+		{0, 0, false}, {0.1, 1, false}, {0.3, 3, false}, {0.5, 5, false}, {0.7, 7, true}, {1, 10, true},
+	} {
+		slots := p.Slate(nil, &sc, cs, 10, Knobs{Explore: tc.explore, Hedge: 2}, nil)
+		novel := 0
+		for _, s := range slots {
+			if cs[s.Candidate].Novel {
+				novel++
+			}
+		}
+		if novel != tc.wantNovel || cs[slots[0].Candidate].Novel != tc.firstNov {
+			t.Errorf("explore %v: %d novel items (first novel: %v), want %d (%v)", tc.explore, novel, cs[slots[0].Candidate].Novel, tc.wantNovel, tc.firstNov)
+		}
+	}
+
+	// Sampled: empirical slate frequencies against logged propensities.
+	small := cands(0.6, 0.5, 0.4, 0.3)
+	small[2].Novel, small[3].Novel = true, true
+	p.Temperature = 0.5
+	rng := rand.New(rand.NewPCG(5, 6))
+	counts, probs := map[string]int{}, map[string]float64{}
+	const n = 60000
+	for range n {
+		slots := p.Slate(nil, &sc, small, 2, Knobs{Explore: 0.4, Hedge: 1}, rng)
+		key, prob := "", 1.0
+		for _, s := range slots {
+			key += fmt.Sprint(s.Candidate, ",")
+			prob *= s.Propensity
+		}
+		counts[key]++
+		probs[key] = prob
+	}
+	for key, c := range counts {
+		if freq := float64(c) / n; math.Abs(freq-probs[key]) > 0.01 {
+			t.Errorf("slate %s drawn with frequency %.4f, logged probability %.4f", key, freq, probs[key])
+		}
+	}
+}

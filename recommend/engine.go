@@ -122,11 +122,19 @@ type Config struct {
 	// learned neighbours of the user's recent items; the embedding index
 	// fills the rest. Without a learned model the index fills all of it.
 	NeighborShare float64
+	// Hedge, when positive, hedges every slate between the session's
+	// intents (ranker.Knobs): about P(explore)·k of its positions go to
+	// novel items, interleaved from the top, P(explore) being the
+	// session's posterior clamped to [HedgeMin, 1−HedgeMin]: a confident
+	// exploit session still sees a few good novel items, so evidence of
+	// a turn to exploring keeps arriving. Hedge is the score bonus of the
+	// favoured intent's items at a position, in units of θ·φ.
+	Hedge, HedgeMin float64
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1}
 }
 
 // MaxK bounds the slate size.
@@ -283,14 +291,15 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 	v.seen.build(snap, v.hist, v.taste)
 }
 
-// Observations derives the intent policy's raw inputs from a user's state.
-func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Observations {
+// Observations derives the intent policy's raw inputs from a user's state,
+// with mode evidence weighed by mm.
+func Observations(snap *catalog.Snapshot, st *UserState, now int64, mm intent.ModeModel) intent.Observations {
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	return observations(snap, st, &v, now)
+	return observations(snap, st, &v, now, mm)
 }
 
-func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) intent.Observations {
+func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64, mm intent.ModeModel) intent.Observations {
 	o := intent.Observations{
 		NovelClicks:         float64(st.Stats.NovelClicks),
 		FamiliarClicks:      float64(st.Stats.FamiliarClicks),
@@ -303,6 +312,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) int
 		SessionSkipNovelty:  st.Session.SkipNovelty,
 		HistoryEntropy:      intent.Entropy(v.counts),
 	}
+	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen, mm)
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
 	}
@@ -321,7 +331,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) int
 // Intent is the high level's view of a user without sampling: the state
 // s_H, the distribution over levels and its argmax.
 func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int64) IntentDecision {
-	return intentOf(m, Observations(snap, st, now))
+	return intentOf(m, Observations(snap, st, now, m.Intent.ModeModel()))
 }
 
 func intentOf(m *Model, obs intent.Observations) IntentDecision {
@@ -330,7 +340,7 @@ func intentOf(m *Model, obs intent.Observations) IntentDecision {
 	z := intent.Argmax(probs)
 	return IntentDecision{
 		UserPropensity:    m.Intent.Prior.UserPropensity(obs),
-		SessionPropensity: intent.SessionPropensity(probs),
+		SessionPropensity: x[intent.FSessNovelPreference],
 		Level:             z,
 		Probability:       probs[z],
 		Probabilities:     probs,
@@ -360,7 +370,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	v.build(snap, st.History, e.cfg.TasteDecay)
 
 	// High level.
-	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now))}
+	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now, m.Intent.ModeModel()))}
 	probs := d.Intent.Probabilities
 	if rng != nil {
 		if eps := e.cfg.IntentEpsilon; eps > 0 {
@@ -394,6 +404,16 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		markTaken(snap, ex.taken, id)
 	}
 	e.collabScores(sc, snap, v.hist)
+	// Hedging: the explore intent gets the posterior's share of the
+	// positions, or the level's novel share if that is larger (a level
+	// that asks for novelty keeps it), and the novel pool holds at least
+	// that share so the slate can fill them.
+	explore := 0.0
+	if e.cfg.Hedge > 0 {
+		q := d.Intent.State[intent.FSessNovelPreference]
+		explore = max(min(max(q, e.cfg.HedgeMin), 1-e.cfg.HedgeMin), level.NovelShare)
+		level.NovelShare = explore
+	}
 	want := e.Pools(req.K, level, taste == nil)
 	nCand := want.Familiar + want.Novel + want.Popular
 	// Item neighbours of the recent history first, the learned space
@@ -431,7 +451,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	sc.touched = sc.touched[:0]
 
 	// Low level.
-	slots := m.Ranker.Slate(sc.slots[:0], &sc.ranker, cands, req.K, ranker.Knobs{Beta: level.Beta, Lambda: level.Lambda}, rng)
+	slots := m.Ranker.Slate(sc.slots[:0], &sc.ranker, cands, req.K, ranker.Knobs{Beta: level.Beta, Lambda: level.Lambda, Explore: explore, Hedge: e.cfg.Hedge}, rng)
 	sc.slots = slots
 	d.Items = make([]Scored, len(slots))
 	for pos, s := range slots {

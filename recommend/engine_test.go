@@ -54,9 +54,14 @@ func TestNoveltySeekingSessionGetsMoreNovelSlate(t *testing.T) {
 	if len(hist) < 20 {
 		t.Fatalf("fixture has only %d history items", len(hist))
 	}
-	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35}, Session: session(6, 6, 1)}
+	// Six clicks, each on an item more novel (or less) than the rest of
+	// its slate, as Observe accounts them.
+	mm := m.Intent.ModeModel()
+	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
+		ModeSession: "s", ModeEvidence: 6 * mm.ClickEvidence(0.5)}, Session: session(6, 6, 1)}
 	familiar := seeking
 	familiar.Session = session(6, 0, 0)
+	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5)
 
 	var novS, novF, levS, levF float64
 	const runs = 200

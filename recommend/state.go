@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 )
 
 // Consumed is one entry of a user's history: an item the user engaged with.
@@ -25,6 +26,17 @@ type Stats struct {
 	Sessions       int64 `json:"sessions"`
 	// LastTS is the time of the last feedback event, Unix milliseconds.
 	LastTS int64 `json:"last_ts"`
+
+	// Rho is the posterior over the user's ρ_u from their closed sessions.
+	Rho intent.RhoPosterior `json:"-"`
+	// ModeSession names the session whose mode evidence ModeEvidence
+	// holds (see modeKey), the latest with feedback; it is folded into Rho
+	// when feedback of a later session arrives (or, for a decision, in
+	// memory). ModeAccounted counts the entries of its Shown list that
+	// the evidence covers.
+	ModeSession   string  `json:"-"`
+	ModeEvidence  float64 `json:"-"`
+	ModeAccounted int     `json:"-"`
 }
 
 // Session is the state of the user's current session, the evidence for the
@@ -46,7 +58,8 @@ type Session struct {
 	ClickNovelty, SkipNovelty float64
 	// CategoryClicks counts clicks per category name in this session.
 	CategoryClicks map[string]int64
-	// Shown lists items already shown in this session.
+	// Shown lists the items shown in this session, oldest first, each
+	// slate after a SlateMark (see ShownRecord).
 	Shown []string
 }
 
@@ -130,7 +143,13 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 	var obs Observation
 	s := &st.Session
 	if s.Last == 0 || (fb.SessionID == "" && fb.TS-s.Last > SessionGap.Milliseconds()) || (fb.SessionID != "" && fb.SessionID != s.ID) {
-		*s = Session{ID: fb.SessionID, Start: fb.TS}
+		shown := s.Shown
+		if fb.SessionID != s.ID {
+			shown = nil
+		}
+		// What was shown belongs to the session, not to its feedback:
+		// the first event keeps it.
+		*s = Session{ID: fb.SessionID, Start: fb.TS, Shown: shown}
 		st.Stats.Sessions++
 		obs.NewSession = true
 	}
@@ -138,6 +157,11 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 	st.Stats.LastTS = max(st.Stats.LastTS, fb.TS)
 
 	idx, known := snap.Index(fb.ItemID)
+	if known && (fb.Type == Click || fb.Type == Skip) {
+		// Before the history changes: novelty as it was when shown.
+		openSession(st)
+		account(st, snap, SeenOf(snap, st.History), fb.ItemID, fb.Type == Click)
+	}
 	if known && fb.Consumption() {
 		st.Consumed.Add(snap.Hash(idx))
 	}

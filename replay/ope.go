@@ -331,14 +331,15 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		}
 		done = n + 1
 
-		// The service records the slate as shown in the session.
-		ids := make([]string, 0, len(im.Items)+len(sh.items))
+		// The service records the slate as shown in the session, oldest
+		// first, keeping the newest ShownMax entries.
+		ids := make([]string, 0, len(im.Items))
 		for _, it := range im.Items {
 			ids = append(ids, it.ItemID)
 		}
-		sh.items = append(ids, sh.items...)
-		if len(sh.items) > ShownMax {
-			sh.items = sh.items[:ShownMax]
+		sh.items = append(sh.items, recommend.ShownRecord(ids)...)
+		if n := len(sh.items); n > ShownMax {
+			sh.items = append([]string(nil), sh.items[n-ShownMax:]...)
 		}
 		sh.last = im.TS
 	}

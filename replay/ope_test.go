@@ -190,8 +190,9 @@ func TestOffPolicyContext(t *testing.T) {
 	if _, err := OffPolicy(context.Background(), l, synthItems(), p, OPEConfig{Draws: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(p.shown) != "[0 3 6]" {
-		t.Errorf("shown items per impression %v, want [0 3 6]", p.shown)
+	// Each earlier slate: its SlateMark and three items.
+	if fmt.Sprint(p.shown) != "[0 4 8]" {
+		t.Errorf("shown entries per impression %v, want [0 4 8]", p.shown)
 	}
 	clicks := 0
 	for i, f := range l.Feedback {

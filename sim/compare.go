@@ -53,13 +53,15 @@ const (
 	MTopicsPerUser   = "topics_per_user"
 	MNovelClickShare = "novel_click_share"
 	MSessionAUC      = "session_auc"
+	MSessionAUCFirst = "session_auc_first"
+	MSessionAUCLater = "session_auc_later"
 	MUserCorrelation = "user_correlation"
 )
 
 // MetricNames lists the metrics of a report in order.
 var MetricNames = []string{
 	MClicksPerUser, MCTR, MReturnRate, MSessionsPerUser, MNovelty, MSelfInformation,
-	MILD, MTopicsPerUser, MNovelClickShare, MSessionAUC, MUserCorrelation,
+	MILD, MTopicsPerUser, MNovelClickShare, MSessionAUC, MSessionAUCFirst, MSessionAUCLater, MUserCorrelation,
 }
 
 // Metrics returns the result's metrics by name; the intent scores only for
@@ -72,6 +74,8 @@ func (r *Result) Metrics() map[string]float64 {
 	}
 	if r.IntentModeled {
 		m[MSessionAUC] = r.SessionAUC
+		m[MSessionAUCFirst] = r.SessionAUCFirst
+		m[MSessionAUCLater] = r.SessionAUCLater
 		m[MUserCorrelation] = r.UserCorrelation
 	}
 	return m

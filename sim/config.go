@@ -94,6 +94,21 @@ type Config struct {
 	AffinityWeight   float64 `json:"affinity_weight"`
 	PopularityWeight float64 `json:"popularity_weight"`
 	ModeWeight       float64 `json:"mode_weight"`
+	// QualityWeight weighs each item's latent quality q_i ~ N(0, 1) (drawn
+	// from CatalogSeed, the same for every policy) in the click logit;
+	// LatentWeight weighs ⟨w_u, v_i⟩, a user's and an item's LatentDim-d
+	// factors (unit Gaussian directions) that no category describes. They
+	// give the population collaborative structure (items everyone likes,
+	// items liked by the same people) that only learning from consumption
+	// can find, so the simulator is not built around categories alone.
+	QualityWeight float64 `json:"quality_weight"`
+	LatentWeight  float64 `json:"latent_weight"`
+	LatentDim     int     `json:"latent_dim"`
+	// SkipEvents makes the simulated client send a skip event for every
+	// examined item it does not click, as an instrumented app would; false
+	// is a clicks-only client (most apps), whose skips the service must
+	// infer from what it showed.
+	SkipEvents bool `json:"skip_events"`
 	// ContinueAfterClick and ContinueAfterSkip are the probabilities that
 	// the user examines the next position after clicking or passing over
 	// one (the cascade's position bias).
@@ -142,6 +157,7 @@ func DefaultConfig() Config {
 		OtherAffinityA: 2, OtherAffinityB: 4,
 		AffinityGrowth: 0.3,
 		ClickBias:      -4.5, AffinityWeight: 3, PopularityWeight: 1, ModeWeight: 2.5,
+		LatentDim: 8, SkipEvents: true,
 		ContinueAfterClick: 0.5, ContinueAfterSkip: 0.8,
 		LeaveAfterClick: 0.1, LeaveAfterNoClick: 0.35,
 		ReturnMin: 0.3, ReturnMax: 0.95, ReturnScale: 3,
@@ -169,6 +185,8 @@ func (c *Config) Validate() error {
 		return errors.New("sim: Beta parameters must be positive")
 	case c.CoreTopics < 1 || c.InitialHistory < 1:
 		return errors.New("sim: users need core topics and an initial history")
+	case c.LatentWeight != 0 && c.LatentDim < 1:
+		return errors.New("sim: latent_weight needs latent_dim ≥ 1")
 	case c.ReturnScale <= 0:
 		return errors.New("sim: return scale must be positive")
 	}

@@ -30,7 +30,10 @@ func NewPolicy(name string, cfg policy.Config) (policy.Policy, error) {
 			start = recommend.DefaultModel()
 		}
 		levels := start.Intent.Levels
-		ref := &reference{name: name, eng: recommend.NewEngine(cfg.Engine)}
+		// The references choose the level by the mode alone: no hedging.
+		engCfg := cfg.Engine
+		engCfg.Hedge = 0
+		ref := &reference{name: name, eng: recommend.NewEngine(engCfg)}
 		for _, l := range levels {
 			m := recommend.NewLearner(recommend.LearnerConfig{}, start).Snapshot(start.Version)
 			m.Intent = intent.NewPolicy([]intent.Level{l}, m.Intent.Kappa)

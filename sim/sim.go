@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 
@@ -65,11 +66,15 @@ type Result struct {
 	Active []float64 `json:"active"`
 
 	// IntentModeled is set for policies that estimate intent (the HRL);
-	// the two scores below are meaningful only then.
+	// the scores below are meaningful only then.
 	IntentModeled bool `json:"intent_modeled"`
 	// SessionAUC is the AUC of the decisions' session propensity against
-	// the true mode (explore = positive) at that step.
-	SessionAUC float64 `json:"session_auc"`
+	// the true mode (explore = positive) at that step; SessionAUCFirst
+	// counts only a session's first slate (where the estimate can only
+	// come from earlier sessions), SessionAUCLater the others.
+	SessionAUC      float64 `json:"session_auc"`
+	SessionAUCFirst float64 `json:"session_auc_first"`
+	SessionAUCLater float64 `json:"session_auc_later"`
 	// UserCorrelation is the Pearson correlation between the user
 	// propensity at each user's last decision and ρ_u.
 	UserCorrelation float64 `json:"user_correlation"`
@@ -104,6 +109,7 @@ type simUser struct {
 	// shown lists the current session's shown items (the service keeps
 	// them under their own key, which Observe does not reset).
 	shown      []string
+	latent     []float64
 	lastUP     float64
 	hasDecided bool
 }
@@ -117,9 +123,13 @@ type runner struct {
 	res  Result
 	// consumers counts the users who have consumed each item.
 	consumers []int32
-	// intent scores.
+	// intent scores, and whether each was a session's first slate.
 	scores []float64
 	labels []bool
+	first  []bool
+	// quality and latent are the items' hidden quality and factors.
+	quality []float64
+	latent  []float64
 	// per-decision buffers.
 	nov     []float64
 	ids     []string
@@ -180,6 +190,7 @@ func run(ctx context.Context, cfg Config, p policy.Policy, seed uint64, round fu
 		obs:       obs,
 	}
 	r.res = Result{Policy: p.Name(), Seed: seed, Users: cfg.Users, IntentModeled: policy.ModelsIntent(p)}
+	r.items()
 	users := r.population(seed)
 	for s := 0; s < cfg.Sessions; s++ {
 		anyActive := false
@@ -211,6 +222,39 @@ func run(ctx context.Context, cfg Config, p policy.Policy, seed uint64, round fu
 	return r.res, nil
 }
 
+// items draws the items' hidden quality and latent factors from the
+// catalog seed: the same for every policy and every population seed.
+func (r *runner) items() {
+	cfg, n := &r.cfg, r.snap.Len()
+	if cfg.QualityWeight == 0 && cfg.LatentWeight == 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(cfg.CatalogSeed, 0x9a11_7e57))
+	r.quality = make([]float64, n)
+	for i := range r.quality {
+		r.quality[i] = rng.NormFloat64()
+	}
+	if cfg.LatentWeight != 0 {
+		r.latent = make([]float64, n*cfg.LatentDim)
+		for i := range n {
+			unitGaussian(rng, r.latent[i*cfg.LatentDim:(i+1)*cfg.LatentDim])
+		}
+	}
+}
+
+// unitGaussian fills v with a uniformly random unit direction.
+func unitGaussian(rng *rand.Rand, v []float64) {
+	norm := 0.0
+	for j := range v {
+		v[j] = rng.NormFloat64()
+		norm += v[j] * v[j]
+	}
+	norm = math.Sqrt(norm)
+	for j := range v {
+		v[j] /= norm
+	}
+}
+
 // population draws the users from seed alone, so every policy run with the
 // same seed faces the same people.
 func (r *runner) population(seed uint64) []*simUser {
@@ -237,6 +281,10 @@ func (r *runner) population(seed uint64) []*simUser {
 			initial:     make([]bool, nc),
 			clickedCats: make([]bool, nc),
 			active:      true,
+		}
+		if cfg.LatentWeight != 0 {
+			u.latent = make([]float64, cfg.LatentDim)
+			unitGaussian(rng, u.latent)
 		}
 		core := make([]bool, nc)
 		for n := 0; n < min(cfg.CoreTopics, nc); {
@@ -339,10 +387,12 @@ func (r *runner) session(u *simUser, s int) error {
 		u.lastUP, u.hasDecided = d.Intent.UserPropensity, true
 		r.scores = append(r.scores, d.Intent.SessionPropensity)
 		r.labels = append(r.labels, explore)
+		r.first = append(r.first, step == 0)
 
 		// What the user sees: novelty against their history, now.
 		seen := recommend.SeenOf(snap, u.st.History)
 		r.nov, r.ids = r.nov[:0], r.ids[:0]
+		u.shown = append(u.shown, recommend.SlateMark)
 		for _, it := range d.Items {
 			nv, _ := seen.Novelty(snap, it.Item)
 			r.nov = append(r.nov, nv)
@@ -351,6 +401,8 @@ func (r *runner) session(u *simUser, s int) error {
 			r.sumInfo -= math.Log2(float64(r.consumers[it.Item]+1) / float64(cfg.Users+1))
 			u.shown = append(u.shown, it.ItemID)
 		}
+		// As the service records the slate before any feedback on it.
+		u.st.Session.Shown = u.shown
 		r.res.Impressions += int64(len(d.Items))
 		if len(d.Items) > 0 {
 			r.sumILD += recommend.Diversity(snap, r.ids)
@@ -371,12 +423,14 @@ func (r *runner) session(u *simUser, s int) error {
 					break
 				}
 			} else {
-				if r.obs != nil {
-					r.obs.Reacted(u.st.UserID, sid, it.ItemID, recommend.Skip, ts)
+				if cfg.SkipEvents {
+					if r.obs != nil {
+						r.obs.Reacted(u.st.UserID, sid, it.ItemID, recommend.Skip, ts)
+					}
+					recommend.Observe(&u.st, snap, recommend.Feedback{
+						UserID: u.st.UserID, SessionID: sid, ItemID: it.ItemID, Type: recommend.Skip, TS: ts,
+					}, cfg.History)
 				}
-				recommend.Observe(&u.st, snap, recommend.Feedback{
-					UserID: u.st.UserID, SessionID: sid, ItemID: it.ItemID, Type: recommend.Skip, TS: ts,
-				}, cfg.History)
 				if u.rng.Float64() >= cfg.ContinueAfterSkip {
 					break
 				}
@@ -428,6 +482,13 @@ func (r *runner) clickProb(u *simUser, i int32, nov float64, explore bool) float
 		m = nov
 	}
 	x := r.cfg.ClickBias + r.cfg.AffinityWeight*aff + r.cfg.PopularityWeight*float64(r.snap.PopularityFeature(i)) + r.cfg.ModeWeight*m
+	if r.quality != nil {
+		x += r.cfg.QualityWeight * r.quality[i]
+	}
+	if r.latent != nil {
+		d := r.cfg.LatentDim
+		x += r.cfg.LatentWeight * floats.Dot(u.latent, r.latent[int(i)*d:(int(i)+1)*d])
+	}
 	return 1 / (1 + math.Exp(-x))
 }
 
@@ -489,6 +550,17 @@ func (r *runner) finish(users []*simUser) {
 	}
 	if res.IntentModeled {
 		res.SessionAUC = finiteOr(AUC(r.scores, r.labels), 0.5)
+		var fs, ls []float64
+		var fl, ll []bool
+		for j, f := range r.first {
+			if f {
+				fs, fl = append(fs, r.scores[j]), append(fl, r.labels[j])
+			} else {
+				ls, ll = append(ls, r.scores[j]), append(ll, r.labels[j])
+			}
+		}
+		res.SessionAUCFirst = finiteOr(AUC(fs, fl), 0.5)
+		res.SessionAUCLater = finiteOr(AUC(ls, ll), 0.5)
 		var up, rho []float64
 		for _, u := range users {
 			if u.hasDecided {

@@ -309,3 +309,37 @@ func TestRunObserved(t *testing.T) {
 		t.Errorf("observed %+v; run had %d decisions, %d impressions, %d clicks", c, got.Decisions, got.Impressions, got.Clicks)
 	}
 }
+
+// A clicks-only client sends no skip events: the service sees clicks and
+// must infer the rest from what it showed.
+func TestClicksOnlyClientSendsNoSkips(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.SkipEvents = false
+	p, err := NewPolicy(policy.HRL, cfg.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c counter
+	got, err := RunObserved(context.Background(), cfg, p, 7, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.skips != 0 || c.clicks == 0 || int64(c.clicks) != got.Clicks {
+		t.Errorf("clicks-only run reported %d skips and %d clicks (run: %d clicks)", c.skips, c.clicks, got.Clicks)
+	}
+}
+
+// Hidden item quality and user×item factors change who clicks what, the
+// same way for every policy of a seed.
+func TestCollaborativeStructureChangesClicks(t *testing.T) {
+	cfg := smallConfig(t)
+	base := run1(t, cfg, policy.MMR, 3)
+	cfg.QualityWeight, cfg.LatentWeight = 1, 1.5
+	withStructure := run1(t, cfg, policy.MMR, 3)
+	if reflect.DeepEqual(base.Clicks, withStructure.Clicks) && base.CTR == withStructure.CTR {
+		t.Fatalf("hidden quality and factors changed nothing: %+v", withStructure)
+	}
+	if again := run1(t, cfg, policy.MMR, 3); !reflect.DeepEqual(again, withStructure) {
+		t.Fatal("a run with hidden structure is not deterministic")
+	}
+}

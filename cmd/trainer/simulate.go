@@ -56,6 +56,9 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	modeWeight := fs.Float64("mode-weight", def.ModeWeight, "simulator: how strongly the session mode (explore/exploit) drives clicks")
+	quality := fs.Float64("quality-weight", def.QualityWeight, "simulator: weight of the items' hidden quality in the click model")
+	latent := fs.Float64("latent-weight", def.LatentWeight, "simulator: weight of hidden user×item factors (co-consumption no category describes)")
+	skips := fs.Bool("skip-events", def.SkipEvents, "simulator: the client sends skip events (false: clicks only; the service infers skips)")
 	workers := fs.Int("workers", 0, "parallel runs (0 = GOMAXPROCS); results do not depend on it")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +82,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
 	cfg.Policy.Engine.IntentEpsilon = *epsilon
 	cfg.ModeWeight = *modeWeight
+	cfg.QualityWeight, cfg.LatentWeight, cfg.SkipEvents = *quality, *latent, *skips
 	cfg.Workers = *workers
 	seeds := make([]uint64, *nSeeds)
 	for i := range seeds {
@@ -189,6 +193,8 @@ var tableColumns = []struct{ metric, header, format string }{
 	{sim.MTopicsPerUser, "topics/user", "%.2f"},
 	{sim.MNovelClickShare, "novel clicks", "%.3f"},
 	{sim.MSessionAUC, "intent AUC", "%.3f"},
+	{sim.MSessionAUCFirst, "AUC 1st", "%.3f"},
+	{sim.MSessionAUCLater, "AUC later", "%.3f"},
 	{sim.MUserCorrelation, "corr(ρ)", "%.3f"},
 }
 

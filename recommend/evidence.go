@@ -1,0 +1,203 @@
+package recommend
+
+import (
+	"strconv"
+
+	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
+)
+
+// SlateMark starts each slate in a session's Shown list: it is not an item
+// id (ids are never empty), so the list keeps where each slate began and
+// the position of every item in it, which the cascade needs.
+const SlateMark = ""
+
+// ShownRecord is what to append to a session's Shown list for one slate,
+// in order: SlateMark, then the slate's item ids.
+func ShownRecord(ids []string) []string {
+	rec := make([]string, 0, len(ids)+1)
+	rec = append(rec, SlateMark)
+	return append(rec, ids...)
+}
+
+// modeKey identifies the session whose evidence Stats holds: its id, or
+// for the implicit session (no id) its start time.
+func modeKey(s *Session) string {
+	if s.ID != "" {
+		return s.ID
+	}
+	return "@" + strconv.FormatInt(s.Start, 10)
+}
+
+// slateBounds returns the slate of Shown entry j: the first item after the
+// SlateMark at or before j (0 if there is none: the oldest slate may have
+// been trimmed) and the end, exclusive (the next mark or the list's end).
+func slateBounds(shown []string, j int) (start, end int) {
+	start = 0
+	for k := j; k >= 0; k-- {
+		if shown[k] == SlateMark {
+			start = k + 1
+			break
+		}
+	}
+	end = len(shown)
+	for k := j + 1; k < len(shown); k++ {
+		if shown[k] == SlateMark {
+			end = k
+			break
+		}
+	}
+	return start, end
+}
+
+// novelty is nov(u,i) of a shown item, or false for an id the snapshot
+// does not know (its evidence is not counted).
+type noveltyFunc func(id string) (float64, bool)
+
+// evidenceFrom is the evidence of the Shown entries from index from on
+// that no feedback event has accounted for, under the cascade: a slate
+// untouched by feedback was examined and skipped with the weights of
+// ModeModel.SlateEvidence (its clicks, if the consumed filter already
+// shows some, counted as clicks); in a slate that feedback reached, the
+// items below the last event are not counted (the user may have stopped
+// there).
+func evidenceFrom(mm intent.ModeModel, shown []string, from int, nov noveltyFunc, clicked func(id string) bool) float64 {
+	e := 0.0
+	var novs []float64
+	var clk []bool
+	for j := max(from, 0); j < len(shown); {
+		start, end := slateBounds(shown, j)
+		if start < from { // the slate feedback reached
+			j = end
+			continue
+		}
+		novs, clk = novs[:0], clk[:0]
+		for _, id := range shown[start:end] {
+			if v, ok := nov(id); ok {
+				novs = append(novs, v)
+				clk = append(clk, clicked(id))
+			}
+		}
+		e += mm.SlateEvidence(novs, clk)
+		j = end + 1
+	}
+	return e
+}
+
+// account applies one feedback event on item id (clicked or skipped) to the
+// session's mode evidence in st.Stats: the untouched slates shown before
+// it, the items above it in its own slate (examined, and skipped unless an
+// event said otherwise) and the item itself, each against the mean novelty
+// of its slate. An item that was never shown in the session (found by
+// search, say) tells nothing about the choice between novel and familiar
+// and is not counted.
+func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click bool) {
+	shown := st.Session.Shown
+	j := -1
+	for k := len(shown) - 1; k >= 0; k-- {
+		if shown[k] == id {
+			j = k
+			break
+		}
+	}
+	if j < 0 {
+		return
+	}
+	mm := intent.DefaultModeModel()
+	nov := func(id string) (float64, bool) {
+		i, ok := snap.Index(id)
+		if !ok {
+			return 0, false
+		}
+		v, _ := seen.Novelty(snap, i)
+		return v, true
+	}
+	stats := &st.Stats
+	start, end := slateBounds(shown, j)
+	if j < stats.ModeAccounted {
+		// Already counted as examined and skipped (an event out of order,
+		// or a click after an inferred skip): only a click changes it.
+		if click {
+			if d, ok := relNovelty(shown[start:end], id, nov); ok {
+				stats.ModeEvidence += mm.ClickEvidence(d) - mm.SkipEvidence(d)
+			}
+		}
+		return
+	}
+	if start > stats.ModeAccounted {
+		stats.ModeEvidence += evidenceFrom(mm, shown[:start], stats.ModeAccounted, nov, func(string) bool { return false })
+	}
+	for _, other := range shown[max(start, stats.ModeAccounted):j] {
+		if d, ok := relNovelty(shown[start:end], other, nov); ok {
+			stats.ModeEvidence += mm.SkipEvidence(d)
+		}
+	}
+	if d, ok := relNovelty(shown[start:end], id, nov); ok {
+		if click {
+			stats.ModeEvidence += mm.ClickEvidence(d)
+		} else {
+			stats.ModeEvidence += mm.SkipEvidence(d)
+		}
+	}
+	stats.ModeAccounted = j + 1
+}
+
+// relNovelty is nov(u, id) minus the mean novelty of the slate.
+func relNovelty(slate []string, id string, nov noveltyFunc) (float64, bool) {
+	v, ok := nov(id)
+	if !ok {
+		return 0, false
+	}
+	sum, n := 0.0, 0
+	for _, other := range slate {
+		if w, ok := nov(other); ok {
+			sum += w
+			n++
+		}
+	}
+	return v - intent.DefaultModeModel().Reference(sum/float64(n)), true
+}
+
+// openSession makes st.Stats hold the mode evidence of st.Session: when the
+// evidence it holds is another (earlier) session's, that session is closed
+// and folded into the user's posterior first.
+func openSession(st *UserState) {
+	key := modeKey(&st.Session)
+	if st.Stats.ModeSession == key {
+		return
+	}
+	if st.Stats.ModeSession != "" {
+		st.Stats.Rho.Fold(st.Stats.ModeEvidence)
+	}
+	st.Stats.ModeSession, st.Stats.ModeEvidence, st.Stats.ModeAccounted = key, 0, 0
+}
+
+// modeObservations returns the user's posterior (with an earlier session
+// still open in Stats folded in) and the current session's evidence,
+// including what the slates shown since the last feedback event imply,
+// without changing st: the decision's view of the mode.
+func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, float64) {
+	rho := st.Stats.Rho
+	ev, from := 0.0, 0
+	if st.Stats.ModeSession == modeKey(&st.Session) {
+		ev, from = st.Stats.ModeEvidence, st.Stats.ModeAccounted
+	} else if st.Stats.ModeSession != "" {
+		rho.Fold(st.Stats.ModeEvidence)
+	}
+	if from < len(st.Session.Shown) {
+		nov := func(id string) (float64, bool) {
+			i, ok := snap.Index(id)
+			if !ok {
+				return 0, false
+			}
+			v, _ := seen.Novelty(snap, i)
+			return v, true
+		}
+		clicked := func(id string) bool {
+			i, ok := snap.Index(id)
+			return ok && st.Consumed.Has(snap.Hash(i))
+		}
+		ev += evidenceFrom(mm, st.Session.Shown, from, nov, clicked)
+	}
+	return rho, ev
+}
