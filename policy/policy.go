@@ -64,6 +64,9 @@ type Config struct {
 	// Model is the starting model of the HRL (nil: recommend.DefaultModel).
 	// The baselines take its ranker parameters and derive their levels.
 	Model *recommend.Model `json:"-"`
+	// Deterministic makes the HRL take argmax decisions, as a request
+	// with "deterministic": true is served (MMR and popular always do).
+	Deterministic bool `json:"deterministic,omitempty"`
 }
 
 // DefaultConfig is the serving defaults: recommend.DefaultLearnerConfig,
@@ -137,6 +140,7 @@ func New(name string, cfg Config) (Policy, error) {
 	case HRL:
 		m = start
 		p.clickLearn, p.intentLearn = true, true
+		p.deterministic = cfg.Deterministic
 	case KNN:
 		return newKNN(), nil
 	default:

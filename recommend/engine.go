@@ -122,19 +122,24 @@ type Config struct {
 	// learned neighbours of the user's recent items; the embedding index
 	// fills the rest. Without a learned model the index fills all of it.
 	NeighborShare float64
-	// Hedge, when positive, hedges every slate between the session's
-	// intents (ranker.Knobs): about P(explore)·k of its positions go to
-	// novel items, interleaved from the top, P(explore) being the
-	// session's posterior clamped to [HedgeMin, 1−HedgeMin]: a confident
-	// exploit session still sees a few good novel items, so evidence of
-	// a turn to exploring keeps arriving. Hedge is the score bonus of the
-	// favoured intent's items at a position, in units of θ·φ.
+	// Hedge, when positive, hedges every slate between the explore and
+	// exploit intents (ranker.Knobs): P(explore) of the positions — the
+	// session posterior, kept within [HedgeMin, 1−HedgeMin], or the
+	// level's NovelShare if larger — go to novel items, interleaved from
+	// the top in proportion rather than wherever their scores put them.
+	// So a confident-exploit session still sees a few good novel items
+	// and evidence of a turn to exploring keeps arriving. Hedge is the
+	// score bonus of the favoured intent's items at a position, in units
+	// of θ·φ; 0, the default, turns hedging off: it gained clicks in the
+	// simulator where the mode matters and cost them where it barely
+	// does, and cost 7% of HR@10 on the MovieLens replay
+	// (docs/evaluation.md).
 	Hedge, HedgeMin float64
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, HedgeMin: 0.1}
 }
 
 // MaxK bounds the slate size.
@@ -404,10 +409,10 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 		markTaken(snap, ex.taken, id)
 	}
 	e.collabScores(sc, snap, v.hist)
-	// Hedging: the explore intent gets the posterior's share of the
-	// positions, or the level's novel share if that is larger (a level
-	// that asks for novelty keeps it), and the novel pool holds at least
-	// that share so the slate can fill them.
+	// Hedging: the explore intent gets the session posterior's share of
+	// the positions (P(explore), kept within [HedgeMin, 1−HedgeMin]), or
+	// the level's novel share if that is larger, and the novel pool holds
+	// at least that share so the slate can fill them.
 	explore := 0.0
 	if e.cfg.Hedge > 0 {
 		q := d.Intent.State[intent.FSessNovelPreference]

@@ -50,9 +50,21 @@ func slateBounds(shown []string, j int) (start, end int) {
 	return start, end
 }
 
-// novelty is nov(u,i) of a shown item, or false for an id the snapshot
-// does not know (its evidence is not counted).
+// noveltyFunc is nov(u,i) of a shown item, or false for an id the
+// snapshot does not know (its evidence is not counted).
 type noveltyFunc func(id string) (float64, bool)
+
+// noveltyOf is the noveltyFunc of a user whose history is seen.
+func noveltyOf(snap *catalog.Snapshot, seen *Seen) noveltyFunc {
+	return func(id string) (float64, bool) {
+		i, ok := snap.Index(id)
+		if !ok {
+			return 0, false
+		}
+		v, _ := seen.Novelty(snap, i)
+		return v, true
+	}
+}
 
 // evidenceFrom is the evidence of the Shown entries from index from on
 // that no feedback event has accounted for, under the cascade: a slate
@@ -104,14 +116,7 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		return
 	}
 	mm := intent.DefaultModeModel()
-	nov := func(id string) (float64, bool) {
-		i, ok := snap.Index(id)
-		if !ok {
-			return 0, false
-		}
-		v, _ := seen.Novelty(snap, i)
-		return v, true
-	}
+	nov := noveltyOf(snap, seen)
 	stats := &st.Stats
 	start, end := slateBounds(shown, j)
 	if j < stats.ModeAccounted {
@@ -185,14 +190,7 @@ func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm inte
 		rho.Fold(st.Stats.ModeEvidence)
 	}
 	if from < len(st.Session.Shown) {
-		nov := func(id string) (float64, bool) {
-			i, ok := snap.Index(id)
-			if !ok {
-				return 0, false
-			}
-			v, _ := seen.Novelty(snap, i)
-			return v, true
-		}
+		nov := noveltyOf(snap, seen)
 		clicked := func(id string) bool {
 			i, ok := snap.Index(id)
 			return ok && st.Consumed.Has(snap.Hash(i))

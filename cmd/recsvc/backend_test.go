@@ -60,6 +60,8 @@ func TestParseConfigBackends(t *testing.T) {
 		{"-max-inflight", "-1"},
 		{"-intent-epsilon", "1.5"},
 		{"-intent-epsilon", "-0.1"},
+		{"-hedge", "-1"},
+		{"-hedge", "NaN"},
 		{"-kafka-sasl-mechanism", "GSSAPI"},
 		{"-replication-factor", "0"},
 		{"-redis-ca-file", "/x.pem"}, // without -redis-tls

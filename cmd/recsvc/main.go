@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -69,6 +70,8 @@ type config struct {
 	maxInflight int
 	// intentEpsilon is the engine's exploration floor (recommend.Config.IntentEpsilon).
 	intentEpsilon float64
+	// hedge is the slate's hedging between intents (recommend.Config.Hedge).
+	hedge float64
 	// warnings are logged once the logger exists.
 	warnings    []string
 	logLevel    slog.Level
@@ -119,6 +122,7 @@ func parseConfig(args []string) (config, error) {
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
 	fs.Float64Var(&c.intentEpsilon, "intent-epsilon", envflag.Float("NOVAREC_INTENT_EPSILON", 0), "exploration floor of the intent level: sample from (1−ε)·π + ε/K so every level is served now and then (env NOVAREC_INTENT_EPSILON; 0..1, default 0)")
+	fs.Float64Var(&c.hedge, "hedge", envflag.Float("NOVAREC_HEDGE", recommend.DefaultConfig().Hedge), "hedge every slate between the session's intents: about P(explore)·k positions go to novel items, interleaved from the top; the score bonus of the favoured intent's items (env NOVAREC_HEDGE; 0 = off)")
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
 	fs.StringVar(&c.experiments, "experiments", envflag.String("NOVAREC_EXPERIMENTS", ""), "A/B experiments file (YAML); reload with POST /v1/admin/experiments/reload (env NOVAREC_EXPERIMENTS)")
@@ -143,6 +147,9 @@ func parseConfig(args []string) (config, error) {
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	if !(c.intentEpsilon >= 0 && c.intentEpsilon <= 1) {
 		return c, fmt.Errorf("-intent-epsilon must be in [0,1], not %v", c.intentEpsilon)
+	}
+	if !(c.hedge >= 0) || math.IsInf(c.hedge, 0) {
+		return c, fmt.Errorf("-hedge must be 0 (off) or positive, not %v", c.hedge)
 	}
 	if c.maxInflight < 0 {
 		return c, fmt.Errorf("-max-inflight must be 0 (no bound) or positive, not %d", c.maxInflight)
@@ -352,7 +359,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	apiCfg := api.Config{
 		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, Keys: keys,
-		Engine: newEngine(cfg.intentEpsilon), Registry: reg, Logger: log,
+		Engine: newEngine(cfg.intentEpsilon, cfg.hedge), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
 		Checks: []api.Check{kafkaCheck(producer, durable)},
 	}
@@ -421,10 +428,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 
 // newEngine is the serving engine: the defaults that replay and the
 // simulator evaluate (recommend.DefaultConfig; a zero Config would serve
-// without the popular pool's share), with the operator's exploration floor.
-func newEngine(intentEpsilon float64) *recommend.Engine {
+// without the popular pool's share), with the operator's exploration floor
+// and hedging.
+func newEngine(intentEpsilon, hedge float64) *recommend.Engine {
 	ec := recommend.DefaultConfig()
-	ec.IntentEpsilon = intentEpsilon
+	ec.IntentEpsilon, ec.Hedge = intentEpsilon, hedge
 	return recommend.NewEngine(ec)
 }
 

@@ -55,6 +55,8 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
+	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
+	det := fs.Bool("deterministic", false, "the HRL takes argmax decisions, as recsvc serves requests with \"deterministic\": true")
 	modeWeight := fs.Float64("mode-weight", def.ModeWeight, "simulator: how strongly the session mode (explore/exploit) drives clicks")
 	quality := fs.Float64("quality-weight", def.QualityWeight, "simulator: weight of the items' hidden quality in the click model")
 	latent := fs.Float64("latent-weight", def.LatentWeight, "simulator: weight of hidden user×item factors (co-consumption no category describes)")
@@ -80,7 +82,8 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Users, cfg.Sessions, cfg.Steps, cfg.K, cfg.Items = *users, *sessions, *steps, *k, *items
 	cfg.Policy.Learner.Reward.Novelty, cfg.Policy.Learner.Reward.Diversity = *wNov, *wDiv
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
-	cfg.Policy.Engine.IntentEpsilon = *epsilon
+	cfg.Policy.Engine.IntentEpsilon, cfg.Policy.Engine.Hedge = *epsilon, *hedge
+	cfg.Policy.Deterministic = *det
 	cfg.ModeWeight = *modeWeight
 	cfg.QualityWeight, cfg.LatentWeight, cfg.SkipEvents = *quality, *latent, *skips
 	cfg.Workers = *workers
