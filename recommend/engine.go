@@ -130,16 +130,15 @@ type Config struct {
 	// So a confident-exploit session still sees a few good novel items
 	// and evidence of a turn to exploring keeps arriving. Hedge is the
 	// score bonus of the favoured intent's items at a position, in units
-	// of θ·φ; 0, the default, turns hedging off: it gained clicks in the
-	// simulator where the mode matters and cost them where it barely
-	// does, and cost 7% of HR@10 on the MovieLens replay
-	// (docs/evaluation.md).
+	// of θ·φ; 0 turns hedging off. The slate-centred mode evidence needs
+	// it: a policy that serves all-novel or all-familiar slates learns
+	// nothing about the mode from them (docs/evaluation.md measures both).
 	Hedge, HedgeMin float64
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, HedgeMin: 0.1}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1}
 }
 
 // MaxK bounds the slate size.
