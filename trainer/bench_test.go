@@ -73,7 +73,8 @@ func benchThroughput(b *testing.B, schema int) {
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.StartTimer()
-		start := time.Now()
+		stopProfile := timedProfile(b)
+		start, cpu0 := time.Now(), cpuTime()
 		go func() { done <- tr.Run(runCtx) }()
 		var first time.Time
 		for {
@@ -90,8 +91,9 @@ func benchThroughput(b *testing.B, schema int) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		elapsed, steady := time.Since(start), time.Since(first)
+		elapsed, steady, cpu := time.Since(start), time.Since(first), cpuTime()-cpu0
 		b.StopTimer()
+		stopProfile()
 		stop()
 		if err := <-done; err != nil {
 			b.Fatal(err)
@@ -99,6 +101,7 @@ func benchThroughput(b *testing.B, schema int) {
 		st := tr.Stats()
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(n)/steady.Seconds(), "events/s-after-join")
+		b.ReportMetric(float64(n)/cpu.Seconds(), "events/cpu-s")
 		b.Logf("%d events in %v (%v after the first): %d publishes (last %d bytes), %d commits (last %d bytes, %d records), updates %d, %+v",
 			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.CheckpointRecords, st.Updates, st.Counters)
 		b.StartTimer()
