@@ -108,7 +108,7 @@ func benchThroughput(b *testing.B, schema int) {
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(n)/steady.Seconds(), "events/s-after-join")
 		b.ReportMetric(float64(n)/cpu.Seconds(), "events/cpu-s")
-		b.ReportMetric(float64((cpu-(cpu1-cpu0)).Milliseconds()), "commit-cpu-ms")
+		b.ReportMetric(float64((cpu - (cpu1 - cpu0)).Milliseconds()), "commit-cpu-ms")
 		b.Logf("%d events in %v (%v after the first): %d publishes (last %d bytes), %d commits (last %d bytes, %d records), updates %d, %+v",
 			n, elapsed.Round(time.Millisecond), steady.Round(time.Millisecond), st.Publishes, st.SnapshotBytes, st.Checkpoints, st.CheckpointBytes, st.CheckpointRecords, st.Updates, st.Counters)
 		b.StartTimer()
@@ -119,7 +119,12 @@ func benchThroughput(b *testing.B, schema int) {
 // stream (keyed by user) into the cluster.
 func produced(b *testing.B, imps, fbs [][2][]byte) ([]string, *features.Store) {
 	b.Helper()
-	brokers := kafkatest.Start(b)
+	return producedOn(b, kafkatest.Start(b), imps, fbs)
+}
+
+// producedOn is produced on a cluster of the caller's.
+func producedOn(b *testing.B, brokers []string, imps, fbs [][2][]byte) ([]string, *features.Store) {
+	b.Helper()
 	client, prefix := redistest.New(b)
 	store := features.NewStore(client, features.Options{Prefix: prefix})
 	p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger(), Buffer: 2 * (len(imps) + len(fbs))})
@@ -389,13 +394,24 @@ func BenchmarkReplicaThroughput(b *testing.B) {
 	}
 }
 
+// replicaPartitions is the partition count of the replica benchmark's
+// topics: even, so that two replicas can share the work equally (with 3,
+// range assignment gives one replica 2 partitions and the other 1, which
+// caps two replicas at 1.5× one).
+const replicaPartitions = 6
+
 func benchReplicas(b *testing.B, replicas int) {
 	const n = 100_000
 	cat := testCatalog(b, 3000)
 	imps, fbs := benchStream(b, cat.s, n, events.ImpressionSchema)
 	for b.Loop() {
 		b.StopTimer()
-		brokers, store := produced(b, imps, fbs)
+		cluster, err := events.StartEmbedded(replicaPartitions)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(cluster.Close)
+		brokers, store := producedOn(b, cluster.Brokers(), imps, fbs)
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
 		cfg.Partitioned = true
@@ -412,7 +428,7 @@ func benchReplicas(b *testing.B, replicas int) {
 		}
 		handled := func() int64 {
 			var sum Counters
-			for part := range kafkatest.Partitions {
+			for part := range replicaPartitions {
 				img, err := store.LoadPart(context.Background(), CheckpointName(DefaultVariant), partName(part))
 				if err != nil {
 					continue
@@ -432,7 +448,8 @@ func benchReplicas(b *testing.B, replicas int) {
 			return true
 		}
 		b.StartTimer()
-		start := time.Now()
+		stopProfile := timedProfile(b)
+		start, cpu0 := time.Now(), cpuTime()
 		for _, tr := range trs {
 			go func() { done <- tr.Run(runCtx) }()
 		}
@@ -452,10 +469,11 @@ func benchReplicas(b *testing.B, replicas int) {
 				}
 				b.Fatalf("handled %d of %d", h, total)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // each poll reads every partition head
 		}
-		elapsed, steady := time.Since(start), time.Since(shared)
+		elapsed, steady, cpu := time.Since(start), time.Since(shared), cpuTime()-cpu0
 		b.StopTimer()
+		stopProfile()
 		stop()
 		for range trs {
 			if err := <-done; err != nil {
@@ -464,11 +482,14 @@ func benchReplicas(b *testing.B, replicas int) {
 		}
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(int64(n)-atShared)/steady.Seconds(), "events/s-steady")
+		b.ReportMetric(float64(n)/cpu.Seconds(), "events/cpu-s")
+		b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
 		var commits, publishes int64
-		for _, tr := range trs {
+		for i, tr := range trs {
 			st := tr.Stats()
 			commits += st.Checkpoints
 			publishes += st.Publishes
+			b.Logf("replica %d: %d impressions, %d clicks handled (its last partitions')", i, st.Impressions, st.Clicks)
 		}
 		b.Logf("%d replicas: %d events in %v; %d of them committed before every replica was working, the rest in %v; %d commits, %d publishes",
 			replicas, n, elapsed.Round(time.Millisecond), atShared, steady.Round(time.Millisecond), commits, publishes)
