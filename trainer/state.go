@@ -114,10 +114,16 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 		return nil, err
 	}
 	d := &features.StateDelta{Head: head, Put: map[string]map[string][]byte{}, Del: map[string][]string{}}
+	// Each hash's map is made at its final size (growing a map of tens of
+	// thousands of records rehashes it a dozen times).
+	var kinds [kindUser + 1]int
+	for k := range c.changed {
+		kinds[k.kind]++
+	}
+	sizes := map[string]int{hashSlates: kinds[kindSlate], hashWaiting: kinds[kindWaiting], hashSeen: kinds[kindSeen], hashUsers: kinds[kindUser]}
 	put := func(hash, field string, v []byte) {
 		if d.Put[hash] == nil {
-			// Most changes are slates and event ids: size for them.
-			d.Put[hash] = make(map[string][]byte, len(c.changed)/2)
+			d.Put[hash] = make(map[string][]byte, sizes[hash])
 		}
 		d.Put[hash][field] = v
 	}
