@@ -105,6 +105,14 @@ type ConsumerOptions struct {
 	// On Run's final commit ctx is no longer cancelled (Run is returning
 	// because it was), so BeforeCommit must bound its own work.
 	BeforeCommit func(ctx context.Context) error
+	// Assigned, when set, makes the consumer commit before every
+	// rebalance (generations.go): at the end of each generation of the
+	// group it calls BeforeCommit and commits its offsets while the
+	// partitions are still its own — no other member receives them until
+	// it has rejoined — so a rebalance drops no work. Assigned is called
+	// on Run's goroutine at the start of each generation, before its first
+	// message, with the partitions of each topic this member now holds.
+	Assigned func(ctx context.Context, partitions map[string][]int)
 	// Security authenticates to and encrypts traffic with the brokers
 	// (zero value: plaintext, no authentication).
 	Security Security
@@ -178,7 +186,8 @@ type ConsumerStats struct {
 type Consumer struct {
 	opts ConsumerOptions
 	log  *slog.Logger
-	r    *kafka.Reader
+	r    *kafka.Reader // nil with Assigned (generations.go)
+	rcfg kafka.ReaderConfig
 
 	// stopCtx is cancelled by Close to stop a running Run.
 	stopCtx context.Context
@@ -228,6 +237,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		SessionTimeout:        opts.SessionTimeout,
 		RebalanceTimeout:      opts.SessionTimeout,
 		WatchPartitionChanges: true,
+		GroupBalancers:        balancers,
 		Logger:                kafkaLogger{log: log, level: slog.LevelDebug, what: "kafka-go reader"},
 		ErrorLogger:           kafkaLogger{log: log, level: slog.LevelWarn, what: "kafka-go reader"},
 	}
@@ -237,10 +247,15 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("events: NewConsumer: %w", err)
 	}
+	var r *kafka.Reader
+	if opts.Assigned == nil {
+		r = kafka.NewReader(cfg) // joins the group at once
+	}
 	c := &Consumer{
 		opts: opts,
 		log:  log,
-		r:    kafka.NewReader(cfg),
+		r:    r,
+		rcfg: cfg,
 		mConsumed: registerCounterVec(opts.Registerer, log, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "novarec_events_consumed_total",
 			Help: "Messages handled (or dead-lettered) by consumers, by topic.",
@@ -311,6 +326,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	defer cancel()
 	defer context.AfterFunc(c.stopCtx, cancel)()
 
+	if c.r == nil {
+		return c.runGenerations(ctx, h)
+	}
 	st := &runState{marks: make(map[topicPartition]kafka.Message)}
 	defer func() {
 		// ctx is done; commit with a context of our own.
@@ -484,7 +502,12 @@ func (c *Consumer) commit(ctx context.Context, st *runState) {
 		msgs = append(msgs, m)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := c.r.CommitMessages(cctx, msgs...)
+	var err error
+	if st.gen != nil {
+		err = commitGeneration(st.gen, msgs)
+	} else {
+		err = c.r.CommitMessages(cctx, msgs...)
+	}
 	cancel()
 	st.lastCommit = time.Now()
 	if err != nil {
@@ -514,6 +537,9 @@ func (c *Consumer) Close() error {
 		c.mu.Unlock()
 		c.stop()
 		c.runWG.Wait()
+		if c.r == nil {
+			return // generations.go: the group was closed by Run
+		}
 		// kafka-go's Reader.Close can block indefinitely while its group
 		// rebalances (segmentio/kafka-go#1248), which would hold a
 		// graceful stop hostage. Offsets are committed by now, so after
@@ -550,6 +576,9 @@ type runState struct {
 	n          int
 	lastCommit time.Time
 	final      bool // Run is returning: this is the last commit
+	// gen is the group generation offsets are committed in (Assigned);
+	// nil: through the Reader.
+	gen *kafka.Generation
 }
 
 func (st *runState) mark(m kafka.Message) {

@@ -63,9 +63,12 @@ func (e *DecodeError) Is(target error) bool { return target == ErrPoison }
 // written by a producer that disagrees with this build about the schema.
 // Errors are *DecodeError (and match ErrPoison). It never panics.
 func DecodeFeedback(b []byte) (Feedback, error) {
-	var f Feedback
-	if err := decodeStrict("feedback", b, &f); err != nil {
-		return Feedback{}, err
+	f, ok := fastFeedback(b)
+	if !ok {
+		f = Feedback{}
+		if err := decodeStrict("feedback", b, &f); err != nil {
+			return Feedback{}, err
+		}
 	}
 	if err := validateFeedback(&f); err != nil {
 		return Feedback{}, err

@@ -167,6 +167,8 @@ func (w *impressionV2) impression() (Impression, error) {
 		return Impression{}, bad("pos", fmt.Sprintf("must hold 1 position per item, has %d for %d items", len(w.Pos), k))
 	}
 	im.Items = make([]ImpressionItem, k)
+	// One backing array for every item's features (one allocation, not k).
+	phi := make([]float64, k*w.NPhi)
 	for i, id := range w.Items {
 		it := &im.Items[i]
 		it.ItemID, it.Position = id, i
@@ -177,13 +179,21 @@ func (w *impressionV2) impression() (Impression, error) {
 		it.Score = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 		it.Propensity = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4:])))
 		it.Novelty = float64(half.To32(binary.LittleEndian.Uint16(b[8:])))
-		it.Features = read16(b[10:])
+		if w.NPhi > 0 {
+			it.Features = phi[i*w.NPhi : (i+1)*w.NPhi : (i+1)*w.NPhi]
+			for j := range it.Features {
+				it.Features[j] = float64(half.To32(binary.LittleEndian.Uint16(b[10+2*j:])))
+			}
+		}
 	}
 	return im, nil
 }
 
 // decodeImpressionV2 is DecodeImpression for schema 2.
 func decodeImpressionV2(b []byte) (Impression, error) {
+	if w, ok := fastImpressionV2(b); ok {
+		return w.impression()
+	}
 	var w impressionV2
 	if err := decodeStrict("impression", b, &w); err != nil {
 		return Impression{}, err

@@ -271,6 +271,46 @@ func (t *Trainer) partCore(ctx context.Context, p int) (*Core, error) {
 	return core, nil
 }
 
+// assigned is the consumer's Assigned hook for a partitioned trainer: a new
+// generation of the group gave this replica partitions. The consumer
+// committed the last generation's work before the group rebalanced, so the
+// partitions that went to other replicas are dropped with nothing lost and
+// the others keep their Cores (no other replica held them in between: it
+// would have needed a generation this one was not part of, and then the
+// epoch check of the next commit finds out). If that commit failed, what
+// was learned from a departing partition is in the local model and would
+// be learned again by its new owner: the replica starts over (reloads the
+// shared model, rejoins), as when a commit finds a partition lost.
+func (t *Trainer) assigned(_ context.Context, partitions map[string][]int) {
+	r := t.rep
+	keep := map[int]bool{}
+	for _, ps := range partitions {
+		for _, p := range ps {
+			keep[p] = true
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	dirty := r.l.Updates() != r.baseUpdates
+	for _, pt := range r.parts {
+		dirty = dirty || pt.core.Changes() > 0
+	}
+	for p := range r.parts {
+		if keep[p] {
+			continue
+		}
+		if dirty {
+			t.log.Warn("trainer: a partition moved to another replica before its work was committed; starting over", "partition", p)
+			t.lost = true
+			t.stop()
+			return
+		}
+		delete(r.parts, p)
+		t.log.Info("trainer: partition moved to another replica", "partition", p)
+	}
+	t.m.synced = r.counters()
+}
+
 // commitReplica is beforeCommit for a partitioned trainer: commit the
 // partitions' changes with the model's (merged into the shared model),
 // rebase, publish.

@@ -258,6 +258,10 @@ func (t *Trainer) deadLetter() (*events.Producer, func(context.Context)) {
 
 // newConsumer prepares the trainer's group consumer.
 func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
+	var assigned func(context.Context, map[string][]int)
+	if t.cfg.Partitioned {
+		assigned = t.assigned // replicas commit before every rebalance
+	}
 	consumer, err := events.NewConsumer(events.ConsumerOptions{
 		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
 		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
@@ -269,6 +273,7 @@ func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
 		CommitInterval: t.cfg.CommitInterval,
 		SessionTimeout: t.cfg.SessionTimeout,
 		BeforeCommit:   t.beforeCommit,
+		Assigned:       assigned,
 		Registerer:     t.deps.Registerer,
 		Logger:         t.deps.Logger,
 	})
