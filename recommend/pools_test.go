@@ -2,10 +2,12 @@ package recommend
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/internal/topk"
 )
 
 func TestPools(t *testing.T) {
@@ -64,6 +66,35 @@ func TestPoolsAreWhatDecideServes(t *testing.T) {
 		}
 		if z == 4 && novel < 40*p.Novel/(p.Familiar+p.Novel+p.Popular)/2 {
 			t.Errorf("level 4: only %d of 40 items novel with %+v", novel, p)
+		}
+	}
+}
+
+// TestSelectTopMatchesTopk: the written-out selection reorders exactly as
+// topk.Select does, so the pools keep their order (and replay its results).
+func TestSelectTopMatchesTopk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name    string
+		n, want int
+		levels  int // distinct scores: few make many ties
+	}{
+		{"empty", 0, 3, 10},
+		{"n above length", 5, 9, 10},
+		{"one", 100, 1, 1000},
+		{"ties", 500, 40, 3},
+		{"distinct", 1200, 54, 1 << 20},
+		{"all but one", 64, 63, 50},
+	} {
+		s := make([]scoredItem, tc.n)
+		for i := range s {
+			s[i] = scoredItem{int32(rng.IntN(10 * (tc.n + 1))), float32(rng.IntN(tc.levels))}
+		}
+		want := slices.Clone(s)
+		topk.Select(want, tc.want, scoredItem.before)
+		selectTop(s, tc.want)
+		if !slices.Equal(s, want) {
+			t.Errorf("%s: order differs from topk.Select", tc.name)
 		}
 	}
 }
