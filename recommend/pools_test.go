@@ -98,3 +98,24 @@ func TestSelectTopMatchesTopk(t *testing.T) {
 		}
 	}
 }
+
+// TestMarksClearAcrossWraps: every reset empties both sets, including the
+// resets where the one-byte generation wraps.
+func TestMarksClearAcrossWraps(t *testing.T) {
+	var m marks
+	for r := 0; r < 1000; r++ {
+		m.reset(8)
+		for i := int32(0); i < 8; i++ {
+			if m.has(i) || m.isClean(i) {
+				t.Fatalf("reset %d: item %d still marked", r, i)
+			}
+		}
+		m.set(int32(r % 8))
+		m.setClean(int32((r + 1) % 8))
+		m.setClean(int32((r + 2) % 8))
+		m.set(int32((r + 2) % 8)) // taking a clean item
+		if !m.has(int32(r%8)) || !m.isClean(int32((r+1)%8)) || m.isClean(int32((r+2)%8)) || !m.has(int32((r+2)%8)) {
+			t.Fatalf("reset %d: marks do not hold", r)
+		}
+	}
+}
