@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -285,6 +286,12 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 			continue
 		}
 		v.hist = append(v.hist, i)
+		if m, ok := snap.CategoryMask(i); ok { // one read of the item's hot record
+			for ; m != 0; m &= m - 1 {
+				v.counts[bits.TrailingZeros64(m)]++
+			}
+			continue
+		}
 		for _, c := range snap.Categories(i) {
 			v.counts[c]++
 		}
