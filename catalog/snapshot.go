@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -130,6 +131,7 @@ func Build(version uint64, dim int, items []Item) (*Snapshot, error) {
 		s.byID[it.ID] = int32(len(s.items))
 		s.items = append(s.items, it)
 	}
+	s.internIDs()
 	n := len(s.items)
 	s.emb = make([]float32, n*dim)
 	s.itemCats = make([][]int32, n)
@@ -192,6 +194,31 @@ func Build(version uint64, dim int, items []Item) (*Snapshot, error) {
 	s.ivf = newLazyIVF(s, version)
 	s.contentIVF = s.ivf
 	return s, nil
+}
+
+// internIDs moves the item ids into one string, in index order, and keys
+// byID with them. A decision looks up hundreds of ids (the user's
+// history); the map compares the id looked up with its key's bytes, and
+// keys scattered over the heap made that compare a cache miss each, a
+// tenth of a request's CPU at 100k items. Packed, they take about 1 MB.
+func (s *Snapshot) internIDs() {
+	n := 0
+	for i := range s.items {
+		n += len(s.items[i].ID)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range s.items {
+		b.WriteString(s.items[i].ID)
+	}
+	arena, off := b.String(), 0
+	clear(s.byID)
+	for i := range s.items {
+		id := arena[off : off+len(s.items[i].ID)]
+		off += len(id)
+		s.items[i].ID = id
+		s.byID[id] = int32(i)
+	}
 }
 
 // Len is the number of items.
@@ -277,8 +304,15 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 	}
 	nc := len(x.members)
 	nprobe = min(max(nprobe, 1), nc)
-	csim := s.gemv(make([]float32, 0, nc), x.centroids, q)
-	best := make([]int, 0, nprobe+1)
+	buf := centroidSims.Get().(*[]float32)
+	defer centroidSims.Put(buf)
+	csim := s.gemv((*buf)[:0], x.centroids, q)
+	*buf = csim
+	var bestBuf [16]int
+	best := bestBuf[:0]
+	if nprobe >= len(bestBuf) {
+		best = make([]int, 0, nprobe+1)
+	}
 	for c, sim := range csim {
 		if len(best) == nprobe && sim <= csim[best[nprobe-1]] {
 			continue
@@ -300,6 +334,9 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 	}
 	return ids, sims
 }
+
+// centroidSims holds Nearest's scores of the centroids between calls.
+var centroidSims = sync.Pool{New: func() any { return new([]float32) }}
 
 // gemv appends m·q for the row-major matrix m with Dim columns.
 func (s *Snapshot) gemv(dst []float32, m []float32, q []float32) []float32 {
