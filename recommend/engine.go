@@ -272,6 +272,9 @@ type view struct {
 	counts []float64
 	taste  []float32
 	seen   Seen
+	// touch is the sum of the values build reads ahead of Taste; it is
+	// kept only so that the compiler keeps those reads.
+	touch float32
 }
 
 func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) {
@@ -279,14 +282,30 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 	nc := snap.NumCategories()
 	v.counts = slices.Grow(v.counts[:0], nc)[:nc]
 	clear(v.counts)
+	// The ids first, then the items' records in a pass of their own: the
+	// records of a history are cache misses, and a loop that does nothing
+	// but read them lets the processor wait for many at once, where one
+	// interleaved with the map's lookups waits for each in turn. The same
+	// pass reads a value from each cache line of the item's embedding, so
+	// that Taste finds them in cache (touch keeps those reads).
+	var touch float32
 	for _, h := range history {
 		i, ok := snap.Index(h.ItemID)
 		if !ok {
-			v.hist = append(v.hist, -1)
-			continue
+			i = -1
 		}
 		v.hist = append(v.hist, i)
-		if m, ok := snap.CategoryMask(i); ok { // one read of the item's hot record
+	}
+	for _, i := range v.hist {
+		if i < 0 {
+			continue
+		}
+		if e := snap.Embedding(i); len(e) > 0 {
+			for x := 0; x < len(e); x += 16 { // 16 float32s a 64-byte line
+				touch += e[x]
+			}
+		}
+		if m, ok := snap.CategoryMask(i); ok {
 			for ; m != 0; m &= m - 1 {
 				v.counts[bits.TrailingZeros64(m)]++
 			}
@@ -296,6 +315,7 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 			v.counts[c]++
 		}
 	}
+	v.touch = touch
 	v.taste = Taste(snap, v.hist, decay, v.taste)
 	v.seen.build(snap, v.hist, v.taste)
 }
