@@ -444,6 +444,15 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	pool = popular(pool, snap, &ex, nCand-len(pool))
 
 	sc.pool = pool
+	// The candidates' embeddings and records, read ahead in a loop of
+	// their own (as in view.build), so that their cache misses overlap.
+	for _, i := range pool {
+		e := m.embedding(snap, i)
+		for x := 0; x < len(e); x += 16 {
+			v.touch += e[x]
+		}
+		ex.touch += snap.Hash(i)
+	}
 	cands := slices.Grow(sc.cands[:0], len(pool))[:len(pool)]
 	sc.cands = cands
 	for j, i := range pool {
@@ -522,6 +531,9 @@ type exclusion struct {
 	snap     *catalog.Snapshot
 	taken    *marks
 	consumed *Filter
+	// touch sums values read ahead of use (see pickBest), kept so that
+	// the compiler keeps those reads.
+	touch uint64
 }
 
 // excluded reports whether item i may not be a candidate. The filter's
@@ -607,6 +619,13 @@ func pickBest(s []scoredItem, n int, ex *exclusion) []scoredItem {
 	for got < n && len(rest) > 0 {
 		m := min(len(rest), 2*(n-got))
 		selectTop(rest, m)
+		// The items' hashes, read ahead in a loop of their own, arrive
+		// together rather than one cache miss per probe of the filter.
+		if ex.consumed.N > 0 {
+			for _, c := range rest[:m] {
+				ex.touch += ex.snap.Hash(c.item)
+			}
+		}
 		// Writing s[got] never overtakes the read position: got counts
 		// kept items among those already read.
 		for _, c := range rest[:m] {
