@@ -133,19 +133,22 @@ func (s *Scratch) reset(cands []Candidate) {
 func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Knobs, rng *rand.Rand) []Slot {
 	n := len(cands)
 	sc.reset(cands)
-	// adj holds each remaining candidate's adjusted score, computed with
-	// the search for the best in the same pass that updates its maxSim.
-	best, bestAdj := -1, math.Inf(-1)
 	for i := range cands {
 		sc.base[i] = p.Score(&cands[i], kn)
-		a := sc.base[i] - kn.Lambda*sc.maxSim[i]
-		sc.adj[i] = a
-		if a > bestAdj {
-			best, bestAdj = i, a
-		}
 	}
 	tau := p.Temperature
 	for pos := 0; pos < k && pos < n; pos++ {
+		best, bestAdj := -1, math.Inf(-1)
+		for i := range cands {
+			if sc.used[i] {
+				continue
+			}
+			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
+			sc.adj[i] = a
+			if a > bestAdj {
+				best, bestAdj = i, a
+			}
+		}
 		// Softmax over remaining candidates, stabilised by the max. A
 		// candidate more than expCutoff temperatures below the best has
 		// probability < e^-30 ≈ 1e-13 and is taken as 0, which saves
@@ -183,32 +186,18 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		score := sc.base[choice] - kn.Lambda*sc.maxSim[choice]
 		sc.used[choice] = true
 		dst = append(dst, Slot{Candidate: choice, Score: score, Propensity: prob})
-		if pos+1 >= k || pos+1 >= n {
-			break
-		}
-		// One matrix-vector product gives every candidate's cosine with
-		// the chosen item (embeddings are unit length); the pass that
-		// raises the remaining candidates' maxSim also finds the next best.
-		sims := false
-		if d := len(cands[choice].Embedding); kn.Lambda != 0 && d > 0 && len(sc.emb) == n*d {
-			blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: d, Stride: d, Data: sc.emb},
-				blas32.Vector{N: d, Inc: 1, Data: cands[choice].Embedding}, 0, blas32.Vector{N: n, Inc: 1, Data: sc.sim})
-			sims = true
-		}
-		best, bestAdj = -1, math.Inf(-1)
-		for i := range cands {
-			if sc.used[i] {
-				continue
-			}
-			if sims {
-				if s := float64(sc.sim[i]); s > sc.maxSim[i] {
-					sc.maxSim[i] = s
+		if kn.Lambda != 0 && pos+1 < k && n > 0 {
+			// One matrix-vector product gives every candidate's cosine
+			// with the chosen item (embeddings are unit length).
+			d := len(cands[choice].Embedding)
+			if d > 0 && len(sc.emb) == n*d {
+				blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: d, Stride: d, Data: sc.emb},
+					blas32.Vector{N: d, Inc: 1, Data: cands[choice].Embedding}, 0, blas32.Vector{N: n, Inc: 1, Data: sc.sim})
+				for i, s := range sc.sim {
+					if !sc.used[i] && float64(s) > sc.maxSim[i] {
+						sc.maxSim[i] = float64(s)
+					}
 				}
-			}
-			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
-			sc.adj[i] = a
-			if a > bestAdj {
-				best, bestAdj = i, a
 			}
 		}
 	}

@@ -138,32 +138,3 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// BenchmarkSlate measures one slate of k=10 from 100 candidates at d=32,
-// as a decision builds it.
-func BenchmarkSlate(b *testing.B) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	cs := make([]Candidate, 100)
-	for i := range cs {
-		e := make([]float32, 32)
-		var norm float64
-		for x := range e {
-			e[x] = float32(rng.NormFloat64())
-			norm += float64(e[x] * e[x])
-		}
-		for x := range e {
-			e[x] /= float32(math.Sqrt(norm))
-		}
-		cs[i] = Candidate{Item: int32(i), Embedding: e, Novelty: rng.Float64()}
-		cs[i].Features[FDot] = rng.Float64()
-		cs[i].Features[FCollab] = rng.Float64()
-		cs[i].Features[FPopularity] = rng.Float64()
-	}
-	p := DefaultParams()
-	var sc Scratch
-	var dst []Slot
-	b.ReportAllocs()
-	for b.Loop() {
-		dst = p.Slate(dst[:0], &sc, cs, 10, Knobs{Beta: 0.25, Lambda: 0.6}, rng)
-	}
-}
