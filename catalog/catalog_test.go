@@ -100,6 +100,15 @@ func TestBuildIndexes(t *testing.T) {
 	if s.PopularityFeature(a) != 1 || s.PopularityFeature(c) >= s.PopularityFeature(a) {
 		t.Fatal("popularity feature not scaled to the maximum")
 	}
+	for i := int32(0); int(i) < s.Len(); i++ {
+		var want uint64
+		for _, c := range s.Categories(i) {
+			want |= 1 << c
+		}
+		if m, ok := s.CategoryMask(i); !ok || m != want || s.Hash(i) != Hash(s.Item(i).ID) || s.Topic(i) != -1 {
+			t.Fatalf("item %s: hot record %b %v %x %d", s.Item(i).ID, m, ok, s.Hash(i), s.Topic(i))
+		}
+	}
 	if _, err := Build(1, 2, nil); err != ErrNoItems {
 		t.Fatalf("empty build: %v", err)
 	}

@@ -85,8 +85,9 @@ func (l *Learned) Validate() error {
 // learnedIndex is a snapshot's view of a Learned model, in catalog indexes.
 type learnedIndex struct {
 	version uint64
-	// topic per catalog item, -1 for items without one (cold).
-	topic     []int32
+	// base is the hot records of the snapshot without the model (the
+	// learned snapshot's carry its topics).
+	base      []itemHot
 	centroids []float32
 	byTopic   [][]int32 // items of each topic by descending popularity
 	nbrStart  []int32
@@ -123,10 +124,8 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 			toCat[j] = i
 		}
 	}
-	lx := &learnedIndex{version: l.Version, topic: make([]int32, n), centroids: l.Centroids}
-	for i := range lx.topic {
-		lx.topic[i] = -1
-	}
+	lx := &learnedIndex{version: l.Version, base: out.hot, centroids: l.Centroids}
+	out.hot = slices.Clone(out.hot) // topics -1 in the base
 	learnedRow := make([]int32, n)
 	for i := range learnedRow {
 		learnedRow[i] = -1
@@ -137,7 +136,7 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 			continue
 		}
 		learnedRow[i] = int32(j)
-		lx.topic[i] = l.Topic[j]
+		out.hot[i].topic = l.Topic[j]
 		if !zero(l.Emb[j*d : (j+1)*d]) {
 			warm = append(warm, int32(j))
 		}
@@ -173,7 +172,7 @@ func (s *Snapshot) WithLearned(l *Learned) (*Snapshot, error) {
 	}
 	lx.byTopic = make([][]int32, len(l.Centroids)/d)
 	for _, i := range out.popRank {
-		if t := lx.topic[i]; t >= 0 {
+		if t := out.hot[i].topic; t >= 0 {
 			lx.byTopic[t] = append(lx.byTopic[t], i)
 		}
 	}
@@ -189,7 +188,7 @@ func (s *Snapshot) base() *Snapshot {
 		return s
 	}
 	b := *s
-	b.emb, b.learned = s.content, nil
+	b.emb, b.hot, b.learned = s.content, s.learned.base, nil
 	b.ivf = s.contentIVF
 	return &b
 }
@@ -282,12 +281,7 @@ func (s *Snapshot) NumTopics() int {
 
 // Topic is item i's learned topic, -1 when it has none (a cold item, or no
 // learned model): novelty then falls back to its categories.
-func (s *Snapshot) Topic(i int32) int32 {
-	if s.learned == nil {
-		return -1
-	}
-	return s.learned.topic[i]
-}
+func (s *Snapshot) Topic(i int32) int32 { return s.hot[i].topic }
 
 // PopularInTopic lists the items of topic t by descending popularity (a
 // view; do not modify).

@@ -299,10 +299,9 @@ func TestPickBestAsksOnlyWhatItNeeds(t *testing.T) {
 			for i := 0; tc.consumedOf > 0 && i < snap.Len(); i += tc.consumedOf {
 				f.Add(snap.Hash(int32(i)))
 			}
-			var taken, clean marks
+			var taken marks
 			taken.reset(snap.Len())
-			clean.reset(snap.Len())
-			ex := exclusion{snap: snap, taken: &taken, consumed: &f, clean: &clean}
+			ex := exclusion{snap: snap, taken: &taken, consumed: &f}
 			s := make([]scoredItem, snap.Len())
 			for i := range s {
 				s[i] = scoredItem{int32(i), rng.Float32()}
@@ -322,7 +321,7 @@ func TestPickBestAsksOnlyWhatItNeeds(t *testing.T) {
 			}
 			asked := 0
 			for i := range snap.Len() {
-				if taken.has(int32(i)) || clean.has(int32(i)) {
+				if taken.has(int32(i)) || taken.isClean(int32(i)) {
 					asked++
 				}
 			}

@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 
 	"gonum.org/v1/gonum/blas/blas32"
@@ -28,6 +29,10 @@ import (
 type Seen struct {
 	topics []bool
 	cats   []bool
+	// catMask has bit c set for each seen category c < 64 (cats holds
+	// them all): Novelty scores most items from it and the item's
+	// category bit set, without reading the item's category list.
+	catMask uint64
 	// taste is the user's unit taste vector, nil without history.
 	taste []float32
 }
@@ -52,6 +57,7 @@ func SeenOf(snap *catalog.Snapshot, history []Consumed) *Seen {
 func (s *Seen) build(snap *catalog.Snapshot, hist []int32, taste []float32) {
 	s.topics = resetBools(s.topics, snap.NumTopics())
 	s.cats = resetBools(s.cats, snap.NumCategories())
+	s.catMask = 0
 	s.taste = taste
 	for _, i := range hist {
 		if i < 0 {
@@ -60,9 +66,19 @@ func (s *Seen) build(snap *catalog.Snapshot, hist []int32, taste []float32) {
 		if t := snap.Topic(i); t >= 0 {
 			s.topics[t] = true
 		}
+		if m, ok := snap.CategoryMask(i); ok {
+			s.catMask |= m
+			continue
+		}
 		for _, c := range snap.Categories(i) {
 			s.cats[c] = true
+			if c < 64 {
+				s.catMask |= 1 << c
+			}
 		}
+	}
+	for m := s.catMask; m != 0; m &= m - 1 {
+		s.cats[bits.TrailingZeros64(m)] = true
 	}
 }
 
@@ -88,6 +104,14 @@ func (s *Seen) Novelty(snap *catalog.Snapshot, i int32) (nov float64, novel bool
 			return 1, true
 		}
 		return min(1, 0.5+(1-float64(catalog.Dot(s.taste, snap.Embedding(i))))/2), true
+	}
+	if m, ok := snap.CategoryMask(i); ok {
+		n := bits.OnesCount64(m)
+		if n == 0 {
+			return 0, false
+		}
+		unseen := bits.OnesCount64(m &^ s.catMask)
+		return float64(unseen) / float64(n), unseen == n
 	}
 	cats := snap.Categories(i)
 	if len(cats) == 0 {

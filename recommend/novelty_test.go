@@ -1,6 +1,7 @@
 package recommend
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
@@ -122,5 +123,62 @@ func TestNeighborPool(t *testing.T) {
 	}
 	if len(d.Items) != 1 || d.Items[0].ItemID != "a2" || d.Items[0].Features[ranker.FCollab] != 1 {
 		t.Errorf("slate %+v, want a2 (a1's only neighbour) with collaborative score 1", d.Items)
+	}
+}
+
+// TestNoveltyOfManyCategories: items whose categories lie beyond the 64
+// of the catalog's bit sets score as the definition says (the share of
+// their categories absent from the history), like those within them.
+func TestNoveltyOfManyCategories(t *testing.T) {
+	cat := func(c int) string { return fmt.Sprintf("c%02d", c) }
+	var items []catalog.Item
+	for i := 0; i < 300; i++ {
+		cats := []string{cat(i % 70), cat((i * 7) % 70)}
+		if i%5 == 0 {
+			cats = append(cats, cat(65+i%5))
+		}
+		items = append(items, catalog.Item{ID: fmt.Sprint("i", i), Categories: cats})
+	}
+	snap, err := catalog.Build(1, 8, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		hist []int
+	}{
+		{"empty", nil},
+		{"narrow", []int{1, 2, 3}},
+		{"with wide items", []int{0, 5, 64, 66, 130}},
+		{"broad", []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 40, 69}},
+	} {
+		var hist []Consumed
+		seen := map[int32]bool{}
+		for _, i := range tc.hist {
+			hist = append(hist, Consumed{ItemID: items[i].ID})
+			idx, _ := snap.Index(items[i].ID)
+			for _, c := range snap.Categories(idx) {
+				seen[c] = true
+			}
+		}
+		s := SeenOf(snap, hist)
+		for i := int32(0); int(i) < snap.Len(); i++ {
+			cats := snap.Categories(i)
+			unseen := 0
+			for _, c := range cats {
+				if !seen[c] {
+					unseen++
+				}
+			}
+			want := float64(unseen) / float64(len(cats))
+			if nov, novel := s.Novelty(snap, i); nov != want || novel != (unseen == len(cats)) {
+				t.Fatalf("%s: item %s (categories %v): novelty %v %v, want %v", tc.name, snap.Item(i).ID, cats, nov, novel, want)
+			}
+		}
+		for c := int32(0); int(c) < snap.NumCategories(); c++ {
+			if s.CategorySeen(c) != seen[c] {
+				t.Fatalf("%s: category %s seen %v, want %v", tc.name, snap.CategoryName(c), s.CategorySeen(c), seen[c])
+			}
+		}
 	}
 }

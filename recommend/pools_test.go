@@ -2,10 +2,12 @@ package recommend
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/internal/topk"
 )
 
 func TestPools(t *testing.T) {
@@ -64,6 +66,56 @@ func TestPoolsAreWhatDecideServes(t *testing.T) {
 		}
 		if z == 4 && novel < 40*p.Novel/(p.Familiar+p.Novel+p.Popular)/2 {
 			t.Errorf("level 4: only %d of 40 items novel with %+v", novel, p)
+		}
+	}
+}
+
+// TestSelectTopMatchesTopk: the written-out selection reorders exactly as
+// topk.Select does, so the pools keep their order (and replay its results).
+func TestSelectTopMatchesTopk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name    string
+		n, want int
+		levels  int // distinct scores: few make many ties
+	}{
+		{"empty", 0, 3, 10},
+		{"n above length", 5, 9, 10},
+		{"one", 100, 1, 1000},
+		{"ties", 500, 40, 3},
+		{"distinct", 1200, 54, 1 << 20},
+		{"all but one", 64, 63, 50},
+	} {
+		s := make([]scoredItem, tc.n)
+		for i := range s {
+			s[i] = scoredItem{int32(rng.IntN(10 * (tc.n + 1))), float32(rng.IntN(tc.levels))}
+		}
+		want := slices.Clone(s)
+		topk.Select(want, tc.want, scoredItem.before)
+		selectTop(s, tc.want)
+		if !slices.Equal(s, want) {
+			t.Errorf("%s: order differs from topk.Select", tc.name)
+		}
+	}
+}
+
+// TestMarksClearAcrossWraps: every reset empties both sets, including the
+// resets where the one-byte generation wraps.
+func TestMarksClearAcrossWraps(t *testing.T) {
+	var m marks
+	for r := 0; r < 1000; r++ {
+		m.reset(8)
+		for i := int32(0); i < 8; i++ {
+			if m.has(i) || m.isClean(i) {
+				t.Fatalf("reset %d: item %d still marked", r, i)
+			}
+		}
+		m.set(int32(r % 8))
+		m.setClean(int32((r + 1) % 8))
+		m.setClean(int32((r + 2) % 8))
+		m.set(int32((r + 2) % 8)) // taking a clean item
+		if !m.has(int32(r%8)) || !m.isClean(int32((r+1)%8)) || m.isClean(int32((r+2)%8)) || !m.has(int32((r+2)%8)) {
+			t.Fatalf("reset %d: marks do not hold", r)
 		}
 	}
 }
