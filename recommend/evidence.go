@@ -1,6 +1,7 @@
 package recommend
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/novarec/novarec/catalog"
@@ -68,30 +69,40 @@ func noveltyOf(snap *catalog.Snapshot, seen *Seen) noveltyFunc {
 
 // evidenceFrom is the evidence of the Shown entries from index from on
 // that no feedback event has accounted for, under the cascade: a slate
-// untouched by feedback was examined and skipped with the weights of
-// ModeModel.SlateEvidence (its clicks, if the consumed filter already
-// shows some, counted as clicks); in a slate that feedback reached, the
-// items below the last event are not counted (the user may have stopped
-// there).
+// untouched by feedback was examined to position k with weight Examine^k
+// and nothing in it clicked (ModeModel.SlateEvidence). A slate with an item
+// that clicked reports as consumed is left out: its feedback has not been
+// accounted yet (it is on its way, or it arrived before the slate was
+// recorded), and novelty against today's history, which now holds that
+// item, would read the click as one on a familiar item. In a slate that
+// feedback reached, the items below the last event are not counted (the
+// user may have stopped there).
 func evidenceFrom(mm intent.ModeModel, shown []string, from int, nov noveltyFunc, clicked func(id string) bool) float64 {
 	e := 0.0
 	var novs []float64
-	var clk []bool
+	var none []bool
 	for j := max(from, 0); j < len(shown); {
 		start, end := slateBounds(shown, j)
+		j = end + 1
 		if start < from { // the slate feedback reached
-			j = end
 			continue
 		}
-		novs, clk = novs[:0], clk[:0]
+		novs = novs[:0]
+		touched := false
 		for _, id := range shown[start:end] {
+			if clicked(id) {
+				touched = true
+				break
+			}
 			if v, ok := nov(id); ok {
 				novs = append(novs, v)
-				clk = append(clk, clicked(id))
 			}
 		}
-		e += mm.SlateEvidence(novs, clk)
-		j = end + 1
+		if touched {
+			continue
+		}
+		none = slices.Grow(none[:0], len(novs))[:len(novs)]
+		e += mm.SlateEvidence(novs, none)
 	}
 	return e
 }

@@ -171,3 +171,26 @@ func TestColdUserIsNotANoveltySeeker(t *testing.T) {
 		t.Fatalf("a cold user clicking all-novel slates reads as a novelty seeker: %v (prior %v)", in.UserPropensity, prior)
 	}
 }
+
+// A click whose event has not been accounted yet (it is on its way) leaves
+// its slate out of a decision's evidence: against today's history, which
+// already holds the clicked item, the click would read as one on a
+// familiar item.
+func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	hist := historyIn(snap, 30, "action", "comedy", "drama")
+	nov, fam := splitByNovelty(t, snap, hist, 4)
+	mm := intent.DefaultModeModel()
+	slate1 := []string{fam[0], nov[0], fam[1], nov[1]}
+	slate2 := []string{nov[2], fam[2], nov[3], fam[3]}
+	st := UserState{UserID: "u", History: hist, Session: Session{ID: "s", Shown: append(ShownRecord(slate1), ShownRecord(slate2)...)}}
+	i, _ := snap.Index(nov[0])
+	st.Consumed.Add(snap.Hash(i))
+	var v view
+	v.build(snap, st.History, DefaultConfig().TasteDecay)
+	_, ev := modeObservations(&st, snap, &v.seen, mm)
+	want := mm.SlateEvidence([]float64{1, 0, 1, 0}, make([]bool, 4))
+	if math.Abs(ev-want) > 1e-9 {
+		t.Fatalf("evidence %v, want slate 2's alone %v", ev, want)
+	}
+}
