@@ -200,19 +200,15 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("new user's propensity %v, want the prior 0.25", upBefore)
 	}
 
-	// A click on a novel item changes the shown intent once the feature
-	// updater has applied it: the user-level propensity is the posterior
-	// (1+1)/(1+3+1) = 0.4 and the session leans towards exploring.
+	// A click on a novel item shows in the intent once the feature updater
+	// has applied it. To a new user every item is novel, so the click says
+	// nothing about novelty seeking: both propensities stay at the prior
+	// (the mode evidence is measured against the slate's mix), and the
+	// user-level one moves only when a session closes.
 	do("click a novel item", chromedp.Click(chromedp.CSS("#slate li.item.novel button.click")))
-	poll("intent after the click", fmt.Sprintf(`document.getElementById("up").textContent !== %q`, fmt.Sprintf("%.3f", upBefore)))
-	if up := number("#up"); up != 0.4 {
-		t.Errorf("user propensity after one novel click %v, want 0.4", up)
-	}
-	if sp := number("#sp"); !(sp > spBefore) {
-		t.Errorf("session propensity %v after a novel click, was %v", sp, spBefore)
-	}
-	if n := text("#intentmeta"); !strings.HasPrefix(n, "1 clicks (1 novel)") {
-		t.Errorf("intent counters %q", n)
+	poll("intent after the click", `document.getElementById("intentmeta").textContent.startsWith("1 clicks (1 novel)")`)
+	if up, sp := number("#up"), number("#sp"); up != upBefore || sp != spBefore {
+		t.Errorf("a new user's click on an all-novel slate moved the propensities: user %v → %v, session %v → %v", upBefore, up, spBefore, sp)
 	}
 
 	// The next slate excludes the clicked item and is explained.
