@@ -266,7 +266,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		}, []string{"topic"})),
 		mLag: registerGauge(opts.Registerer, log, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "novarec_events_consumer_lag",
-			Help: "Messages behind the high watermark, as last reported by the reader (for the partition fetched most recently).",
+			Help: "Messages behind the high watermark: as last reported by the reader (the partition fetched most recently), or with an Assigned hook summed over the member's partitions.",
 		})),
 	}
 	c.stopCtx, c.stop = context.WithCancel(context.Background())

@@ -87,6 +87,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, h H
 	c.opts.Assigned(ctx, assigned)
 
 	st := &runState{marks: make(map[topicPartition]kafka.Message), gen: gen, lastCommit: time.Now()}
+	// The lag gauge sums this member's partitions, each as of the last
+	// message read from it.
+	lags, lag := make(map[topicPartition]int64, len(gen.Assignments)), int64(0)
 	tick := time.NewTimer(c.opts.CommitInterval)
 	defer tick.Stop()
 	for {
@@ -102,6 +105,11 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, h H
 			c.commit(ctx, st)
 			tick.Reset(c.opts.CommitInterval)
 		case m := <-msgs:
+			tp := topicPartition{m.Topic, m.Partition}
+			l := max(m.HighWaterMark-m.Offset-1, 0)
+			lag += l - lags[tp]
+			lags[tp] = l
+			c.mLag.Set(float64(lag))
 			if !c.handle(ctx, h, m, st) {
 				st.final = true
 				c.commit(context.WithoutCancel(ctx), st)

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/internal/kafkatest"
+	"github.com/novarec/novarec/internal/metrictest"
 )
 
 // TestAssignedCommitsBeforeRebalance checks ConsumerOptions.Assigned: a
@@ -101,4 +103,48 @@ func TestAssignedCommitsBeforeRebalance(t *testing.T) {
 		t.Error("the first member never committed")
 	}
 	t.Logf("first member: %d messages, %d commits, partitions %v; second: %d, %d, %v", by[0], commits[0], assigned[0], by[1], commits[1], assigned[1])
+}
+
+// A member that drives its generations reports its lag, summed over its
+// partitions: above zero while it is behind, zero once it has caught up.
+func TestAssignedReportsLag(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	p := newProducer(t, brokers, events.ProducerOptions{})
+	for i := range 30 {
+		u := "u" + strconv.Itoa(i%5)
+		p.Publish(events.TopicFeedback, u, feedbackJSON(t, u, i))
+	}
+	flush(t, p)
+	reg := prometheus.NewRegistry()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	handled := 0
+	c := newConsumer(t, events.ConsumerOptions{
+		Brokers: brokers, GroupID: "lag", Topics: []string{events.TopicFeedback}, Registerer: reg,
+		SessionTimeout: 6 * time.Second, Assigned: func(context.Context, map[string][]int) {},
+	})
+	stop := run(t, c, func(ctx context.Context, _ kafka.Message) error {
+		mu.Lock()
+		handled++
+		first := handled == 1
+		mu.Unlock()
+		if first {
+			select { // hold the first message until the gauge was read
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
+	lag := func() float64 { return metrictest.MustValue(t, reg, "novarec_events_consumer_lag", nil) }
+	waitFor(t, time.Minute, "a lag above zero while the first message is held", func() bool { return lag() > 0 })
+	close(release)
+	waitFor(t, time.Minute, "every message handled and the lag back to zero", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == 30 && lag() == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 }
