@@ -33,7 +33,9 @@ type Stats struct {
 	// holds (see modeKey), the latest with feedback; it is folded into Rho
 	// when feedback of a later session arrives (or, for a decision, in
 	// memory). ModeAccounted counts the entries of its Shown list that
-	// the evidence covers.
+	// the evidence covers. (A session that outgrows the stored list,
+	// 300 entries or about 30 slates, loses the oldest ones and with them
+	// this count's alignment: its later evidence is then approximate.)
 	ModeSession   string  `json:"-"`
 	ModeEvidence  float64 `json:"-"`
 	ModeAccounted int     `json:"-"`
