@@ -63,6 +63,18 @@ func (s *Server) feedback(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
+	if s.cfg.Shown != nil {
+		// The feature updater reads where the item stood in the slate
+		// from the recorded shown list (the cascade's skips): a client
+		// that clicks within milliseconds of the answer must not beat
+		// the batched write of that slate. A failure only costs the
+		// event its mode evidence, so the feedback is still taken.
+		fctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.StoreTimeout)
+		if err := s.cfg.Shown.Flush(fctx, req.UserID, req.SessionID); err != nil {
+			s.log.Debug("flushing the session's shown items before its feedback failed", "err", err)
+		}
+		cancel()
+	}
 	if err := s.cfg.Feedback.Write(c.Request.Context(), events.TopicFeedback, req.UserID, b); err != nil {
 		// Refuse rather than acknowledge what might be lost: the client
 		// retries, here or on another replica.

@@ -39,6 +39,8 @@ type Store interface {
 type ShownRecorder interface {
 	Record(ctx context.Context, userID, sessionID string, itemIDs []string) error
 	Pending(userID, sessionID string) []string
+	// Flush writes what is pending for the session now.
+	Flush(ctx context.Context, userID, sessionID string) error
 }
 
 // Publisher sends events to Kafka without blocking; false means the event

@@ -2,6 +2,7 @@ package features
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ type ShownWriter struct {
 	// MaxPending bounds memory: beyond it Record writes synchronously.
 	MaxPending int
 
+	// flushMu is held while a batch is written, so Flush can wait for a
+	// batch that already took its session's records.
+	flushMu sync.Mutex
 	mu      sync.Mutex
 	pending map[shownKey][]string
 	n       int
@@ -65,6 +69,37 @@ func (w *ShownWriter) Record(ctx context.Context, userID, sessionID string, item
 	default:
 	}
 	return nil
+}
+
+// Flush writes the session's pending records now, in one round trip, after
+// any batch being written; it does nothing when there are none. On failure
+// they stay pending for Run.
+func (w *ShownWriter) Flush(ctx context.Context, userID, sessionID string) error {
+	k := shownKey{userID, sessionID}
+	// After a batch in flight, which may hold this session's records.
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	w.mu.Lock()
+	items := w.pending[k]
+	if len(items) == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	delete(w.pending, k)
+	w.n -= len(items)
+	w.mu.Unlock()
+	_, err := w.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		w.store.queueShown(ctx, p, userID, sessionID, items)
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	w.mu.Lock()
+	w.pending[k] = append(items, w.pending[k]...) // older records first
+	w.n += len(items)
+	w.mu.Unlock()
+	return fmt.Errorf("features: flush shown items: %w", err)
 }
 
 // Pending returns the items recorded for the session but not yet written.
@@ -112,6 +147,8 @@ func (w *ShownWriter) Run(ctx context.Context) {
 // (and visible through Pending) until their write succeeded; a failed write
 // is retried at the next flush.
 func (w *ShownWriter) flush(ctx context.Context) bool {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	batch := w.pending
 	if len(batch) == 0 {

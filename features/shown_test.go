@@ -94,3 +94,39 @@ func TestShownWriterKeepsRecordsWhileRedisIsDown(t *testing.T) {
 		t.Fatal("synchronous fallback did not report the failure")
 	}
 }
+
+// Flush writes one session's pending records at once (the feedback
+// handler's guarantee that a click never overtakes its slate), in order,
+// and leaves the other sessions' records to the batch.
+func TestShownWriterFlushesOneSession(t *testing.T) {
+	s, _ := newStore(t, Options{})
+	w := NewShownWriter(s, nil) // Run is not started: only Flush writes
+	ctx := context.Background()
+	for _, rec := range [][]string{{"", "a", "b"}, {"", "c"}} {
+		if err := w.Record(ctx, "u", "s", rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Record(ctx, "v", "s", []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx, "u", "s"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load(ctx, "u", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"", "a", "b", "", "c"}; !slices.Equal(st.Session.Shown, want) {
+		t.Fatalf("shown %q after Flush, want %q", st.Session.Shown, want)
+	}
+	if got := w.Pending("u", "s"); got != nil {
+		t.Fatalf("still pending after Flush: %v", got)
+	}
+	if got := w.Pending("v", "s"); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("another session's records: %v", got)
+	}
+	if err := w.Flush(ctx, "nobody", ""); err != nil {
+		t.Fatalf("Flush with nothing pending: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/internal/kafkatest"
 	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
 )
 
 // system is one recsvc started by the test, on real Redis when REDIS_ADDR
@@ -57,6 +58,9 @@ func startLogging(t *testing.T, cfg config, log *slog.Logger) *system {
 	}
 	if cfg.drain == 0 {
 		cfg.drain = 10 * time.Second
+	}
+	if cfg.hedge == 0 { // a config literal: serve as the flags' default does
+		cfg.hedge = recommend.DefaultConfig().Hedge
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	info := make(chan running, 1)
