@@ -88,7 +88,6 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		}(),
 		Session: recommend.Session{
 			ID: "s9", Start: 1000, Last: 3000, Clicks: 2, Skips: 1, NovelClicks: 1, NovelEWMA: 0.1 + 0.2,
-			ClickNovelty: 1.5, SkipNovelty: 1.0 / 3,
 			CategoryClicks: map[string]int64{"drama": 2, "sci fi:x": 1},
 			Shown:          recommend.ShownRecord([]string{"q", "a", "x|y|z"}),
 		},
@@ -227,11 +226,6 @@ func TestApplyFeedbackSequence(t *testing.T) {
 			if ses.Clicks != 3 || ses.Skips != 1 || ses.NovelClicks != 1 || ses.Start != 1000 || ses.Last != 4000 ||
 				!near(ses.NovelEWMA, 0.56) {
 				t.Errorf("session = %+v", ses)
-			}
-			// Novelty of the clicks a, d, b (1 + 0 + 0.5) and of the
-			// skipped c (horror, unseen).
-			if !near(ses.ClickNovelty, 1.5) || !near(ses.SkipNovelty, 1) {
-				t.Errorf("session novelty: clicks %v, skips %v; want 1.5, 1", ses.ClickNovelty, ses.SkipNovelty)
 			}
 			if want := map[string]int64{"drama": 3, "comedy": 1}; !maps.Equal(ses.CategoryClicks, want) {
 				t.Errorf("category clicks = %v, want %v", ses.CategoryClicks, want)

@@ -29,8 +29,8 @@ const (
 	fID       = "id"
 	fStart    = "start"
 	fEWMA     = "ewma"
-	fClickNov = "cnov"
-	fSkipNov  = "snov"
+	fClickNov = "cnov" // written by earlier versions
+	fSkipNov  = "snov" // written by earlier versions
 	// The intent posterior (recommend.Stats.Rho and the open session's
 	// mode evidence).
 	fRho      = "rho"
@@ -377,7 +377,7 @@ func decodeStats(h map[string]string) recommend.Stats {
 
 func zeroSession(s *recommend.Session) bool {
 	return s.Start == 0 && s.Last == 0 && s.Clicks == 0 && s.Skips == 0 && s.NovelClicks == 0 &&
-		s.NovelEWMA == 0 && s.ClickNovelty == 0 && s.SkipNovelty == 0 && len(s.CategoryClicks) == 0
+		s.NovelEWMA == 0 && len(s.CategoryClicks) == 0
 }
 
 func sessionFields(s *recommend.Session) []any {
@@ -390,8 +390,6 @@ func sessionFields(s *recommend.Session) []any {
 		fSkips, strconv.FormatInt(s.Skips, 10),
 		fNovel, strconv.FormatInt(s.NovelClicks, 10),
 		fEWMA, strconv.FormatFloat(s.NovelEWMA, 'g', -1, 64),
-		fClickNov, strconv.FormatFloat(s.ClickNovelty, 'g', -1, 64),
-		fSkipNov, strconv.FormatFloat(s.SkipNovelty, 'g', -1, 64),
 	)
 	for c, n := range s.CategoryClicks {
 		f = append(f, catField+c, strconv.FormatInt(n, 10))
@@ -407,20 +405,14 @@ func decodeSession(h map[string]string) recommend.Session {
 			continue
 		}
 		switch k {
-		case fEWMA, fClickNov, fSkipNov:
-			// Sessions written before cnov/snov existed lack them and
-			// decode as 0: their novel preference falls back toward the
-			// user-level estimate.
+		case fEWMA:
 			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-				switch k {
-				case fEWMA:
-					s.NovelEWMA = f
-				case fClickNov:
-					s.ClickNovelty = f
-				default:
-					s.SkipNovelty = f
-				}
+				s.NovelEWMA = f
 			}
+			continue
+		case fClickNov, fSkipNov:
+			// Written by versions before the mode evidence moved to the
+			// user's stats (fModeEv); no longer read.
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)

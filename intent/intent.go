@@ -59,10 +59,6 @@ type Observations struct {
 	SessionEntropy                                  float64
 	// SessionNovelEWMA is meaningful only when SessionClicks > 0.
 	SessionNovelEWMA float64
-	// SessionClickNovelty and SessionSkipNovelty sum nov(u,i) over the
-	// session's clicked and skipped items.
-	SessionClickNovelty, SessionSkipNovelty float64
-
 	// Rho is the user's posterior over ρ_u from their closed sessions
 	// (see RhoPosterior); SessionEvidence is the current session's
 	// log-likelihood ratio, explore over exploit, under the ModeModel:
@@ -181,18 +177,6 @@ type Policy struct {
 	QP []float64 `json:"qp,omitempty"`
 	// Prior is the user-level Beta prior.
 	Prior Prior `json:"prior"`
-	// Mode is the click model the propensities are inferred under (the
-	// zero value, in snapshots from before it was fitted, means
-	// DefaultModeModel).
-	Mode ModeModel `json:"mode,omitzero"`
-}
-
-// ModeModel returns the policy's click model, the default for a zero one.
-func (p *Policy) ModeModel() ModeModel {
-	if p.Mode == (ModeModel{}) {
-		return DefaultModeModel()
-	}
-	return p.Mode
 }
 
 // K is the number of intent levels.
@@ -243,11 +227,6 @@ func (p *Policy) Validate() error {
 		return errors.New("intent: prior must be positive")
 	case !(p.Kappa > 0) || math.IsInf(p.Kappa, 0):
 		return errors.New("intent: kappa must be positive and finite")
-	}
-	if p.Mode != (ModeModel{}) {
-		if err := p.Mode.Validate(); err != nil {
-			return err
-		}
 	}
 	for _, s := range [][]float64{p.T, p.B, p.V, p.Q, p.QP} {
 		if !finite(s) {
@@ -356,7 +335,6 @@ func (p *Policy) Clone() *Policy {
 		Q:      append([]float64(nil), p.Q...),
 		QP:     append([]float64(nil), p.QP...),
 		Prior:  p.Prior,
-		Mode:   p.Mode,
 	}
 }
 

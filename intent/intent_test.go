@@ -62,7 +62,7 @@ func TestPriorPolicyFollowsSessionNovelty(t *testing.T) {
 	for i, ewma := range []float64{0, 0.25, 0.5, 0.75, 1} {
 		// Five clicks on items this much more novel than their slates.
 		ev := 5 * DefaultModeModel().ClickEvidence(ewma-0.5)
-		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma, SessionClickNovelty: 5 * ewma, SessionNovelClicks: 5 * ewma, SessionEvidence: ev})
+		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma, SessionNovelClicks: 5 * ewma, SessionEvidence: ev})
 		probs := p.Distribution(nil, x)
 		sum := 0.0
 		for _, q := range probs {
@@ -194,7 +194,7 @@ func TestNovelPreferenceFollowsEvidence(t *testing.T) {
 
 func TestTargetStaysNearTheLevels(t *testing.T) {
 	p := NewPolicy(DefaultLevels, DefaultKappa)
-	x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: 1, SessionClickNovelty: 5, SessionEvidence: 3})
+	x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: 1, SessionEvidence: 3})
 	raw0 := p.rawTarget(x)
 	// Reward only the top level, many times: the target may pass the top
 	// level by one level's width, not run off to certainty.

@@ -1,9 +1,6 @@
 package intent
 
-import (
-	"errors"
-	"math"
-)
+import "math"
 
 // ModeModel is the two-mode click model behind the session and user
 // propensities: a session either explores or exploits, and an examined item
@@ -11,7 +8,7 @@ import (
 //
 //	P(click | explore) = σ(Base + Contrast·d),  P(click | exploit) = σ(Base − Contrast·d),
 //
-// where d = nov(u,i) − c is the item's novelty relative to c, the mean
+// where d = nov(u,i) − n̄ is the item's novelty relative to n̄, the mean
 // novelty of the slate it was shown in. Centring on the slate is the
 // exposure correction: what a click reveals is which kind of item the user
 // chose among those offered, so a slate that is all novel (a cold user's,
@@ -25,43 +22,20 @@ import (
 // examined to position k with probability Examine^k, so its skips count
 // with that weight (items above a click were examined for certain).
 //
-// The trainer fits the model to logged sessions (Fit); DefaultModeModel is
-// the generic prior it starts from.
+// The parameters are a generic prior (DefaultModeModel), not fitted to
+// logs yet.
 type ModeModel struct {
-	Base     float64 `json:"base"`
-	Contrast float64 `json:"contrast"`
-	Examine  float64 `json:"examine"`
-	// Centre is how far the reference novelty c moves from ½ towards the
-	// slate's mean novelty (0: a fixed ½, 1: the slate's mean).
-	Centre float64 `json:"centre"`
-	// Explore is the population's share of exploring sessions, the mixing
-	// weight of the fit (and its E-step's prior).
-	Explore float64 `json:"explore"`
+	Base, Contrast, Examine float64
 }
 
-// DefaultModeModel matches the symmetric 0.75/0.25 rates the policy used
-// before the model was fitted: an item that matches the mode is clicked
-// three times as often as one that does not (Contrast = 2·ln 3 over a unit
-// novelty difference), at a base rate of one half, and a slate without a
-// click was examined to about three positions.
+// DefaultModeModel keeps the symmetric 0.75/0.25 rates of the policy's
+// earlier click model: an item that matches the mode is clicked three times
+// as often as one that does not (Contrast = 2·ln 3 over a unit novelty
+// difference), at a base rate of one half, and a slate without a click was
+// examined to about three positions.
 func DefaultModeModel() ModeModel {
-	return ModeModel{Base: 0, Contrast: 2 * math.Log(3), Examine: 0.7, Explore: 0.4, Centre: 1}
+	return ModeModel{Base: 0, Contrast: 2 * math.Log(3), Examine: 0.7}
 }
-
-// Validate rejects a model that would make evidence meaningless.
-func (m ModeModel) Validate() error {
-	if !finite([]float64{m.Base, m.Contrast, m.Examine, m.Explore}) {
-		return errors.New("intent: non-finite mode model")
-	}
-	if m.Contrast < 0 || m.Examine < 0 || m.Examine > 1 || m.Explore <= 0 || m.Explore >= 1 {
-		return errors.New("intent: mode model out of range")
-	}
-	return nil
-}
-
-// Reference is the novelty c items are compared with in a slate whose mean
-// novelty is mean.
-func (m ModeModel) Reference(mean float64) float64 { return m.Centre*mean + (1-m.Centre)*0.5 }
 
 // ClickEvidence is the log-likelihood ratio, explore over exploit, of a
 // click on an item at relative novelty d.
@@ -97,7 +71,7 @@ func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 	for _, v := range novelty[:n] {
 		c += v
 	}
-	c = m.Reference(c / float64(n))
+	c /= float64(n)
 	deepest := -1
 	for k := n - 1; k >= 0; k-- {
 		if clicked[k] {

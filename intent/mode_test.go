@@ -89,19 +89,3 @@ func TestRhoFoldBoundsOneSession(t *testing.T) {
 		t.Fatal("a session without evidence changed the posterior")
 	}
 }
-
-func TestModeModelValidate(t *testing.T) {
-	if err := DefaultModeModel().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []ModeModel{
-		{Contrast: -1, Examine: 0.5, Explore: 0.5},
-		{Contrast: 1, Examine: 2, Explore: 0.5},
-		{Contrast: 1, Examine: 0.5, Explore: 1},
-		{Contrast: math.NaN(), Examine: 0.5, Explore: 0.5},
-	} {
-		if m.Validate() == nil {
-			t.Errorf("%+v accepted", m)
-		}
-	}
-}

@@ -332,28 +332,25 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 	v.seen.build(snap, v.hist, v.taste)
 }
 
-// Observations derives the intent policy's raw inputs from a user's state,
-// with mode evidence weighed by mm.
-func Observations(snap *catalog.Snapshot, st *UserState, now int64, mm intent.ModeModel) intent.Observations {
+// Observations derives the intent policy's raw inputs from a user's state.
+func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Observations {
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	return observations(snap, st, &v, now, mm)
+	return observations(snap, st, &v, now)
 }
 
-func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64, mm intent.ModeModel) intent.Observations {
+func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) intent.Observations {
 	o := intent.Observations{
-		NovelClicks:         float64(st.Stats.NovelClicks),
-		FamiliarClicks:      float64(st.Stats.FamiliarClicks),
-		HistoryLen:          len(st.History),
-		SessionClicks:       float64(st.Session.Clicks),
-		SessionSkips:        float64(st.Session.Skips),
-		SessionNovelClicks:  float64(st.Session.NovelClicks),
-		SessionNovelEWMA:    st.Session.NovelEWMA,
-		SessionClickNovelty: st.Session.ClickNovelty,
-		SessionSkipNovelty:  st.Session.SkipNovelty,
-		HistoryEntropy:      intent.Entropy(v.counts),
+		NovelClicks:        float64(st.Stats.NovelClicks),
+		FamiliarClicks:     float64(st.Stats.FamiliarClicks),
+		HistoryLen:         len(st.History),
+		SessionClicks:      float64(st.Session.Clicks),
+		SessionSkips:       float64(st.Session.Skips),
+		SessionNovelClicks: float64(st.Session.NovelClicks),
+		SessionNovelEWMA:   st.Session.NovelEWMA,
+		HistoryEntropy:     intent.Entropy(v.counts),
 	}
-	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen, mm)
+	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen)
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
 	}
@@ -372,7 +369,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64, mm 
 // Intent is the high level's view of a user without sampling: the state
 // s_H, the distribution over levels and its argmax.
 func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int64) IntentDecision {
-	return intentOf(m, Observations(snap, st, now, m.Intent.ModeModel()))
+	return intentOf(m, Observations(snap, st, now))
 }
 
 func intentOf(m *Model, obs intent.Observations) IntentDecision {
@@ -411,7 +408,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	v.build(snap, st.History, e.cfg.TasteDecay)
 
 	// High level.
-	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now, m.Intent.ModeModel()))}
+	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now))}
 	probs := d.Intent.Probabilities
 	if rng != nil {
 		if eps := e.cfg.IntentEpsilon; eps > 0 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 )
 
 func sampleSnapshot(t testing.TB, n int) *catalog.Snapshot {
@@ -35,7 +36,7 @@ func historyIn(snap *catalog.Snapshot, n int, cats ...string) []Consumed {
 
 func session(clicks, novel int64, ewma float64) Session {
 	// As Observe records it: each novel click has nov = 1, the others 0.
-	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma, ClickNovelty: float64(novel)}
+	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma}
 }
 
 func meanNovelty(d Decision) float64 {
@@ -56,7 +57,7 @@ func TestNoveltySeekingSessionGetsMoreNovelSlate(t *testing.T) {
 	}
 	// Six clicks, each on an item more novel (or less) than the rest of
 	// its slate, as Observe accounts them.
-	mm := m.Intent.ModeModel()
+	mm := intent.DefaultModeModel()
 	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
 		ModeSession: "s", ModeEvidence: 6 * mm.ClickEvidence(0.5)}, Session: session(6, 6, 1)}
 	familiar := seeking
@@ -329,28 +330,6 @@ func TestPickBestAsksOnlyWhatItNeeds(t *testing.T) {
 				t.Errorf("probed the filter for %d of %d items to pick %d", asked, snap.Len(), tc.n)
 			}
 		})
-	}
-}
-
-func TestObserveSumsNoveltyOfClicksAndSkips(t *testing.T) {
-	snap := sampleSnapshot(t, 2000)
-	hist := historyIn(snap, 20, "action", "comedy")
-	seen := SeenOf(snap, hist)
-	var familiarID, novelID string
-	for i := int32(0); int(i) < snap.Len() && (familiarID == "" || novelID == ""); i++ {
-		switch nv, _ := seen.Novelty(snap, i); {
-		case nv == 0 && familiarID == "":
-			familiarID = snap.Item(i).ID
-		case nv == 1 && novelID == "":
-			novelID = snap.Item(i).ID
-		}
-	}
-	st := UserState{UserID: "u", History: hist}
-	Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: novelID, Type: Skip, TS: 1}, 0)
-	Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: familiarID, Type: Skip, TS: 2}, 0)
-	obs := Observe(&st, snap, Feedback{UserID: "u", SessionID: "s", ItemID: familiarID, Type: Click, TS: 3}, 0)
-	if st.Session.SkipNovelty != 1 || st.Session.ClickNovelty != obs.Novelty || st.Session.Skips != 2 {
-		t.Errorf("session %+v after skipping a novel and a familiar item and clicking a familiar one", st.Session)
 	}
 }
 

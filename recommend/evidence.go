@@ -134,7 +134,7 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		// Already counted as examined and skipped (an event out of order,
 		// or a click after an inferred skip): only a click changes it.
 		if click {
-			if d, ok := relNovelty(mm, shown[start:end], id, nov); ok {
+			if d, ok := relNovelty(shown[start:end], id, nov); ok {
 				stats.ModeEvidence += mm.ClickEvidence(d) - mm.SkipEvidence(d)
 			}
 		}
@@ -144,11 +144,11 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		stats.ModeEvidence += evidenceFrom(mm, shown[:start], stats.ModeAccounted, nov, func(string) bool { return false })
 	}
 	for _, other := range shown[max(start, stats.ModeAccounted):j] {
-		if d, ok := relNovelty(mm, shown[start:end], other, nov); ok {
+		if d, ok := relNovelty(shown[start:end], other, nov); ok {
 			stats.ModeEvidence += mm.SkipEvidence(d)
 		}
 	}
-	if d, ok := relNovelty(mm, shown[start:end], id, nov); ok {
+	if d, ok := relNovelty(shown[start:end], id, nov); ok {
 		if click {
 			stats.ModeEvidence += mm.ClickEvidence(d)
 		} else {
@@ -158,9 +158,8 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 	stats.ModeAccounted = j + 1
 }
 
-// relNovelty is nov(u, id) relative to the slate's reference novelty under
-// mm (ModeModel.Reference of the slate's mean).
-func relNovelty(mm intent.ModeModel, slate []string, id string, nov noveltyFunc) (float64, bool) {
+// relNovelty is nov(u, id) minus the mean novelty of the slate.
+func relNovelty(slate []string, id string, nov noveltyFunc) (float64, bool) {
 	v, ok := nov(id)
 	if !ok {
 		return 0, false
@@ -172,7 +171,7 @@ func relNovelty(mm intent.ModeModel, slate []string, id string, nov noveltyFunc)
 			n++
 		}
 	}
-	return v - mm.Reference(sum/float64(n)), true
+	return v - sum/float64(n), true
 }
 
 // openSession makes st.Stats hold the mode evidence of st.Session: when the
@@ -193,7 +192,7 @@ func openSession(st *UserState) {
 // still open in Stats folded in) and the current session's evidence,
 // including what the slates shown since the last feedback event imply,
 // without changing st: the decision's view of the mode.
-func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, float64) {
+func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen) (intent.RhoPosterior, float64) {
 	rho := st.Stats.Rho
 	ev, from := 0.0, 0
 	if st.Stats.ModeSession == modeKey(&st.Session) {
@@ -207,7 +206,7 @@ func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm inte
 			i, ok := snap.Index(id)
 			return ok && st.Consumed.Has(snap.Hash(i))
 		}
-		ev += evidenceFrom(mm, st.Session.Shown, from, nov, clicked)
+		ev += evidenceFrom(intent.DefaultModeModel(), st.Session.Shown, from, nov, clicked)
 	}
 	return rho, ev
 }

@@ -69,7 +69,7 @@ func trainPopulation(t *testing.T, snap *catalog.Snapshot, likes func(Scored) bo
 
 func expectedLevel(m *Model, snap *catalog.Snapshot, hist []Consumed) float64 {
 	st := UserState{History: hist}
-	x := m.Intent.Prior.State(nil, Observations(snap, &st, 1, m.Intent.ModeModel()))
+	x := m.Intent.Prior.State(nil, Observations(snap, &st, 1))
 	return intent.SessionPropensity(m.Intent.Distribution(nil, x))
 }
 
@@ -83,7 +83,7 @@ func TestLearnerDrivesHighLevelTowardWhatUsersClick(t *testing.T) {
 	t.Logf("E[z]/(K-1): prior %.3f, novelty-clicking population %.3f, familiar-clicking %.3f", prior, en, ef)
 	for _, l := range []*Learner{novel, familiar} {
 		st := UserState{History: hist}
-		x := l.Model().Intent.Prior.State(nil, Observations(snap, &st, 1, l.Model().Intent.ModeModel()))
+		x := l.Model().Intent.Prior.State(nil, Observations(snap, &st, 1))
 		t.Logf("π_H = %.3f", l.Model().Intent.Distribution(nil, x))
 	}
 	if en < 0.9 {

@@ -53,11 +53,6 @@ type Session struct {
 	// NovelEWMA is the recency-weighted novelty of the session's clicks
 	// (weight SessionDecay on the past), meaningful when Clicks > 0.
 	NovelEWMA float64
-	// ClickNovelty and SkipNovelty sum nov(u,i) of the items clicked and
-	// skipped in this session: with Clicks and Skips they give the
-	// click-through on novel and on familiar items, whose contrast shows
-	// whether the session seeks novelty even when it clicks nothing.
-	ClickNovelty, SkipNovelty float64
 	// CategoryClicks counts clicks per category name in this session.
 	CategoryClicks map[string]int64
 	// Shown lists the items shown in this session, oldest first, each
@@ -175,7 +170,6 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 		}
 		st.Stats.Clicks++
 		s.Clicks++
-		s.ClickNovelty += obs.Novelty
 		if obs.Surprising {
 			st.Stats.NovelClicks++
 			s.NovelClicks++
@@ -200,10 +194,6 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 			st.History = st.History[:history]
 		}
 	case fb.Type == Skip || fb.Type == Rating:
-		if known {
-			nov, _ := SeenOf(snap, st.History).Novelty(snap, idx)
-			s.SkipNovelty += nov
-		}
 		st.Stats.Skips++
 		s.Skips++
 	}
