@@ -244,15 +244,10 @@ func (r *runner) items() {
 
 // unitGaussian fills v with a uniformly random unit direction.
 func unitGaussian(rng *rand.Rand, v []float64) {
-	norm := 0.0
 	for j := range v {
 		v[j] = rng.NormFloat64()
-		norm += v[j] * v[j]
 	}
-	norm = math.Sqrt(norm)
-	for j := range v {
-		v[j] /= norm
-	}
+	floats.Scale(1/floats.Norm(v, 2), v)
 }
 
 // population draws the users from seed alone, so every policy run with the
@@ -372,7 +367,6 @@ func (r *runner) session(u *simUser, s int) error {
 	clicks := 0
 	for step := 0; step < cfg.Steps; step++ {
 		now := t0 + int64(step)*stepMS
-		u.st.Session.Shown = u.shown
 		if ma, ok := r.p.(ModeAware); ok {
 			ma.SetMode(explore)
 		}

@@ -80,6 +80,7 @@ func benchThroughput(b *testing.B, schema int) {
 		start, cpu0 := time.Now(), cpuTime()
 		go func() { done <- tr.Run(runCtx) }()
 		var first time.Time
+		last, idle := int64(-1), 0 // a stall guard: 60,000 polls without progress
 		for {
 			st := tr.Stats()
 			handled := st.Impressions + st.Clicks + st.FeedbackUnattributed + st.FeedbackIgnored + st.ImpressionsIgnored
@@ -89,8 +90,11 @@ func benchThroughput(b *testing.B, schema int) {
 			if handled >= int64(len(imps)+len(fbs)) {
 				break
 			}
-			if time.Since(start) > 2*time.Minute {
-				b.Fatalf("handled %d of %d: %+v", handled, len(imps)+len(fbs), st)
+			if idle++; handled != last {
+				last, idle = handled, 0
+			}
+			if idle > 60000 {
+				b.Fatalf("stalled: handled %d of %d: %+v", handled, len(imps)+len(fbs), st)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -459,6 +463,9 @@ func benchReplicas(b *testing.B, replicas int) {
 		}
 		var shared time.Time
 		var atShared int64
+		// A stall guard, not a speed bound: it fails only when 1,200
+		// polls in a row (a minute or more) saw no event handled.
+		last, idle := int64(-1), 0
 		for total := int64(len(imps) + len(fbs)); ; {
 			h := handled()
 			if shared.IsZero() && active() {
@@ -467,11 +474,14 @@ func benchReplicas(b *testing.B, replicas int) {
 			if h >= total {
 				break
 			}
-			if time.Since(start) > 90*time.Second {
+			if idle++; h != last {
+				last, idle = h, 0
+			}
+			if idle > 1200 {
 				for i, tr := range trs {
 					b.Logf("replica %d: %+v", i, tr.Stats())
 				}
-				b.Fatalf("handled %d of %d", h, total)
+				b.Fatalf("stalled: handled %d of %d", h, total)
 			}
 			time.Sleep(50 * time.Millisecond) // each poll reads every partition head
 		}
