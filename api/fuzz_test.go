@@ -29,6 +29,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -56,7 +57,7 @@ func newMemStore(t testing.TB, snap *catalog.Snapshot, items []catalog.Item) *me
 	ts := int64(1_700_000_000_000)
 	for i := range 30 {
 		fb := recommend.Feedback{UserID: "warm", SessionID: "s", ItemID: snap.Item(int32(i * 7 % snap.Len())).ID, Type: recommend.Click, TS: ts + int64(i)*1000}
-		recommend.Observe(&m.warm, snap, fb, 0)
+		recommend.Observe(&m.warm, snap, fb, 0, intent.ModeModel{})
 	}
 	return m
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/recommend"
 )
@@ -214,10 +215,10 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			t.Fatalf("RecordShown %s: %v", id, err)
 		}
 		fb := recommend.Feedback{UserID: id, SessionID: "s1", ItemID: "i4", Type: recommend.Click, TS: 2000}
-		if _, applied, err := store.ApplyFeedback(ctx, snap, "ev-"+id, fb); err != nil || !applied {
+		if _, applied, err := store.ApplyFeedback(ctx, snap, intent.ModeModel{}, "ev-"+id, fb); err != nil || !applied {
 			t.Fatalf("ApplyFeedback %s = applied %v, %v", id, applied, err)
 		}
-		if _, applied, err := store.ApplyFeedback(ctx, snap, "ev-"+id, fb); err != nil || applied {
+		if _, applied, err := store.ApplyFeedback(ctx, snap, intent.ModeModel{}, "ev-"+id, fb); err != nil || applied {
 			t.Fatalf("redelivered ApplyFeedback %s = applied %v, %v; want a duplicate", id, applied, err)
 		}
 		st, err := store.Load(ctx, id, "s1")

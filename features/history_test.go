@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -86,7 +87,7 @@ func TestLegacyHistoryMigrates(t *testing.T) {
 		t.Fatalf("recent legacy history %+v (%v)", r, err)
 	}
 
-	if _, _, err := s.ApplyFeedback(ctx, testSnapshot(t), "e1", recommend.Feedback{UserID: "old", ItemID: "b", Type: recommend.Click, TS: 3000}); err != nil {
+	if _, _, err := s.ApplyFeedback(ctx, testSnapshot(t), intent.ModeModel{}, "e1", recommend.Feedback{UserID: "old", ItemID: "b", Type: recommend.Click, TS: 3000}); err != nil {
 		t.Fatal(err)
 	}
 	st, err = s.Load(ctx, "old", "")

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 )
@@ -189,7 +190,7 @@ func TestSaveRebuilt(t *testing.T) {
 	var applied []AppliedEvent
 	for i, item := range []string{"a", "c", "e"} {
 		fb := recommend.Feedback{UserID: "u", ItemID: item, Type: recommend.Click, TS: int64(1_700_000_000_000 + i*1000)}
-		recommend.Observe(&st, snap, fb, 0)
+		recommend.Observe(&st, snap, fb, 0, intent.ModeModel{})
 		applied = append(applied, AppliedEvent{ID: fmt.Sprint("ev-", i), TS: fb.TS})
 	}
 	if err := s.SaveRebuilt(ctx, st, applied); err != nil {
@@ -199,11 +200,11 @@ func TestSaveRebuilt(t *testing.T) {
 	if err != nil || got.Stats.Clicks != 3 || len(got.History) != 3 {
 		t.Fatalf("rebuilt state: %+v, %v", got.Stats, err)
 	}
-	_, ok, err := s.ApplyFeedback(ctx, snap, "ev-2", recommend.Feedback{UserID: "u", ItemID: "e", Type: recommend.Click, TS: 1_700_000_002_000})
+	_, ok, err := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, "ev-2", recommend.Feedback{UserID: "u", ItemID: "e", Type: recommend.Click, TS: 1_700_000_002_000})
 	if err != nil || ok {
 		t.Errorf("an event the rebuild applied was applied again (%v, %v)", ok, err)
 	}
-	if _, ok, _ := s.ApplyFeedback(ctx, snap, "ev-3", recommend.Feedback{UserID: "u", ItemID: "b", Type: recommend.Click, TS: 1_700_000_003_000}); !ok {
+	if _, ok, _ := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, "ev-3", recommend.Feedback{UserID: "u", ItemID: "b", Type: recommend.Click, TS: 1_700_000_003_000}); !ok {
 		t.Error("a new event was not applied")
 	}
 }

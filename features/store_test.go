@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 )
@@ -193,7 +194,7 @@ func TestApplyFeedbackSequence(t *testing.T) {
 	}
 	for i, step := range steps {
 		fb := recommend.Feedback{UserID: "u", ItemID: step.item, Type: step.typ, TS: step.ts}
-		obs, applied, err := s.ApplyFeedback(ctx, snap, step.ev, fb)
+		obs, applied, err := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, step.ev, fb)
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
@@ -202,7 +203,7 @@ func TestApplyFeedbackSequence(t *testing.T) {
 				i, applied, obs, step.wantApplied, step.wantSurprising, step.wantNew)
 		}
 		if applied {
-			if want := recommend.Observe(&mirror, snap, fb, 0); want != obs {
+			if want := recommend.Observe(&mirror, snap, fb, 0, intent.ModeModel{}); want != obs {
 				t.Fatalf("step %d: obs %+v, Observe says %+v", i, obs, want)
 			}
 		}
@@ -257,10 +258,10 @@ func TestApplyFeedbackErrors(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, Options{})
 	snap := testSnapshot(t)
-	if _, _, err := s.ApplyFeedback(t.Context(), snap, "e", recommend.Feedback{ItemID: "a", Type: recommend.Click}); err == nil {
+	if _, _, err := s.ApplyFeedback(t.Context(), snap, intent.ModeModel{}, "e", recommend.Feedback{ItemID: "a", Type: recommend.Click}); err == nil {
 		t.Error("empty user: want error")
 	}
-	if _, _, err := s.ApplyFeedback(t.Context(), nil, "e", recommend.Feedback{UserID: "u", Type: recommend.Click}); err == nil {
+	if _, _, err := s.ApplyFeedback(t.Context(), nil, intent.ModeModel{}, "e", recommend.Feedback{UserID: "u", Type: recommend.Click}); err == nil {
 		t.Error("nil snapshot: want error")
 	}
 }
@@ -272,7 +273,7 @@ func TestSessionExpires(t *testing.T) {
 	ctx := t.Context()
 	click := func(ev, item string, ts int64) recommend.Observation {
 		t.Helper()
-		obs, applied, err := s.ApplyFeedback(ctx, snap, ev, recommend.Feedback{UserID: "u", SessionID: "s1", ItemID: item, Type: recommend.Click, TS: ts})
+		obs, applied, err := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, ev, recommend.Feedback{UserID: "u", SessionID: "s1", ItemID: item, Type: recommend.Click, TS: ts})
 		if err != nil || !applied {
 			t.Fatalf("apply %s: applied=%v err=%v", ev, applied, err)
 		}
@@ -313,7 +314,7 @@ func TestHistoryCap(t *testing.T) {
 	snap := testSnapshot(t)
 	for i, item := range []string{"a", "b", "c", "d", "e"} {
 		fb := recommend.Feedback{UserID: "u", SessionID: "s", ItemID: item, Type: recommend.Rating, Value: 4, TS: int64(i + 1)}
-		if _, _, err := s.ApplyFeedback(t.Context(), snap, "ev"+item, fb); err != nil {
+		if _, _, err := s.ApplyFeedback(t.Context(), snap, intent.ModeModel{}, "ev"+item, fb); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -703,7 +704,7 @@ func BenchmarkApplyFeedback(b *testing.B) {
 	for b.Loop() {
 		i++
 		fb := recommend.Feedback{UserID: "bench", SessionID: "s", ItemID: "item-" + strconv.Itoa(i%1000), Type: recommend.Click, TS: 1_700_000_060_000 + int64(i)}
-		if _, _, err := s.ApplyFeedback(ctx, snap, "ev-"+strconv.Itoa(i), fb); err != nil {
+		if _, _, err := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, "ev-"+strconv.Itoa(i), fb); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -826,7 +827,7 @@ func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb := recommend.Feedback{UserID: "u", SessionID: "s", ItemID: "b", Type: recommend.Click, TS: 100}
-	if _, applied, err := s.ApplyFeedback(ctx, snap, "e1", fb); err != nil || !applied {
+	if _, applied, err := s.ApplyFeedback(ctx, snap, intent.ModeModel{}, "e1", fb); err != nil || !applied {
 		t.Fatalf("apply: %v %v", applied, err)
 	}
 	st, err := s.Load(ctx, "u", "s")
@@ -836,7 +837,7 @@ func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
 	// The same event applied in memory to the same state.
 	mirror := recommend.UserState{UserID: "u", History: []recommend.Consumed{{ItemID: "d", TS: 1}},
 		Session: recommend.Session{ID: "s", Shown: recommend.ShownRecord(slate)}}
-	recommend.Observe(&mirror, snap, fb, 0)
+	recommend.Observe(&mirror, snap, fb, 0, intent.ModeModel{})
 	if st.Stats.ModeSession != "s" || st.Stats.ModeAccounted != 4 || st.Stats.ModeEvidence != mirror.Stats.ModeEvidence {
 		t.Fatalf("stored mode evidence %q/%d/%v, want s/4/%v", st.Stats.ModeSession, st.Stats.ModeAccounted, st.Stats.ModeEvidence, mirror.Stats.ModeEvidence)
 	}

@@ -213,8 +213,9 @@ func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.U
 // concurrently, is only read by Load and never rewritten here.
 //
 // snap resolves item categories for novelty; items missing from it count as
-// familiar and uncategorised.
-func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, eventID string, fb recommend.Feedback) (obs recommend.Observation, applied bool, err error) {
+// familiar and uncategorised. mm reads the event as evidence of the
+// session's mode (the zero value: the default model).
+func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, mm intent.ModeModel, eventID string, fb recommend.Feedback) (obs recommend.Observation, applied bool, err error) {
 	if fb.UserID == "" {
 		return obs, false, errNoUser
 	}
@@ -249,7 +250,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, event
 
 	st := r.state(fb.UserID, fb.SessionID)
 	consumed := st.Consumed.N
-	obs = recommend.Observe(&st, snap, fb, s.history)
+	obs = recommend.Observe(&st, snap, fb, s.history, mm)
 
 	sessKey := s.sessionKey(fb.UserID, fb.SessionID)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

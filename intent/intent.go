@@ -175,8 +175,12 @@ type Policy struct {
 	// of its recursive least-squares fit.
 	Q  []float64 `json:"q,omitempty"`
 	QP []float64 `json:"qp,omitempty"`
-	// Prior is the user-level Beta prior.
-	Prior Prior `json:"prior"`
+	// Prior is the population's Beta prior of ρ_u, and Mode the click
+	// model that reads each session's evidence; both are fitted to logged
+	// sessions (ModeLog.Fit). A zero Mode (a snapshot from before it was
+	// fitted) means DefaultModeModel.
+	Prior Prior     `json:"prior"`
+	Mode  ModeModel `json:"mode,omitzero"`
 }
 
 // K is the number of intent levels.
@@ -196,6 +200,7 @@ func NewPolicy(levels []Level, kappa float64) *Policy {
 		B:      make([]float64, len(levels)),
 		V:      make([]float64, Dim+1),
 		Prior:  DefaultPrior,
+		Mode:   DefaultModeModel(),
 	}
 	p.T[FSessNovelPreference] = 3
 	p.T[FSessRecentNovelty] = 0.2
@@ -227,6 +232,9 @@ func (p *Policy) Validate() error {
 		return errors.New("intent: prior must be positive")
 	case !(p.Kappa > 0) || math.IsInf(p.Kappa, 0):
 		return errors.New("intent: kappa must be positive and finite")
+	}
+	if err := p.Mode.OrDefault().Validate(); err != nil {
+		return err
 	}
 	for _, s := range [][]float64{p.T, p.B, p.V, p.Q, p.QP} {
 		if !finite(s) {
@@ -335,6 +343,7 @@ func (p *Policy) Clone() *Policy {
 		Q:      append([]float64(nil), p.Q...),
 		QP:     append([]float64(nil), p.QP...),
 		Prior:  p.Prior,
+		Mode:   p.Mode,
 	}
 }
 

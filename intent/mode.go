@@ -1,12 +1,17 @@
 package intent
 
-import "math"
+import (
+	"errors"
+	"fmt"
+	"math"
+)
 
 // ModeModel is the two-mode click model behind the session and user
 // propensities: a session either explores or exploits, and an examined item
 // is clicked with probability
 //
-//	P(click | explore) = σ(Base + Contrast·d),  P(click | exploit) = σ(Base − Contrast·d),
+//	P(click | explore) = σ(Base + (Shift + Contrast)·d),
+//	P(click | exploit) = σ(Base + (Shift − Contrast)·d),
 //
 // where d = nov(u,i) − n̄ is the item's novelty relative to n̄, the mean
 // novelty of the slate it was shown in. Centring on the slate is the
@@ -18,35 +23,78 @@ import "math"
 // two modes for the same reason: a mode is a preference between kinds of
 // item, not a propensity to click.
 //
-// Examine is the cascade's examination rate: a slate that got no click was
-// examined to position k with probability Examine^k, so its skips count
-// with that weight (items above a click were examined for certain).
+// Shift is what every user does with novelty whatever the mode: novel
+// items are usually less relevant and clicked less by everyone, so a click
+// on one says more about exploring than a skip of one says about
+// exploiting. Contrast is how much the mode matters: near zero, slates
+// carry no evidence and the propensities stay at the population prior;
+// Shift + Contrast is an exploring session's own taste for novelty, which
+// the hedged slate consults (ExploreGain) before it gives novel items seats.
 //
-// The parameters are a generic prior (DefaultModeModel), not fitted to
-// logs yet.
+// Examine and ExamineClick are the cascade's continuation rates: after
+// passing over an item the user looks at the next one with probability
+// Examine, after clicking one with probability ExamineClick. The items
+// above a slate's deepest click were examined for certain; below it, and
+// below the top item of a slate without a click, the depth is summed over.
+//
+// Base, Shift, Contrast and both rates are fitted to logged sessions
+// (ModeLog.Fit) and travel with the policy in the model snapshot;
+// DefaultModeModel is the prior a new deployment serves with.
 type ModeModel struct {
-	Base, Contrast, Examine float64
+	Base         float64 `json:"base"`
+	Shift        float64 `json:"shift"`
+	Contrast     float64 `json:"contrast"`
+	Examine      float64 `json:"examine"`
+	ExamineClick float64 `json:"examine_click"`
 }
 
 // DefaultModeModel keeps the symmetric 0.75/0.25 rates of the policy's
 // earlier click model: an item that matches the mode is clicked three times
 // as often as one that does not (Contrast = 2·ln 3 over a unit novelty
-// difference), at a base rate of one half, and a slate without a click was
-// examined to about three positions.
+// difference), at a base rate of one half; a user goes on looking after an
+// item with probability 0.7, clicked or not.
 func DefaultModeModel() ModeModel {
-	return ModeModel{Base: 0, Contrast: 2 * math.Log(3), Examine: 0.7}
+	return ModeModel{Base: 0, Contrast: 2 * math.Log(3), Examine: 0.7, ExamineClick: 0.7}
+}
+
+// OrDefault is m, or DefaultModeModel for the zero value: a snapshot
+// written before the model was fitted, or a caller without a model.
+func (m ModeModel) OrDefault() ModeModel {
+	if m == (ModeModel{}) {
+		return DefaultModeModel()
+	}
+	return m
+}
+
+// Validate rejects a model that would make evidence meaningless, so a
+// corrupt snapshot never replaces a working one.
+func (m ModeModel) Validate() error {
+	if !finite([]float64{m.Base, m.Shift, m.Contrast, m.Examine, m.ExamineClick}) {
+		return errors.New("intent: non-finite mode model")
+	}
+	if m.Contrast < 0 || !(m.Examine >= 0 && m.Examine <= 1) || !(m.ExamineClick >= 0 && m.ExamineClick <= 1) {
+		return fmt.Errorf("intent: mode model contrast %v or continuation rates %v, %v out of range", m.Contrast, m.Examine, m.ExamineClick)
+	}
+	return nil
+}
+
+// logits are the two modes' click logits of an item at relative novelty d.
+func (m ModeModel) logits(d float64) (explore, exploit float64) {
+	return m.Base + (m.Shift+m.Contrast)*d, m.Base + (m.Shift-m.Contrast)*d
 }
 
 // ClickEvidence is the log-likelihood ratio, explore over exploit, of a
 // click on an item at relative novelty d.
 func (m ModeModel) ClickEvidence(d float64) float64 {
-	return logSigmoid(m.Base+m.Contrast*d) - logSigmoid(m.Base-m.Contrast*d)
+	e, x := m.logits(d)
+	return logSigmoid(e) - logSigmoid(x)
 }
 
 // SkipEvidence is the log-likelihood ratio of examining the item and not
 // clicking it.
 func (m ModeModel) SkipEvidence(d float64) float64 {
-	return logSigmoid(-m.Base-m.Contrast*d) - logSigmoid(-m.Base+m.Contrast*d)
+	e, x := m.logits(d)
+	return logSigmoid(-e) - logSigmoid(-x)
 }
 
 // logSigmoid is log σ(x), stable for large |x|.
@@ -58,10 +106,12 @@ func logSigmoid(x float64) float64 {
 }
 
 // SlateEvidence is the evidence of one slate: novelty holds each shown
-// item's nov(u,i) in position order, clicked whether it was clicked. Items
-// above the deepest click were examined; below it nothing is counted (the
-// user may have stopped there). A slate with no click counts its skips with
-// the examination weights Examine^k.
+// item's nov(u,i) in position order, clicked whether it was clicked. It is
+// the exact log-likelihood ratio, explore over exploit, under the cascade
+// (slateLogLik): the items above the deepest click were examined, and
+// whether the user looked further, and passed over what was there, is
+// summed over, so a slate without a click counts its top items almost as
+// skips and its lower ones less and less.
 func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 	n := min(len(novelty), len(clicked))
 	if n == 0 {
@@ -72,30 +122,84 @@ func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 		c += v
 	}
 	c /= float64(n)
+	var buf [16]modeObs
+	obs := buf[:0]
+	for k := range n {
+		obs = append(obs, modeObs{d: float32(novelty[k] - c), click: clicked[k]})
+	}
+	return m.slateLogLik(obs, true, nil) - m.slateLogLik(obs, false, nil)
+}
+
+// slateLogLik is the log-likelihood of one slate's clicks under one mode
+// and the cascade: the user examines the top item, and goes on to the next
+// with probability Examine after an item they passed over, ExamineClick
+// after one they clicked. Items down to the deepest click were examined;
+// below it (or in a slate without a click, below the top) the depth is
+// summed over. The continuations above the deepest click are the same
+// under both modes and left out. When w
+// is not nil it receives each item's probability of having been examined
+// given the clicks, the E step's weights.
+func (m ModeModel) slateLogLik(obs []modeObs, explore bool, w []float64) float64 {
+	n := len(obs)
 	deepest := -1
 	for k := n - 1; k >= 0; k-- {
-		if clicked[k] {
+		if obs[k].click {
 			deepest = k
 			break
 		}
 	}
-	e := 0.0
-	if deepest < 0 {
-		w := 1.0
-		for k := range n {
-			e += w * m.SkipEvidence(novelty[k]-c)
-			w *= m.Examine
+	p := func(k int) float64 {
+		e, x := m.logits(float64(obs[k].d))
+		if explore {
+			return sigmoid(e)
 		}
-		return e
+		return sigmoid(x)
 	}
+	ll := 0.0
 	for k := 0; k <= deepest; k++ {
-		if clicked[k] {
-			e += m.ClickEvidence(novelty[k] - c)
+		if obs[k].click {
+			ll += math.Log(p(k))
 		} else {
-			e += m.SkipEvidence(novelty[k] - c)
+			ll += math.Log1p(-p(k))
+		}
+		if w != nil {
+			w[k] = 1
 		}
 	}
-	return e
+	// The tail: s[k] is the probability of what was seen from item k on,
+	// for a user about to decide whether to look at it: either they stop,
+	// or they examine it and pass.
+	var sbuf [17]float64
+	s := sbuf[:0]
+	if n+1 > len(sbuf) {
+		s = make([]float64, n+1)
+	}
+	s = s[:n+1]
+	q := make([]float64, 0, 16) // 1 − p of the tail items
+	t0 := deepest + 1
+	for k := t0; k < n; k++ {
+		q = append(q, 1-p(k))
+	}
+	s[n] = 1
+	for k := n - 1; k >= t0; k-- {
+		s[k] = (1 - m.Examine) + m.Examine*q[k-t0]*s[k+1]
+	}
+	if t0 >= n {
+		return ll
+	}
+	// Below a click the first step is a continuation after a click; the
+	// top item of a slate without a click was examined for certain.
+	tail, reach := (1-m.ExamineClick)+m.ExamineClick*q[0]*s[t0+1], m.ExamineClick
+	if deepest < 0 {
+		tail, reach = q[0]*s[1], 1
+	}
+	if w != nil {
+		for k := t0; k < n; k++ {
+			w[k] = reach * q[k-t0] * s[k+1] / tail
+			reach *= q[k-t0] * m.Examine
+		}
+	}
+	return ll + math.Log(tail)
 }
 
 // Grid is the number of points of RhoPosterior.

@@ -35,20 +35,49 @@ func TestSlateEvidence(t *testing.T) {
 	}
 }
 
-func TestSlateEvidenceIgnoresItemsBelowTheLastClick(t *testing.T) {
+// TestSlateEvidenceCascade checks the exact cascade likelihood against the
+// cases that can be written down: a user who never looks past an item
+// (Examine 0) or who always looks at everything (Examine 1), and a
+// two-item slate without a click summed by hand.
+func TestSlateEvidenceCascade(t *testing.T) {
 	mm := DefaultModeModel()
-	// The same slate; only whether the bottom item was examined differs,
-	// which nobody can tell: it must not count either way.
-	a := mm.SlateEvidence([]float64{0, 1, 0, 1}, []bool{false, true, false, false})
-	want := mm.SkipEvidence(-0.5) + mm.ClickEvidence(0.5)
-	if math.Abs(a-want) > 1e-12 {
-		t.Fatalf("evidence %v, want the two examined items' %v", a, want)
+	at := func(e float64) ModeModel { m := mm; m.Examine, m.ExamineClick = e, e; return m }
+	sigma := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	// The no-click likelihood of a two-item slate under one mode: the top
+	// item was passed over, then the user stopped or passed the second.
+	twoSkips := func(m ModeModel, explore bool, d0, d1 float64) float64 {
+		p := func(d float64) float64 {
+			e, x := m.logits(d)
+			if explore {
+				return sigma(e)
+			}
+			return sigma(x)
+		}
+		return (1 - p(d0)) * ((1 - m.Examine) + m.Examine*(1-p(d1)))
 	}
-	// Without a click, the examination weights Examine^k apply.
-	b := mm.SlateEvidence([]float64{0, 1}, []bool{false, false})
-	want = mm.SkipEvidence(-0.5) + mm.Examine*mm.SkipEvidence(0.5)
-	if math.Abs(b-want) > 1e-12 {
-		t.Fatalf("no-click evidence %v, want %v", b, want)
+	m7 := at(0.7)
+	tests := []struct {
+		name    string
+		m       ModeModel
+		novelty []float64
+		clicked []bool
+		want    float64
+	}{
+		{"nobody looks past a click: the items below do not count", at(0), []float64{0, 1, 0, 1}, []bool{false, true, false, false},
+			mm.SkipEvidence(-0.5) + mm.ClickEvidence(0.5)},
+		{"everyone looks at everything: every unclicked item is a skip", at(1), []float64{0, 1, 0, 1}, []bool{false, true, false, false},
+			mm.SkipEvidence(-0.5) + mm.ClickEvidence(0.5) + mm.SkipEvidence(-0.5) + mm.SkipEvidence(0.5)},
+		{"no click, only the top item examined", at(0), []float64{1, 0, 0}, []bool{false, false, false},
+			mm.SkipEvidence(1 - 1.0/3)},
+		{"no click, two items, depth summed over", m7, []float64{0, 1}, []bool{false, false},
+			math.Log(twoSkips(m7, true, -0.5, 0.5)) - math.Log(twoSkips(m7, false, -0.5, 0.5))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.m.SlateEvidence(tc.novelty, tc.clicked); math.Abs(got-tc.want) > 1e-6 { // d is kept as float32
+				t.Fatalf("evidence %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

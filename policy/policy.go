@@ -268,6 +268,7 @@ func (p *enginePolicy) Learn(snap *catalog.Snapshot, d *recommend.Decision, clic
 		p.ids = append(p.ids, it.ItemID)
 	}
 	r := p.l.Reward(&s, p.clicked, recommend.Diversity(snap, p.ids))
+	p.l.ObserveSlate(&s, p.clicked)
 	if p.pending != nil { // Learn without a Recommend in between
 		p.closePending(nil)
 	}

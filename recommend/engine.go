@@ -34,6 +34,15 @@ type Model struct {
 	ItemEmb map[string][]float32 `json:"item_emb,omitempty"`
 }
 
+// ModeModel is the click model that reads the mode evidence of feedback
+// under this model: the fitted one, or the default before any fit.
+func (m *Model) ModeModel() intent.ModeModel {
+	if m == nil || m.Intent == nil {
+		return intent.DefaultModeModel()
+	}
+	return m.Intent.Mode.OrDefault()
+}
+
 // embedding returns item i's embedding under the model. With a
 // collaborative model in the catalog, the catalog's (learned) embedding is
 // the item's representation and the policy model's own, learned in an
@@ -333,13 +342,15 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 }
 
 // Observations derives the intent policy's raw inputs from a user's state.
-func Observations(snap *catalog.Snapshot, st *UserState, now int64) intent.Observations {
+// mm reads the evidence of the slates shown since the last event (the
+// model's ModeModel).
+func Observations(snap *catalog.Snapshot, st *UserState, mm intent.ModeModel, now int64) intent.Observations {
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	return observations(snap, st, &v, now)
+	return observations(snap, st, &v, mm, now)
 }
 
-func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) intent.Observations {
+func observations(snap *catalog.Snapshot, st *UserState, v *view, mm intent.ModeModel, now int64) intent.Observations {
 	o := intent.Observations{
 		NovelClicks:        float64(st.Stats.NovelClicks),
 		FamiliarClicks:     float64(st.Stats.FamiliarClicks),
@@ -350,7 +361,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) int
 		SessionNovelEWMA:   st.Session.NovelEWMA,
 		HistoryEntropy:     intent.Entropy(v.counts),
 	}
-	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen)
+	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen, mm.OrDefault())
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
 	}
@@ -369,7 +380,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, now int64) int
 // Intent is the high level's view of a user without sampling: the state
 // s_H, the distribution over levels and its argmax.
 func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int64) IntentDecision {
-	return intentOf(m, Observations(snap, st, now))
+	return intentOf(m, Observations(snap, st, m.ModeModel(), now))
 }
 
 func intentOf(m *Model, obs intent.Observations) IntentDecision {
@@ -408,7 +419,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	v.build(snap, st.History, e.cfg.TasteDecay)
 
 	// High level.
-	d := Decision{Intent: intentOf(m, observations(snap, st, v, req.Now))}
+	d := Decision{Intent: intentOf(m, observations(snap, st, v, m.ModeModel(), req.Now))}
 	probs := d.Intent.Probabilities
 	if rng != nil {
 		if eps := e.cfg.IntentEpsilon; eps > 0 {

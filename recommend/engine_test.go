@@ -221,7 +221,7 @@ func TestObserveUpdatesStateAndNovelty(t *testing.T) {
 		{Feedback{ItemID: "d1", Type: Click, TS: 4000 + SessionGap.Milliseconds() + 1}, 0, false, true},
 	}
 	for i, s := range steps {
-		obs := Observe(&st, snap, s.fb, 3)
+		obs := Observe(&st, snap, s.fb, 3, intent.ModeModel{})
 		if abs(obs.Novelty-s.novelty) > 1e-12 || obs.Surprising != s.surprising || obs.NewSession != s.newSession {
 			t.Fatalf("step %d: got %+v, want novelty %v surprising %v new session %v", i, obs, s.novelty, s.surprising, s.newSession)
 		}

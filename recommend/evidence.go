@@ -114,7 +114,7 @@ func evidenceFrom(mm intent.ModeModel, shown []string, from int, nov noveltyFunc
 // of its slate. An item that was never shown in the session (found by
 // search, say) tells nothing about the choice between novel and familiar
 // and is not counted.
-func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click bool) {
+func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click bool, mm intent.ModeModel) {
 	shown := st.Session.Shown
 	j := -1
 	for k := len(shown) - 1; k >= 0; k-- {
@@ -126,7 +126,6 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 	if j < 0 {
 		return
 	}
-	mm := intent.DefaultModeModel()
 	nov := noveltyOf(snap, seen)
 	stats := &st.Stats
 	start, end := slateBounds(shown, j)
@@ -192,7 +191,7 @@ func openSession(st *UserState) {
 // still open in Stats folded in) and the current session's evidence,
 // including what the slates shown since the last feedback event imply,
 // without changing st: the decision's view of the mode.
-func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen) (intent.RhoPosterior, float64) {
+func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, float64) {
 	rho := st.Stats.Rho
 	ev, from := 0.0, 0
 	if st.Stats.ModeSession == modeKey(&st.Session) {
@@ -206,7 +205,7 @@ func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen) (intent
 			i, ok := snap.Index(id)
 			return ok && st.Consumed.Has(snap.Hash(i))
 		}
-		ev += evidenceFrom(intent.DefaultModeModel(), st.Session.Shown, from, nov, clicked)
+		ev += evidenceFrom(mm, st.Session.Shown, from, nov, clicked)
 	}
 	return rho, ev
 }

@@ -54,13 +54,9 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 	// Evidence of one examined item at relative novelty ±½.
 	cn, cf := mm.ClickEvidence(0.5), mm.ClickEvidence(-0.5)
 	sf := mm.SkipEvidence(-0.5)
+	// A slate no event reached: examined to a depth the cascade sums over.
 	noClick := func(novs ...float64) float64 {
-		e, w := 0.0, 1.0
-		for _, v := range novs {
-			e += w * mm.SkipEvidence(v-0.5)
-			w *= mm.Examine
-		}
-		return e
+		return mm.SlateEvidence(novs, make([]bool, len(novs)))
 	}
 	tests := []struct {
 		name     string
@@ -84,7 +80,7 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 			pending:  noClick(1, 0, 1, 0) + noClick(0, 1, 0, 1),
 		},
 		{
-			name:   "a click in slate 3: slate 2 had none and counts with the examination weights",
+			name:   "a click in slate 3: slate 2 had none and counts as a slate without a click",
 			events: []Feedback{click(fam[0], 10), click(fam[4], 20)},
 			want:   cf + noClick(1, 0, 1, 0) + cf,
 			// Slate 1's two items below its click are never counted.
@@ -102,14 +98,14 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := UserState{UserID: "u", History: append([]Consumed(nil), hist...), Session: Session{ID: "s", Shown: shown}}
 			for _, fb := range tc.events {
-				Observe(&st, snap, fb, 0)
+				Observe(&st, snap, fb, 0, intent.ModeModel{})
 			}
 			if math.Abs(st.Stats.ModeEvidence-tc.want) > 1e-9 || st.Stats.ModeAccounted != tc.accounts || st.Stats.ModeSession != "s" {
 				t.Fatalf("evidence %v over %d entries of %q, want %v over %d", st.Stats.ModeEvidence, st.Stats.ModeAccounted, st.Stats.ModeSession, tc.want, tc.accounts)
 			}
 			var v view
 			v.build(snap, st.History, DefaultConfig().TasteDecay)
-			_, ev := modeObservations(&st, snap, &v.seen)
+			_, ev := modeObservations(&st, snap, &v.seen, mm)
 			if math.Abs(ev-(tc.want+tc.pending)) > 1e-9 {
 				t.Fatalf("decision-time evidence %v, want %v + %v pending", ev, tc.want, tc.pending)
 			}
@@ -127,7 +123,7 @@ func TestSessionEvidenceFoldsIntoTheUserPosterior(t *testing.T) {
 	// Three exploring sessions: the novel item of each mixed slate clicked.
 	for s, sid := range []string{"a", "b", "c"} {
 		st.Session = Session{ID: sid, Shown: ShownRecord([]string{fam[s], nov[s], fam[s+1], nov[s+1]})}
-		Observe(&st, snap, Feedback{UserID: "u", SessionID: sid, ItemID: nov[s], Type: Click, TS: int64(1000 * (s + 1))}, 0)
+		Observe(&st, snap, Feedback{UserID: "u", SessionID: sid, ItemID: nov[s], Type: Click, TS: int64(1000 * (s + 1))}, 0, intent.ModeModel{})
 	}
 	// The third session is still open in Stats; a decision in a fourth
 	// folds it in memory, and its own evidence starts from nothing.
@@ -163,7 +159,7 @@ func TestColdUserIsNotANoveltySeeker(t *testing.T) {
 		// Clicks on the first two items: novel to a user who has seen
 		// nothing (the first is; the second may already share a
 		// category with it).
-		Observe(&st, snap, Feedback{UserID: "cold", SessionID: sid, ItemID: ids[0], Type: Click, TS: int64(1000*(s+1) + 1)}, 0)
+		Observe(&st, snap, Feedback{UserID: "cold", SessionID: sid, ItemID: ids[0], Type: Click, TS: int64(1000*(s+1) + 1)}, 0, intent.ModeModel{})
 	}
 	st.Session = Session{ID: "e"}
 	in := e.Intent(snap, &st, m, 10000)
@@ -188,7 +184,7 @@ func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
 	st.Consumed.Add(snap.Hash(i))
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	_, ev := modeObservations(&st, snap, &v.seen)
+	_, ev := modeObservations(&st, snap, &v.seen, mm)
 	want := mm.SlateEvidence([]float64{1, 0, 1, 0}, make([]bool, 4))
 	if math.Abs(ev-want) > 1e-9 {
 		t.Fatalf("evidence %v, want slate 2's alone %v", ev, want)

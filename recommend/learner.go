@@ -36,6 +36,18 @@ type LearnerConfig struct {
 	Clip float64
 	// GammaH discounts the high level's bootstrapped return r_t + γ_H·V(s_{t+1}).
 	GammaH float64
+	// ModeWindow is how many shown items of the most recent sessions the
+	// mode model and the population prior are fitted to (intent.ModeLog),
+	// ModeRefit how many slates pass between fits (0: never fit, the
+	// default), and ModeIters how many EM iterations a fit takes, each
+	// warm-started from the last (the first takes five times as many).
+	//
+	// Fitting is off by default because, measured in the simulator, the
+	// fitted model describes the sessions better (continuation rates and
+	// prior close to the simulator's) but the policy acting on it gets
+	// fewer clicks: the level rule and the hedge were set for the
+	// default model's beliefs (docs/evaluation.md#the-fitted-mode-model).
+	ModeWindow, ModeRefit, ModeIters int
 }
 
 // DefaultLearnerConfig are conservative rates that learn within a few
@@ -57,8 +69,9 @@ func DefaultLearnerConfig() LearnerConfig {
 		Reward:   DefaultRewardWeights,
 		RankerLR: 0.00002, BiasLR: 0.0002, EmbeddingLR: 0.0002,
 		IntentLR: 0.005, BaselineLR: 0.05, IntentEntropy: 0.01,
-		Clip:   5,
-		GammaH: 0.9,
+		Clip:       5,
+		GammaH:     0.9,
+		ModeWindow: 50_000, ModeIters: 4,
 	}
 }
 
@@ -96,6 +109,10 @@ type Learner struct {
 	cfg     LearnerConfig
 	m       *Model
 	updates int64
+	// modes is the window the mode model is fitted to; sinceFit counts
+	// the slates added since the last fit, fits the fits made.
+	modes          *intent.ModeLog
+	sinceFit, fits int
 	// buffers
 	p []float64
 }
@@ -408,6 +425,47 @@ func (l *Learner) Decision(s *LoggedSlate, reward float64, next []float64, retur
 	})
 	l.updates++
 	return adv, nil
+}
+
+// ObserveSlate records the outcome of a logged slate, the positions that
+// were clicked, for the fit of the mode model and the population prior
+// (intent.ModeLog.Fit), and refits them every ModeRefit slates. A fit
+// changes the model's Intent.Mode and Intent.Prior, which reach serving
+// with the next snapshot.
+func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
+	if l.cfg.ModeRefit <= 0 || len(s.Items) == 0 {
+		return
+	}
+	if l.modes == nil {
+		l.modes = intent.NewModeLog(l.cfg.ModeWindow)
+	}
+	var (
+		nbuf [16]float64
+		cbuf [16]bool
+	)
+	nov, clk := nbuf[:0], cbuf[:0]
+	items := s.Items
+	if !slices.IsSortedFunc(items, func(a, b LoggedItem) int { return a.Position - b.Position }) {
+		items = slices.SortedFunc(slices.Values(items), func(a, b LoggedItem) int { return a.Position - b.Position })
+	}
+	for _, it := range items {
+		nov = append(nov, it.Novelty)
+		clk = append(clk, slices.Contains(clicked, it.Position))
+	}
+	l.modes.Add(s.UserID, s.SessionID, s.TS, nov, clk)
+	if l.sinceFit++; l.sinceFit < l.cfg.ModeRefit {
+		return
+	}
+	l.sinceFit = 0
+	iters := max(l.cfg.ModeIters, 1)
+	if l.fits == 0 {
+		iters *= 5
+	}
+	p := l.m.Intent
+	if mm, prior, _, ok := l.modes.Fit(p.Mode.OrDefault(), p.Prior, iters); ok {
+		p.Mode, p.Prior = mm, prior
+		l.fits++
+	}
 }
 
 // Logged turns a decision into the record a learner learns from, as the

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
@@ -69,7 +70,7 @@ func trainPopulation(t *testing.T, snap *catalog.Snapshot, likes func(Scored) bo
 
 func expectedLevel(m *Model, snap *catalog.Snapshot, hist []Consumed) float64 {
 	st := UserState{History: hist}
-	x := m.Intent.Prior.State(nil, Observations(snap, &st, 1))
+	x := m.Intent.Prior.State(nil, Observations(snap, &st, intent.ModeModel{}, 1))
 	return intent.SessionPropensity(m.Intent.Distribution(nil, x))
 }
 
@@ -83,7 +84,7 @@ func TestLearnerDrivesHighLevelTowardWhatUsersClick(t *testing.T) {
 	t.Logf("E[z]/(K-1): prior %.3f, novelty-clicking population %.3f, familiar-clicking %.3f", prior, en, ef)
 	for _, l := range []*Learner{novel, familiar} {
 		st := UserState{History: hist}
-		x := l.Model().Intent.Prior.State(nil, Observations(snap, &st, 1))
+		x := l.Model().Intent.Prior.State(nil, Observations(snap, &st, intent.ModeModel{}, 1))
 		t.Logf("π_H = %.3f", l.Model().Intent.Distribution(nil, x))
 	}
 	if en < 0.9 {
@@ -257,5 +258,70 @@ func TestModelCodec(t *testing.T) {
 	bad.ItemBias = map[string]float32{"x": float32(math.NaN())}
 	if _, err := EncodeModel(bad, SnapshotMeta{}); err == nil {
 		t.Error("encoded a model with a NaN bias")
+	}
+}
+
+// TestLearnerFitsTheModeModel feeds the learner slates whose clicks follow
+// a planted mode model and checks that, with ModeRefit set, the model it
+// hands out carries a fit near the planted contrast and continuation
+// rates, and that without it the model keeps the default.
+func TestLearnerFitsTheModeModel(t *testing.T) {
+	planted := intent.ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}
+	feed := func(l *Learner) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for u := range 800 {
+			rho := rng.Float64()
+			for s := range 3 {
+				explore := rng.Float64() < rho
+				for k := range 3 {
+					ls := LoggedSlate{UserID: "u" + strconv.Itoa(u), SessionID: "s" + strconv.Itoa(s), TS: int64(k)}
+					var clicked []int
+					mean := 0.0
+					nov := make([]float64, 10)
+					for p := range nov {
+						if rng.Float64() < 0.4 {
+							nov[p] = 1
+						}
+						mean += nov[p] / 10
+					}
+					for p := range nov {
+						ls.Items = append(ls.Items, LoggedItem{ItemID: "i", Position: p, Novelty: nov[p]})
+					}
+					for p := range nov {
+						z := planted.Base + (planted.Shift-planted.Contrast)*(nov[p]-mean)
+						if explore {
+							z = planted.Base + (planted.Shift+planted.Contrast)*(nov[p]-mean)
+						}
+						next := planted.Examine
+						if rng.Float64() < 1/(1+math.Exp(-z)) {
+							clicked = append(clicked, p)
+							next = planted.ExamineClick
+						}
+						if rng.Float64() >= next {
+							break
+						}
+					}
+					l.ObserveSlate(&ls, clicked)
+				}
+			}
+		}
+	}
+	cfg := DefaultLearnerConfig()
+	off := NewLearner(cfg, DefaultModel())
+	feed(off)
+	if got := off.Model().Intent.Mode.OrDefault(); got != intent.DefaultModeModel() {
+		t.Fatalf("fitted without ModeRefit: %+v", got)
+	}
+	cfg.ModeRefit, cfg.ModeWindow = 2000, 200_000
+	on := NewLearner(cfg, DefaultModel())
+	feed(on)
+	m := on.Snapshot("v").Intent
+	t.Logf("fitted %+v, prior %+v", m.Mode, m.Prior)
+	if math.Abs(m.Mode.Contrast-planted.Contrast) > 0.4 || math.Abs(m.Mode.Examine-planted.Examine) > 0.05 ||
+		math.Abs(m.Mode.ExamineClick-planted.ExamineClick) > 0.08 {
+		t.Fatalf("fitted %+v, planted %+v", m.Mode, planted)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/ranker"
 )
 
@@ -89,7 +90,7 @@ func TestConsumedExcluded(t *testing.T) {
 		if k%2 == 0 {
 			v = 5
 		}
-		Observe(&st, snap, Feedback{UserID: "u", ItemID: it.ItemID, Type: Rating, Value: v, TS: int64(k + 1)}, 0)
+		Observe(&st, snap, Feedback{UserID: "u", ItemID: it.ItemID, Type: Rating, Value: v, TS: int64(k + 1)}, 0, intent.ModeModel{})
 	}
 	if len(st.History) != 5 || st.Consumed.N != 10 {
 		t.Fatalf("history %d, consumed %d after 5 good and 5 poor ratings", len(st.History), st.Consumed.N)

@@ -133,7 +133,9 @@ type Observation struct {
 // changes state, shared by the feature updater (which persists the result),
 // replay and the simulator. Items unknown to the snapshot are treated as
 // having no categories. history caps the history length (0 = DefaultHistory).
-func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Observation {
+// mm reads the event as evidence of the session's mode: the served model's
+// (Model.ModeModel), or the zero value for DefaultModeModel.
+func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int, mm intent.ModeModel) Observation {
 	if history <= 0 {
 		history = DefaultHistory
 	}
@@ -157,7 +159,7 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int) Ob
 	if known && (fb.Type == Click || fb.Type == Skip) {
 		// Before the history changes: novelty as it was when shown.
 		openSession(st)
-		account(st, snap, SeenOf(snap, st.History), fb.ItemID, fb.Type == Click)
+		account(st, snap, SeenOf(snap, st.History), fb.ItemID, fb.Type == Click, mm.OrDefault())
 	}
 	if known && fb.Consumption() {
 		st.Consumed.Add(snap.Hash(idx))

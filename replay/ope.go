@@ -12,6 +12,7 @@ import (
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/eval"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -284,7 +285,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 			f := &fbs[fi]
 			recommend.Observe(state(f.UserID), snap, recommend.Feedback{
 				UserID: f.UserID, SessionID: f.SessionID, ItemID: f.ItemID, Type: f.Type, Value: f.Value, TS: f.TS,
-			}, cfg.History)
+			}, cfg.History, intent.ModeModel{})
 			if sh := shown[f.UserID]; sh != nil && sh.session == f.SessionID {
 				sh.last = max(sh.last, f.TS)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/collab"
 	"github.com/novarec/novarec/eval"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -47,6 +48,9 @@ type Observer interface {
 // flusher is implemented by policies that hold back an update until they
 // see the next decision; replay flushes them when the stream ends.
 type flusher interface{ Flush() }
+
+// modeler is a policy with a model, whose mode model reads feedback.
+type modeler interface{ Model() *recommend.Model }
 
 // CatalogMode says which items a replay may recommend at each point of the
 // stream, and with what popularity.
@@ -454,7 +458,11 @@ func (r *runner) step(i int) error {
 			r.recent = append(r.recent, h.ItemID)
 		}
 	}
-	if obs := recommend.Observe(st, snap, fb, r.cfg.History); obs.Engaged {
+	mm := intent.ModeModel{}
+	if m, ok := r.p.(modeler); ok {
+		mm = m.Model().ModeModel() // as the feature updater reads events under the served model
+	}
+	if obs := recommend.Observe(st, snap, fb, r.cfg.History, mm); obs.Engaged {
 		r.cf.Add(r.s.Items[e.Item].ID, r.recent)
 	}
 	if e.Consumption() {

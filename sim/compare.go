@@ -56,12 +56,14 @@ const (
 	MSessionAUCFirst = "session_auc_first"
 	MSessionAUCLater = "session_auc_later"
 	MUserCorrelation = "user_correlation"
+	MCalibration     = "session_calibration"
 )
 
 // MetricNames lists the metrics of a report in order.
 var MetricNames = []string{
 	MClicksPerUser, MCTR, MReturnRate, MSessionsPerUser, MNovelty, MSelfInformation,
 	MILD, MTopicsPerUser, MNovelClickShare, MSessionAUC, MSessionAUCFirst, MSessionAUCLater, MUserCorrelation,
+	MCalibration,
 }
 
 // Metrics returns the result's metrics by name; the intent scores only for
@@ -77,6 +79,7 @@ func (r *Result) Metrics() map[string]float64 {
 		m[MSessionAUCFirst] = r.SessionAUCFirst
 		m[MSessionAUCLater] = r.SessionAUCLater
 		m[MUserCorrelation] = r.UserCorrelation
+		m[MCalibration] = r.SessionCalibration
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
 )
@@ -78,6 +79,17 @@ type Result struct {
 	// UserCorrelation is the Pearson correlation between the user
 	// propensity at each user's last decision and ρ_u.
 	UserCorrelation float64 `json:"user_correlation"`
+	// SessionCalibration is the expected calibration error of the session
+	// propensity as P(explore): over ten bins of the propensity, the mean
+	// gap between the bin's propensity and its share of exploring
+	// decisions, weighted by the bin's decisions. AUC only ranks; a policy
+	// acts on the probability itself.
+	SessionCalibration float64 `json:"session_calibration"`
+	// Mode and Prior are the policy's mode model and population prior at
+	// the end of the run: what it fitted to the run's sessions, to set
+	// against the simulator's (Beta(RhoA, RhoB), ModeWeight).
+	Mode  intent.ModeModel `json:"mode"`
+	Prior intent.Prior     `json:"prior"`
 }
 
 // ModeAware is implemented by reference policies that are told the user's
@@ -423,7 +435,7 @@ func (r *runner) session(u *simUser, s int) error {
 					}
 					recommend.Observe(&u.st, snap, recommend.Feedback{
 						UserID: u.st.UserID, SessionID: sid, ItemID: it.ItemID, Type: recommend.Skip, TS: ts,
-					}, cfg.History)
+					}, cfg.History, r.modeModel())
 				}
 				if u.rng.Float64() >= cfg.ContinueAfterSkip {
 					break
@@ -486,6 +498,19 @@ func (r *runner) clickProb(u *simUser, i int32, nov float64, explore bool) float
 	return 1 / (1 + math.Exp(-x))
 }
 
+// modeModel is the click model the policy under test reads mode evidence
+// with, which the simulated feature updater applies as the service's
+// applies the served model's.
+func (r *runner) modeModel() intent.ModeModel {
+	if m, ok := r.p.(modeler); ok {
+		return m.Model().ModeModel()
+	}
+	return intent.ModeModel{}
+}
+
+// modeler is a policy with a model (every engine policy).
+type modeler interface{ Model() *recommend.Model }
+
 // streamObserver is a policy that learns from every engagement, not only
 // from its own slates (the item-kNN baseline).
 type streamObserver interface {
@@ -501,7 +526,7 @@ func (r *runner) click(u *simUser, i int32, ts int64, sid string) {
 	if o, ok := r.p.(streamObserver); ok {
 		o.Observe(&u.st, fb) // before Observe: it sees the history the click follows
 	}
-	obs := recommend.Observe(&u.st, snap, fb, r.cfg.History)
+	obs := recommend.Observe(&u.st, snap, fb, r.cfg.History, r.modeModel())
 	r.res.Clicks++
 	if obs.Surprising {
 		r.res.NovelClicks++
@@ -544,6 +569,7 @@ func (r *runner) finish(users []*simUser) {
 	}
 	if res.IntentModeled {
 		res.SessionAUC = finiteOr(AUC(r.scores, r.labels), 0.5)
+		res.SessionCalibration = calibrationError(r.scores, r.labels)
 		var fs, ls []float64
 		var fl, ll []bool
 		for j, f := range r.first {
@@ -563,7 +589,31 @@ func (r *runner) finish(users []*simUser) {
 			}
 		}
 		res.UserCorrelation = finiteOr(Pearson(up, rho), 0)
+		if m, ok := r.p.(modeler); ok {
+			res.Mode, res.Prior = m.Model().ModeModel(), m.Model().Intent.Prior
+		}
 	}
+}
+
+// calibrationError is the expected calibration error of the scores as
+// probabilities of the labels, over ten equal-width bins.
+func calibrationError(scores []float64, labels []bool) float64 {
+	var n, sum, pos [10]float64
+	for j, q := range scores {
+		b := min(max(int(q*10), 0), 9)
+		n[b]++
+		sum[b] += q
+		if labels[j] {
+			pos[b]++
+		}
+	}
+	e := 0.0
+	for b := range n {
+		if n[b] > 0 {
+			e += math.Abs(sum[b]-pos[b]) / float64(len(scores))
+		}
+	}
+	return e
 }
 
 func ratio(a, b float64) float64 {

@@ -574,6 +574,7 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 	c.touch(kindSlate, s.ls.RequestID)
 	div, _ := c.diversity(s)
 	r := c.l.Reward(&s.ls, s.clicked, div)
+	c.l.ObserveSlate(&s.ls, s.clicked)
 	if _, err := c.l.Decision(&s.ls, r, next, 0); err != nil {
 		c.counters.DecisionsSkipped++
 		return

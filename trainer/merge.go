@@ -25,6 +25,8 @@ import (
 //     once each replica has shrunk it by more than half);
 //   - a learned item embedding is a unit vector: the summed one is scaled
 //     back to unit length, as the learner does after each step.
+//   - the fitted mode model and population prior (intent.Policy Mode,
+//     Prior) are estimates, not sums of steps: see mergeModes.
 
 // criticPrior mirrors intent's initial critic matrix (criticPrior·I per
 // level), the base of a replica that started before the critic had been
@@ -41,11 +43,29 @@ func mergeDense(global, base, local *recommend.Model) *recommend.Model {
 	}
 	g.Kappa += l.Kappa - b.Kappa
 	mergeCritic(g, b, l)
+	mergeModes(g, b, l)
 	for i := range out.Ranker.Theta {
 		out.Ranker.Theta[i] += local.Ranker.Theta[i] - base.Ranker.Theta[i]
 	}
 	out.Ranker.Temperature += local.Ranker.Temperature - base.Ranker.Temperature
 	return out
+}
+
+// mergeModes combines the fitted mode model and population prior. They
+// are estimates of the same population from each replica's own users, not
+// increments, so adding differences would count one change once per
+// replica: a replica that refitted since base moves global halfway to its
+// fit, a running average over the replicas' fits.
+func mergeModes(g, b, l *intent.Policy) {
+	if l.Mode == b.Mode && l.Prior == b.Prior {
+		return
+	}
+	gm, lm := g.Mode.OrDefault(), l.Mode.OrDefault()
+	g.Mode = intent.ModeModel{
+		Base: (gm.Base + lm.Base) / 2, Shift: (gm.Shift + lm.Shift) / 2,
+		Contrast: (gm.Contrast + lm.Contrast) / 2, Examine: lm.Examine,
+	}
+	g.Prior = intent.Prior{Alpha: (g.Prior.Alpha + l.Prior.Alpha) / 2, Beta: (g.Prior.Beta + l.Prior.Beta) / 2}
 }
 
 // addDiff adds l − b to g element by element (over their common length).

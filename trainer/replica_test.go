@@ -11,6 +11,7 @@ import (
 
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/kafkatest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
@@ -226,4 +227,40 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 	}
 	t.Logf("replica A had applied %d impressions and %d clicks when it was killed (%d impressions when its commits stopped); the shared model is %s with %d updates",
 		lost.Impressions, lost.Clicks, before.Impressions, m.Version, meta.Updates)
+}
+
+// TestMergeAveragesModeFits checks that the replicas' fits of the mode
+// model and prior combine as estimates: two replicas that fitted the same
+// values leave them as they are (a sum of differences would double the
+// move), and a replica that did not refit changes nothing.
+func TestMergeAveragesModeFits(t *testing.T) {
+	base := recommend.DefaultModel()
+	fit := base.Intent.Clone()
+	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Examine: 0.7}
+	fit.Prior = intent.Prior{Alpha: 2, Beta: 3}
+	other := base.Intent.Clone()
+	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Examine: 0.7}
+	other.Prior = intent.Prior{Alpha: 4, Beta: 1}
+	model := func(p *intent.Policy) *recommend.Model {
+		return &recommend.Model{Intent: p, Ranker: base.Ranker}
+	}
+	tests := []struct {
+		name          string
+		global, local *intent.Policy
+		wantMode      intent.ModeModel
+		wantPrior     intent.Prior
+	}{
+		{"the same fit twice stays put", fit, fit, fit.Mode, fit.Prior},
+		{"a replica that did not refit changes nothing", fit, base.Intent, fit.Mode, fit.Prior},
+		{"two fits average", fit, other,
+			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Examine: 0.7}, intent.Prior{Alpha: 3, Beta: 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mergeDense(model(tc.global), base, model(tc.local)).Intent
+			if got.Mode != tc.wantMode || got.Prior != tc.wantPrior {
+				t.Fatalf("merged %+v %+v, want %+v %+v", got.Mode, got.Prior, tc.wantMode, tc.wantPrior)
+			}
+		})
+	}
 }

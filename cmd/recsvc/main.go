@@ -37,6 +37,7 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/movielens"
@@ -322,7 +323,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 			stopBG()
 			return fmt.Errorf("feature updater: %w", err)
 		}
-		up := &trainer.FeatureUpdater{Store: store, Catalog: cat}
+		up := &trainer.FeatureUpdater{Store: store, Catalog: cat, Models: models}
 		goRun(func(ctx context.Context) {
 			if err := consumer.Run(ctx, up.Handle); err != nil {
 				log.Error("feature updater stopped", "err", err)
@@ -514,7 +515,7 @@ func sampleUser(snap *catalog.Snapshot, n int) recommend.UserState {
 			item = int32(rng.IntN(snap.Len()))
 		}
 		ts += int64(rng.IntN(3_600_000))
-		recommend.Observe(&st, snap, recommend.Feedback{UserID: st.UserID, ItemID: snap.Item(item).ID, Type: recommend.Click, TS: ts}, 0)
+		recommend.Observe(&st, snap, recommend.Feedback{UserID: st.UserID, ItemID: snap.Item(item).ID, Type: recommend.Click, TS: ts}, 0, intent.ModeModel{})
 	}
 	st.Session = recommend.Session{}
 	return st
@@ -545,7 +546,7 @@ func importMovieLens(ctx context.Context, store *features.Store, keeper *feature
 				st = &recommend.UserState{UserID: r.UserID}
 				states[r.UserID] = st
 			}
-			recommend.Observe(st, snap, recommend.Feedback{UserID: r.UserID, ItemID: r.ItemID, Type: recommend.Rating, Value: r.Value, TS: r.TS}, 0)
+			recommend.Observe(st, snap, recommend.Feedback{UserID: r.UserID, ItemID: r.ItemID, Type: recommend.Rating, Value: r.Value, TS: r.TS}, 0, intent.ModeModel{})
 		}
 		for _, st := range states {
 			st.Session = recommend.Session{} // imported history is not a live session

@@ -16,6 +16,7 @@ import (
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/backend"
 	"github.com/novarec/novarec/internal/envflag"
 	"github.com/novarec/novarec/recommend"
@@ -170,7 +171,7 @@ func rebuildUsers(ctx context.Context, brokers []string, sec events.Security, sn
 			return nil
 		}
 		u.seen[ev.EventID] = true
-		recommend.Observe(&u.state, snap, recommend.Feedback{UserID: ev.UserID, SessionID: ev.SessionID, ItemID: ev.ItemID, Type: ev.Type, Value: ev.Value, TS: ev.TS}, 0)
+		recommend.Observe(&u.state, snap, recommend.Feedback{UserID: ev.UserID, SessionID: ev.SessionID, ItemID: ev.ItemID, Type: ev.Type, Value: ev.Value, TS: ev.TS}, 0, intent.ModeModel{}) // no shown slates: no mode evidence
 		u.applied = append(u.applied, features.AppliedEvent{ID: ev.EventID, TS: ev.TS})
 		return nil
 	})

@@ -54,6 +54,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
+	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model and the population prior to the run's sessions every N slates (trainer -mode-refit; 0 = off)")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
 	det := fs.Bool("deterministic", false, "the HRL takes argmax decisions, as recsvc serves requests with \"deterministic\": true")
@@ -82,6 +83,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Users, cfg.Sessions, cfg.Steps, cfg.K, cfg.Items = *users, *sessions, *steps, *k, *items
 	cfg.Policy.Learner.Reward.Novelty, cfg.Policy.Learner.Reward.Diversity = *wNov, *wDiv
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
+	cfg.Policy.Learner.ModeRefit = *modeRefit
 	cfg.Policy.Engine.IntentEpsilon, cfg.Policy.Engine.Hedge = *epsilon, *hedge
 	cfg.Policy.Deterministic = *det
 	cfg.ModeWeight = *modeWeight
@@ -199,6 +201,7 @@ var tableColumns = []struct{ metric, header, format string }{
 	{sim.MSessionAUCFirst, "AUC 1st", "%.3f"},
 	{sim.MSessionAUCLater, "AUC later", "%.3f"},
 	{sim.MUserCorrelation, "corr(ρ)", "%.3f"},
+	{sim.MCalibration, "ECE", "%.3f"},
 }
 
 // writeTable prints one row per policy, each metric as mean ± 95% CI

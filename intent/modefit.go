@@ -1,0 +1,383 @@
+package intent
+
+import (
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// ModeLog is a bounded window of logged sessions, each the examined items
+// of its slates (relative novelty, whether clicked, examination weight),
+// that Fit fits the mode model and the population prior to. The learner
+// feeds it every decision whose outcome is known; it keeps the most recent
+// sessions, up to a budget of items, so that its memory is set by
+// configuration and the fit follows the traffic as it changes.
+type ModeLog struct {
+	maxItems int
+	items    int
+	sessions []modeSession
+	open     map[string]int // user\x00session → index in sessions
+}
+
+type modeSession struct {
+	user, id string
+	last     int64 // the latest slate's time, ms
+	obs      []modeObs
+}
+
+// modeObs is one shown item: its novelty relative to its slate's mean,
+// whether it was clicked, and whether it starts a slate.
+type modeObs struct {
+	d            float32
+	click, first bool
+}
+
+// IdleGap splits the slates of a user without a session id into sessions,
+// as recsvc does: 30 minutes without a slate starts a new one.
+const IdleGap = 30 * 60 * 1000
+
+// NewModeLog keeps up to maxItems examined items.
+func NewModeLog(maxItems int) *ModeLog {
+	return &ModeLog{maxItems: max(maxItems, 1), open: map[string]int{}}
+}
+
+// Sessions is the number of sessions in the window.
+func (l *ModeLog) Sessions() int { return len(l.sessions) }
+
+// Add records one slate of a session: novelty holds each shown item's
+// nov(u,i) in position order, clicked whether it was clicked. ts, in ms,
+// splits a user's slates into sessions when session is empty.
+func (l *ModeLog) Add(user, session string, ts int64, novelty []float64, clicked []bool) {
+	n := min(len(novelty), len(clicked))
+	if n == 0 {
+		return
+	}
+	c := 0.0
+	for _, v := range novelty[:n] {
+		c += v
+	}
+	c /= float64(n)
+	key := user + "\x00" + session
+	i, ok := l.open[key]
+	if ok && session == "" && ts-l.sessions[i].last > IdleGap {
+		ok = false
+	}
+	if !ok {
+		i = len(l.sessions)
+		l.sessions = append(l.sessions, modeSession{user: user, id: session})
+		l.open[key] = i
+	}
+	s := &l.sessions[i]
+	s.last = max(s.last, ts)
+	for k := range n {
+		s.obs = append(s.obs, modeObs{d: float32(novelty[k] - c), click: clicked[k], first: k == 0})
+	}
+	l.items += n
+	if l.items > l.maxItems {
+		l.trim()
+	}
+}
+
+// trim drops the oldest sessions until the window holds at most half its
+// budget, so that trimming is rare and its cost amortised.
+func (l *ModeLog) trim() {
+	drop := 0
+	for drop < len(l.sessions) && l.items > l.maxItems/2 {
+		l.items -= len(l.sessions[drop].obs)
+		drop++
+	}
+	l.sessions = slices.Delete(l.sessions, 0, drop)
+	clear(l.open)
+	for i, s := range l.sessions {
+		l.open[s.user+"\x00"+s.id] = i
+	}
+}
+
+// MinFitSessions and MinFitUsers are how much a window must hold before
+// Fit moves away from the model it starts from.
+const (
+	MinFitSessions = 300
+	MinFitUsers    = 100
+)
+
+// FitStats describes one fit.
+type FitStats struct {
+	Sessions, Users, Items int
+	// LogLik is the marginal log-likelihood per session at the end.
+	LogLik float64
+}
+
+// Fit fits Base, Shift and Contrast of m and the population prior p of ρ_u
+// to the window by EM, starting from m and p (so a refit after a little
+// more traffic takes few iterations). The latent variables are each
+// session's mode and each user's ρ_u; the prior of ρ_u is a distribution on
+// the RhoPosterior grid (a nonparametric maximum-likelihood estimate), of
+// which the returned Beta prior keeps the mean and variance. The E step is
+// exact: a session's probability of exploring given everything its user
+// did. The M step fits the click model by Newton's method, a logistic
+// regression of the examined items on (1, d, ±d) weighted by the sessions'
+// mode probabilities, and the continuation rates by counting
+// (continuations). Fit returns m and p unchanged,
+// and ok false, when the window holds too little (MinFitSessions,
+// MinFitUsers).
+func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitStats, bool) {
+	byUser := l.groupByUser()
+	st := FitStats{Sessions: len(l.sessions), Users: len(byUser), Items: l.items}
+	if st.Sessions < MinFitSessions || st.Users < MinFitUsers {
+		return m, p, st, false
+	}
+	pi := p.grid()
+	var (
+		le, lx = make([]float64, len(l.sessions)), make([]float64, len(l.sessions))
+		resp   = make([]float64, len(l.sessions))
+		we, wx = make([]float64, l.items), make([]float64, l.items)
+		post   [Grid]float64
+		logRho [Grid][2]float64
+	)
+	for g := range Grid {
+		logRho[g] = [2]float64{math.Log(rhoAt(g)), math.Log1p(-rhoAt(g))}
+	}
+	for range max(iters, 1) {
+		// E step: each session's likelihood under either mode, with
+		// the examination probabilities of its items.
+		off := 0
+		for i := range l.sessions {
+			obs := l.sessions[i].obs
+			le[i], lx[i] = m.sessionLogLik(obs, we[off:off+len(obs)], wx[off:off+len(obs)])
+			off += len(obs)
+		}
+		var next [Grid]float64
+		st.LogLik = 0
+		for _, ss := range byUser {
+			top := math.Inf(-1)
+			for g := range Grid {
+				v := math.Log(pi[g])
+				for _, i := range ss {
+					v += logAddExp(logRho[g][0]+le[i], logRho[g][1]+lx[i])
+				}
+				post[g] = v
+				top = max(top, v)
+			}
+			sum := 0.0
+			for g := range Grid {
+				post[g] = math.Exp(post[g] - top)
+				sum += post[g]
+			}
+			st.LogLik += top + math.Log(sum)
+			for g := range Grid {
+				post[g] /= sum
+				next[g] += post[g]
+			}
+			for _, i := range ss {
+				r := 0.0
+				for g := range Grid {
+					r += post[g] * sigmoid(logRho[g][0]+le[i]-logRho[g][1]-lx[i])
+				}
+				resp[i] = r
+			}
+		}
+		st.LogLik /= float64(st.Sessions)
+		for g := range Grid {
+			pi[g] = max(next[g]/float64(len(byUser)), 1e-6)
+		}
+		// M step.
+		m = l.newton(m, resp, we, wx)
+		m.Examine, m.ExamineClick = l.continuations(m, resp, we, wx)
+	}
+	if m.Contrast < 0 { // the modes swapped names
+		m.Contrast = -m.Contrast
+		slices.Reverse(pi[:])
+	}
+	return m, momentPrior(pi), st, true
+}
+
+// groupByUser lists each user's sessions, users in order of first
+// appearance (so the fit is deterministic).
+func (l *ModeLog) groupByUser() [][]int {
+	idx := make(map[string]int)
+	var out [][]int
+	for i, s := range l.sessions {
+		u, ok := idx[s.user]
+		if !ok {
+			u = len(out)
+			idx[s.user] = u
+			out = append(out, nil)
+		}
+		out[u] = append(out[u], i)
+	}
+	return out
+}
+
+// sessionLogLik is the log-likelihood of a session's slates under each
+// mode, writing each item's examination probability under either mode
+// into we and wx.
+func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, exploit float64) {
+	for start := 0; start < len(obs); {
+		end := start + 1
+		for end < len(obs) && !obs[end].first {
+			end++
+		}
+		explore += m.slateLogLik(obs[start:end], true, we[start:end])
+		exploit += m.slateLogLik(obs[start:end], false, wx[start:end])
+		start = end
+	}
+	return explore, exploit
+}
+
+// fitRidge is the weight of a weak pull of Base, Shift and Contrast
+// towards zero: about one observation's worth, so that a window in which
+// a parameter is not identified (no slate mixes novel and familiar items)
+// leaves it finite.
+const fitRidge = 1
+
+// newton takes Newton steps on the M step's weighted logistic likelihood:
+// each item counts under the explore logit Base + (Shift+Contrast)·d with
+// weight r·we (its session's probability of exploring times its
+// probability of having been examined if so) and under the exploit one
+// with (1−r)·wx.
+func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
+	theta := [3]float64{m.Base, m.Shift, m.Contrast}
+	for range 2 {
+		var (
+			g  [3]float64
+			hh [3][3]float64
+		)
+		off := 0
+		for i, s := range l.sessions {
+			for k, o := range s.obs {
+				d := float64(o.d)
+				y := 0.0
+				if o.click {
+					y = 1
+				}
+				for mode, sign := range [2]float64{1, -1} {
+					w := resp[i] * we[off+k]
+					if mode == 1 {
+						w = (1 - resp[i]) * wx[off+k]
+					}
+					if w == 0 {
+						continue
+					}
+					x := [3]float64{1, d, sign * d}
+					q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2])
+					for a := range 3 {
+						g[a] += w * (y - q) * x[a]
+						for b := a; b < 3; b++ {
+							hh[a][b] += w * q * (1 - q) * x[a] * x[b]
+						}
+					}
+				}
+			}
+			off += len(s.obs)
+		}
+		h := mat.NewSymDense(3, nil)
+		for a := range 3 {
+			g[a] -= fitRidge * theta[a]
+			hh[a][a] += fitRidge
+			for b := a; b < 3; b++ {
+				h.SetSym(a, b, hh[a][b])
+			}
+		}
+		var step mat.VecDense
+		if err := step.SolveVec(h, mat.NewVecDense(3, g[:])); err != nil {
+			break
+		}
+		for a := range 3 {
+			// A bounded step: the likelihood is concave, but a first
+			// step from far away can overshoot.
+			theta[a] += min(max(step.AtVec(a), -2), 2)
+		}
+	}
+	m.Base, m.Shift, m.Contrast = theta[0], theta[1], theta[2]
+	return m
+}
+
+// continuations are the M step's continuation rates: each is the expected
+// number of times a user went on to the next item over the expected number
+// of times they could have, after a skip and after a click, counted over
+// the items' examination probabilities under either mode weighted by the
+// session's mode probability. A rate without any opportunity keeps m's.
+func (l *ModeLog) continuations(m ModeModel, resp, we, wx []float64) (skip, click float64) {
+	var sGo, sAt, cGo, cAt float64
+	off := 0
+	for i, s := range l.sessions {
+		obs := s.obs
+		for start := 0; start < len(obs); {
+			end := start + 1
+			for end < len(obs) && !obs[end].first {
+				end++
+			}
+			for mode, r := range [2]float64{resp[i], 1 - resp[i]} {
+				w := we[off+start : off+end]
+				if mode == 1 {
+					w = wx[off+start : off+end]
+				}
+				// After each examined item but the last one, the user
+				// decided whether to go on; they went on as far as the
+				// next item was examined.
+				for k := start; k < end-1; k++ {
+					at, next := w[k-start], w[k+1-start]
+					if obs[k].click {
+						cAt, cGo = cAt+r*at, cGo+r*next
+					} else {
+						sAt, sGo = sAt+r*at, sGo+r*next
+					}
+				}
+			}
+			start = end
+		}
+		off += len(obs)
+	}
+	skip, click = m.Examine, m.ExamineClick
+	if sAt > 0 {
+		skip = min(max(sGo/sAt, 0.01), 0.99)
+	}
+	if cAt > 0 {
+		click = min(max(cGo/cAt, 0.01), 0.99)
+	}
+	return skip, click
+}
+
+// grid is the prior's density on the RhoPosterior grid, normalised.
+func (p Prior) grid() [Grid]float64 {
+	var pi [Grid]float64
+	sum := 0.0
+	for g := range Grid {
+		rho := rhoAt(g)
+		pi[g] = math.Exp((p.Alpha-1)*math.Log(rho) + (p.Beta-1)*math.Log1p(-rho))
+		sum += pi[g]
+	}
+	for g := range pi {
+		pi[g] /= sum
+	}
+	return pi
+}
+
+// momentPrior is the Beta prior with the mean and variance of the grid
+// distribution pi, its concentration α+β kept within [0.5, 200].
+func momentPrior(pi [Grid]float64) Prior {
+	mean, sum := 0.0, 0.0
+	for g, w := range pi {
+		mean += w * rhoAt(g)
+		sum += w
+	}
+	mean /= sum
+	v := 0.0
+	for g, w := range pi {
+		v += w / sum * (rhoAt(g) - mean) * (rhoAt(g) - mean)
+	}
+	conc := 200.0
+	if v > 0 {
+		conc = min(max(mean*(1-mean)/v-1, 0.5), 200)
+	}
+	return Prior{Alpha: mean * conc, Beta: (1 - mean) * conc}
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// logAddExp is log(e^a + e^b).
+func logAddExp(a, b float64) float64 {
+	hi, lo := max(a, b), min(a, b)
+	return hi + math.Log1p(math.Exp(lo-hi))
+}
