@@ -83,6 +83,30 @@ func (m ModeModel) logits(d float64) (explore, exploit float64) {
 	return m.Base + (m.Shift+m.Contrast)*d, m.Base + (m.Shift-m.Contrast)*d
 }
 
+// NovelWorth turns q, the probability that the session explores, into the
+// share of the stakes that lie with novel items: q·G / (q·G + (1−q)·L),
+// where G is how many more clicks an exploring session gives a novel item
+// than a familiar one and L how many fewer an exploiting session gives it
+// (the model's click rates half a unit of novelty above and below the
+// slate's mean). The decisions (the level's target and the hedge's novel
+// seats) act on it rather than on q: where the mode matters little, or
+// explorers click novel items no more than familiar ones (G ≤ 0), novel
+// items earn no seats however likely exploring is. Under a symmetric
+// model (Shift 0, the default) G = L and NovelWorth is q itself.
+func (m ModeModel) NovelWorth(q float64) float64 {
+	e1, x1 := m.logits(0.5)
+	e0, x0 := m.logits(-0.5)
+	g, l := sigmoid(e1)-sigmoid(e0), sigmoid(x0)-sigmoid(x1)
+	if g == l {
+		return q
+	}
+	if g <= 0 {
+		return 0
+	}
+	l = max(l, 0)
+	return q * g / (q*g + (1-q)*l)
+}
+
 // ClickEvidence is the log-likelihood ratio, explore over exploit, of a
 // click on an item at relative novelty d.
 func (m ModeModel) ClickEvidence(d float64) float64 {

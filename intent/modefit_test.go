@@ -173,3 +173,14 @@ func TestModeLogSplitsIdleSessions(t *testing.T) {
 		t.Fatalf("%d sessions, want 2", l.Sessions())
 	}
 }
+
+// BenchmarkModeFit is one refit of the trainer's default window (50,000
+// shown items) with its default warm-started iterations (4).
+func BenchmarkModeFit(b *testing.B) {
+	l := NewModeLog(50_000)
+	plantSessions(l, ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 3000, 1)
+	b.ReportMetric(float64(l.items), "items")
+	for b.Loop() {
+		l.Fit(DefaultModeModel(), DefaultPrior, 4)
+	}
+}

@@ -385,11 +385,14 @@ func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int
 
 func intentOf(m *Model, obs intent.Observations) IntentDecision {
 	x := m.Intent.Prior.State(make([]float64, intent.Dim), obs)
+	// The belief is reported; the decisions act on what it puts at stake.
+	q := x[intent.FSessNovelPreference]
+	x[intent.FSessNovelPreference] = m.ModeModel().NovelWorth(q)
 	probs := m.Intent.Distribution(nil, x)
 	z := intent.Argmax(probs)
 	return IntentDecision{
 		UserPropensity:    m.Intent.Prior.UserPropensity(obs),
-		SessionPropensity: x[intent.FSessNovelPreference],
+		SessionPropensity: q,
 		Level:             z,
 		Probability:       probs[z],
 		Probabilities:     probs,
@@ -453,13 +456,20 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	}
 	e.collabScores(sc, snap, v.hist)
 	// Hedging: the explore intent gets the session posterior's share of
-	// the positions (P(explore), kept within [HedgeMin, 1−HedgeMin]), or
-	// the level's novel share if that is larger, and the novel pool holds
-	// at least that share so the slate can fill them.
+	// the positions (P(explore) as the mode model weighs it, NovelWorth,
+	// kept within [HedgeMin, 1−HedgeMin]), or the level's novel share if
+	// that is larger, and the novel pool holds at least that share so the
+	// slate can fill them. The floor keeps evidence of the mode arriving;
+	// a model under which even an exploring session clicks novel items
+	// no more than familiar ones says that evidence is worth nothing, and
+	// then there is none.
 	explore := 0.0
 	if e.cfg.Hedge > 0 {
-		q := d.Intent.State[intent.FSessNovelPreference]
-		explore = max(min(max(q, e.cfg.HedgeMin), 1-e.cfg.HedgeMin), level.NovelShare)
+		q, floor := d.Intent.State[intent.FSessNovelPreference], e.cfg.HedgeMin
+		if m.ModeModel().NovelWorth(1) <= 0 {
+			floor = 0
+		}
+		explore = max(min(max(q, floor), 1-e.cfg.HedgeMin), level.NovelShare)
 		level.NovelShare = explore
 	}
 	want := e.Pools(req.K, level, taste == nil)

@@ -38,15 +38,9 @@ type LearnerConfig struct {
 	GammaH float64
 	// ModeWindow is how many shown items of the most recent sessions the
 	// mode model and the population prior are fitted to (intent.ModeLog),
-	// ModeRefit how many slates pass between fits (0: never fit, the
-	// default), and ModeIters how many EM iterations a fit takes, each
-	// warm-started from the last (the first takes five times as many).
-	//
-	// Fitting is off by default because, measured in the simulator, the
-	// fitted model describes the sessions better (continuation rates and
-	// prior close to the simulator's) but the policy acting on it gets
-	// fewer clicks: the level rule and the hedge were set for the
-	// default model's beliefs (docs/evaluation.md#the-fitted-mode-model).
+	// ModeRefit how many slates pass between fits (0: never fit), and
+	// ModeIters how many EM iterations a fit takes, each warm-started
+	// from the last (the first takes five times as many).
 	ModeWindow, ModeRefit, ModeIters int
 }
 
@@ -71,7 +65,7 @@ func DefaultLearnerConfig() LearnerConfig {
 		IntentLR: 0.005, BaselineLR: 0.05, IntentEntropy: 0.01,
 		Clip:       5,
 		GammaH:     0.9,
-		ModeWindow: 50_000, ModeIters: 4,
+		ModeWindow: 50_000, ModeRefit: 2_000, ModeIters: 4,
 	}
 }
 

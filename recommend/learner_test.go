@@ -264,7 +264,7 @@ func TestModelCodec(t *testing.T) {
 // TestLearnerFitsTheModeModel feeds the learner slates whose clicks follow
 // a planted mode model and checks that, with ModeRefit set, the model it
 // hands out carries a fit near the planted contrast and continuation
-// rates, and that without it the model keeps the default.
+// rates, and that with it at 0 the model keeps the default.
 func TestLearnerFitsTheModeModel(t *testing.T) {
 	planted := intent.ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}
 	feed := func(l *Learner) {
@@ -307,6 +307,7 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 		}
 	}
 	cfg := DefaultLearnerConfig()
+	cfg.ModeRefit = 0
 	off := NewLearner(cfg, DefaultModel())
 	feed(off)
 	if got := off.Model().Intent.Mode.OrDefault(); got != intent.DefaultModeModel() {
