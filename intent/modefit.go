@@ -231,63 +231,63 @@ func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, expl
 // leaves it finite.
 const fitRidge = 1
 
-// newton takes Newton steps on the M step's weighted logistic likelihood:
+// newton takes one Newton step on the M step's weighted logistic
+// likelihood (a generalised EM: the step raises the likelihood without
+// maximising it, and the next iteration's E step follows anyway):
 // each item counts under the explore logit Base + (Shift+Contrast)·d with
 // weight r·we (its session's probability of exploring times its
 // probability of having been examined if so) and under the exploit one
 // with (1−r)·wx.
 func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 	theta := [3]float64{m.Base, m.Shift, m.Contrast}
-	for range 2 {
-		var (
-			g  [3]float64
-			hh [3][3]float64
-		)
-		off := 0
-		for i, s := range l.sessions {
-			for k, o := range s.obs {
-				d := float64(o.d)
-				y := 0.0
-				if o.click {
-					y = 1
+	var (
+		g  [3]float64
+		hh [3][3]float64
+	)
+	off := 0
+	for i, s := range l.sessions {
+		for k, o := range s.obs {
+			d := float64(o.d)
+			y := 0.0
+			if o.click {
+				y = 1
+			}
+			for mode, sign := range [2]float64{1, -1} {
+				w := resp[i] * we[off+k]
+				if mode == 1 {
+					w = (1 - resp[i]) * wx[off+k]
 				}
-				for mode, sign := range [2]float64{1, -1} {
-					w := resp[i] * we[off+k]
-					if mode == 1 {
-						w = (1 - resp[i]) * wx[off+k]
-					}
-					if w == 0 {
-						continue
-					}
-					x := [3]float64{1, d, sign * d}
-					q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2])
-					for a := range 3 {
-						g[a] += w * (y - q) * x[a]
-						for b := a; b < 3; b++ {
-							hh[a][b] += w * q * (1 - q) * x[a] * x[b]
-						}
+				if w == 0 {
+					continue
+				}
+				x := [3]float64{1, d, sign * d}
+				q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2])
+				for a := range 3 {
+					g[a] += w * (y - q) * x[a]
+					for b := a; b < 3; b++ {
+						hh[a][b] += w * q * (1 - q) * x[a] * x[b]
 					}
 				}
 			}
-			off += len(s.obs)
 		}
-		h := mat.NewSymDense(3, nil)
-		for a := range 3 {
-			g[a] -= fitRidge * theta[a]
-			hh[a][a] += fitRidge
-			for b := a; b < 3; b++ {
-				h.SetSym(a, b, hh[a][b])
-			}
+		off += len(s.obs)
+	}
+	h := mat.NewSymDense(3, nil)
+	for a := range 3 {
+		g[a] -= fitRidge * theta[a]
+		hh[a][a] += fitRidge
+		for b := a; b < 3; b++ {
+			h.SetSym(a, b, hh[a][b])
 		}
-		var step mat.VecDense
-		if err := step.SolveVec(h, mat.NewVecDense(3, g[:])); err != nil {
-			break
-		}
-		for a := range 3 {
-			// A bounded step: the likelihood is concave, but a first
-			// step from far away can overshoot.
-			theta[a] += min(max(step.AtVec(a), -2), 2)
-		}
+	}
+	var step mat.VecDense
+	if err := step.SolveVec(h, mat.NewVecDense(3, g[:])); err != nil {
+		return m // singular: no item varies in d
+	}
+	for a := range 3 {
+		// A bounded step: the likelihood is concave, but a first
+		// step from far away can overshoot.
+		theta[a] += min(max(step.AtVec(a), -2), 2)
 	}
 	m.Base, m.Shift, m.Contrast = theta[0], theta[1], theta[2]
 	return m

@@ -91,7 +91,7 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewModeLog(1 << 20)
-			plantSessions(l, tc.planted, tc.a, tc.b, 2000, 11)
+			plantSessions(l, tc.planted, tc.a, tc.b, 1200, 11)
 			start := DefaultModeModel()
 			m, p, st, ok := l.Fit(start, DefaultPrior, 120)
 			if !ok {
