@@ -456,7 +456,9 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 		iters *= 5
 	}
 	p := l.m.Intent
-	if mm, prior, _, ok := l.modes.Fit(p.Mode.OrDefault(), p.Prior, iters); ok {
+	// A fit that is not a valid model (it cannot be, short of a bug, but
+	// a snapshot that fails validation would stop publishing) is dropped.
+	if mm, prior, _, ok := l.modes.Fit(p.Mode.OrDefault(), p.Prior, iters); ok && mm.Validate() == nil && prior.Alpha > 0 && prior.Beta > 0 {
 		p.Mode, p.Prior = mm, prior
 		l.fits++
 	}
