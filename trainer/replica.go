@@ -378,6 +378,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		d.Put[hashItems] = make(map[string][]byte, len(changed))
 		snap := t.deps.Catalog.Current()
+		var a arena
 		for i, id := range changed {
 			var g itemParams
 			if vals[i] != nil {
@@ -393,7 +394,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			}
 			it := mergeItem(g, itemOf(r.base, id), itemOf(local, id), seed)
 			items[id] = it
-			d.Put[hashItems][id] = appendItem(nil, it.bias, it.hasBias, it.emb)
+			d.Put[hashItems][id] = a.record(appendItem(a.begin(), it.bias, it.hasBias, it.emb))
 		}
 		return d, nil
 	}

@@ -177,7 +177,7 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 	var a arena
 	c.itemPending = c.itemPending[:0]
 	if !c.sharedModel {
-		c.itemsDelta(d, put)
+		c.itemsDelta(d, &a, put)
 	}
 	for _, s := range ch.slates {
 		rid := s.ls.RequestID
@@ -249,7 +249,7 @@ func (a *arena) record(b []byte) []byte {
 }
 
 // itemsDelta adds the model's changed items to d.
-func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v []byte)) {
+func (c *Core) itemsDelta(d *features.StateDelta, a *arena, put func(hash, field string, v []byte)) {
 	m := c.l.Model()
 	visit := func(id string) {
 		b, hasB := m.ItemBias[id]
@@ -257,7 +257,7 @@ func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v
 		if old, ok := c.itemSums[id]; ok && old == sum {
 			return
 		}
-		put(hashItems, id, appendItem(nil, b, hasB, m.ItemEmb[id]))
+		put(hashItems, id, a.record(appendItem(a.begin(), b, hasB, m.ItemEmb[id])))
 		c.itemPending = append(c.itemPending, itemMark{id: id, sum: sum})
 	}
 	for id := range m.ItemBias {
