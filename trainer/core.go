@@ -3,7 +3,6 @@ package trainer
 import (
 	"cmp"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 
@@ -563,9 +562,13 @@ func (c *Core) sampleFresh(ts int64, eventID string) {
 		c.fresh = append(c.fresh, ts)
 		return
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(eventID))
-	if j := h.Sum64() % uint64(c.freshSeen); j < uint64(len(c.fresh)) {
+	// FNV-1a, inline: hash/fnv's hasher was an allocation per click.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(eventID); i++ {
+		h ^= uint64(eventID[i])
+		h *= 1099511628211
+	}
+	if j := h % uint64(c.freshSeen); j < uint64(len(c.fresh)) {
 		c.fresh[j] = ts
 	}
 }
@@ -602,11 +605,15 @@ func (c *Core) diversity(s *slate) (float64, bool) {
 	if snap == nil || len(s.ls.Items) == 0 {
 		return 0, false
 	}
-	ids := make([]string, len(s.ls.Items))
+	// recommend.Diversity without its two slices (of ids, of indexes): a
+	// slate's indexes fit on the stack.
+	idx := make([]int32, 0, 32)
 	for i := range s.ls.Items {
-		ids[i] = s.ls.Items[i].ItemID
+		if j, ok := snap.Index(s.ls.Items[i].ItemID); ok {
+			idx = append(idx, j)
+		}
 	}
-	s.div, s.divOK = recommend.Diversity(snap, ids), true
+	s.div, s.divOK = recommend.DiversityOf(snap, idx), true
 	return s.div, true
 }
 
