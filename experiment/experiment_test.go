@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"gonum.org/v1/gonum/stat"
@@ -380,5 +381,39 @@ func TestRatioMetricFallbacks(t *testing.T) {
 	}
 	if p := ratioTest(a.ctrStats, Aggregates{Users: 2, Impressions: 6, ClickedImpressions: 4}.ctrStats, 4, 6, 4, 6); p != 1 {
 		t.Errorf("fallback test of equal proportions p = %v", p)
+	}
+}
+
+// TestAggregatesPlusSumsEveryField sets every field of two aggregates to
+// distinct values and checks Plus adds each, so a field added later without
+// being summed fails here.
+func TestAggregatesPlusSumsEveryField(t *testing.T) {
+	var a, b Aggregates
+	va, vb := reflect.ValueOf(&a).Elem(), reflect.ValueOf(&b).Elem()
+	for i := range va.NumField() {
+		switch va.Field(i).Kind() {
+		case reflect.Int64:
+			va.Field(i).SetInt(int64(i + 1))
+			vb.Field(i).SetInt(int64(100 * (i + 1)))
+		case reflect.Float64:
+			va.Field(i).SetFloat(float64(i) + 0.5)
+			vb.Field(i).SetFloat(float64(100*i) + 0.25)
+		default:
+			t.Fatalf("field %s of kind %s: Plus does not know how to sum it", va.Type().Field(i).Name, va.Field(i).Kind())
+		}
+	}
+	sum := reflect.ValueOf(a.Plus(b))
+	for i := range sum.NumField() {
+		name := sum.Type().Field(i).Name
+		switch sum.Field(i).Kind() {
+		case reflect.Int64:
+			if got, want := sum.Field(i).Int(), va.Field(i).Int()+vb.Field(i).Int(); got != want {
+				t.Errorf("%s: %d, want %d", name, got, want)
+			}
+		case reflect.Float64:
+			if got, want := sum.Field(i).Float(), va.Field(i).Float()+vb.Field(i).Float(); got != want {
+				t.Errorf("%s: %g, want %g", name, got, want)
+			}
+		}
 	}
 }

@@ -42,6 +42,27 @@ type Aggregates struct {
 	UserNovelSumSq, UserNovelClicksSum                                float64
 }
 
+// Plus returns the field-by-field sum of a and b: the aggregates of two
+// disjoint sets of users (every field is a sum over users or their slates),
+// such as the partitions of a variant's partitioned trainer.
+func (a Aggregates) Plus(b Aggregates) Aggregates {
+	return Aggregates{
+		Users: a.Users + b.Users, ReturningUsers: a.ReturningUsers + b.ReturningUsers,
+		Impressions:        a.Impressions + b.Impressions,
+		ClickedImpressions: a.ClickedImpressions + b.ClickedImpressions, Clicks: a.Clicks + b.Clicks,
+		NovelClicks: a.NovelClicks + b.NovelClicks,
+		ILDSum:      a.ILDSum + b.ILDSum, ILDSumSq: a.ILDSumSq + b.ILDSumSq, ILDN: a.ILDN + b.ILDN,
+		Sessions: a.Sessions + b.Sessions, SessionsSumSq: a.SessionsSumSq + b.SessionsSumSq,
+		PreSum: a.PreSum + b.PreSum, PreSumSq: a.PreSumSq + b.PreSumSq,
+		UserClicksSumSq: a.UserClicksSumSq + b.UserClicksSumSq, PreClicksSum: a.PreClicksSum + b.PreClicksSum,
+		UserImpressionsSumSq:      a.UserImpressionsSumSq + b.UserImpressionsSumSq,
+		UserClickedSumSq:          a.UserClickedSumSq + b.UserClickedSumSq,
+		UserClickedImpressionsSum: a.UserClickedImpressionsSum + b.UserClickedImpressionsSum,
+		UserNovelSumSq:            a.UserNovelSumSq + b.UserNovelSumSq,
+		UserNovelClicksSum:        a.UserNovelClicksSum + b.UserNovelClicksSum,
+	}
+}
+
 // ratioStats are a ratio metric's value and the delta-method variance of
 // it, from per-user sums of numerator A and denominator B: R = ΣA/ΣB,
 // Var(R) ≈ (Var(A) − 2R·Cov(A,B) + R²·Var(B)) / (n·B̄²). ok is false when

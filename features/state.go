@@ -86,31 +86,53 @@ func (s *Store) partKey(name, part, suffix string) string {
 
 // writeDelta queues d's writes to part of name's state on p (inside a
 // MULTI/EXEC).
+//
+// go-redis takes a command's arguments as []any, and a string or []byte put
+// in an interface is an allocation of its own: two per record, most of what
+// queueing a commit allocated. Pointers are not: the arguments point into
+// one array of field names and one of values per hash (go-redis writes a
+// *string as the string, and a *bytesArg through MarshalBinary), so a
+// commit allocates per batch of stateBatch records, not per record.
 func (s *Store) writeDelta(ctx context.Context, p redis.Pipeliner, name, part string, d *StateDelta) {
 	for hash, fs := range d.Put {
-		key := s.partKey(name, part, "h:"+hash)
-		args := make([]any, 0, 2*min(len(fs), stateBatch))
-		for f, v := range fs {
-			args = append(args, f, v)
-			if len(args) == 2*stateBatch {
-				p.HSet(ctx, key, args...)
-				args = args[:0]
-			}
+		if len(fs) == 0 {
+			continue
 		}
-		if len(args) > 0 {
-			p.HSet(ctx, key, args...)
+		key := s.partKey(name, part, "h:"+hash)
+		fields, vals := make([]string, 0, len(fs)), make([]bytesArg, 0, len(fs))
+		for f, v := range fs {
+			fields, vals = append(fields, f), append(vals, v)
+		}
+		for i := 0; i < len(fields); i += stateBatch {
+			n := min(len(fields)-i, stateBatch)
+			args := make([]any, 2, 2+2*n)
+			args[0], args[1] = "hset", key
+			for j := i; j < i+n; j++ {
+				args = append(args, &fields[j], &vals[j])
+			}
+			p.Do(ctx, args...)
 		}
 	}
 	for hash, fs := range d.Del {
 		key := s.partKey(name, part, "h:"+hash)
-		for len(fs) > 0 {
-			n := min(len(fs), stateBatch)
-			p.HDel(ctx, key, fs[:n]...)
-			fs = fs[n:]
+		for i := 0; i < len(fs); i += stateBatch {
+			n := min(len(fs)-i, stateBatch)
+			args := make([]any, 2, 2+n)
+			args[0], args[1] = "hdel", key
+			for j := i; j < i+n; j++ {
+				args = append(args, &fs[j])
+			}
+			p.Do(ctx, args...)
 		}
 	}
 	p.Set(ctx, s.partKey(name, part, "head"), d.Head, 0)
 }
+
+// bytesArg is a field value for go-redis, passed by pointer (writeDelta).
+type bytesArg []byte
+
+// MarshalBinary returns the value as it is.
+func (b *bytesArg) MarshalBinary() ([]byte, error) { return *b, nil }
 
 // stateBatch bounds the fields of one HSET, HDEL or HSCAN round trip.
 const stateBatch = 1000

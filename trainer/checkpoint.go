@@ -248,9 +248,10 @@ func fromWire(cfg Config, w *checkpointWire, cat Snapshots, items func(*recommen
 		if i < w.SeenImps {
 			q = &c.seenIQ
 		}
-		c.remember(q, id, w.SeenTS[i])
 		if w.Seq != 0 {
-			c.seen[id] = seenVal{ts: w.SeenTS[i], seq: w.SeenSeq[i]}
+			c.rememberAs(q, id, w.SeenTS[i], w.SeenSeq[i])
+		} else {
+			c.remember(q, id, w.SeenTS[i])
 		}
 	}
 	if w.Seq != 0 {

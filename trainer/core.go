@@ -3,7 +3,6 @@ package trainer
 import (
 	"cmp"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 
@@ -123,6 +122,9 @@ type slate struct {
 	// close; it is not stored (a restored slate computes it again).
 	div   float64
 	divOK bool
+	// noted: the slate is in the change log (changeLog.slates); gone: it
+	// was dropped from the join state.
+	noted, gone bool
 }
 
 // waitingFB is engaged feedback waiting for its impression.
@@ -137,10 +139,11 @@ type waitRef struct {
 	ts           int64
 }
 
-// seenRef orders remembered event ids by arrival for expiry.
+// seenRef orders remembered event ids by arrival for expiry; seq is the
+// id's arrival number (seenVal.seq).
 type seenRef struct {
-	id string
-	ts int64
+	id      string
+	ts, seq int64
 }
 
 // seenVal is what is remembered of an event id.
@@ -206,9 +209,9 @@ type Core struct {
 	// seq numbers the entries of the join state in the order they were
 	// queued (see slate.seq).
 	seq int64
-	// changed, when not nil, collects the records of the join state that
-	// changed since the last StateDelta (TrackChanges).
-	changed map[changeKey]struct{}
+	// changes collects the records of the join state that changed since
+	// the last commit (TrackChanges).
+	changes changeLog
 	// itemSums fingerprints the model's items as last committed, and
 	// itemPending the changes of the delta not yet committed.
 	itemSums    map[string]uint64
@@ -334,14 +337,13 @@ func (c *Core) Impression(ev events.Impression) Outcome {
 	s.ls, s.learn = c.logged(&ev)
 	c.slates[ev.RequestID] = s
 	c.slateQ.push(ev.RequestID)
-	c.touch(kindSlate, ev.RequestID)
+	c.noteSlate(s)
 	out := Ignored
 	if s.learn {
 		out = Applied
 		c.counters.Impressions++
 		div, ok := c.diversity(s)
-		c.exp.impression(&s.ls, div, ok, c.cfg.SessionGap.Milliseconds())
-		c.touch(kindUser, ev.UserID)
+		c.noteUser(ev.UserID, c.exp.impression(&s.ls, div, ok, c.cfg.SessionGap.Milliseconds()))
 		if len(s.ls.State) == intent.Dim && s.ls.Level >= 0 && s.ls.Level < c.l.Model().Intent.K() {
 			c.openDecision(s)
 		} else {
@@ -417,7 +419,7 @@ func (c *Core) openDecision(s *slate) {
 			c.seq++
 			prev.closeSeq = c.seq
 			c.closing.push(prev.ls.RequestID)
-			c.touch(kindSlate, prevID)
+			c.noteSlate(prev)
 		}
 	}
 	s.dec = decOpen
@@ -486,7 +488,7 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 		return c.unattributed(engaged)
 	}
 	s.last = max(s.last, ev.TS)
-	c.touch(kindSlate, s.ls.RequestID)
+	c.noteSlate(s)
 	switch {
 	case !s.learn || !engaged:
 		return Ignored
@@ -514,8 +516,7 @@ func (c *Core) attribute(s *slate, ev *events.Feedback) Outcome {
 	}
 	for i := range s.ls.Items {
 		if s.ls.Items[i].Position == pos {
-			c.exp.click(s.ls.UserID, &s.ls.Items[i], len(s.clicked) == 0)
-			c.touch(kindUser, s.ls.UserID)
+			c.noteUser(s.ls.UserID, c.exp.click(s.ls.UserID, &s.ls.Items[i], len(s.clicked) == 0))
 		}
 	}
 	s.clicked = append(s.clicked, pos)
@@ -536,15 +537,20 @@ func (c *Core) wait(ev events.Feedback) {
 // remember records an event id for de-duplication.
 func (c *Core) remember(q *queue[seenRef], key string, ts int64) {
 	c.seq++
-	c.seen[key] = seenVal{ts: ts, seq: c.seq}
-	q.push(seenRef{id: key, ts: ts})
-	c.touch(kindSeen, key)
+	c.rememberAs(q, key, ts, c.seq)
+}
+
+// rememberAs is remember with the arrival number given.
+func (c *Core) rememberAs(q *queue[seenRef], key string, ts, seq int64) {
+	c.seen[key] = seenVal{ts: ts, seq: seq}
+	q.push(seenRef{id: key, ts: ts, seq: seq})
+	c.noteSeen(key, seq, false)
 }
 
 // forget drops a remembered event id.
-func (c *Core) forget(key string) {
-	delete(c.seen, key)
-	c.touch(kindSeen, key)
+func (c *Core) forget(ref seenRef) {
+	delete(c.seen, ref.id)
+	c.noteSeen(ref.id, ref.seq, true)
 }
 
 // sampleFresh keeps a uniform sample of the feedback times applied since the
@@ -556,9 +562,13 @@ func (c *Core) sampleFresh(ts int64, eventID string) {
 		c.fresh = append(c.fresh, ts)
 		return
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(eventID))
-	if j := h.Sum64() % uint64(c.freshSeen); j < uint64(len(c.fresh)) {
+	// FNV-1a, inline: hash/fnv's hasher was an allocation per click.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(eventID); i++ {
+		h ^= uint64(eventID[i])
+		h *= 1099511628211
+	}
+	if j := h % uint64(c.freshSeen); j < uint64(len(c.fresh)) {
 		c.fresh[j] = ts
 	}
 }
@@ -571,7 +581,7 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 		delete(c.open, s.sess)
 	}
 	s.dec = decClosed
-	c.touch(kindSlate, s.ls.RequestID)
+	c.noteSlate(s)
 	div, _ := c.diversity(s)
 	r := c.l.Reward(&s.ls, s.clicked, div)
 	c.l.ObserveSlate(&s.ls, s.clicked)
@@ -596,11 +606,15 @@ func (c *Core) diversity(s *slate) (float64, bool) {
 	if snap == nil || len(s.ls.Items) == 0 {
 		return 0, false
 	}
-	ids := make([]string, len(s.ls.Items))
+	// recommend.Diversity without its two slices (of ids, of indexes): a
+	// slate's indexes fit on the stack.
+	idx := make([]int32, 0, 32)
 	for i := range s.ls.Items {
-		ids[i] = s.ls.Items[i].ItemID
+		if j, ok := snap.Index(s.ls.Items[i].ItemID); ok {
+			idx = append(idx, j)
+		}
 	}
-	s.div, s.divOK = recommend.Diversity(snap, ids), true
+	s.div, s.divOK = recommend.DiversityOf(snap, idx), true
 	return s.div, true
 }
 
@@ -643,7 +657,8 @@ func (c *Core) maintain() {
 			c.closeDecision(s, s.nextState)
 		}
 		delete(c.slates, rid)
-		c.touch(kindSlate, rid)
+		s.gone = true
+		c.noteSlate(s)
 	}
 	// Feedback whose impression can no longer arrive in time.
 	for c.waitQ.len() > 0 {
@@ -675,7 +690,7 @@ func (c *Core) maintain() {
 		wm int64
 	}{{&c.seenIQ, c.impWM}, {&c.seenFQ, c.fbWM}} {
 		for q.q.len() > 0 && q.q.front().ts < q.wm-win {
-			c.forget(q.q.pop().id)
+			c.forget(q.q.pop())
 		}
 	}
 	for len(c.seen) > c.cfg.MaxDedup {
@@ -683,7 +698,7 @@ func (c *Core) maintain() {
 		if q.len() == 0 || (c.seenFQ.len() > 0 && c.seenFQ.front().ts < q.front().ts) {
 			q = &c.seenFQ
 		}
-		c.forget(q.pop().id)
+		c.forget(q.pop())
 		c.counters.DedupEvicted++
 	}
 	// Sessions that went quiet end their open decision.

@@ -21,6 +21,8 @@ type expUser struct {
 	// (novel clicks) count the user's events in the experiment.
 	Pre                                 float64
 	Impressions, Clicked, Clicks, Novel int64
+	// noted: the user is in the Core's change log (not stored).
+	noted bool
 }
 
 // expAgg maintains the variant's A/B aggregates (experiment.Aggregates)
@@ -33,8 +35,8 @@ type expAgg struct {
 
 // impression counts a served slate: users, sessions (a new session id or a
 // gap of SessionGap starts one), impressions and the slate's diversity div
-// (when divOK: the catalog knew its items).
-func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, gap int64) {
+// (when divOK: the catalog knew its items). It returns the user's counts.
+func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, gap int64) *expUser {
 	if a.Users == nil {
 		a.Users = map[string]*expUser{}
 	}
@@ -70,11 +72,13 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, 
 		ag.ILDSumSq += div * div
 		ag.ILDN++
 	}
+	return u
 }
 
 // click counts an applied click of user on item of a slate counted by
-// impression; first says it is the slate's first click.
-func (a *expAgg) click(user string, it *recommend.LoggedItem, first bool) {
+// impression; first says it is the slate's first click. It returns the
+// user's counts.
+func (a *expAgg) click(user string, it *recommend.LoggedItem, first bool) *expUser {
 	ag := &a.Aggregates
 	u := a.Users[user]
 	if u == nil { // cannot happen: the slate's impression made the user
@@ -101,6 +105,7 @@ func (a *expAgg) click(user string, it *recommend.LoggedItem, first bool) {
 		ag.UserNovelClicksSum += float64(u.Clicks)
 		u.Novel++
 	}
+	return u
 }
 
 // expWire is expAgg in the checkpoint: users sorted by id, so equal states
@@ -120,6 +125,7 @@ func (a *expAgg) wire() expWire {
 	w.Users = make([]expUser, len(w.UserIDs))
 	for i, id := range w.UserIDs {
 		w.Users[i] = *a.Users[id]
+		w.Users[i].noted = false
 	}
 	return w
 }

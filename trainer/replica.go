@@ -378,6 +378,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		d.Put[hashItems] = make(map[string][]byte, len(changed))
 		snap := t.deps.Catalog.Current()
+		var a arena
 		for i, id := range changed {
 			var g itemParams
 			if vals[i] != nil {
@@ -393,7 +394,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			}
 			it := mergeItem(g, itemOf(r.base, id), itemOf(local, id), seed)
 			items[id] = it
-			d.Put[hashItems][id] = appendItem(nil, it.bias, it.hasBias, it.emb)
+			d.Put[hashItems][id] = a.record(appendItem(a.begin(), it.bias, it.hasBias, it.emb))
 		}
 		return d, nil
 	}
@@ -413,10 +414,18 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	t.mu.Lock()
-	for _, pt := range r.parts {
+	aggs := make(map[string]features.PartAggregates, len(r.parts))
+	for p, pt := range r.parts {
 		pt.core.Committed()
+		aggs[partName(p)] = features.PartAggregates{Epoch: pt.epoch, Aggregates: pt.core.Aggregates()}
 	}
 	t.mu.Unlock()
+	// The A/B aggregates follow the commit that holds them, as a single
+	// owner's do: each partition's users are its own (partitions are keyed
+	// by user), so the variant's aggregates are the sum of its partitions'.
+	if err := t.deps.Store.PutPartAggregates(cctx, t.cfg.Experiment, t.cfg.Variant, aggs); err != nil {
+		t.log.Warn("trainer: storing A/B aggregates failed; retried at the next commit", "err", err)
+	}
 	size := 0
 	for _, p := range parts {
 		size += p.Delta.Bytes()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/internal/kafkatest"
@@ -224,6 +225,26 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 	pm, pmeta, err := recommend.DecodeModel(pub)
 	if err != nil || pm.Version != m.Version || pmeta.Updates != meta.Updates {
 		t.Errorf("published %s with %d updates (%v), shared model %s with %d", pm.Version, pmeta.Updates, err, m.Version, meta.Updates)
+	}
+	// The A/B aggregates, summed over the partitions, count every
+	// impression and click once, as one Core fed the whole stream does.
+	whole := newTestCore(t, DefaultConfig(), cat)
+	for _, imp := range s.imps {
+		whole.Impression(imp)
+	}
+	for _, fb := range s.clicks {
+		whole.Feedback(fb)
+	}
+	ab, err := store.GetAggregates(t.Context(), cfg.withDefaults().Experiment, DefaultVariant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields that do not depend on how the two topics interleave.
+	orderFree := func(a experiment.Aggregates) [8]int64 {
+		return [8]int64{a.Users, a.ReturningUsers, a.Impressions, a.ClickedImpressions, a.Clicks, a.NovelClicks, a.Sessions, a.ILDN}
+	}
+	if want := whole.Aggregates(); orderFree(ab) != orderFree(want) || math.Abs(ab.ILDSum-want.ILDSum) > 1e-9*want.ILDSum {
+		t.Errorf("A/B aggregates of the partitions %+v, want %+v", ab, want)
 	}
 	t.Logf("replica A had applied %d impressions and %d clicks when it was killed (%d impressions when its commits stopped); the shared model is %s with %d updates",
 		lost.Impressions, lost.Clicks, before.Impressions, m.Version, meta.Updates)

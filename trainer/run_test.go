@@ -439,9 +439,16 @@ func TestSecondTrainerTakesOver(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- first.Run(ctx) }()
+	// Committed as a whole: a commit of part of the half, with the rest
+	// applied after it, would be the one held below, before the first
+	// trainer applied anything more.
 	waitUntil(t, 30*time.Second, "the first half applied and committed", func() bool {
-		st := first.Stats()
-		return st.Impressions == int64(half) && st.Checkpoints > 0
+		head, err := store.StateHead(t.Context(), CheckpointName("default"))
+		if err != nil {
+			return false
+		}
+		c, _, err := ReadCheckpointCounters(head)
+		return err == nil && c.Impressions == int64(half)
 	})
 	// From now on the first trainer's commits wait: what it applies stays
 	// uncommitted.

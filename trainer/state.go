@@ -47,31 +47,76 @@ var StateHashes = []string{hashSlates, hashWaiting, hashSeen, hashUsers, hashIte
 // join state (slates, waiting feedback, event ids, A/B users) is in records.
 const headMagic = "NVTH"
 
-// Kinds of changed records.
-const (
-	kindSlate byte = iota
-	kindWaiting
-	kindSeen
-	kindUser
-)
-
-// changeKey names a changed record: its kind and id, and for waiting
-// feedback (id: the event id) its request id.
-type changeKey struct {
-	kind    byte
-	id, rid string
+// changeLog notes the records that changed since the last commit. A map
+// of changed keys cost a hash insert per change, several per event — the
+// largest single cost of handling one — so slates and users carry a noted
+// flag and are listed once however often they change, and event ids are
+// listed when remembered and when forgotten (at most once each per
+// commit). The few waiting feedback events keep a set.
+type changeLog struct {
+	on bool
+	// slates are the noted slates, including ones since dropped
+	// (slate.gone).
+	slates []*slate
+	users  []userChange
+	seen   []seenChange
+	// seenPuts counts the entries of seen that remember an id.
+	seenPuts int
+	waiting  map[waitKey]struct{}
+	// stored is the Core's seq at the last commit: an entry of the join
+	// state numbered above it was never stored, so dropping it deletes no
+	// record.
+	stored int64
 }
 
-// touch notes that a record changed (or went away).
-func (c *Core) touch(kind byte, id string) {
-	if c.changed != nil {
-		c.changed[changeKey{kind: kind, id: id}] = struct{}{}
+// userChange is a noted user's A/B counts.
+type userChange struct {
+	id string
+	u  *expUser
+}
+
+// seenChange is an event id remembered or (forgot) forgotten.
+type seenChange struct {
+	id     string
+	forgot bool
+}
+
+// waitKey names a waiting feedback record: its request and event ids.
+type waitKey struct{ rid, id string }
+
+// noteSlate notes that s changed (or was dropped: s.gone).
+func (c *Core) noteSlate(s *slate) {
+	if c.changes.on && !s.noted {
+		s.noted = true
+		c.changes.slates = append(c.changes.slates, s)
+	}
+}
+
+// noteUser notes that user id's A/B counts u changed.
+func (c *Core) noteUser(id string, u *expUser) {
+	if c.changes.on && !u.noted {
+		u.noted = true
+		c.changes.users = append(c.changes.users, userChange{id, u})
+	}
+}
+
+// noteSeen notes that event id key, numbered seq, was remembered or (forgot)
+// forgotten. Forgetting an id remembered since the last commit deletes
+// nothing: its record was never stored.
+func (c *Core) noteSeen(key string, seq int64, forgot bool) {
+	switch {
+	case !c.changes.on || (forgot && seq > c.changes.stored):
+	case forgot:
+		c.changes.seen = append(c.changes.seen, seenChange{key, true})
+	default:
+		c.changes.seen = append(c.changes.seen, seenChange{key, false})
+		c.changes.seenPuts++
 	}
 }
 
 func (c *Core) touchWaiting(rid, eventID string) {
-	if c.changed != nil {
-		c.changed[changeKey{kind: kindWaiting, id: eventID, rid: rid}] = struct{}{}
+	if c.changes.on {
+		c.changes.waiting[waitKey{rid: rid, id: eventID}] = struct{}{}
 	}
 }
 
@@ -80,33 +125,39 @@ func (c *Core) touchWaiting(rid, eventID string) {
 // after a restore from a whole checkpoint writes them all: the one-time
 // migration). Offline users of a Core do not call it and pay nothing.
 func (c *Core) TrackChanges() {
-	c.changed = map[changeKey]struct{}{}
-	for rid := range c.slates {
-		c.touch(kindSlate, rid)
+	c.changes = changeLog{on: true, waiting: map[waitKey]struct{}{}}
+	for _, s := range c.slates {
+		s.noted = false
+		c.noteSlate(s)
 	}
 	for rid, fbs := range c.waiting {
 		for _, fb := range fbs {
 			c.touchWaiting(rid, fb.ev.EventID)
 		}
 	}
-	for id := range c.seen {
-		c.touch(kindSeen, id)
+	for id, v := range c.seen {
+		c.noteSeen(id, v.seq, false)
 	}
-	for id := range c.exp.Users {
-		c.touch(kindUser, id)
+	for id, u := range c.exp.Users {
+		u.noted = false
+		c.noteUser(id, u)
 	}
 	c.itemSums, c.itemPending = map[string]uint64{}, nil
 }
 
 // Changes reports how many records changed since the last StateDelta.
-func (c *Core) Changes() int { return len(c.changed) }
+func (c *Core) Changes() int {
+	ch := &c.changes
+	return len(ch.slates) + len(ch.users) + len(ch.seen) + len(ch.waiting)
+}
 
 // StateDelta returns the commit that brings the stored state up to date:
 // the head, and the records changed since the last Committed call. Call
 // Committed once it is stored; until then the changes stay noted, so a
 // failed commit is retried whole by the next one.
 func (c *Core) StateDelta() (*features.StateDelta, error) {
-	if c.changed == nil {
+	ch := &c.changes
+	if !ch.on {
 		return nil, errors.New("trainer: StateDelta without TrackChanges")
 	}
 	head, err := c.encodeHead()
@@ -116,11 +167,7 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 	d := &features.StateDelta{Head: head, Put: map[string]map[string][]byte{}, Del: map[string][]string{}}
 	// Each hash's map is made at its final size (growing a map of tens of
 	// thousands of records rehashes it a dozen times).
-	var kinds [kindUser + 1]int
-	for k := range c.changed {
-		kinds[k.kind]++
-	}
-	sizes := map[string]int{hashSlates: kinds[kindSlate], hashWaiting: kinds[kindWaiting], hashSeen: kinds[kindSeen], hashUsers: kinds[kindUser]}
+	sizes := map[string]int{hashSlates: len(ch.slates), hashWaiting: len(ch.waiting), hashSeen: ch.seenPuts, hashUsers: len(ch.users)}
 	put := func(hash, field string, v []byte) {
 		if d.Put[hash] == nil {
 			d.Put[hash] = make(map[string][]byte, sizes[hash])
@@ -130,35 +177,43 @@ func (c *Core) StateDelta() (*features.StateDelta, error) {
 	var a arena
 	c.itemPending = c.itemPending[:0]
 	if !c.sharedModel {
-		c.itemsDelta(d, put)
+		c.itemsDelta(d, &a, put)
 	}
-	for k := range c.changed {
-		switch k.kind {
-		case kindSlate:
-			if s := c.slates[k.id]; s != nil {
-				put(hashSlates, k.id, a.record(appendSlate(a.begin(), s)))
-			} else {
-				d.Del[hashSlates] = append(d.Del[hashSlates], k.id)
-			}
-		case kindWaiting:
-			// The field only has to be unique (the record holds both ids).
-			f := strconv.Itoa(len(k.rid)) + ":" + k.rid + k.id
-			if fb := c.waitingFB(k.rid, k.id); fb != nil {
-				put(hashWaiting, f, a.record(appendWaiting(a.begin(), fb)))
-			} else {
-				d.Del[hashWaiting] = append(d.Del[hashWaiting], f)
-			}
-		case kindSeen:
-			if v, ok := c.seen[k.id]; ok {
-				put(hashSeen, k.id, a.record(binary.AppendVarint(binary.AppendVarint(a.begin(), v.seq), v.ts)))
-			} else {
-				d.Del[hashSeen] = append(d.Del[hashSeen], k.id)
-			}
-		case kindUser:
-			if u := c.exp.Users[k.id]; u != nil {
-				put(hashUsers, k.id, a.record(appendUser(a.begin(), u)))
-			}
+	for _, s := range ch.slates {
+		rid := s.ls.RequestID
+		switch {
+		case !s.gone:
+			put(hashSlates, rid, a.record(appendSlate(a.begin(), s)))
+		case s.seq > ch.stored:
+			// Dropped before it was ever stored.
+		case c.slates[rid] != nil:
+			// Dropped, and its request id taken by a new slate, whose
+			// record replaces it.
+		default:
+			d.Del[hashSlates] = append(d.Del[hashSlates], rid)
 		}
+	}
+	for k := range ch.waiting {
+		// The field only has to be unique (the record holds both ids).
+		f := strconv.Itoa(len(k.rid)) + ":" + k.rid + k.id
+		if fb := c.waitingFB(k.rid, k.id); fb != nil {
+			put(hashWaiting, f, a.record(appendWaiting(a.begin(), fb)))
+		} else {
+			d.Del[hashWaiting] = append(d.Del[hashWaiting], f)
+		}
+	}
+	for _, e := range ch.seen {
+		// An id forgotten and remembered again is put; one remembered
+		// and forgotten is deleted (if it was stored: noteSeen).
+		switch v, ok := c.seen[e.id]; {
+		case ok && !e.forgot:
+			put(hashSeen, e.id, a.record(binary.AppendVarint(binary.AppendVarint(a.begin(), v.seq), v.ts)))
+		case !ok && e.forgot:
+			d.Del[hashSeen] = append(d.Del[hashSeen], e.id)
+		}
+	}
+	for _, u := range ch.users {
+		put(hashUsers, u.id, a.record(appendUser(a.begin(), u.u)))
 	}
 	return d, nil
 }
@@ -194,7 +249,7 @@ func (a *arena) record(b []byte) []byte {
 }
 
 // itemsDelta adds the model's changed items to d.
-func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v []byte)) {
+func (c *Core) itemsDelta(d *features.StateDelta, a *arena, put func(hash, field string, v []byte)) {
 	m := c.l.Model()
 	visit := func(id string) {
 		b, hasB := m.ItemBias[id]
@@ -202,7 +257,7 @@ func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v
 		if old, ok := c.itemSums[id]; ok && old == sum {
 			return
 		}
-		put(hashItems, id, appendItem(nil, b, hasB, m.ItemEmb[id]))
+		put(hashItems, id, a.record(appendItem(a.begin(), b, hasB, m.ItemEmb[id])))
 		c.itemPending = append(c.itemPending, itemMark{id: id, sum: sum})
 	}
 	for id := range m.ItemBias {
@@ -225,7 +280,20 @@ func (c *Core) itemsDelta(d *features.StateDelta, put func(hash, field string, v
 
 // Committed records that the last StateDelta is stored.
 func (c *Core) Committed() {
-	clear(c.changed)
+	ch := &c.changes
+	for _, s := range ch.slates {
+		s.noted = false
+	}
+	for _, u := range ch.users {
+		u.u.noted = false
+	}
+	// Cleared, not only truncated: what was dropped can be collected.
+	clear(ch.slates)
+	clear(ch.users)
+	clear(ch.seen)
+	ch.slates, ch.users, ch.seen, ch.seenPuts = ch.slates[:0], ch.users[:0], ch.seen[:0], 0
+	clear(ch.waiting)
+	ch.stored = c.seq
 	for _, it := range c.itemPending {
 		if it.gone {
 			delete(c.itemSums, it.id)
@@ -444,7 +512,7 @@ func RestoreState(cfg Config, img *features.StateImage, cat Snapshots) (*Core, e
 		return nil, err
 	}
 	// What was restored is stored: nothing to write until it changes.
-	c.changed = map[changeKey]struct{}{}
+	c.changes = changeLog{on: true, waiting: map[waitKey]struct{}{}, stored: c.seq}
 	m := c.l.Model()
 	c.itemSums = make(map[string]uint64, max(len(m.ItemBias), len(m.ItemEmb)))
 	for id, b := range m.ItemBias {

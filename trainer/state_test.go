@@ -137,6 +137,55 @@ func TestStateDeltasRebuildTheCore(t *testing.T) {
 	}
 }
 
+// TestStateDeltasFollowReusedIDs checks the records when entries leave the
+// join state and their ids come back within one commit interval: a stored
+// slate dropped over MaxSlates whose request id a new impression takes, a
+// stored event id evicted over MaxDedup and delivered again, and slates and
+// ids that come and go between two commits (never stored). After every
+// commit the records restore the Core exactly.
+func TestStateDeltasFollowReusedIDs(t *testing.T) {
+	cat := testCatalog(t, 300)
+	cfg := DefaultConfig()
+	cfg.MaxSlates, cfg.MaxDedup = 3, 4
+	c := newTestCore(t, cfg, cat)
+	c.TrackChanges()
+	var im image
+	a := itemIDs(cat.s, 10, 5)
+	imp := func(eid, rid, user string, ts int64) {
+		ev := impression(cat.s, rid, user, "s", ts, 1, a...)
+		ev.EventID = eid
+		c.Impression(ev)
+	}
+	check := func(step string) {
+		t.Helper()
+		commit(t, c, &im)
+		r, err := RestoreState(cfg, &im.StateImage, cat)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !bytes.Equal(checkpointBytes(t, c), checkpointBytes(t, r)) {
+			t.Fatalf("%s: the restored core differs from the original", step)
+		}
+	}
+	imp("e1", "r1", "u1", t0)
+	imp("e2", "r2", "u2", t0+1)
+	imp("e3", "r3", "u3", t0+2)
+	check("stored")
+	imp("e4", "r4", "u1", t0+3) // r1 leaves (over MaxSlates)
+	imp("e5", "r1", "u2", t0+4) // r1 again, a new slate; e1 evicted
+	imp("e1", "r6", "u3", t0+5) // e1 delivered again: remembered anew
+	check("reused")
+	imp("e7", "r7", "u1", t0+6)
+	imp("e8", "r8", "u2", t0+7)
+	imp("e9", "r9", "u3", t0+8)
+	imp("e10", "r10", "u1", t0+9) // r7 came and went between commits
+	c.Feedback(feedback("f1", "r10", "u1", a[0], t0+10, events.FeedbackClick))
+	check("transient")
+	if slates, _, _, ids := c.Buffered(); slates != 3 || ids != 4 {
+		t.Fatalf("%d slates, %d ids: want the bounds, 3 and 4", slates, ids)
+	}
+}
+
 // TestCommitSizeIndependentOfWindow fills the attribution window with 1,000
 // and with 20,000 impressions, then feeds both cores the same 300 events:
 // the commits that follow write the same records, of nearly the same size

@@ -38,6 +38,7 @@ type Store interface {
 	LoadPart(ctx context.Context, name, part string, hashes ...string) (*features.StateImage, error)
 	CommitParts(ctx context.Context, name string, parts []features.PartDelta, shared string, merge features.Merge) error
 	PutAggregates(ctx context.Context, exp, variant string, a experiment.Aggregates) error
+	PutPartAggregates(ctx context.Context, exp, variant string, parts map[string]features.PartAggregates) error
 }
 
 // Deps are the trainer's collaborators.
