@@ -1,0 +1,63 @@
+package trainer
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/intent"
+	"github.com/novarec/novarec/recommend"
+)
+
+// TestCoreFitsTheModeModel runs a stream through the trainer's Core with
+// a short refit interval and checks that the model it publishes carries a
+// fitted mode model and prior, and that they survive the snapshot's JSON
+// round trip (what recsvc and the feature updater load).
+func TestCoreFitsTheModeModel(t *testing.T) {
+	cat := testCatalog(t, 200)
+	s := genStream(cat.s, 200, 25, 7)
+	cfg := DefaultConfig()
+	cfg.Learner.ModeRefit = 500
+	c, err := NewCore(cfg, recommend.DefaultModel(), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In event-time order, then an event an hour later, so that every
+	// decision's reward is complete and applied.
+	slices.SortStableFunc(s.imps, func(a, b events.Impression) int { return cmp.Compare(a.TS, b.TS) })
+	slices.SortStableFunc(s.clicks, func(a, b events.Feedback) int { return cmp.Compare(a.TS, b.TS) })
+	fb := 0
+	for _, imp := range s.imps {
+		for fb < len(s.clicks) && s.clicks[fb].TS < imp.TS {
+			c.Feedback(s.clicks[fb])
+			fb++
+		}
+		c.Impression(imp)
+	}
+	for _, f := range s.clicks[fb:] {
+		c.Feedback(f)
+	}
+	last := s.imps[len(s.imps)-1]
+	c.Impression(impression(cat.s, "late", "late-user", "s", last.TS+3_600_000, 0, itemIDs(cat.s, 0, 8)...))
+	c.Feedback(feedback("late-f", "late", "late-user", cat.s.Item(0).ID, last.TS+3_600_001, events.FeedbackClick))
+	m := c.Learner().Snapshot("v1")
+	if m.Intent.Mode.OrDefault() == intent.DefaultModeModel() || m.Intent.Prior == intent.DefaultPrior {
+		t.Fatalf("no fit after %d decisions: %+v %+v", c.Counters().Decisions, m.Intent.Mode, m.Intent.Prior)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back recommend.Model
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if back.Intent.Mode != m.Intent.Mode || back.Intent.Prior != m.Intent.Prior {
+		t.Fatalf("round trip: %+v %+v, want %+v %+v", back.Intent.Mode, back.Intent.Prior, m.Intent.Mode, m.Intent.Prior)
+	}
+}
