@@ -172,7 +172,9 @@ func (s *Server) recommend(c *gin.Context) {
 		Items:    make([]ItemOut, len(d.Items)),
 		Degraded: degraded,
 	}
-	shown := make([]string, len(d.Items))
+	// What the session's Shown list gets: recommend.ShownRecord(the ids).
+	shown := make([]string, len(d.Items)+1)
+	shown[0] = recommend.SlateMark
 	imp := events.Impression{
 		Schema: events.ImpressionSchema, EventID: resp.RequestID, RequestID: resp.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,
@@ -181,10 +183,10 @@ func (s *Server) recommend(c *gin.Context) {
 	imp.SetDecision(&d)
 	for i, it := range d.Items {
 		resp.Items[i] = ItemOut{ItemID: it.ItemID, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Position: it.Position}
-		shown[i] = it.ItemID
+		shown[i+1] = it.ItemID
 	}
 	if !degraded {
-		s.recordShown(ctx, req.UserID, req.SessionID, recommend.ShownRecord(shown))
+		s.recordShown(ctx, req.UserID, req.SessionID, shown)
 	}
 	if len(imp.Items) > 0 {
 		// Nothing shown (every candidate excluded), nothing to learn from:

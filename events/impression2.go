@@ -81,7 +81,8 @@ func (im *Impression) AppendJSON(b []byte) ([]byte, error) {
 			return out, nil
 		}
 	}
-	j, err := json.Marshal(im)
+	v := *im // a copy, so that only this rare path puts an impression on the heap
+	j, err := json.Marshal(v)
 	if err != nil {
 		return b, err
 	}
