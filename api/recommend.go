@@ -131,9 +131,11 @@ func (r *RecommendRequest) validate() (k int, err error) {
 
 func (s *Server) recommend(c *gin.Context) {
 	var req RecommendRequest
-	if err := decode(c, &req); err != nil {
-		abortErr(c, err)
-		return
+	if body, _ := c.Value(bodyKey).([]byte); !fastRecommendRequest(body, &req) {
+		if err := decode(c, &req); err != nil {
+			abortErr(c, err)
+			return
+		}
 	}
 	k, err := req.validate()
 	if err != nil {
