@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,59 +73,6 @@ func BenchmarkPublish(b *testing.B) {
 	_ = p.Close(ctx)
 	st := p.Stats()
 	b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
-}
-
-// BenchmarkPublishServing publishes as recsvc does: from many goroutines
-// (4 per P), each doing about 200 µs of work between events (a request's
-// share outside the producer), into the embedded cluster. cpu-ns/op is the
-// process's CPU per event (the work, Publish, the writer goroutine's
-// batching and the in-process broker): what a hand-off per event costs shows
-// there, unlike in BenchmarkPublish, whose writer is never idle.
-func BenchmarkPublishServing(b *testing.B) {
-	brokers := kafkatest.Start(b)
-	p := events.NewProducer(brokers, events.ProducerOptions{Logger: testLogger()})
-	value := make([]byte, 650) // an impression of schema 2 at k = 10
-	for i := range value {
-		value[i] = 'a' + byte(i%26)
-	}
-	keys := make([]string, 1000)
-	for i := range keys {
-		keys[i] = "user-" + strconv.Itoa(i)
-	}
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			spin(200 * time.Microsecond)
-			p.Publish(events.TopicImpressions, keys[next.Add(1)%1000], value)
-		}
-	})
-	cpu := cpuTime() - cpu0
-	b.StopTimer()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_ = p.Close(ctx)
-	st := p.Stats()
-	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
-}
-
-// spin burns about d of CPU without blocking.
-func spin(d time.Duration) {
-	for start := time.Now(); time.Since(start) < d; {
-	}
-}
-
-// cpuTime is the process's user and system CPU time so far, in ns.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkProduceSync measures one synchronous write (the dead-letter path).
