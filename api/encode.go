@@ -24,7 +24,7 @@ func writeRecommendResponse(c *gin.Context, resp *RecommendResponse) {
 	b, ok := appendResponse((*bp)[:0], resp)
 	if !ok {
 		bufPool.Put(bp)
-		c.JSON(http.StatusOK, resp)
+		c.JSON(http.StatusOK, *resp) // a copy: only this rare path puts a response on the heap
 		return
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", b)

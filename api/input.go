@@ -131,6 +131,11 @@ func pathParam(c *gin.Context, name string) (string, error) {
 // validation does ("items[0].embedding"), never a Go type.
 func decode(c *gin.Context, v any) error {
 	body, _ := c.Value(bodyKey).([]byte)
+	return decodeBody(body, v)
+}
+
+// decodeBody is decode of body.
+func decodeBody(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -1,8 +1,8 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -131,9 +131,11 @@ func (r *RecommendRequest) validate() (k int, err error) {
 
 func (s *Server) recommend(c *gin.Context) {
 	var req RecommendRequest
-	if err := decode(c, &req); err != nil {
-		abortErr(c, err)
-		return
+	if body, _ := c.Value(bodyKey).([]byte); !fastRecommendRequest(body, &req) {
+		if err := decode(c, &req); err != nil {
+			abortErr(c, err)
+			return
+		}
 	}
 	k, err := req.validate()
 	if err != nil {
@@ -172,7 +174,9 @@ func (s *Server) recommend(c *gin.Context) {
 		Items:    make([]ItemOut, len(d.Items)),
 		Degraded: degraded,
 	}
-	shown := make([]string, len(d.Items))
+	// What the session's Shown list gets: recommend.ShownRecord(the ids).
+	shown := make([]string, len(d.Items)+1)
+	shown[0] = recommend.SlateMark
 	imp := events.Impression{
 		Schema: events.ImpressionSchema, EventID: resp.RequestID, RequestID: resp.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,
@@ -181,15 +185,15 @@ func (s *Server) recommend(c *gin.Context) {
 	imp.SetDecision(&d)
 	for i, it := range d.Items {
 		resp.Items[i] = ItemOut{ItemID: it.ItemID, Score: it.Score, Propensity: it.Propensity, Novel: it.Novel, Position: it.Position}
-		shown[i] = it.ItemID
+		shown[i+1] = it.ItemID
 	}
 	if !degraded {
-		s.recordShown(ctx, req.UserID, req.SessionID, recommend.ShownRecord(shown))
+		s.recordShown(ctx, req.UserID, req.SessionID, shown)
 	}
 	if len(imp.Items) > 0 {
 		// Nothing shown (every candidate excluded), nothing to learn from:
 		// consumers would dead-letter an impression without items.
-		s.publish(events.TopicImpressions, req.UserID, &imp)
+		s.publishImpression(req.UserID, &imp)
 	}
 	s.metrics.levels.WithLabelValues(variant, levelLabel(d.Intent.Level)).Inc()
 	writeRecommendResponse(c, &resp)
@@ -243,15 +247,25 @@ func (s *Server) recordShown(ctx context.Context, userID, sessionID string, item
 	}
 }
 
-// publish hands an event to the producer; it never blocks.
-func (s *Server) publish(topic, key string, v any) bool {
-	b, err := json.Marshal(v)
+// publishImpression hands the impression to the producer; it never
+// blocks. It is encoded by hand (events.Impression.AppendJSON, the bytes
+// encoding/json would write) into a pooled buffer, then copied to a slice
+// of its own, which the producer keeps until the broker has it.
+func (s *Server) publishImpression(key string, imp *events.Impression) bool {
+	bp := bufPool.Get().(*[]byte)
+	b, err := imp.AppendJSON((*bp)[:0])
 	if err != nil {
-		s.log.Error("encode event", "topic", topic, "err", err)
+		bufPool.Put(bp)
+		s.log.Error("encode event", "topic", events.TopicImpressions, "err", err)
 		return false
 	}
-	if !s.cfg.Events.Publish(topic, key, b) {
-		s.metrics.published.WithLabelValues(topic).Inc()
+	v := bytes.Clone(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+	if !s.cfg.Events.Publish(events.TopicImpressions, key, v) {
+		s.metrics.published.WithLabelValues(events.TopicImpressions).Inc()
 		return false
 	}
 	return true

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/novarec/novarec/internal/half"
 )
@@ -55,19 +56,55 @@ type impressionV2 struct {
 // MarshalJSON writes the impression in its Schema: 2 as impressionV2 (if
 // its items carry different numbers of features, which schema 2 cannot
 // say, it is written as schema 1), anything else as the plain struct.
+// Schema 2 is written by hand (appendV2), byte for byte as encoding/json
+// writes impressionV2 (TestAppendJSONMatchesEncodingJSON).
 func (im Impression) MarshalJSON() ([]byte, error) {
 	if im.Schema != ImpressionSchema {
 		return json.Marshal(impressionV1(im))
 	}
+	if !sameFeatureCount(im.Items) {
+		im.Schema = SchemaVersion
+		return json.Marshal(impressionV1(im))
+	}
+	if b, ok := im.appendV2(nil); ok {
+		return b, nil
+	}
+	return json.Marshal(im.wireV2()) // a non-finite probability: encoding/json's error
+}
+
+// AppendJSON appends the bytes json.Marshal(im) returns to b. For a
+// schema-2 impression (what the service logs) it spends no reflection and
+// no allocation beyond b's growth: the service encodes one per request.
+func (im *Impression) AppendJSON(b []byte) ([]byte, error) {
+	if im.Schema == ImpressionSchema && sameFeatureCount(im.Items) {
+		if out, ok := im.appendV2(b); ok {
+			return out, nil
+		}
+	}
+	v := *im // a copy, so that only this rare path puts an impression on the heap
+	j, err := json.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, j...), nil
+}
+
+// sameFeatureCount reports whether every item has as many features as the
+// first, which schema 2 needs.
+func sameFeatureCount(items []ImpressionItem) bool {
+	for _, it := range items {
+		if len(it.Features) != len(items[0].Features) {
+			return false
+		}
+	}
+	return true
+}
+
+// wireV2 is im as impressionV2: what appendV2 writes without building it.
+func (im *Impression) wireV2() *impressionV2 {
 	nphi := 0
 	if len(im.Items) > 0 {
 		nphi = len(im.Items[0].Features)
-	}
-	for _, it := range im.Items {
-		if len(it.Features) != nphi {
-			im.Schema = SchemaVersion
-			return json.Marshal(impressionV1(im))
-		}
 	}
 	w := impressionV2{
 		Schema: ImpressionSchema, EventID: im.EventID, UserID: im.UserID, SessionID: im.SessionID,
@@ -84,10 +121,7 @@ func (im Impression) MarshalJSON() ([]byte, error) {
 	for i, it := range im.Items {
 		w.Items[i] = it.ItemID
 		inOrder = inOrder && it.Position == i
-		slate = binary.LittleEndian.AppendUint32(slate, math.Float32bits(float32(it.Score)))
-		slate = binary.LittleEndian.AppendUint32(slate, math.Float32bits(float32(it.Propensity)))
-		slate = append16(slate, []float64{it.Novelty})
-		slate = append16(slate, it.Features)
+		slate = appendSlateItem(slate, &it)
 	}
 	if !inOrder {
 		w.Pos = make([]int, len(im.Items))
@@ -96,7 +130,135 @@ func (im Impression) MarshalJSON() ([]byte, error) {
 		}
 	}
 	w.Slate = b64.EncodeToString(slate)
-	return json.Marshal(&w)
+	return &w
+}
+
+// appendSlateItem appends one item's part of the slate: score and
+// propensity as float32, novelty and features as float16.
+func appendSlateItem(b []byte, it *ImpressionItem) []byte {
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(it.Score)))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(it.Propensity)))
+	b = append16(b, []float64{it.Novelty})
+	return append16(b, it.Features)
+}
+
+// appendV2 appends json.Marshal(im.wireV2()) to b, field by field in
+// impressionV2's order and with its omitempty rules. The items must have
+// the same number of features; ok is false (and b is returned unchanged)
+// if the probability is not finite as a float32, which encoding/json
+// refuses.
+func (im *Impression) appendV2(b []byte) (_ []byte, ok bool) {
+	p := float32(im.Intent.Probability)
+	if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
+		return b, false
+	}
+	var scratch [512]byte // the packed state, taste or slate before base64
+	b = append(b, `{"schema":`...)
+	b = strconv.AppendInt(b, ImpressionSchema, 10)
+	b = append(b, `,"event_id":`...)
+	b = appendString(b, im.EventID)
+	if im.RequestID != im.EventID && im.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendString(b, im.RequestID)
+	}
+	b = append(b, `,"user_id":`...)
+	b = appendString(b, im.UserID)
+	if im.SessionID != "" {
+		b = append(b, `,"session_id":`...)
+		b = appendString(b, im.SessionID)
+	}
+	if im.Variant != "" {
+		b = append(b, `,"variant":`...)
+		b = appendString(b, im.Variant)
+	}
+	if im.ModelVersion != "" {
+		b = append(b, `,"model_version":`...)
+		b = appendString(b, im.ModelVersion)
+	}
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, im.TS, 10)
+	if im.Degraded {
+		b = append(b, `,"degraded":true`...)
+	}
+	b = append(b, `,"level":`...)
+	b = strconv.AppendInt(b, int64(im.Intent.Level), 10)
+	b = append(b, `,"p":`...)
+	b = appendFloat32(b, p)
+	if raw := append16(scratch[:0], im.Intent.State); len(raw) > 0 {
+		b = append(b, `,"state":"`...)
+		b = b64.AppendEncode(b, raw)
+		b = append(b, '"')
+	}
+	if raw := appendTaste(scratch[:0], im.Taste); len(raw) > 0 {
+		b = append(b, `,"taste":"`...)
+		b = b64.AppendEncode(b, raw)
+		b = append(b, '"')
+	}
+	b = append(b, `,"items":[`...)
+	inOrder := true
+	for i := range im.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, im.Items[i].ItemID)
+		inOrder = inOrder && im.Items[i].Position == i
+	}
+	b = append(b, ']')
+	if !inOrder {
+		b = append(b, `,"pos":[`...)
+		for i := range im.Items {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(im.Items[i].Position), 10)
+		}
+		b = append(b, ']')
+	}
+	slate := scratch[:0]
+	for i := range im.Items {
+		slate = appendSlateItem(slate, &im.Items[i])
+	}
+	b = append(b, `,"slate":"`...)
+	b = b64.AppendEncode(b, slate)
+	b = append(b, '"')
+	if len(im.Items) > 0 && len(im.Items[0].Features) > 0 {
+		b = append(b, `,"nphi":`...)
+		b = strconv.AppendInt(b, int64(len(im.Items[0].Features)), 10)
+	}
+	return append(b, '}'), true
+}
+
+// appendString appends s as encoding/json writes a string. Ids are plain
+// ASCII, which is copied; anything else takes encoding/json's own path, so
+// its escaping (HTML characters, invalid UTF-8, U+2028) stays exactly its.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			e, _ := json.Marshal(s) // a string always encodes
+			return append(b, e...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendFloat32 appends a finite f as encoding/json writes a float32:
+// shortest decimal that reads back as f, exponent form below 1e-6 and
+// from 1e21 on, with "e-07" shortened to "e-7".
+func appendFloat32(b []byte, f float32) []byte {
+	format := byte('f')
+	if abs := float32(math.Abs(float64(f))); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, float64(f), format, -1, 32)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // UnmarshalJSON reads either schema, leniently as encoding/json does; use
@@ -224,16 +386,25 @@ func read16(raw []byte) []float64 {
 	return xs
 }
 
-// packTaste encodes a taste vector as a float32 scale and int8 components.
+// packTaste encodes a taste vector as a float32 scale and int8 components,
+// in base64 ("" for none).
 func packTaste(u []float32) string {
 	if len(u) == 0 {
 		return ""
+	}
+	return b64.EncodeToString(appendTaste(make([]byte, 0, 4+len(u)), u))
+}
+
+// appendTaste appends packTaste's bytes before base64 (nothing for none).
+func appendTaste(raw []byte, u []float32) []byte {
+	if len(u) == 0 {
+		return raw
 	}
 	scale := float32(0)
 	for _, x := range u {
 		scale = max(scale, float32(math.Abs(float64(x))))
 	}
-	raw := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(u)), math.Float32bits(scale))
+	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(scale))
 	for _, x := range u {
 		q := 0.0
 		if scale > 0 {
@@ -244,7 +415,7 @@ func packTaste(u []float32) string {
 		}
 		raw = append(raw, byte(int8(q)))
 	}
-	return b64.EncodeToString(raw)
+	return raw
 }
 
 func unpackTaste(s string) ([]float32, error) {

@@ -198,3 +198,162 @@ func BenchmarkDecodeImpression(b *testing.B) {
 		})
 	}
 }
+
+// TestAppendJSONMatchesEncodingJSON checks that the hand-written encoder
+// writes exactly what encoding/json writes for the same impression: the
+// schema-2 wire struct marshalled by reflection (as MarshalJSON did before
+// it was written by hand), and json.Marshal of the impression itself.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	served := func(k int) Impression {
+		im := servedImpression(k, rng)
+		im.Schema = ImpressionSchema
+		return im
+	}
+	with := func(k int, f func(*Impression)) Impression {
+		im := served(k)
+		f(&im)
+		return im
+	}
+	tests := []struct {
+		name string
+		im   Impression
+	}{
+		{"served k=10", served(10)},
+		{"served k=1", served(1)},
+		{"served k=30 (slate past the scratch)", served(30)},
+		{"no items", served(0)},
+		{"nil items", with(3, func(im *Impression) { im.Items = nil })},
+		{"degraded, cold", with(10, func(im *Impression) { im.Degraded, im.Taste = true, nil })},
+		{"request id of its own", with(2, func(im *Impression) { im.RequestID = "r-1" })},
+		{"no request id", with(2, func(im *Impression) { im.RequestID = "" })},
+		{"no session, variant, model", with(2, func(im *Impression) { im.SessionID, im.Variant, im.ModelVersion = "", "", "" })},
+		{"positions out of order", with(4, func(im *Impression) { im.Items[0].Position, im.Items[3].Position = 3, 0 })},
+		{"positions from 5", with(3, func(im *Impression) {
+			for i := range im.Items {
+				im.Items[i].Position = 5 + i
+			}
+		})},
+		{"no state", with(2, func(im *Impression) { im.Intent.State = nil })},
+		{"long state", with(2, func(im *Impression) {
+			for range 300 {
+				im.Intent.State = append(im.Intent.State, rng.NormFloat64()*1e5)
+			}
+		})},
+		{"no features", with(5, func(im *Impression) {
+			for i := range im.Items {
+				im.Items[i].Features = nil
+			}
+		})},
+		{"features of different lengths (schema 1)", with(3, func(im *Impression) { im.Items[1].Features = nil })},
+		{"schema 1", with(3, func(im *Impression) { im.Schema = SchemaVersion })},
+		{"ids to escape", with(3, func(im *Impression) {
+			im.UserID, im.SessionID, im.EventID = `a"b\c`, "<script>&", "tab\there"
+			im.Items[0].ItemID, im.Items[1].ItemID, im.Items[2].ItemID = "é", "\u2028x\u2029", "bad\xffutf8"
+			im.Variant, im.ModelVersion = "\x00\x1f", "\x7f"
+		})},
+		{"p 0", with(1, func(im *Impression) { im.Intent.Probability = 0 })},
+		{"p tiny", with(1, func(im *Impression) { im.Intent.Probability = 1e-7 })},
+		{"p below 1e-6 as float32", with(1, func(im *Impression) { im.Intent.Probability = 9.9999997e-7 })},
+		{"p subnormal float32", with(1, func(im *Impression) { im.Intent.Probability = 1e-45 })},
+		{"p underflows to 0", with(1, func(im *Impression) { im.Intent.Probability = 1e-300 })},
+		{"p negative", with(1, func(im *Impression) { im.Intent.Probability = -0.25 })},
+		{"p negative zero", with(1, func(im *Impression) { im.Intent.Probability = math.Copysign(0, -1) })},
+		{"p 1e21", with(1, func(im *Impression) { im.Intent.Probability = 1e21 })},
+		{"p just below 1e21", with(1, func(im *Impression) { im.Intent.Probability = 9.99e20 })},
+		{"p overflows float32", with(1, func(im *Impression) { im.Intent.Probability = 1e39 })},
+		{"p NaN", with(1, func(im *Impression) { im.Intent.Probability = math.NaN() })},
+		{"non-finite slate numbers", with(2, func(im *Impression) {
+			im.Items[0].Score, im.Items[1].Propensity, im.Items[0].Novelty = math.Inf(1), math.NaN(), math.Inf(-1)
+			im.Taste[0] = float32(math.NaN())
+		})},
+		{"negative level and ts", with(1, func(im *Impression) { im.Intent.Level, im.TS = -3, -1 })},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkAppendJSON(t, &tc.im) })
+	}
+}
+
+// checkAppendJSON compares AppendJSON with encoding/json for im.
+func checkAppendJSON(t *testing.T, im *Impression) {
+	t.Helper()
+	want, wantErr := json.Marshal(im)
+	if im.Schema == ImpressionSchema && sameFeatureCount(im.Items) {
+		// What MarshalJSON wrote before appendV2: the wire struct by reflection.
+		ref, refErr := json.Marshal(im.wireV2())
+		if (refErr != nil) != (wantErr != nil) || string(ref) != string(want) {
+			t.Fatalf("json.Marshal(impression) = %s, %v\nreflection on the wire struct = %s, %v", want, wantErr, ref, refErr)
+		}
+	}
+	prefix := []byte("prefix")
+	got, err := im.AppendJSON(prefix)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("AppendJSON error %v, encoding/json's %v", err, wantErr)
+	}
+	if err != nil {
+		if string(got) != "prefix" {
+			t.Fatalf("AppendJSON failed but appended: %q", got)
+		}
+		return
+	}
+	if string(got[:6]) != "prefix" || string(got[6:]) != string(want) {
+		t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got[6:], want)
+	}
+}
+
+// FuzzAppendJSON: for any ids, numbers and shapes, AppendJSON writes what
+// encoding/json writes.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("9f86d081884c7d659a2feaa0c55ad015", "", "user-1", "s-1", "default", "m-1", "item-1", int64(1700000000000), 2, 0.4123, 1.5, 0.2, 0.5, uint8(10), uint8(4), uint8(12), uint8(32), false, false)
+	f.Add("e", "r", "<u>", "", "", "", "\xff", int64(-1), -1, 1e-7, math.Inf(1), math.NaN(), 7e4, uint8(0), uint8(0), uint8(0), uint8(0), true, true)
+	f.Fuzz(func(t *testing.T, eventID, requestID, userID, sessionID, variant, model, itemID string, ts int64, level int,
+		p, score, propensity, x float64, k, nphi, nstate, ntaste uint8, degraded, shuffle bool) {
+		im := Impression{
+			Schema: ImpressionSchema, EventID: eventID, RequestID: requestID, UserID: userID, SessionID: sessionID,
+			Variant: variant, ModelVersion: model, TS: ts, Degraded: degraded,
+			Intent: Intent{Level: level, Probability: p},
+		}
+		rng := rand.New(rand.NewPCG(uint64(k), uint64(nphi)))
+		for i := range int(nstate) {
+			im.Intent.State = append(im.Intent.State, x*float64(i))
+		}
+		for i := range int(ntaste) % 65 {
+			im.Taste = append(im.Taste, float32(x*rng.NormFloat64()+float64(i)))
+		}
+		for i := range int(k) % 40 {
+			it := ImpressionItem{ItemID: itemID + strings.Repeat("x", i), Position: i, Score: score * float64(i),
+				Propensity: propensity, Novelty: x, Novel: i%2 == 0}
+			if shuffle {
+				it.Position = int(k) - i
+			}
+			for j := range int(nphi) % 12 {
+				it.Features = append(it.Features, x*float64(j)-score)
+			}
+			im.Items = append(im.Items, it)
+		}
+		checkAppendJSON(t, &im)
+	})
+}
+
+func BenchmarkEncodeImpression(b *testing.B) {
+	im := servedImpression(10, rand.New(rand.NewPCG(1, 2)))
+	im.Schema = ImpressionSchema
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(im.wireV2()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			var err error
+			if buf, err = im.AppendJSON(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

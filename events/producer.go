@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +119,10 @@ type ProducerStats struct {
 //
 // Goroutines: NewProducer starts exactly one goroutine (run), owned by the
 // Producer; Close stops it (after flushing, bounded by Close's context) and
-// waits for it. kafka-go's Writer and Transport start their own goroutines
+// waits for it. Publish runs on its caller's goroutine and only appends to
+// the queue under its mutex; it wakes run when the queue becomes non-empty
+// or holds a full batch, not per event (see queue). Everything else run
+// touches (the batch, the timer, the drop-log state) is run's alone. kafka-go's Writer and Transport start their own goroutines
 // (per partition, per connection); Close closes the Writer, which waits for
 // its in-flight writes (if Close's context ends first, Close returns and a
 // helper goroutine finishes that wait within the write timeouts), and closes
@@ -132,14 +134,12 @@ type Producer struct {
 	w         *kafka.Writer
 	transport *kafka.Transport
 
-	queue chan kafka.Message
+	queue *queue
 
-	// closed is set by Close; publishing counts Publish calls between their
-	// check of closed and their send, so that Close can wait them out and be
-	// sure nothing is enqueued after the final drain (see Close). Together
-	// they keep Publish lock-free.
-	closed     atomic.Bool
-	publishing atomic.Int64
+	// closed is set by Close, before it closes the queue (whose own flag,
+	// under its mutex, is what guarantees nothing is queued after the
+	// final drain); this one lets ProduceMessages refuse without the lock.
+	closed atomic.Bool
 
 	stop chan struct{} // closed by Close: flush and exit
 	done chan struct{} // closed by run on exit
@@ -156,7 +156,7 @@ type Producer struct {
 	lastDropCount uint64
 
 	// pending counts accepted events not yet acknowledged or dropped:
-	// Publish adds before its send (and takes back if the send fails), run
+	// Publish adds before its put (and takes back if the put fails), run
 	// subtracts once an event is written or given up. So Buffered never
 	// under-counts, even while run holds an event between queue and write.
 	pending   atomic.Int64
@@ -212,7 +212,7 @@ func NewProducer(brokers []string, opts ProducerOptions) *Producer {
 			Transport:    transport,
 			ErrorLogger:  kafkaLogger{log: log, level: slog.LevelDebug, what: "kafka-go writer"},
 		},
-		queue: make(chan kafka.Message, opts.Buffer),
+		queue: newQueue(opts.Buffer, opts.BatchSize),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		mPublished: registerCounterVec(opts.Registerer, log, prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -249,9 +249,7 @@ func (p *Producer) Publish(topic, key string, value []byte) bool {
 		p.drop("", 1)
 		return false
 	}
-	p.publishing.Add(1)
 	if p.closed.Load() {
-		p.publishing.Add(-1)
 		p.drop(topic, 1)
 		return false
 	}
@@ -260,16 +258,12 @@ func (p *Producer) Publish(topic, key string, value []byte) bool {
 		k = []byte(key)
 	}
 	p.pending.Add(1)
-	select {
-	case p.queue <- kafka.Message{Topic: topic, Key: k, Value: value}:
-		p.publishing.Add(-1)
-		return true
-	default:
+	if p.queue.put(kafka.Message{Topic: topic, Key: k, Value: value}) != putOK {
 		p.pending.Add(-1)
-		p.publishing.Add(-1)
 		p.drop(topic, 1)
 		return false
 	}
+	return true
 }
 
 // PublishJSON marshals v and publishes it like Publish. A value that cannot
@@ -396,12 +390,10 @@ func (p *Producer) Close(ctx context.Context) error {
 
 func (p *Producer) close(ctx context.Context) error {
 	p.closed.Store(true)
-	// A Publish that saw closed == false may still be about to send; wait
-	// for it so that run's final drain sees its event. The window is a
-	// non-blocking channel send, so this spins for nanoseconds.
-	for p.publishing.Load() != 0 {
-		runtime.Gosched()
-	}
+	// A Publish that saw closed == false may still be about to put; once
+	// the queue is closed under its mutex, no put succeeds, so run's final
+	// drain sees every accepted event.
+	p.queue.close()
 	close(p.stop)
 	var err error
 	select {
@@ -437,37 +429,40 @@ func (p *Producer) close(ctx context.Context) error {
 // run is the producer's only goroutine: it batches the queue and writes the
 // batches in order, retrying failed writes. It returns when Close has closed
 // stop and the queue is drained, or when abortCtx is cancelled.
+//
+// It sleeps until the queue becomes non-empty, then lets a batch fill for
+// up to BatchTimeout (less if BatchSize events arrive or Close is called),
+// takes at most BatchSize events and writes them. Events left over leave a
+// wake token (see queue.take), so the next round starts at once.
 func (p *Producer) run() {
 	defer close(p.done)
 	batch := make([]kafka.Message, 0, p.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		batch = batch[:0]
 		select {
-		case m := <-p.queue:
-			batch = append(batch, m)
+		case <-p.queue.wake:
 		case <-p.stop:
 			p.drain(batch)
 			return
 		}
-		timer.Reset(p.opts.BatchTimeout)
-	fill:
-		for len(batch) < p.opts.BatchSize {
+		if n := p.queue.queued(); n == 0 {
+			continue // a stale token: what it announced was taken already
+		} else if n < p.opts.BatchSize {
+			timer.Reset(p.opts.BatchTimeout)
 			select {
-			case m := <-p.queue:
-				batch = append(batch, m)
 			case <-timer.C:
-				break fill
-			case <-p.stop:
-				break fill // write what we have; the next loop drains the rest
+			case <-p.queue.full:
+			case <-p.stop: // write what there is; the next round drains the rest
 			}
+			timer.Stop()
 		}
-		timer.Stop()
+		batch = p.queue.take(batch[:0], p.opts.BatchSize)
 		if !p.write(batch) {
 			p.dropQueued()
 			return
 		}
+		clear(batch) // let the written values go before the next batch
 		p.logDrops()
 	}
 }
@@ -487,18 +482,10 @@ func (p *Producer) logDrops() {
 }
 
 // drain writes whatever is left in the queue after Close, batch by batch.
+// The queue is closed by then, so it only shrinks.
 func (p *Producer) drain(batch []kafka.Message) {
 	for {
-		batch = batch[:0]
-	fill:
-		for len(batch) < p.opts.BatchSize {
-			select {
-			case m := <-p.queue:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
+		batch = p.queue.take(batch[:0], p.opts.BatchSize)
 		if len(batch) == 0 {
 			return
 		}
@@ -513,13 +500,12 @@ func (p *Producer) drain(batch []kafka.Message) {
 // deadline has passed.
 func (p *Producer) dropQueued() {
 	for {
-		select {
-		case m := <-p.queue:
-			p.pending.Add(-1)
-			p.drop(m.Topic, 1)
-		default:
+		ms := p.queue.take(nil, p.opts.BatchSize)
+		if len(ms) == 0 {
 			return
 		}
+		p.pending.Add(-int64(len(ms)))
+		forEachTopic(ms, func(topic string, n int) { p.drop(topic, n) })
 	}
 }
 
