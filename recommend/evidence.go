@@ -58,13 +58,21 @@ type noveltyFunc func(id string) (float64, bool)
 // noveltyOf is the noveltyFunc of a user whose history is seen.
 func noveltyOf(snap *catalog.Snapshot, seen *Seen) noveltyFunc {
 	return func(id string) (float64, bool) {
-		i, ok := snap.Index(id)
-		if !ok {
-			return 0, false
-		}
-		v, _ := seen.Novelty(snap, i)
-		return v, true
+		nov, _, known := lookupShown(snap, seen, nil, id)
+		return nov, known
 	}
+}
+
+// lookupShown resolves a shown id once: its novelty to the user, whether
+// consumed (nil: none) holds it, and whether the snapshot knows it. The
+// decision reads up to 300 shown ids, and the id map is the costly part.
+func lookupShown(snap *catalog.Snapshot, seen *Seen, consumed *Filter, id string) (nov float64, isConsumed, known bool) {
+	i, ok := snap.Index(id)
+	if !ok {
+		return 0, false, false
+	}
+	nov, _ = seen.Novelty(snap, i)
+	return nov, consumed != nil && consumed.Has(snap.Hash(i)), true
 }
 
 // evidenceFrom is the evidence of the Shown entries from index from on
@@ -77,7 +85,7 @@ func noveltyOf(snap *catalog.Snapshot, seen *Seen) noveltyFunc {
 // item, would read the click as one on a familiar item. In a slate that
 // feedback reached, the items below the last event are not counted (the
 // user may have stopped there).
-func evidenceFrom(mm intent.ModeModel, shown []string, from int, nov noveltyFunc, clicked func(id string) bool) float64 {
+func evidenceFrom(mm intent.ModeModel, shown []string, from int, look func(id string) (nov float64, clicked, known bool)) float64 {
 	e := 0.0
 	var novs []float64
 	var none []bool
@@ -90,11 +98,12 @@ func evidenceFrom(mm intent.ModeModel, shown []string, from int, nov noveltyFunc
 		novs = novs[:0]
 		touched := false
 		for _, id := range shown[start:end] {
-			if clicked(id) {
+			v, clicked, known := look(id)
+			if clicked {
 				touched = true
 				break
 			}
-			if v, ok := nov(id); ok {
+			if known {
 				novs = append(novs, v)
 			}
 		}
@@ -140,7 +149,9 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		return
 	}
 	if start > stats.ModeAccounted {
-		stats.ModeEvidence += evidenceFrom(mm, shown[:start], stats.ModeAccounted, nov, func(string) bool { return false })
+		stats.ModeEvidence += evidenceFrom(mm, shown[:start], stats.ModeAccounted, func(id string) (float64, bool, bool) {
+			return lookupShown(snap, seen, nil, id)
+		})
 	}
 	for _, other := range shown[max(start, stats.ModeAccounted):j] {
 		if d, ok := relNovelty(shown[start:end], other, nov); ok {
@@ -200,12 +211,9 @@ func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm inte
 		rho.Fold(st.Stats.ModeEvidence)
 	}
 	if from < len(st.Session.Shown) {
-		nov := noveltyOf(snap, seen)
-		clicked := func(id string) bool {
-			i, ok := snap.Index(id)
-			return ok && st.Consumed.Has(snap.Hash(i))
-		}
-		ev += evidenceFrom(mm, st.Session.Shown, from, nov, clicked)
+		ev += evidenceFrom(mm, st.Session.Shown, from, func(id string) (float64, bool, bool) {
+			return lookupShown(snap, seen, &st.Consumed, id)
+		})
 	}
 	return rho, ev
 }
