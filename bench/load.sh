@@ -22,6 +22,9 @@
 # the whole server spent during the run, divided by recsvc's requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in wrk redis-cli; do
+  command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed (Debian: apt-get install -y ${tool/redis-cli/redis-tools})" >&2; exit 1; }
+done
 ITEMS=${ITEMS:-100000}
 USERS=${USERS:-10000}
 CONNS=${CONNS:-8 32}
