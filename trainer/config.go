@@ -105,7 +105,7 @@ type Config struct {
 //
 // The trainer refits the mode model every 10,000 decisions rather than the
 // learner's default 2,000: a fit of its 50,000-item window costs about
-// 30 ms of CPU (intent BenchmarkModeFit), 3 µs a decision at this
+// 27 ms (intent BenchmarkModeFit, -cpu 1), under 3 µs a decision at this
 // interval, and live traffic brings 10,000 decisions in seconds to
 // minutes, where a simulated population of 1,000 users has only a few
 // tens of thousands in all.
