@@ -7,8 +7,8 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// ModeLog is a bounded window of logged sessions, each the examined items
-// of its slates (relative novelty, whether clicked, examination weight),
+// ModeLog is a bounded window of logged sessions, each the shown items of
+// its slates in order (novelty relative to the slate, whether clicked),
 // that Fit fits the mode model and the population prior to. The learner
 // feeds it every decision whose outcome is known; it keeps the most recent
 // sessions, up to a budget of items, so that its memory is set by
@@ -34,10 +34,11 @@ type modeObs struct {
 }
 
 // IdleGap splits the slates of a user without a session id into sessions,
-// as recsvc does: 30 minutes without a slate starts a new one.
+// as the service does (recommend.SessionGap): 30 minutes without a slate
+// starts a new one.
 const IdleGap = 30 * 60 * 1000
 
-// NewModeLog keeps up to maxItems examined items.
+// NewModeLog keeps up to maxItems shown items.
 func NewModeLog(maxItems int) *ModeLog {
 	return &ModeLog{maxItems: max(maxItems, 1), open: map[string]int{}}
 }
