@@ -61,7 +61,7 @@ func BenchmarkRecommendHandler(b *testing.B) {
 		for i := range ids {
 			ids[i] = snap.Item(int32(1 + s*10 + i*7)).ID
 		}
-		st.Session.Shown = append(st.Session.Shown, recommend.ShownRecord(ids)...)
+		st.Session.Shown = append(st.Session.Shown, recommend.ShownRecord("r1", ids)...)
 	}
 	pub := &countingPublisher{}
 	srv := New(Config{

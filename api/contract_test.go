@@ -188,6 +188,7 @@ type downStore struct{}
 func (downStore) Load(context.Context, string, string) (recommend.UserState, error) {
 	return recommend.UserState{}, errDown
 }
+func (downStore) Shown(context.Context, string, string) ([]string, error)     { return nil, errDown }
 func (downStore) RecordShown(context.Context, string, string, []string) error { return errDown }
 func (downStore) PutItems(context.Context, []catalog.Item) (uint64, error)    { return 0, errDown }
 func (downStore) GetItem(context.Context, string) (catalog.Item, bool, error) {

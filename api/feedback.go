@@ -58,11 +58,6 @@ func (s *Server) feedback(c *gin.Context) {
 	if req.Value != nil {
 		ev.Value = *req.Value
 	}
-	b, err := json.Marshal(&ev)
-	if err != nil {
-		abortErr(c, err)
-		return
-	}
 	if s.cfg.Shown != nil {
 		// The feature updater reads where the item stood in the slate
 		// from the recorded shown list (the cascade's skips): a client
@@ -75,6 +70,14 @@ func (s *Server) feedback(c *gin.Context) {
 		}
 		cancel()
 	}
+	if ev.RequestID == "" {
+		ev.RequestID = s.requestOf(c.Request.Context(), &req)
+	}
+	b, err := json.Marshal(&ev)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
 	if err := s.cfg.Feedback.Write(c.Request.Context(), events.TopicFeedback, req.UserID, b); err != nil {
 		// Refuse rather than acknowledge what might be lost: the client
 		// retries, here or on another replica.
@@ -85,6 +88,30 @@ func (s *Server) feedback(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"event_id": ev.EventID})
+}
+
+// requestOf finds the request whose slate showed the item, for feedback
+// that does not say: the latest slate of the session that holds it, from
+// the recorded shown list (whose marks carry request ids). The trainer
+// joins feedback to its impression by request id, so without this a client
+// that sends only user, item and type (most do) would teach the model
+// nothing. "" when no slate of the session showed it, or on a store error
+// (the event is still taken; it only goes unattributed).
+func (s *Server) requestOf(ctx context.Context, req *FeedbackRequest) string {
+	if req.Type == recommend.Rating {
+		return "" // a rating is of the item, not of a slate
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	shown, err := s.cfg.Store.Shown(ctx, req.UserID, req.SessionID)
+	if err != nil {
+		s.log.Debug("reading the session's shown items to attribute feedback failed", "err", err)
+		return ""
+	}
+	if s.cfg.Shown != nil {
+		shown = append(shown, s.cfg.Shown.Pending(req.UserID, req.SessionID)...)
+	}
+	return recommend.ShownRequest(shown, req.ItemID)
 }
 
 func (r *FeedbackRequest) validate(now int64) error {

@@ -83,6 +83,7 @@ func cloneState(st recommend.UserState) recommend.UserState {
 }
 
 func (m *memStore) RecordShown(context.Context, string, string, []string) error { return nil }
+func (m *memStore) Shown(context.Context, string, string) ([]string, error)     { return nil, nil }
 
 func (m *memStore) PutItems(_ context.Context, items []catalog.Item) (uint64, error) {
 	m.mu.Lock()

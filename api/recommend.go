@@ -174,9 +174,10 @@ func (s *Server) recommend(c *gin.Context) {
 		Items:    make([]ItemOut, len(d.Items)),
 		Degraded: degraded,
 	}
-	// What the session's Shown list gets: recommend.ShownRecord(the ids).
+	// What the session's Shown list gets: recommend.ShownRecord(the
+	// request, the ids).
 	shown := make([]string, len(d.Items)+1)
-	shown[0] = recommend.SlateMark
+	shown[0] = recommend.SlateMarkFor(resp.RequestID)
 	imp := events.Impression{
 		Schema: events.ImpressionSchema, EventID: resp.RequestID, RequestID: resp.RequestID,
 		UserID: req.UserID, SessionID: req.SessionID, Variant: variant, ModelVersion: model.Version,

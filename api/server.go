@@ -28,6 +28,9 @@ import (
 // Store is the Redis-backed state the handlers need.
 type Store interface {
 	Load(ctx context.Context, userID, sessionID string) (recommend.UserState, error)
+	// Shown reads the session's shown list, oldest first: what Load
+	// puts in Session.Shown.
+	Shown(ctx context.Context, userID, sessionID string) ([]string, error)
 	RecordShown(ctx context.Context, userID, sessionID string, itemIDs []string) error
 	PutItems(ctx context.Context, items []catalog.Item) (uint64, error)
 	GetItem(ctx context.Context, id string) (catalog.Item, bool, error)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/recommend"
 )
@@ -47,17 +48,72 @@ func TestFeedbackWritesItsSlateFirst(t *testing.T) {
 	for i, it := range r.Items {
 		ids[i] = it.ItemID
 	}
-	if got := shown.Pending("u", "s"); !slices.Equal(got, recommend.ShownRecord(ids)) {
+	if got := shown.Pending("u", "s"); !slices.Equal(got, recommend.ShownRecord(r.RequestID, ids)) {
 		t.Fatalf("pending before the click: %q", got)
 	}
 	body := fmt.Sprintf(`{"request_id":%q,"user_id":"u","session_id":"s","item_id":%q,"type":"click"}`, r.RequestID, ids[2])
 	if code, b := f.do(t, "POST", "/v1/feedback", body); code != 202 {
 		t.Fatalf("feedback: %d %s", code, b)
 	}
-	if !slices.Equal(log.seen, recommend.ShownRecord(ids)) {
-		t.Fatalf("when the click was written Redis held %q as shown, want the slate %q", log.seen, recommend.ShownRecord(ids))
+	if !slices.Equal(log.seen, recommend.ShownRecord(r.RequestID, ids)) {
+		t.Fatalf("when the click was written Redis held %q as shown, want the slate %q", log.seen, recommend.ShownRecord(r.RequestID, ids))
 	}
 	if got := shown.Pending("u", "s"); got != nil {
 		t.Fatalf("still pending after the click: %q", got)
+	}
+}
+
+// Feedback that does not name its request is joined to the slate that
+// showed the item: the latest of the session's slates holding it, whether
+// that slate is already in Redis or still pending in the shown writer.
+// Without it the trainer cannot attribute the click and learns nothing
+// from a client that sends only user, item and type.
+func TestFeedbackWithoutRequestIDFindsItsSlate(t *testing.T) {
+	f := newFixture(t)
+	shown := features.NewShownWriter(f.store, nil)
+	f.srv = New(Config{
+		Store: f.flaky, Events: f.pub, Feedback: f.pub, Shown: shown, Catalog: fixedCatalog{f.snap},
+		Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: time.Second,
+	})
+	first := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
+	if err := shown.Flush(t.Context(), "u", "s"); err != nil { // the first slate in Redis, the second pending
+		t.Fatal(err)
+	}
+	second := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
+	unshown := ""
+	for i := range f.snap.Len() {
+		id := f.snap.Item(int32(i)).ID
+		if !slices.ContainsFunc(append(first.Items, second.Items...), func(it ItemOut) bool { return it.ItemID == id }) {
+			unshown = id
+			break
+		}
+	}
+	tests := []struct {
+		name, body, want string
+	}{
+		{"an item of the slate in Redis", fmt.Sprintf(`{"user_id":"u","session_id":"s","item_id":%q,"type":"click"}`, first.Items[1].ItemID), first.RequestID},
+		{"an item of the pending slate", fmt.Sprintf(`{"user_id":"u","session_id":"s","item_id":%q,"type":"click"}`, second.Items[0].ItemID), second.RequestID},
+		{"a request id the client sent is kept", fmt.Sprintf(`{"request_id":"mine","user_id":"u","session_id":"s","item_id":%q,"type":"click"}`, first.Items[1].ItemID), "mine"},
+		{"an item no slate showed", fmt.Sprintf(`{"user_id":"u","session_id":"s","item_id":%q,"type":"click"}`, unshown), ""},
+		{"another session's slate is not this one's", fmt.Sprintf(`{"user_id":"u","session_id":"t","item_id":%q,"type":"click"}`, first.Items[1].ItemID), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, b := f.do(t, "POST", "/v1/feedback", tc.body); code != 202 {
+				t.Fatalf("feedback: %d %s", code, b)
+			}
+			f.pub.mu.Lock()
+			msgs := f.pub.msgs[events.TopicFeedback]
+			last := msgs[len(msgs)-1]
+			f.pub.mu.Unlock()
+			ev, err := events.DecodeFeedback(last)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.RequestID != tc.want {
+				t.Fatalf("request id %q, want %q", ev.RequestID, tc.want)
+			}
+		})
 	}
 }

@@ -90,7 +90,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		Session: recommend.Session{
 			ID: "s9", Start: 1000, Last: 3000, Clicks: 2, Skips: 1, NovelClicks: 1, NovelEWMA: 0.1 + 0.2,
 			CategoryClicks: map[string]int64{"drama": 2, "sci fi:x": 1},
-			Shown:          recommend.ShownRecord([]string{"q", "a", "x|y|z"}),
+			Shown:          recommend.ShownRecord("r1", []string{"q", "a", "x|y|z"}),
 		},
 	}
 	long := recommend.UserState{UserID: "u{2}"}
@@ -823,7 +823,7 @@ func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
 		t.Fatal(err)
 	}
 	slate := []string{"c", "a", "b", "e"}
-	if err := s.RecordShown(ctx, "u", "s", recommend.ShownRecord(slate)); err != nil {
+	if err := s.RecordShown(ctx, "u", "s", recommend.ShownRecord("r1", slate)); err != nil {
 		t.Fatal(err)
 	}
 	fb := recommend.Feedback{UserID: "u", SessionID: "s", ItemID: "b", Type: recommend.Click, TS: 100}
@@ -836,12 +836,12 @@ func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
 	}
 	// The same event applied in memory to the same state.
 	mirror := recommend.UserState{UserID: "u", History: []recommend.Consumed{{ItemID: "d", TS: 1}},
-		Session: recommend.Session{ID: "s", Shown: recommend.ShownRecord(slate)}}
+		Session: recommend.Session{ID: "s", Shown: recommend.ShownRecord("r1", slate)}}
 	recommend.Observe(&mirror, snap, fb, 0, intent.ModeModel{})
 	if st.Stats.ModeSession != "s" || st.Stats.ModeAccounted != 4 || st.Stats.ModeEvidence != mirror.Stats.ModeEvidence {
 		t.Fatalf("stored mode evidence %q/%d/%v, want s/4/%v", st.Stats.ModeSession, st.Stats.ModeAccounted, st.Stats.ModeEvidence, mirror.Stats.ModeEvidence)
 	}
-	if !slices.Equal(st.Session.Shown, recommend.ShownRecord(slate)) {
+	if !slices.Equal(st.Session.Shown, recommend.ShownRecord("r1", slate)) {
 		t.Fatalf("shown %q", st.Session.Shown)
 	}
 }

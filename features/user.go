@@ -112,6 +112,21 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 // which bounds what every later request of the session reads and excludes.
 const ShownMax = 300
 
+// Shown reads the session's shown list, oldest first (slate marks
+// included, see recommend.ShownRecord): what Load puts in Session.Shown,
+// without the rest of the user's state.
+func (s *Store) Shown(ctx context.Context, userID, sessionID string) ([]string, error) {
+	if userID == "" {
+		return nil, errNoUser
+	}
+	v, err := s.rdb.LRange(ctx, s.shownKey(userID, sessionID), 0, ShownMax-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("features: shown: %w", err)
+	}
+	slices.Reverse(v) // newest first (LPUSH)
+	return v, nil
+}
+
 // RecordShown adds items to the set of items shown in the session, so later
 // requests of the session exclude them, and refreshes the session's TTL: a
 // user who keeps browsing without feedback is still in the session. It is

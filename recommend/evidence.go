@@ -8,17 +8,54 @@ import (
 	"github.com/novarec/novarec/intent"
 )
 
-// SlateMark starts each slate in a session's Shown list: it is not an item
-// id (ids are never empty), so the list keeps where each slate began and
-// the position of every item in it, which the cascade needs.
+// SlateMark starts each slate in a session's Shown list when the slate's
+// request is not known: it is not an item id (ids are never empty), so the
+// list keeps where each slate began and the position of every item in it,
+// which the cascade needs. A slate served by recsvc starts with
+// SlateMarkFor(its request id) instead.
 const SlateMark = ""
 
-// ShownRecord is what to append to a session's Shown list for one slate,
-// in order: SlateMark, then the slate's item ids.
-func ShownRecord(ids []string) []string {
+// SlateMarkFor is the mark that starts the slate of request requestID: a
+// NUL byte, which no item id holds (ids have no control characters), then
+// the id, so that feedback without a request id can be joined to the slate
+// that showed the item (ShownRequest).
+func SlateMarkFor(requestID string) string {
+	if requestID == "" {
+		return SlateMark
+	}
+	return "\x00" + requestID
+}
+
+// IsSlateMark reports whether a Shown entry starts a slate.
+func IsSlateMark(s string) bool { return s == "" || s[0] == 0 }
+
+// ShownRecord is what to append to a session's Shown list for one slate of
+// request requestID (may be empty), in order: its mark, then the slate's
+// item ids.
+func ShownRecord(requestID string, ids []string) []string {
 	rec := make([]string, 0, len(ids)+1)
-	rec = append(rec, SlateMark)
+	rec = append(rec, SlateMarkFor(requestID))
 	return append(rec, ids...)
+}
+
+// ShownRequest is the request id of the latest slate in shown that holds
+// itemID, or "" when none does or its mark carries no id.
+func ShownRequest(shown []string, itemID string) string {
+	for k := len(shown) - 1; k >= 0; k-- {
+		if shown[k] != itemID {
+			continue
+		}
+		for m := k - 1; m >= 0; m-- {
+			if IsSlateMark(shown[m]) {
+				if shown[m] == SlateMark {
+					return ""
+				}
+				return shown[m][1:]
+			}
+		}
+		return ""
+	}
+	return ""
 }
 
 // modeKey identifies the session whose evidence Stats holds: its id, or
@@ -36,14 +73,14 @@ func modeKey(s *Session) string {
 func slateBounds(shown []string, j int) (start, end int) {
 	start = 0
 	for k := j; k >= 0; k-- {
-		if shown[k] == SlateMark {
+		if IsSlateMark(shown[k]) {
 			start = k + 1
 			break
 		}
 	}
 	end = len(shown)
 	for k := j + 1; k < len(shown); k++ {
-		if shown[k] == SlateMark {
+		if IsSlateMark(shown[k]) {
 			end = k
 			break
 		}

@@ -44,7 +44,8 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 	slate1 := []string{fam[0], fam[1], nov[0], nov[1]}
 	slate2 := []string{nov[2], fam[2], nov[3], fam[3]}
 	slate3 := []string{fam[4], nov[4], fam[5], nov[5]}
-	shown := append(append(ShownRecord(slate1), ShownRecord(slate2)...), ShownRecord(slate3)...)
+	// Marks with and without a request id (older records) delimit alike.
+	shown := append(append(ShownRecord("r1", slate1), ShownRecord("", slate2)...), ShownRecord("r3", slate3)...)
 	click := func(id string, ts int64) Feedback {
 		return Feedback{UserID: "u", SessionID: "s", ItemID: id, Type: Click, TS: ts}
 	}
@@ -122,7 +123,7 @@ func TestSessionEvidenceFoldsIntoTheUserPosterior(t *testing.T) {
 	prior := m.Intent.Prior.UserPropensity(intent.Observations{})
 	// Three exploring sessions: the novel item of each mixed slate clicked.
 	for s, sid := range []string{"a", "b", "c"} {
-		st.Session = Session{ID: sid, Shown: ShownRecord([]string{fam[s], nov[s], fam[s+1], nov[s+1]})}
+		st.Session = Session{ID: sid, Shown: ShownRecord("r", []string{fam[s], nov[s], fam[s+1], nov[s+1]})}
 		Observe(&st, snap, Feedback{UserID: "u", SessionID: sid, ItemID: nov[s], Type: Click, TS: int64(1000 * (s + 1))}, 0, intent.ModeModel{})
 	}
 	// The third session is still open in Stats; a decision in a fourth
@@ -155,7 +156,7 @@ func TestColdUserIsNotANoveltySeeker(t *testing.T) {
 		for i, it := range d.Items {
 			ids[i] = it.ItemID
 		}
-		st.Session.Shown = ShownRecord(ids)
+		st.Session.Shown = ShownRecord("r", ids)
 		// Clicks on the first two items: novel to a user who has seen
 		// nothing (the first is; the second may already share a
 		// category with it).
@@ -179,7 +180,7 @@ func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
 	mm := intent.DefaultModeModel()
 	slate1 := []string{fam[0], nov[0], fam[1], nov[1]}
 	slate2 := []string{nov[2], fam[2], nov[3], fam[3]}
-	st := UserState{UserID: "u", History: hist, Session: Session{ID: "s", Shown: append(ShownRecord(slate1), ShownRecord(slate2)...)}}
+	st := UserState{UserID: "u", History: hist, Session: Session{ID: "s", Shown: append(ShownRecord("r1", slate1), ShownRecord("r2", slate2)...)}}
 	i, _ := snap.Index(nov[0])
 	st.Consumed.Add(snap.Hash(i))
 	var v view
@@ -188,5 +189,26 @@ func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
 	want := mm.SlateEvidence([]float64{1, 0, 1, 0}, make([]bool, 4))
 	if math.Abs(ev-want) > 1e-9 {
 		t.Fatalf("evidence %v, want slate 2's alone %v", ev, want)
+	}
+}
+
+func TestShownRequest(t *testing.T) {
+	shown := append(append(ShownRecord("r1", []string{"a", "b"}), ShownRecord("", []string{"c"})...),
+		ShownRecord("r3", []string{"b", "d"})...)
+	tests := []struct{ item, want string }{
+		{"a", "r1"},
+		{"b", "r3"}, // the latest slate that showed it
+		{"c", ""},   // an older record without a request id
+		{"d", "r3"},
+		{"x", ""}, // never shown
+	}
+	for _, tc := range tests {
+		if got := ShownRequest(shown, tc.item); got != tc.want {
+			t.Errorf("ShownRequest(%q) = %q, want %q", tc.item, got, tc.want)
+		}
+	}
+	// The oldest slate's mark may have been trimmed from the list.
+	if got := ShownRequest([]string{"e", "f"}, "e"); got != "" {
+		t.Errorf("without a mark: %q", got)
 	}
 }

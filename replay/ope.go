@@ -338,7 +338,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 		for _, it := range im.Items {
 			ids = append(ids, it.ItemID)
 		}
-		sh.items = append(sh.items, recommend.ShownRecord(ids)...)
+		sh.items = append(sh.items, recommend.ShownRecord("", ids)...)
 		if n := len(sh.items); n > ShownMax {
 			sh.items = append([]string(nil), sh.items[n-ShownMax:]...)
 		}

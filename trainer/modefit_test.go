@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"cmp"
-	"encoding/json"
 	"slices"
 	"testing"
 
@@ -13,8 +12,8 @@ import (
 
 // TestCoreFitsTheModeModel runs a stream through the trainer's Core with
 // a short refit interval and checks that the model it publishes carries a
-// fitted mode model and prior, and that they survive the snapshot's JSON
-// round trip (what recsvc and the feature updater load).
+// fitted mode model and prior, and that they survive the snapshot's
+// encoding (what recsvc and the feature updater load).
 func TestCoreFitsTheModeModel(t *testing.T) {
 	cat := testCatalog(t, 200)
 	s := genStream(cat.s, 200, 25, 7)
@@ -46,15 +45,12 @@ func TestCoreFitsTheModeModel(t *testing.T) {
 	if m.Intent.Mode.OrDefault() == intent.DefaultModeModel() || m.Intent.Prior == intent.DefaultPrior {
 		t.Fatalf("no fit after %d decisions: %+v %+v", c.Counters().Decisions, m.Intent.Mode, m.Intent.Prior)
 	}
-	b, err := json.Marshal(m)
+	b, err := recommend.EncodeModel(m, recommend.SnapshotMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back recommend.Model
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Validate(); err != nil {
+	back, _, err := recommend.DecodeModel(b)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if back.Intent.Mode != m.Intent.Mode || back.Intent.Prior != m.Intent.Prior {

@@ -59,6 +59,7 @@ type config struct {
 	updater     string
 	trainer     string
 	collabRefit time.Duration
+	modeRefit   int
 	// redisConn and kafkaConn are the connection settings of
 	// internal/backend (credentials, TLS, Sentinel, SASL; nil = none); they
 	// apply to real servers only, never to the embedded ones. Pointers,
@@ -119,6 +120,7 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
+	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", trainer.DefaultConfig().Learner.ModeRefit), "with the trainer in this process, refit the mode model and the population prior every N decisions; 0 = off (env NOVAREC_MODE_REFIT)")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
@@ -348,7 +350,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		})
 	}
 	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
-		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps) {
+		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps, cfg.modeRefit) {
 			goRun(func(ctx context.Context) {
 				deps := trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log}
 				if err := trainer.Run(ctx, tc, deps); err != nil {
@@ -439,20 +441,21 @@ func newEngine(intentEpsilon, hedge float64) *recommend.Engine {
 
 // trainerConfigs returns one trainer configuration per variant: the
 // experiment's variants with their reward weights, or the default variant.
-func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments) []trainer.Config {
-	var out []trainer.Config
-	if exps != nil && exps.Current() != nil {
-		for _, v := range exps.Current().Variants {
-			tc := trainer.DefaultConfig()
-			tc.Brokers, tc.Security, tc.Variant, tc.Experiment = brokers, sec, v.Name, exps.Current().Name
-			tc.Learner.Reward = v.Reward
-			out = append(out, tc)
-		}
-		return out
+func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments, modeRefit int) []trainer.Config {
+	base := trainer.DefaultConfig()
+	base.Brokers, base.Security = brokers, sec
+	base.Learner.ModeRefit = modeRefit
+	if exps == nil || exps.Current() == nil {
+		return []trainer.Config{base}
 	}
-	tc := trainer.DefaultConfig()
-	tc.Brokers, tc.Security = brokers, sec
-	return append(out, tc)
+	var out []trainer.Config
+	for _, v := range exps.Current().Variants {
+		tc := base
+		tc.Variant, tc.Experiment = v.Name, exps.Current().Name
+		tc.Learner.Reward = v.Reward
+		out = append(out, tc)
+	}
+	return out
 }
 
 // seedCatalog fills an empty catalog: from MovieLens when asked, else with
