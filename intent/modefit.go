@@ -226,6 +226,14 @@ func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, expl
 	return explore, exploit
 }
 
+// fitBound bounds Shift and |Contrast| (and Base to [−2·fitBound,
+// fitBound]): a unit of relative novelty moves a mode's click odds at most
+// e⁴ ≈ 55-fold. A window that asks for more is not one the two-mode model
+// describes: through the HTTP API, a scripted client whose clicks followed
+// the response's own novel flag drove the shift to 7.7 (2,000-fold) after
+// 5,000 decisions, and the policy then took most users for explorers.
+const fitBound = 4
+
 // fitRidge is the weight of a weak pull of Base, Shift and Contrast
 // towards zero: about one observation's worth, so that a window in which
 // a parameter is not identified (no slate mixes novel and familiar items)
@@ -290,6 +298,9 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 		// step from far away can overshoot.
 		theta[a] += min(max(step.AtVec(a), -2), 2)
 	}
+	theta[0] = min(max(theta[0], -2*fitBound), fitBound)
+	theta[1] = min(max(theta[1], -fitBound), fitBound)
+	theta[2] = min(max(theta[2], -fitBound), fitBound)
 	m.Base, m.Shift, m.Contrast = theta[0], theta[1], theta[2]
 	return m
 }

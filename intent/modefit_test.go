@@ -184,3 +184,21 @@ func BenchmarkModeFit(b *testing.B) {
 		l.Fit(DefaultModeModel(), DefaultPrior, 4)
 	}
 }
+
+// TestModeFitStaysBounded checks that a window the two-mode model cannot
+// describe (clicks that follow novelty two-thousand-fold whatever the
+// mode) gives a bounded model, not one that reads every click as proof.
+func TestModeFitStaysBounded(t *testing.T) {
+	l := NewModeLog(1 << 20)
+	plantSessions(l, ModeModel{Base: -3, Shift: 8, Contrast: 1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 400, 9)
+	m, _, _, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
+	if !ok {
+		t.Fatal("no fit")
+	}
+	if math.Abs(m.Shift) > fitBound || m.Contrast > fitBound || m.Base < -2*fitBound || m.Base > fitBound {
+		t.Fatalf("fitted %+v beyond the bounds ±%d", m, fitBound)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

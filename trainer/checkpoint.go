@@ -227,8 +227,9 @@ func fromWire(cfg Config, w *checkpointWire, cat Snapshots, items func(*recommen
 		if s := c.slates[rid]; s == nil || s.dec != decClosing {
 			return nil, corrupt("closing decision %s has no closing slate", rid)
 		}
-		c.slates[rid].closeSeq = seq(c.slates[rid].closeSeq)
-		c.closing.push(rid)
+		s := c.slates[rid]
+		s.closeSeq = seq(s.closeSeq)
+		c.closing.push(rid, s.nextTS, s.closeSeq)
 	}
 	if w.Seq != 0 && (len(w.WaitingSeq) != len(w.Waiting) || len(w.SeenSeq) != len(w.SeenIDs)) {
 		return nil, corrupt("%d waiting feedback with %d numbers, %d event ids with %d", len(w.Waiting), len(w.WaitingSeq), len(w.SeenIDs), len(w.SeenSeq))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -477,5 +478,69 @@ func TestUnlearnableImpressionsAreIgnored(t *testing.T) {
 	want(t, "short state: click", c.Feedback(feedback("f-short", "r-short-state", "u2", items[0], t0+101, events.FeedbackClick)), Applied)
 	if c.Counters().DecisionsSkipped != 1 {
 		t.Errorf("DecisionsSkipped = %d, want 1", c.Counters().DecisionsSkipped)
+	}
+}
+
+// TestDecisionsCloseWhenPartitionsAreReadInTurn reads one burst of traffic
+// in time order and, as a consumer does, partition by partition (users
+// keyed to partitions), and checks that about as many decisions close:
+// a decision waits only for feedback up to its successor's time, not for
+// every decision that began closing before it.
+func TestDecisionsCloseWhenPartitionsAreReadInTurn(t *testing.T) {
+	cat := testCatalog(t, 200)
+	const parts = 3
+	var imps [parts][]events.Impression
+	var fbs [parts][]events.Feedback
+	var all []any // in time order
+	ts := t0
+	for u := range 150 {
+		user := fmt.Sprint("u", u)
+		for s := range 4 {
+			for k := range 5 {
+				rid := fmt.Sprintf("r-%d-%d-%d", u, s, k)
+				items := itemIDs(cat.s, (u*7+k)%200, 8)
+				imp := impression(cat.s, rid, user, fmt.Sprint("s", s), ts, 0, items...)
+				imps[u%parts] = append(imps[u%parts], imp)
+				all = append(all, imp)
+				ts += 8
+				if k%2 == 0 {
+					fb := feedback("f"+rid, rid, user, items[1], ts, events.FeedbackClick)
+					fbs[u%parts] = append(fbs[u%parts], fb)
+					all = append(all, fb)
+				}
+				ts += 8
+			}
+		}
+	}
+	run := func(feed func(c *Core)) int64 {
+		c, err := NewCore(DefaultConfig(), recommend.DefaultModel(), cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed(c)
+		return c.Counters().Decisions
+	}
+	inOrder := run(func(c *Core) {
+		for _, e := range all {
+			switch e := e.(type) {
+			case events.Impression:
+				c.Impression(e)
+			case events.Feedback:
+				c.Feedback(e)
+			}
+		}
+	})
+	byPartition := run(func(c *Core) {
+		for p := range parts {
+			for _, e := range imps[p] {
+				c.Impression(e)
+			}
+			for _, e := range fbs[p] {
+				c.Feedback(e)
+			}
+		}
+	})
+	if inOrder < 2000 || float64(byPartition) < 0.95*float64(inOrder) {
+		t.Fatalf("decisions closed: %d read in time order, %d partition by partition", inOrder, byPartition)
 	}
 }

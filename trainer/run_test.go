@@ -133,6 +133,16 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 		st := tr.Stats()
 		return st.Impressions == int64(half) && st.Clicks == int64(clicks1) && st.Publishes > 0 && st.Checkpoints > 0
 	})
+	// A snapshot published before the clicks were handled may still be
+	// the stored one (a loaded machine): wait for one that has them.
+	waitUntil(t, 10*time.Second, "a snapshot with the first half", func() bool {
+		b, err := store.GetModel(t.Context(), "default")
+		if err != nil {
+			return false
+		}
+		_, meta, err := recommend.DecodeModel(b)
+		return err == nil && meta.Updates == tr.Stats().Updates
+	})
 	b, err := store.GetModel(t.Context(), "default")
 	if err != nil {
 		t.Fatal(err)
