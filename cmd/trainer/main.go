@@ -94,7 +94,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.session, "session-timeout", d.SessionTimeout, "consumer-group session timeout: how long a restarted trainer waits for a crashed one's partitions")
 	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
-	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", d.Learner.ModeRefit), "fit the mode model and the population prior to the latest sessions every N decisions and publish them with the model (0 = off; docs/design.md#the-fitted-mode-model) (env NOVAREC_MODE_REFIT)")
+	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", d.Learner.ModeRefit), "fit the mode model and the population prior to the latest sessions every N decisions and publish them with the model (0 = off, the default; 10000 is a good start; docs/design.md#high-level-intent) (env NOVAREC_MODE_REFIT)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
 	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "run the collaborative learner (group novarec-collab: item co-occurrence from every engagement and stored history) and publish its model this often; 0 = off, when another trainer runs it (env NOVAREC_COLLAB_REFIT)")
