@@ -1,13 +1,14 @@
 package api
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/novarec/novarec/internal/plainjson"
 )
 
 // The recommend response is written on every request, and encoding/json
@@ -39,17 +40,17 @@ func writeRecommendResponse(c *gin.Context, resp *RecommendResponse) {
 func appendResponse(b []byte, r *RecommendResponse) (_ []byte, ok bool) {
 	ok = true
 	b = append(b, `{"request_id":`...)
-	b = appendString(b, r.RequestID)
+	b = plainjson.AppendString(b, r.RequestID)
 	b = append(b, `,"user_id":`...)
-	b = appendString(b, r.UserID)
+	b = plainjson.AppendString(b, r.UserID)
 	if r.SessionID != "" {
 		b = append(b, `,"session_id":`...)
-		b = appendString(b, r.SessionID)
+		b = plainjson.AppendString(b, r.SessionID)
 	}
 	b = append(b, `,"variant":`...)
-	b = appendString(b, r.Variant)
+	b = plainjson.AppendString(b, r.Variant)
 	b = append(b, `,"model_version":`...)
-	b = appendString(b, r.ModelVersion)
+	b = plainjson.AppendString(b, r.ModelVersion)
 	b = append(b, `,"catalog_version":`...)
 	b = strconv.AppendUint(b, r.CatalogVersion, 10)
 	b = append(b, `,"intent":{"user_propensity":`...)
@@ -71,7 +72,7 @@ func appendResponse(b []byte, r *RecommendResponse) (_ []byte, ok bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"item_id":`...)
-			b = appendString(b, it.ItemID)
+			b = plainjson.AppendString(b, it.ItemID)
 			b = append(b, `,"score":`...)
 			b = appendFloat(b, it.Score, &ok)
 			b = append(b, `,"propensity":`...)
@@ -88,21 +89,6 @@ func appendResponse(b []byte, r *RecommendResponse) (_ []byte, ok bool) {
 		b = append(b, `,"degraded":true`...)
 	}
 	return append(b, '}'), ok
-}
-
-// appendString appends s as a JSON string. Ids are plain ASCII, which is
-// copied; anything else takes encoding/json's path, so escaping (HTML
-// characters, invalid UTF-8, U+2028) stays exactly its.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			e, _ := json.Marshal(s) // a string always encodes
-			return append(b, e...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // appendFloat appends f as encoding/json writes a float64; a NaN or an

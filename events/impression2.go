@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/novarec/novarec/internal/half"
+	"github.com/novarec/novarec/internal/plainjson"
 )
 
 // ImpressionSchema is the newest impression schema: 2, the compact form
@@ -156,24 +157,24 @@ func (im *Impression) appendV2(b []byte) (_ []byte, ok bool) {
 	b = append(b, `{"schema":`...)
 	b = strconv.AppendInt(b, ImpressionSchema, 10)
 	b = append(b, `,"event_id":`...)
-	b = appendString(b, im.EventID)
+	b = plainjson.AppendString(b, im.EventID)
 	if im.RequestID != im.EventID && im.RequestID != "" {
 		b = append(b, `,"request_id":`...)
-		b = appendString(b, im.RequestID)
+		b = plainjson.AppendString(b, im.RequestID)
 	}
 	b = append(b, `,"user_id":`...)
-	b = appendString(b, im.UserID)
+	b = plainjson.AppendString(b, im.UserID)
 	if im.SessionID != "" {
 		b = append(b, `,"session_id":`...)
-		b = appendString(b, im.SessionID)
+		b = plainjson.AppendString(b, im.SessionID)
 	}
 	if im.Variant != "" {
 		b = append(b, `,"variant":`...)
-		b = appendString(b, im.Variant)
+		b = plainjson.AppendString(b, im.Variant)
 	}
 	if im.ModelVersion != "" {
 		b = append(b, `,"model_version":`...)
-		b = appendString(b, im.ModelVersion)
+		b = plainjson.AppendString(b, im.ModelVersion)
 	}
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, im.TS, 10)
@@ -200,7 +201,7 @@ func (im *Impression) appendV2(b []byte) (_ []byte, ok bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, im.Items[i].ItemID)
+		b = plainjson.AppendString(b, im.Items[i].ItemID)
 		inOrder = inOrder && im.Items[i].Position == i
 	}
 	b = append(b, ']')
@@ -226,21 +227,6 @@ func (im *Impression) appendV2(b []byte) (_ []byte, ok bool) {
 		b = strconv.AppendInt(b, int64(len(im.Items[0].Features)), 10)
 	}
 	return append(b, '}'), true
-}
-
-// appendString appends s as encoding/json writes a string. Ids are plain
-// ASCII, which is copied; anything else takes encoding/json's own path, so
-// its escaping (HTML characters, invalid UTF-8, U+2028) stays exactly its.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			e, _ := json.Marshal(s) // a string always encodes
-			return append(b, e...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // appendFloat32 appends a finite f as encoding/json writes a float32:
