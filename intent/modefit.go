@@ -43,9 +43,6 @@ func NewModeLog(maxItems int) *ModeLog {
 	return &ModeLog{maxItems: max(maxItems, 1), open: map[string]int{}}
 }
 
-// Sessions is the number of sessions in the window.
-func (l *ModeLog) Sessions() int { return len(l.sessions) }
-
 // Add records one slate of a session: novelty holds each shown item's
 // nov(u,i) in position order, clicked whether it was clicked. ts, in ms,
 // splits a user's slates into sessions when session is empty.
@@ -231,7 +228,7 @@ func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, expl
 // e⁴ ≈ 55-fold. A window that asks for more is not one the two-mode model
 // describes: through the HTTP API, a scripted client whose clicks followed
 // the response's own novel flag drove the shift to 7.7 (2,000-fold) after
-// 5,000 decisions, and the policy then took most users for explorers.
+// 6,000 requests, and the policy then took most users for explorers.
 const fitBound = 4
 
 // fitRidge is the weight of a weak pull of Base, Shift and Contrast

@@ -169,8 +169,8 @@ func TestModeLogSplitsIdleSessions(t *testing.T) {
 	slate(0)
 	slate(IdleGap / 2)
 	slate(IdleGap/2 + IdleGap + 1)
-	if l.Sessions() != 2 {
-		t.Fatalf("%d sessions, want 2", l.Sessions())
+	if len(l.sessions) != 2 {
+		t.Fatalf("%d sessions, want 2", len(l.sessions))
 	}
 }
 

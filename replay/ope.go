@@ -285,7 +285,7 @@ func OffPolicy(ctx context.Context, l *EventLog, items []catalog.Item, target Po
 			f := &fbs[fi]
 			recommend.Observe(state(f.UserID), snap, recommend.Feedback{
 				UserID: f.UserID, SessionID: f.SessionID, ItemID: f.ItemID, Type: f.Type, Value: f.Value, TS: f.TS,
-			}, cfg.History, intent.ModeModel{})
+			}, cfg.History, intent.ModeModel{}) // the log does not say which mode model the service read it with
 			if sh := shown[f.UserID]; sh != nil && sh.session == f.SessionID {
 				sh.last = max(sh.last, f.TS)
 			}

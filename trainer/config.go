@@ -107,7 +107,7 @@ type Config struct {
 // simulator's learner fits every 2,000 decisions). Through the HTTP API, a
 // scripted clicks-only client of cold users, a third of whom clicked only
 // novel items and the rest only familiar ones, led the fit after 6,000
-// decisions to a population prior of mean 0.93, reading every user as an
+// requests to a population prior of mean 0.93, reading every user as an
 // explorer: early traffic, when everything is new to everyone, is not what
 // the two-mode model describes. Until a fit is checked against such
 // traffic, serving keeps the default model. A fit of the 50,000-item

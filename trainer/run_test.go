@@ -135,14 +135,15 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 	})
 	// A snapshot published before the clicks were handled may still be
 	// the stored one (a loaded machine): wait for one that has them.
-	waitUntil(t, 10*time.Second, "a snapshot with the first half", func() bool {
+	upToDate := func() bool {
 		b, err := store.GetModel(t.Context(), "default")
 		if err != nil {
 			return false
 		}
 		_, meta, err := recommend.DecodeModel(b)
 		return err == nil && meta.Updates == tr.Stats().Updates
-	})
+	}
+	waitUntil(t, 10*time.Second, "a snapshot with the first half", upToDate)
 	b, err := store.GetModel(t.Context(), "default")
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +174,7 @@ func TestRunLearnsAndPublishes(t *testing.T) {
 		st := tr.Stats()
 		return st.Impressions == int64(len(s.imps)) && st.Clicks == int64(len(s.clicks)) && st.FeedbackDuplicates == int64(len(s.clicks))
 	})
-	waitUntil(t, 10*time.Second, "a snapshot with everything", func() bool {
-		b, err := store.GetModel(t.Context(), "default")
-		if err != nil {
-			return false
-		}
-		_, meta, err := recommend.DecodeModel(b)
-		return err == nil && meta.Updates == tr.Stats().Updates
-	})
+	waitUntil(t, 10*time.Second, "a snapshot with everything", upToDate)
 	b, _ = store.GetModel(t.Context(), "default")
 	m2, meta2, err := recommend.DecodeModel(b)
 	if err != nil {
