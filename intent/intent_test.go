@@ -61,7 +61,7 @@ func TestPriorPolicyFollowsSessionNovelty(t *testing.T) {
 	prev, first := -1.0, 0.0
 	for i, ewma := range []float64{0, 0.25, 0.5, 0.75, 1} {
 		// Five clicks on items this much more novel than their slates.
-		ev := 5 * DefaultModeModel().ClickEvidence(ewma-0.5)
+		ev := 5 * DefaultModeModel().ClickEvidence(ewma-0.5, 0.5)
 		x := p.Prior.State(nil, Observations{SessionClicks: 5, SessionNovelEWMA: ewma, SessionNovelClicks: 5 * ewma, SessionEvidence: ev})
 		probs := p.Distribution(nil, x)
 		sum := 0.0
@@ -176,13 +176,13 @@ func TestNovelPreferenceFollowsEvidence(t *testing.T) {
 	}
 	// Two sessions without a single click: one passed over the novel
 	// items of mixed slates, the other over the familiar ones.
-	skipNovel := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(0.5)}, m)
-	skipFamiliar := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(-0.5)}, m)
+	skipNovel := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(0.5, 0.5)}, m)
+	skipFamiliar := NovelPreference(Observations{SessionEvidence: 6 * mm.SkipEvidence(-0.5, 0.5)}, m)
 	if !(skipNovel < m && skipFamiliar > m) {
 		t.Errorf("skipping novel items: %v, skipping familiar ones: %v; want below and above %v", skipNovel, skipFamiliar, m)
 	}
 	// Clicking novel items and skipping familiar ones is the strongest sign.
-	o := Observations{SessionEvidence: 2*mm.ClickEvidence(0.5) + 4*mm.SkipEvidence(-0.5)}
+	o := Observations{SessionEvidence: 2*mm.ClickEvidence(0.5, 0.5) + 4*mm.SkipEvidence(-0.5, 0.5)}
 	if seeking := NovelPreference(o, m); seeking < 0.8 {
 		t.Errorf("novelty-seeking session: %v, want ≥ 0.8", seeking)
 	}

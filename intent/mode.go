@@ -10,26 +10,32 @@ import (
 // propensities: a session either explores or exploits, and an examined item
 // is clicked with probability
 //
-//	P(click | explore) = σ(Base + (Shift + Contrast)·d),
-//	P(click | exploit) = σ(Base + (Shift − Contrast)·d),
+//	P(click | explore) = σ(Base + (Shift + Contrast)·d − Routine·f),
+//	P(click | exploit) = σ(Base + (Shift − Contrast)·d + Routine·f),
 //
 // where d = nov(u,i) − n̄ is the item's novelty relative to n̄, the mean
-// novelty of the slate it was shown in. Centring on the slate is the
-// exposure correction: what a click reveals is which kind of item the user
-// chose among those offered, so a slate that is all novel (a cold user's,
-// to whom everything is new) or all familiar carries no evidence about the
-// mode, however much it is clicked, and a policy that shows few novel items
-// cannot make a user look like an exploiter. The base rate is shared by the
-// two modes for the same reason: a mode is a preference between kinds of
-// item, not a propensity to click.
+// novelty of the slate it was shown in, and f = 1 − n̄ how familiar the
+// slate is as a whole. Centring d on the slate is the exposure correction:
+// which kind of item the user chose among those offered says which mode
+// they are in, whatever the policy chose to offer, and a policy that shows
+// few novel items cannot make a user look like an exploiter.
+//
+// Routine is the other half of a mode: an exploring session is bored by a
+// slate of more of the same and clicks less of it, an exploiting one is at
+// home there. It is what an all-familiar slate, the one an exploiting
+// session should get, reveals about the mode, so evidence keeps arriving
+// without showing novel items for the sake of it. It is measured against
+// familiarity, not novelty, on purpose: to a cold user everything is
+// "novel" only because nothing is known, and a slate that is all novel
+// (f = 0) still carries no evidence beyond which items were chosen, however
+// much it is clicked.
 //
 // Shift is what every user does with novelty whatever the mode: novel
 // items are usually less relevant and clicked less by everyone, so a click
 // on one says more about exploring than a skip of one says about
 // exploiting. Contrast is how much the mode matters: near zero, slates
 // carry no evidence and the propensities stay at the population prior;
-// Shift + Contrast is an exploring session's own taste for novelty, which
-// the hedged slate consults (ExploreGain) before it gives novel items seats.
+// Shift + Contrast is an exploring session's own taste for novelty.
 //
 // Examine and ExamineClick are the cascade's continuation rates: after
 // passing over an item the user looks at the next one with probability
@@ -37,13 +43,14 @@ import (
 // above a slate's deepest click were examined for certain; below it, and
 // below the top item of a slate without a click, the depth is summed over.
 //
-// Base, Shift, Contrast and both rates are fitted to logged sessions
-// (ModeLog.Fit) and travel with the policy in the model snapshot;
+// Base, Shift, Contrast, Routine and both rates are fitted to logged
+// sessions (ModeLog.Fit) and travel with the policy in the model snapshot;
 // DefaultModeModel is the prior a new deployment serves with.
 type ModeModel struct {
 	Base         float64 `json:"base"`
 	Shift        float64 `json:"shift"`
 	Contrast     float64 `json:"contrast"`
+	Routine      float64 `json:"routine,omitempty"`
 	Examine      float64 `json:"examine"`
 	ExamineClick float64 `json:"examine_click"`
 }
@@ -69,7 +76,7 @@ func (m ModeModel) OrDefault() ModeModel {
 // Validate rejects a model that would make evidence meaningless, so a
 // corrupt snapshot never replaces a working one.
 func (m ModeModel) Validate() error {
-	if !finite([]float64{m.Base, m.Shift, m.Contrast, m.Examine, m.ExamineClick}) {
+	if !finite([]float64{m.Base, m.Shift, m.Contrast, m.Routine, m.Examine, m.ExamineClick}) {
 		return errors.New("intent: non-finite mode model")
 	}
 	if m.Contrast < 0 || !(m.Examine >= 0 && m.Examine <= 1) || !(m.ExamineClick >= 0 && m.ExamineClick <= 1) {
@@ -78,9 +85,10 @@ func (m ModeModel) Validate() error {
 	return nil
 }
 
-// logits are the two modes' click logits of an item at relative novelty d.
-func (m ModeModel) logits(d float64) (explore, exploit float64) {
-	return m.Base + (m.Shift+m.Contrast)*d, m.Base + (m.Shift-m.Contrast)*d
+// logits are the two modes' click logits of an item at relative novelty d
+// in a slate of familiarity f.
+func (m ModeModel) logits(d, f float64) (explore, exploit float64) {
+	return m.Base + (m.Shift+m.Contrast)*d - m.Routine*f, m.Base + (m.Shift-m.Contrast)*d + m.Routine*f
 }
 
 // NovelWorth turns q, the probability that the session explores, into the
@@ -88,14 +96,14 @@ func (m ModeModel) logits(d float64) (explore, exploit float64) {
 // where G is how many more clicks an exploring session gives a novel item
 // than a familiar one and L how many fewer an exploiting session gives it
 // (the model's click rates half a unit of novelty above and below the
-// slate's mean). The decisions (the level's target and the hedge's novel
+// mean of a half-novel slate). The decisions (the level's target and the hedge's novel
 // seats) act on it rather than on q: where the mode matters little, or
 // explorers click novel items no more than familiar ones (G ≤ 0), novel
 // items earn no seats however likely exploring is. Under a symmetric
 // model (Shift 0, the default) G = L and NovelWorth is q itself.
 func (m ModeModel) NovelWorth(q float64) float64 {
-	e1, x1 := m.logits(0.5)
-	e0, x0 := m.logits(-0.5)
+	e1, x1 := m.logits(0.5, 0.5)
+	e0, x0 := m.logits(-0.5, 0.5)
 	g, l := sigmoid(e1)-sigmoid(e0), sigmoid(x0)-sigmoid(x1)
 	if g == l {
 		return q
@@ -108,16 +116,16 @@ func (m ModeModel) NovelWorth(q float64) float64 {
 }
 
 // ClickEvidence is the log-likelihood ratio, explore over exploit, of a
-// click on an item at relative novelty d.
-func (m ModeModel) ClickEvidence(d float64) float64 {
-	e, x := m.logits(d)
+// click on an item at relative novelty d in a slate of familiarity f.
+func (m ModeModel) ClickEvidence(d, f float64) float64 {
+	e, x := m.logits(d, f)
 	return logSigmoid(e) - logSigmoid(x)
 }
 
 // SkipEvidence is the log-likelihood ratio of examining the item and not
 // clicking it.
-func (m ModeModel) SkipEvidence(d float64) float64 {
-	e, x := m.logits(d)
+func (m ModeModel) SkipEvidence(d, f float64) float64 {
+	e, x := m.logits(d, f)
 	return logSigmoid(-e) - logSigmoid(-x)
 }
 
@@ -149,7 +157,7 @@ func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 	var buf [16]modeObs
 	obs := buf[:0]
 	for k := range n {
-		obs = append(obs, modeObs{d: float32(novelty[k] - c), click: clicked[k]})
+		obs = append(obs, modeObs{d: float32(novelty[k] - c), f: float32(1 - c), click: clicked[k]})
 	}
 	return m.slateLogLik(obs, true, nil) - m.slateLogLik(obs, false, nil)
 }
@@ -173,7 +181,7 @@ func (m ModeModel) slateLogLik(obs []modeObs, explore bool, w []float64) float64
 		}
 	}
 	p := func(k int) float64 {
-		e, x := m.logits(float64(obs[k].d))
+		e, x := m.logits(float64(obs[k].d), float64(obs[k].f))
 		if explore {
 			return sigmoid(e)
 		}

@@ -41,13 +41,14 @@ func TestSlateEvidence(t *testing.T) {
 // two-item slate without a click summed by hand.
 func TestSlateEvidenceCascade(t *testing.T) {
 	mm := DefaultModeModel()
+	mm.Routine = 0.8 // the slates' familiarity counts too
 	at := func(e float64) ModeModel { m := mm; m.Examine, m.ExamineClick = e, e; return m }
 	sigma := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 	// The no-click likelihood of a two-item slate under one mode: the top
 	// item was passed over, then the user stopped or passed the second.
 	twoSkips := func(m ModeModel, explore bool, d0, d1 float64) float64 {
 		p := func(d float64) float64 {
-			e, x := m.logits(d)
+			e, x := m.logits(d, 0.5)
 			if explore {
 				return sigma(e)
 			}
@@ -64,11 +65,11 @@ func TestSlateEvidenceCascade(t *testing.T) {
 		want    float64
 	}{
 		{"nobody looks past a click: the items below do not count", at(0), []float64{0, 1, 0, 1}, []bool{false, true, false, false},
-			mm.SkipEvidence(-0.5) + mm.ClickEvidence(0.5)},
+			mm.SkipEvidence(-0.5, 0.5) + mm.ClickEvidence(0.5, 0.5)},
 		{"everyone looks at everything: every unclicked item is a skip", at(1), []float64{0, 1, 0, 1}, []bool{false, true, false, false},
-			mm.SkipEvidence(-0.5) + mm.ClickEvidence(0.5) + mm.SkipEvidence(-0.5) + mm.SkipEvidence(0.5)},
+			mm.SkipEvidence(-0.5, 0.5) + mm.ClickEvidence(0.5, 0.5) + mm.SkipEvidence(-0.5, 0.5) + mm.SkipEvidence(0.5, 0.5)},
 		{"no click, only the top item examined", at(0), []float64{1, 0, 0}, []bool{false, false, false},
-			mm.SkipEvidence(1 - 1.0/3)},
+			mm.SkipEvidence(1-1.0/3, 1-1.0/3)},
 		{"no click, two items, depth summed over", m7, []float64{0, 1}, []bool{false, false},
 			math.Log(twoSkips(m7, true, -0.5, 0.5)) - math.Log(twoSkips(m7, false, -0.5, 0.5))},
 	}
@@ -116,5 +117,39 @@ func TestRhoFoldBoundsOneSession(t *testing.T) {
 	none.Fold(0)
 	if none != (RhoPosterior{}) {
 		t.Fatal("a session without evidence changed the posterior")
+	}
+}
+
+// TestRoutineEvidence: with Routine, a slate of familiar items tells the
+// modes apart even when nothing in it is novel (an exploring session is
+// bored by it), while a slate that is all novel, as every slate of a cold
+// user is, still carries no evidence however it is clicked.
+func TestRoutineEvidence(t *testing.T) {
+	mm := ModeModel{Base: -1, Shift: -1, Contrast: 1.5, Routine: 1, Examine: 0.8, ExamineClick: 0.5}
+	familiar := []float64{0, 0, 0, 0}
+	novel := []float64{1, 1, 1, 1}
+	tests := []struct {
+		name    string
+		m       ModeModel
+		novelty []float64
+		clicked []bool
+		sign    int
+	}{
+		{"familiar slate passed over: explore", mm, familiar, []bool{false, false, false, false}, 1},
+		{"familiar slate clicked: exploit", mm, familiar, []bool{true, false, false, false}, -1},
+		{"novel slate passed over: nothing", mm, novel, []bool{false, false, false, false}, 0},
+		{"novel slate clicked: nothing", mm, novel, []bool{true, true, false, false}, 0},
+		{"without routine a familiar slate says nothing", ModeModel{Base: -1, Contrast: 1.5, Examine: 0.8, ExamineClick: 0.5}, familiar, []bool{true, false, false, false}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.m.SlateEvidence(tc.novelty, tc.clicked)
+			switch {
+			case tc.sign == 0 && math.Abs(got) > 1e-9,
+				tc.sign > 0 && !(got > 0.1),
+				tc.sign < 0 && !(got < -0.1):
+				t.Fatalf("evidence %v, want sign %d", got, tc.sign)
+			}
+		})
 	}
 }

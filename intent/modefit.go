@@ -26,10 +26,11 @@ type modeSession struct {
 	obs      []modeObs
 }
 
-// modeObs is one shown item: its novelty relative to its slate's mean,
-// whether it was clicked, and whether it starts a slate.
+// modeObs is one shown item: its novelty relative to its slate's mean, its
+// slate's familiarity (1 − the mean), whether it was clicked, and whether it
+// starts a slate.
 type modeObs struct {
-	d            float32
+	d, f         float32
 	click, first bool
 }
 
@@ -69,7 +70,7 @@ func (l *ModeLog) Add(user, session string, ts int64, novelty []float64, clicked
 	s := &l.sessions[i]
 	s.last = max(s.last, ts)
 	for k := range n {
-		s.obs = append(s.obs, modeObs{d: float32(novelty[k] - c), click: clicked[k], first: k == 0})
+		s.obs = append(s.obs, modeObs{d: float32(novelty[k] - c), f: float32(1 - c), click: clicked[k], first: k == 0})
 	}
 	l.items += n
 	if l.items > l.maxItems {
@@ -106,7 +107,7 @@ type FitStats struct {
 	LogLik float64
 }
 
-// Fit fits Base, Shift and Contrast of m and the population prior p of ρ_u
+// Fit fits Base, Shift, Contrast and Routine of m and the population prior p of ρ_u
 // to the window by EM, starting from m and p (so a refit after a little
 // more traffic takes few iterations). The latent variables are each
 // session's mode and each user's ρ_u; the prior of ρ_u is a distribution on
@@ -114,7 +115,7 @@ type FitStats struct {
 // which the returned Beta prior keeps the mean and variance. The E step is
 // exact: a session's probability of exploring given everything its user
 // did. The M step fits the click model by Newton's method, a logistic
-// regression of the examined items on (1, d, ±d) weighted by the sessions'
+// regression of the examined items on (1, d, ±d, ∓f) weighted by the sessions'
 // mode probabilities, and the continuation rates by counting
 // (continuations). Fit returns m and p unchanged,
 // and ok false, when the window holds too little (MinFitSessions,
@@ -184,7 +185,7 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		m.Examine, m.ExamineClick = l.continuations(m, resp, we, wx)
 	}
 	if m.Contrast < 0 { // the modes swapped names
-		m.Contrast = -m.Contrast
+		m.Contrast, m.Routine = -m.Contrast, -m.Routine
 		slices.Reverse(pi[:])
 	}
 	return m, momentPrior(pi), st, true
@@ -223,7 +224,7 @@ func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, expl
 	return explore, exploit
 }
 
-// fitBound bounds Shift and |Contrast| (and Base to [−2·fitBound,
+// fitBound bounds Shift, |Contrast| and |Routine| (and Base to [−2·fitBound,
 // fitBound]): a unit of relative novelty moves a mode's click odds at most
 // e⁴ ≈ 55-fold. A window that asks for more is not one the two-mode model
 // describes: through the HTTP API, a scripted client whose clicks followed
@@ -231,7 +232,7 @@ func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, expl
 // 6,000 requests, and the policy then took most users for explorers.
 const fitBound = 4
 
-// fitRidge is the weight of a weak pull of Base, Shift and Contrast
+// fitRidge is the weight of a weak pull of the click model's parameters
 // towards zero: about one observation's worth, so that a window in which
 // a parameter is not identified (no slate mixes novel and familiar items)
 // leaves it finite.
@@ -240,20 +241,21 @@ const fitRidge = 1
 // newton takes one Newton step on the M step's weighted logistic
 // likelihood (a generalised EM: the step raises the likelihood without
 // maximising it, and the next iteration's E step follows anyway):
-// each item counts under the explore logit Base + (Shift+Contrast)·d with
-// weight r·we (its session's probability of exploring times its
-// probability of having been examined if so) and under the exploit one
+// each item counts under the explore logit Base + (Shift+Contrast)·d −
+// Routine·f with weight r·we (its session's probability of exploring times
+// its probability of having been examined if so) and under the exploit one
 // with (1−r)·wx.
 func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
-	theta := [3]float64{m.Base, m.Shift, m.Contrast}
+	const np = 4
+	theta := [np]float64{m.Base, m.Shift, m.Contrast, m.Routine}
 	var (
-		g  [3]float64
-		hh [3][3]float64
+		g  [np]float64
+		hh [np][np]float64
 	)
 	off := 0
 	for i, s := range l.sessions {
 		for k, o := range s.obs {
-			d := float64(o.d)
+			d, f := float64(o.d), float64(o.f)
 			y := 0.0
 			if o.click {
 				y = 1
@@ -266,11 +268,11 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 				if w == 0 {
 					continue
 				}
-				x := [3]float64{1, d, sign * d}
-				q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2])
-				for a := range 3 {
+				x := [np]float64{1, d, sign * d, -sign * f}
+				q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2] + theta[3]*x[3])
+				for a := range np {
 					g[a] += w * (y - q) * x[a]
-					for b := a; b < 3; b++ {
+					for b := a; b < np; b++ {
 						hh[a][b] += w * q * (1 - q) * x[a] * x[b]
 					}
 				}
@@ -278,27 +280,28 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 		}
 		off += len(s.obs)
 	}
-	h := mat.NewSymDense(3, nil)
-	for a := range 3 {
+	h := mat.NewSymDense(np, nil)
+	for a := range np {
 		g[a] -= fitRidge * theta[a]
 		hh[a][a] += fitRidge
-		for b := a; b < 3; b++ {
+		for b := a; b < np; b++ {
 			h.SetSym(a, b, hh[a][b])
 		}
 	}
 	var step mat.VecDense
-	if err := step.SolveVec(h, mat.NewVecDense(3, g[:])); err != nil {
+	if err := step.SolveVec(h, mat.NewVecDense(np, g[:])); err != nil {
 		return m // singular: no item varies in d
 	}
-	for a := range 3 {
+	for a := range np {
 		// A bounded step: the likelihood is concave, but a first
 		// step from far away can overshoot.
 		theta[a] += min(max(step.AtVec(a), -2), 2)
 	}
 	theta[0] = min(max(theta[0], -2*fitBound), fitBound)
-	theta[1] = min(max(theta[1], -fitBound), fitBound)
-	theta[2] = min(max(theta[2], -fitBound), fitBound)
-	m.Base, m.Shift, m.Contrast = theta[0], theta[1], theta[2]
+	for a := 1; a < np; a++ {
+		theta[a] = min(max(theta[a], -fitBound), fitBound)
+	}
+	m.Base, m.Shift, m.Contrast, m.Routine = theta[0], theta[1], theta[2], theta[3]
 	return m
 }
 

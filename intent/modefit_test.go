@@ -9,10 +9,11 @@ import (
 
 // plantSessions logs sessions of users whose ρ_u ~ Beta(a, b) under the
 // planted click model: each session draws its mode from ρ_u, and each slate
-// of ten items, some novel and some familiar, is scanned top-down by a
+// of ten items, each novel with a probability drawn from shares (a policy
+// varies the novel share by slate), is scanned top-down by a
 // cascade that goes on past an item with probability planted.Examine, or
 // ExamineClick after a click.
-func plantSessions(l *ModeLog, planted ModeModel, a, b float64, users int, seed uint64) {
+func plantSessions(l *ModeLog, planted ModeModel, a, b float64, shares []float64, users int, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for u := range users {
 		rho := betaSample(rng, a, b)
@@ -23,8 +24,9 @@ func plantSessions(l *ModeLog, planted ModeModel, a, b float64, users int, seed 
 			for range 1 + rng.IntN(4) {
 				nov := make([]float64, 10)
 				clicked := make([]bool, 10)
+				share := shares[rng.IntN(len(shares))]
 				for k := range nov {
-					if rng.Float64() < 0.4 {
+					if rng.Float64() < share {
 						nov[k] = 0.6 + 0.4*rng.Float64()
 					} else {
 						nov[k] = 0.3 * rng.Float64()
@@ -35,7 +37,7 @@ func plantSessions(l *ModeLog, planted ModeModel, a, b float64, users int, seed 
 					c += v / 10
 				}
 				for k := range nov {
-					e, x := planted.logits(nov[k] - c)
+					e, x := planted.logits(nov[k]-c, 1-c)
 					z := x
 					if explore {
 						z = e
@@ -81,17 +83,26 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 		// nothing served depends on it much. Where it is identified, EM
 		// still creeps along the ridge between the prior's mean and
 		// Shift (a prior leaning to explore and a shift leaning against
-		// novelty explain the clicks almost as well), hence 0.08.
+		// novelty explain the clicks almost as well), hence 0.08; so
+		// does Routine, a per-mode intercept where slates' familiarity
+		// hardly varies.
 		priorTol float64
+		// shares are the slates' novel shares (nil: 0.4 throughout).
+		shares []float64
 	}{
-		{"strong mode, novelty costs everyone", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06},
-		{"weak mode", ModeModel{Base: -1.5, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, 2, 3, math.Inf(1)},
-		{"symmetric, mostly exploring", ModeModel{Base: 0, Shift: 0, Contrast: 1.5, Examine: 0.6, ExamineClick: 0.9}, 3, 1, 0.08},
+		{"strong mode, novelty costs everyone", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06, nil},
+		{"weak mode", ModeModel{Base: -1.5, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, 2, 3, math.Inf(1), nil},
+		{"symmetric, mostly exploring", ModeModel{Base: 0, Shift: 0, Contrast: 1.5, Examine: 0.6, ExamineClick: 0.9}, 3, 1, 0.08, nil},
+		{"explorers shun familiar slates", ModeModel{Base: -1, Shift: -1, Contrast: 1.5, Routine: 1.2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, []float64{0, 0.2, 0.4, 0.6}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewModeLog(1 << 20)
-			plantSessions(l, tc.planted, tc.a, tc.b, 1200, 11)
+			shares := tc.shares
+			if shares == nil {
+				shares = []float64{0.4}
+			}
+			plantSessions(l, tc.planted, tc.a, tc.b, shares, 1200, 11)
 			start := DefaultModeModel()
 			m, p, st, ok := l.Fit(start, DefaultPrior, 120)
 			if !ok {
@@ -120,6 +131,8 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 				}{
 					{"prior mean", mean, plantedMean, tc.priorTol},
 					{"shift", m.Shift, tc.planted.Shift, 0.3},
+					// A per-mode intercept: along the same ridge.
+					{"routine", m.Routine, tc.planted.Routine, 0.25},
 				}...)
 			}
 			for _, c := range checks {
@@ -136,7 +149,7 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 
 func TestModeFitNeedsEnoughData(t *testing.T) {
 	l := NewModeLog(1 << 20)
-	plantSessions(l, DefaultModeModel(), 2, 3, 20, 3)
+	plantSessions(l, DefaultModeModel(), 2, 3, []float64{0.4}, 20, 3)
 	m, p, _, ok := l.Fit(DefaultModeModel(), DefaultPrior, 10)
 	if ok || m != DefaultModeModel() || p != DefaultPrior {
 		t.Fatalf("fit moved on a small window: %+v %+v", m, p)
@@ -145,7 +158,7 @@ func TestModeFitNeedsEnoughData(t *testing.T) {
 
 func TestModeLogKeepsItsBudget(t *testing.T) {
 	l := NewModeLog(5000)
-	plantSessions(l, DefaultModeModel(), 2, 3, 2000, 5)
+	plantSessions(l, DefaultModeModel(), 2, 3, []float64{0.4}, 2000, 5)
 	if l.items > 5000 || l.items < 2500 {
 		t.Fatalf("window holds %d items, budget 5000", l.items)
 	}
@@ -178,7 +191,7 @@ func TestModeLogSplitsIdleSessions(t *testing.T) {
 // shown items) with its default warm-started iterations (4).
 func BenchmarkModeFit(b *testing.B) {
 	l := NewModeLog(50_000)
-	plantSessions(l, ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 3000, 1)
+	plantSessions(l, ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, []float64{0.4}, 3000, 1)
 	b.ReportMetric(float64(l.items), "items")
 	for b.Loop() {
 		l.Fit(DefaultModeModel(), DefaultPrior, 4)
@@ -190,7 +203,7 @@ func BenchmarkModeFit(b *testing.B) {
 // mode) gives a bounded model, not one that reads every click as proof.
 func TestModeFitStaysBounded(t *testing.T) {
 	l := NewModeLog(1 << 20)
-	plantSessions(l, ModeModel{Base: -3, Shift: 8, Contrast: 1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 400, 9)
+	plantSessions(l, ModeModel{Base: -3, Shift: 8, Contrast: 1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, []float64{0.4}, 400, 9)
 	m, _, _, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
 	if !ok {
 		t.Fatal("no fit")

@@ -59,10 +59,10 @@ func TestNoveltySeekingSessionGetsMoreNovelSlate(t *testing.T) {
 	// its slate, as Observe accounts them.
 	mm := intent.DefaultModeModel()
 	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
-		ModeSession: "s", ModeEvidence: 6 * mm.ClickEvidence(0.5)}, Session: session(6, 6, 1)}
+		ModeSession: "s", ModeEvidence: 6 * mm.ClickEvidence(0.5, 0.5)}, Session: session(6, 6, 1)}
 	familiar := seeking
 	familiar.Session = session(6, 0, 0)
-	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5)
+	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5, 0.5)
 
 	var novS, novF, levS, levF float64
 	const runs = 200

@@ -179,8 +179,8 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		// Already counted as examined and skipped (an event out of order,
 		// or a click after an inferred skip): only a click changes it.
 		if click {
-			if d, ok := relNovelty(shown[start:end], id, nov); ok {
-				stats.ModeEvidence += mm.ClickEvidence(d) - mm.SkipEvidence(d)
+			if d, f, ok := relNovelty(shown[start:end], id, nov); ok {
+				stats.ModeEvidence += mm.ClickEvidence(d, f) - mm.SkipEvidence(d, f)
 			}
 		}
 		return
@@ -191,25 +191,26 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		})
 	}
 	for _, other := range shown[max(start, stats.ModeAccounted):j] {
-		if d, ok := relNovelty(shown[start:end], other, nov); ok {
-			stats.ModeEvidence += mm.SkipEvidence(d)
+		if d, f, ok := relNovelty(shown[start:end], other, nov); ok {
+			stats.ModeEvidence += mm.SkipEvidence(d, f)
 		}
 	}
-	if d, ok := relNovelty(shown[start:end], id, nov); ok {
+	if d, f, ok := relNovelty(shown[start:end], id, nov); ok {
 		if click {
-			stats.ModeEvidence += mm.ClickEvidence(d)
+			stats.ModeEvidence += mm.ClickEvidence(d, f)
 		} else {
-			stats.ModeEvidence += mm.SkipEvidence(d)
+			stats.ModeEvidence += mm.SkipEvidence(d, f)
 		}
 	}
 	stats.ModeAccounted = j + 1
 }
 
-// relNovelty is nov(u, id) minus the mean novelty of the slate.
-func relNovelty(slate []string, id string, nov noveltyFunc) (float64, bool) {
+// relNovelty is nov(u, id) minus the mean novelty of the slate, and the
+// slate's familiarity (1 − that mean).
+func relNovelty(slate []string, id string, nov noveltyFunc) (d, f float64, ok bool) {
 	v, ok := nov(id)
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
 	sum, n := 0.0, 0
 	for _, other := range slate {
@@ -218,7 +219,8 @@ func relNovelty(slate []string, id string, nov noveltyFunc) (float64, bool) {
 			n++
 		}
 	}
-	return v - sum/float64(n), true
+	mean := sum / float64(n)
+	return v - mean, 1 - mean, true
 }
 
 // openSession makes st.Stats hold the mode evidence of st.Session: when the

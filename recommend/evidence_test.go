@@ -53,8 +53,8 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 		return Feedback{UserID: "u", SessionID: "s", ItemID: id, Type: Skip, TS: ts}
 	}
 	// Evidence of one examined item at relative novelty ±½.
-	cn, cf := mm.ClickEvidence(0.5), mm.ClickEvidence(-0.5)
-	sf := mm.SkipEvidence(-0.5)
+	cn, cf := mm.ClickEvidence(0.5, 0.5), mm.ClickEvidence(-0.5, 0.5)
+	sf := mm.SkipEvidence(-0.5, 0.5)
 	// A slate no event reached: examined to a depth the cascade sums over.
 	noClick := func(novs ...float64) float64 {
 		return mm.SlateEvidence(novs, make([]bool, len(novs)))

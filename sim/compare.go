@@ -57,13 +57,17 @@ const (
 	MSessionAUCLater = "session_auc_later"
 	MUserCorrelation = "user_correlation"
 	MCalibration     = "session_calibration"
+	MExploreCTR      = "explore_ctr"
+	MExploitCTR      = "exploit_ctr"
+	MExploreNovel    = "explore_novel"
+	MExploitNovel    = "exploit_novel"
 )
 
 // MetricNames lists the metrics of a report in order.
 var MetricNames = []string{
 	MClicksPerUser, MCTR, MReturnRate, MSessionsPerUser, MNovelty, MSelfInformation,
 	MILD, MTopicsPerUser, MNovelClickShare, MSessionAUC, MSessionAUCFirst, MSessionAUCLater, MUserCorrelation,
-	MCalibration,
+	MCalibration, MExploreCTR, MExploitCTR, MExploreNovel, MExploitNovel,
 }
 
 // Metrics returns the result's metrics by name; the intent scores only for
@@ -73,6 +77,7 @@ func (r *Result) Metrics() map[string]float64 {
 		MClicksPerUser: r.ClicksPerUser, MCTR: r.CTR, MReturnRate: r.ReturnRate,
 		MSessionsPerUser: r.SessionsPerUser, MNovelty: r.Novelty, MSelfInformation: r.SelfInformation,
 		MILD: r.ILD, MTopicsPerUser: r.TopicsPerUser, MNovelClickShare: r.NovelClickShare,
+		MExploreCTR: r.ExploreCTR, MExploitCTR: r.ExploitCTR, MExploreNovel: r.ExploreNovel, MExploitNovel: r.ExploitNovel,
 	}
 	if r.IntentModeled {
 		m[MSessionAUC] = r.SessionAUC

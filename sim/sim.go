@@ -65,6 +65,15 @@ type Result struct {
 	Engagement []float64 `json:"engagement"`
 	// Active holds the share of users who had an s-th session.
 	Active []float64 `json:"active"`
+	// ExploreCTR and ExploitCTR are clicks per shown item in the decisions
+	// served while the user's true mode was explore and exploit, and
+	// ExploreNovel and ExploitNovel the share of those slates' items that
+	// were novel (a topic new to the user): where a policy wins or loses
+	// against the oracle, which serves each mode its own level.
+	ExploreCTR   float64 `json:"explore_ctr"`
+	ExploitCTR   float64 `json:"exploit_ctr"`
+	ExploreNovel float64 `json:"explore_novel"`
+	ExploitNovel float64 `json:"exploit_novel"`
 
 	// IntentModeled is set for policies that estimate intent (the HRL);
 	// the scores below are meaningful only then.
@@ -151,7 +160,10 @@ type runner struct {
 	sumILD  float64
 	sessEng []float64
 	sessAct []float64
-	obs     Observer
+	// byMode sums shown items, clicks and novel items per true mode
+	// (0 exploit, 1 explore).
+	byMode [2]struct{ shown, clicks, novel float64 }
+	obs    Observer
 }
 
 // Observer sees what a run's users are shown and what they do, in event
@@ -443,6 +455,14 @@ func (r *runner) session(u *simUser, s int) error {
 			}
 		}
 		clicks += len(r.clicked)
+		bm := &r.byMode[b2i(explore)]
+		bm.shown += float64(len(d.Items))
+		bm.clicks += float64(len(r.clicked))
+		for _, it := range d.Items {
+			if it.Novel {
+				bm.novel++
+			}
+		}
 
 		leave := cfg.LeaveAfterNoClick
 		if len(r.clicked) > 0 {
@@ -561,6 +581,10 @@ func (r *runner) finish(users []*simUser) {
 		}
 	}
 	res.TopicsPerUser = float64(topics) / n
+	res.ExploitCTR = ratio(r.byMode[0].clicks, r.byMode[0].shown)
+	res.ExploreCTR = ratio(r.byMode[1].clicks, r.byMode[1].shown)
+	res.ExploitNovel = ratio(r.byMode[0].novel, r.byMode[0].shown)
+	res.ExploreNovel = ratio(r.byMode[1].novel, r.byMode[1].shown)
 	res.Engagement = make([]float64, len(r.sessEng))
 	res.Active = make([]float64, len(r.sessAct))
 	for s := range r.sessEng {
@@ -614,6 +638,13 @@ func calibrationError(scores []float64, labels []bool) float64 {
 		}
 	}
 	return e
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func ratio(a, b float64) float64 {

@@ -63,7 +63,8 @@ func mergeModes(g, b, l *intent.Policy) {
 	gm, lm := g.Mode.OrDefault(), l.Mode.OrDefault()
 	g.Mode = intent.ModeModel{
 		Base: (gm.Base + lm.Base) / 2, Shift: (gm.Shift + lm.Shift) / 2,
-		Contrast: (gm.Contrast + lm.Contrast) / 2, Examine: lm.Examine,
+		Contrast: (gm.Contrast + lm.Contrast) / 2, Routine: (gm.Routine + lm.Routine) / 2,
+		Examine: (gm.Examine + lm.Examine) / 2, ExamineClick: (gm.ExamineClick + lm.ExamineClick) / 2,
 	}
 	g.Prior = intent.Prior{Alpha: (g.Prior.Alpha + l.Prior.Alpha) / 2, Beta: (g.Prior.Beta + l.Prior.Beta) / 2}
 }

@@ -257,10 +257,10 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 func TestMergeAveragesModeFits(t *testing.T) {
 	base := recommend.DefaultModel()
 	fit := base.Intent.Clone()
-	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Examine: 0.7}
+	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Routine: 1, Examine: 0.7, ExamineClick: 0.5}
 	fit.Prior = intent.Prior{Alpha: 2, Beta: 3}
 	other := base.Intent.Clone()
-	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Examine: 0.7}
+	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6}
 	other.Prior = intent.Prior{Alpha: 4, Beta: 1}
 	model := func(p *intent.Policy) *recommend.Model {
 		return &recommend.Model{Intent: p, Ranker: base.Ranker}
@@ -274,7 +274,7 @@ func TestMergeAveragesModeFits(t *testing.T) {
 		{"the same fit twice stays put", fit, fit, fit.Mode, fit.Prior},
 		{"a replica that did not refit changes nothing", fit, base.Intent, fit.Mode, fit.Prior},
 		{"two fits average", fit, other,
-			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Examine: 0.7}, intent.Prior{Alpha: 3, Beta: 2}},
+			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55}, intent.Prior{Alpha: 3, Beta: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,6 +202,10 @@ var tableColumns = []struct{ metric, header, format string }{
 	{sim.MSessionAUCLater, "AUC later", "%.3f"},
 	{sim.MUserCorrelation, "corr(ρ)", "%.3f"},
 	{sim.MCalibration, "ECE", "%.3f"},
+	{sim.MExploreCTR, "CTR explore", "%.4f"},
+	{sim.MExploitCTR, "CTR exploit", "%.4f"},
+	{sim.MExploreNovel, "novel explore", "%.3f"},
+	{sim.MExploitNovel, "novel exploit", "%.3f"},
 }
 
 // writeTable prints one row per policy, each metric as mean ± 95% CI
