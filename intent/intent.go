@@ -65,6 +65,10 @@ type Observations struct {
 	// its clicks and skips, explicit or inferred from what was shown.
 	Rho             RhoPosterior
 	SessionEvidence float64
+	// SessionShown says whether the session has been shown a slate: the
+	// next decision is then one step of the mode's chain later than the
+	// evidence (ModeModel.Predict).
+	SessionShown bool
 }
 
 // ModeEvidenceCap bounds the evidence of the session's feedback, in

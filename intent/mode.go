@@ -47,10 +47,15 @@ import (
 // sessions (ModeLog.Fit) and travel with the policy in the model snapshot;
 // DefaultModeModel is the prior a new deployment serves with.
 type ModeModel struct {
-	Base         float64 `json:"base"`
-	Shift        float64 `json:"shift"`
-	Contrast     float64 `json:"contrast"`
-	Routine      float64 `json:"routine,omitempty"`
+	Base     float64 `json:"base"`
+	Shift    float64 `json:"shift"`
+	Contrast float64 `json:"contrast"`
+	Routine  float64 `json:"routine,omitempty"`
+	// ToExploit and ToExplore are the probabilities that a session's mode
+	// switches after a slate, from exploring to exploiting and back. Zero
+	// (the default) is a session that keeps its mode.
+	ToExploit    float64 `json:"to_exploit,omitempty"`
+	ToExplore    float64 `json:"to_explore,omitempty"`
 	Examine      float64 `json:"examine"`
 	ExamineClick float64 `json:"examine_click"`
 }
@@ -79,6 +84,9 @@ func (m ModeModel) Validate() error {
 	if !finite([]float64{m.Base, m.Shift, m.Contrast, m.Routine, m.Examine, m.ExamineClick}) {
 		return errors.New("intent: non-finite mode model")
 	}
+	if !(m.ToExploit >= 0 && m.ToExploit < 1) || !(m.ToExplore >= 0 && m.ToExplore < 1) {
+		return fmt.Errorf("intent: mode model switch rates %v, %v out of range", m.ToExploit, m.ToExplore)
+	}
 	if m.Contrast < 0 || !(m.Examine >= 0 && m.Examine <= 1) || !(m.ExamineClick >= 0 && m.ExamineClick <= 1) {
 		return fmt.Errorf("intent: mode model contrast %v or continuation rates %v, %v out of range", m.Contrast, m.Examine, m.ExamineClick)
 	}
@@ -89,6 +97,22 @@ func (m ModeModel) Validate() error {
 // in a slate of familiarity f.
 func (m ModeModel) logits(d, f float64) (explore, exploit float64) {
 	return m.Base + (m.Shift+m.Contrast)*d - m.Routine*f, m.Base + (m.Shift-m.Contrast)*d + m.Routine*f
+}
+
+// logTransitions is the log of the mode chain's transition matrix, [from][to]
+// with 0 explore.
+func (m ModeModel) logTransitions() [2][2]float64 {
+	return [2][2]float64{
+		{math.Log1p(-m.ToExploit), math.Log(m.ToExploit)},
+		{math.Log(m.ToExplore), math.Log1p(-m.ToExplore)},
+	}
+}
+
+// Predict is the probability that the next slate of a session explores,
+// given q, the probability that its last one did: one step of the mode
+// chain.
+func (m ModeModel) Predict(q float64) float64 {
+	return q*(1-m.ToExploit) + (1-q)*m.ToExplore
 }
 
 // NovelWorth turns q, the probability that the session explores, into the

@@ -24,6 +24,10 @@ type modeSession struct {
 	user, id string
 	last     int64 // the latest slate's time, ms
 	obs      []modeObs
+	// off and slates are Fit's: the session's first item's offset in the
+	// window and the range of its slates in Fit's slate list.
+	off    int
+	slates [2]int
 }
 
 // modeObs is one shown item: its novelty relative to its slate's mean, its
@@ -107,29 +111,41 @@ type FitStats struct {
 	LogLik float64
 }
 
-// Fit fits Base, Shift, Contrast and Routine of m and the population prior p of ρ_u
-// to the window by EM, starting from m and p (so a refit after a little
-// more traffic takes few iterations). The latent variables are each
-// session's mode and each user's ρ_u; the prior of ρ_u is a distribution on
-// the RhoPosterior grid (a nonparametric maximum-likelihood estimate), of
-// which the returned Beta prior keeps the mean and variance. The E step is
-// exact: a session's probability of exploring given everything its user
-// did. The M step fits the click model by Newton's method, a logistic
-// regression of the examined items on (1, d, ±d, ∓f) weighted by the sessions'
-// mode probabilities, and the continuation rates by counting
-// (continuations). Fit returns m and p unchanged,
-// and ok false, when the window holds too little (MinFitSessions,
-// MinFitUsers).
+// Fit fits Base, Shift, Contrast, Routine, the switch rates of m and the
+// population prior p of ρ_u to the window by EM, starting from m and p (so
+// a refit after a little more traffic takes few iterations). The latent
+// variables are each slate's mode, a two-state Markov chain within its
+// session that starts exploring with probability ρ_u and switches after
+// each slate with ToExploit or ToExplore, and each user's ρ_u; the prior of
+// ρ_u is a distribution on the RhoPosterior grid (a nonparametric
+// maximum-likelihood estimate), of which the returned Beta prior keeps the
+// mean and variance. The E step is exact: a session's likelihood given
+// its first slate's mode by a backward pass, the user's ρ_u from all their
+// sessions, and each slate's mode by the forward pass of the smoother. The
+// M step fits the click model by Newton's method, a logistic regression of
+// the examined items on (1, d, ±d, ∓f) weighted by their slates' mode
+// probabilities, and the continuation and switch rates by expected counts.
+// Fit returns m and p unchanged, and ok false, when the window holds too
+// little (MinFitSessions, MinFitUsers).
 func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitStats, bool) {
 	byUser := l.groupByUser()
 	st := FitStats{Sessions: len(l.sessions), Users: len(byUser), Items: l.items}
 	if st.Sessions < MinFitSessions || st.Users < MinFitUsers {
 		return m, p, st, false
 	}
+	// A chain that never switches cannot learn that it does.
+	m.ToExploit, m.ToExplore = max(m.ToExploit, minSwitch), max(m.ToExplore, minSwitch)
 	pi := p.grid()
+	slates := l.slates()
 	var (
 		le, lx = make([]float64, len(l.sessions)), make([]float64, len(l.sessions))
-		resp   = make([]float64, len(l.sessions))
+		// Per slate: its log-likelihood under either mode, the backward
+		// log-likelihood of it and the rest of its session given its
+		// mode, and its probability of exploring.
+		ee, ex = make([]float64, len(slates)), make([]float64, len(slates))
+		be, bx = make([]float64, len(slates)), make([]float64, len(slates))
+		gamma  = make([]float64, len(slates))
+		resp   = make([]float64, l.items)
 		we, wx = make([]float64, l.items), make([]float64, l.items)
 		post   [Grid]float64
 		logRho [Grid][2]float64
@@ -138,13 +154,23 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		logRho[g] = [2]float64{math.Log(rhoAt(g)), math.Log1p(-rhoAt(g))}
 	}
 	for range max(iters, 1) {
-		// E step: each session's likelihood under either mode, with
-		// the examination probabilities of its items.
-		off := 0
-		for i := range l.sessions {
-			obs := l.sessions[i].obs
-			le[i], lx[i] = m.sessionLogLik(obs, we[off:off+len(obs)], wx[off:off+len(obs)])
-			off += len(obs)
+		// E step: each slate's likelihood under either mode, with the
+		// examination probabilities of its items, and each session's
+		// given its first slate's mode.
+		lt := m.logTransitions()
+		for i, s := range l.sessions {
+			first, last := s.slates[0], s.slates[1]
+			for t := first; t < last; t++ {
+				a, b := slates[t].lo, slates[t].hi
+				ee[t] = m.slateLogLik(s.obs[a-s.off:b-s.off], true, we[a:b])
+				ex[t] = m.slateLogLik(s.obs[a-s.off:b-s.off], false, wx[a:b])
+			}
+			be[last-1], bx[last-1] = ee[last-1], ex[last-1]
+			for t := last - 2; t >= first; t-- {
+				be[t] = ee[t] + logAddExp(lt[0][0]+be[t+1], lt[0][1]+bx[t+1])
+				bx[t] = ex[t] + logAddExp(lt[1][0]+be[t+1], lt[1][1]+bx[t+1])
+			}
+			le[i], lx[i] = be[first], bx[first]
 		}
 		var next [Grid]float64
 		st.LogLik = 0
@@ -173,22 +199,92 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 				for g := range Grid {
 					r += post[g] * sigmoid(logRho[g][0]+le[i]-logRho[g][1]-lx[i])
 				}
-				resp[i] = r
+				gamma[l.sessions[i].slates[0]] = r
 			}
 		}
 		st.LogLik /= float64(st.Sessions)
 		for g := range Grid {
 			pi[g] = max(next[g]/float64(len(byUser)), 1e-6)
 		}
+		// The forward pass: each later slate's mode given everything,
+		// from the first slate's and the backward likelihoods, counting
+		// the expected switches on the way.
+		var sw [2][2]float64 // expected transitions from mode a to b
+		for _, s := range l.sessions {
+			first, last := s.slates[0], s.slates[1]
+			for t := first; t+1 < last; t++ {
+				// P(next mode | this mode, the rest of the session).
+				pe := sigmoid(lt[0][0] + be[t+1] - lt[0][1] - bx[t+1])
+				px := sigmoid(lt[1][0] + be[t+1] - lt[1][1] - bx[t+1])
+				g := gamma[t]
+				sw[0][0] += g * pe
+				sw[0][1] += g * (1 - pe)
+				sw[1][0] += (1 - g) * px
+				sw[1][1] += (1 - g) * (1 - px)
+				gamma[t+1] = g*pe + (1-g)*px
+			}
+			for t := first; t < last; t++ {
+				for k := slates[t].lo; k < slates[t].hi; k++ {
+					resp[k] = gamma[t]
+				}
+			}
+		}
 		// M step.
 		m = l.newton(m, resp, we, wx)
 		m.Examine, m.ExamineClick = l.continuations(m, resp, we, wx)
+		m.ToExploit = switchRate(sw[0][1], sw[0][0]+sw[0][1], m.ToExploit)
+		m.ToExplore = switchRate(sw[1][0], sw[1][0]+sw[1][1], m.ToExplore)
 	}
 	if m.Contrast < 0 { // the modes swapped names
 		m.Contrast, m.Routine = -m.Contrast, -m.Routine
+		m.ToExploit, m.ToExplore = m.ToExplore, m.ToExploit
 		slices.Reverse(pi[:])
 	}
 	return m, momentPrior(pi), st, true
+}
+
+// minSwitch and maxSwitch bound the fitted switch rates: a chain that
+// never switches would stay so under EM, and one that switches more often
+// than not has no modes to speak of.
+const (
+	minSwitch = 0.005
+	maxSwitch = 0.5
+)
+
+// switchRate is the M step's switch rate from expected counts, or old
+// when there was no opportunity to switch.
+func switchRate(n, of, old float64) float64 {
+	if of <= 0 {
+		return old
+	}
+	return min(max(n/of, minSwitch), maxSwitch)
+}
+
+// slateSpan is one slate of the window: its items' offsets in the window's
+// item order.
+type slateSpan struct{ lo, hi int }
+
+// slates lists the window's slates in order and records, in each session,
+// its first item's offset and the range of its slates.
+func (l *ModeLog) slates() []slateSpan {
+	var out []slateSpan
+	off := 0
+	for i := range l.sessions {
+		s := &l.sessions[i]
+		s.off = off
+		s.slates[0] = len(out)
+		for start := 0; start < len(s.obs); {
+			end := start + 1
+			for end < len(s.obs) && !s.obs[end].first {
+				end++
+			}
+			out = append(out, slateSpan{off + start, off + end})
+			start = end
+		}
+		s.slates[1] = len(out)
+		off += len(s.obs)
+	}
+	return out
 }
 
 // groupByUser lists each user's sessions, users in order of first
@@ -206,22 +302,6 @@ func (l *ModeLog) groupByUser() [][]int {
 		out[u] = append(out[u], i)
 	}
 	return out
-}
-
-// sessionLogLik is the log-likelihood of a session's slates under each
-// mode, writing each item's examination probability under either mode
-// into we and wx.
-func (m ModeModel) sessionLogLik(obs []modeObs, we, wx []float64) (explore, exploit float64) {
-	for start := 0; start < len(obs); {
-		end := start + 1
-		for end < len(obs) && !obs[end].first {
-			end++
-		}
-		explore += m.slateLogLik(obs[start:end], true, we[start:end])
-		exploit += m.slateLogLik(obs[start:end], false, wx[start:end])
-		start = end
-	}
-	return explore, exploit
 }
 
 // fitBound bounds Shift, |Contrast| and |Routine| (and Base to [−2·fitBound,
@@ -242,7 +322,7 @@ const fitRidge = 1
 // likelihood (a generalised EM: the step raises the likelihood without
 // maximising it, and the next iteration's E step follows anyway):
 // each item counts under the explore logit Base + (Shift+Contrast)·d −
-// Routine·f with weight r·we (its session's probability of exploring times
+// Routine·f with weight r·we (its slate's probability of exploring times
 // its probability of having been examined if so) and under the exploit one
 // with (1−r)·wx.
 func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
@@ -253,7 +333,7 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 		hh [np][np]float64
 	)
 	off := 0
-	for i, s := range l.sessions {
+	for _, s := range l.sessions {
 		for k, o := range s.obs {
 			d, f := float64(o.d), float64(o.f)
 			y := 0.0
@@ -261,9 +341,9 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 				y = 1
 			}
 			for mode, sign := range [2]float64{1, -1} {
-				w := resp[i] * we[off+k]
+				w := resp[off+k] * we[off+k]
 				if mode == 1 {
-					w = (1 - resp[i]) * wx[off+k]
+					w = (1 - resp[off+k]) * wx[off+k]
 				}
 				if w == 0 {
 					continue
@@ -309,18 +389,18 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 // number of times a user went on to the next item over the expected number
 // of times they could have, after a skip and after a click, counted over
 // the items' examination probabilities under either mode weighted by the
-// session's mode probability. A rate without any opportunity keeps m's.
+// slate's mode probability. A rate without any opportunity keeps m's.
 func (l *ModeLog) continuations(m ModeModel, resp, we, wx []float64) (skip, click float64) {
 	var sGo, sAt, cGo, cAt float64
 	off := 0
-	for i, s := range l.sessions {
+	for _, s := range l.sessions {
 		obs := s.obs
 		for start := 0; start < len(obs); {
 			end := start + 1
 			for end < len(obs) && !obs[end].first {
 				end++
 			}
-			for mode, r := range [2]float64{resp[i], 1 - resp[i]} {
+			for mode, r := range [2]float64{resp[off+start], 1 - resp[off+start]} {
 				w := we[off+start : off+end]
 				if mode == 1 {
 					w = wx[off+start : off+end]

@@ -52,6 +52,12 @@ func plantSessions(l *ModeLog, planted ModeModel, a, b float64, shares []float64
 					}
 				}
 				l.Add(uid, sid, 0, nov, clicked)
+				// The mode's chain.
+				if explore {
+					explore = rng.Float64() >= planted.ToExploit
+				} else {
+					explore = rng.Float64() < planted.ToExplore
+				}
 			}
 		}
 	}
@@ -93,6 +99,7 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 		{"strong mode, novelty costs everyone", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06, nil},
 		{"weak mode", ModeModel{Base: -1.5, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, 2, 3, math.Inf(1), nil},
 		{"symmetric, mostly exploring", ModeModel{Base: 0, Shift: 0, Contrast: 1.5, Examine: 0.6, ExamineClick: 0.9}, 3, 1, 0.08, nil},
+		{"modes switch within sessions", ModeModel{Base: -1, Shift: -1, Contrast: 2, ToExploit: 0.2, ToExplore: 0.1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, nil},
 		{"explorers shun familiar slates", ModeModel{Base: -1, Shift: -1, Contrast: 1.5, Routine: 1.2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, []float64{0, 0.2, 0.4, 0.6}},
 	}
 	for _, tc := range tests {
@@ -133,6 +140,8 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 					{"shift", m.Shift, tc.planted.Shift, 0.3},
 					// A per-mode intercept: along the same ridge.
 					{"routine", m.Routine, tc.planted.Routine, 0.25},
+					{"switch to exploiting", m.ToExploit, tc.planted.ToExploit, 0.05},
+					{"switch to exploring", m.ToExplore, tc.planted.ToExplore, 0.05},
 				}...)
 			}
 			for _, c := range checks {

@@ -360,6 +360,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, mm intent.Mode
 		SessionNovelClicks: float64(st.Session.NovelClicks),
 		SessionNovelEWMA:   st.Session.NovelEWMA,
 		HistoryEntropy:     intent.Entropy(v.counts),
+		SessionShown:       len(st.Session.Shown) > 0,
 	}
 	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen, mm.OrDefault())
 	if st.Session.Start > 0 && now > st.Session.Start {
@@ -385,9 +386,15 @@ func (e *Engine) Intent(snap *catalog.Snapshot, st *UserState, m *Model, now int
 
 func intentOf(m *Model, obs intent.Observations) IntentDecision {
 	x := m.Intent.Prior.State(make([]float64, intent.Dim), obs)
-	// The belief is reported; the decisions act on what it puts at stake.
+	mm := m.ModeModel()
+	// The evidence is about the slates shown; the decision is for the
+	// next, by which the mode may have switched.
 	q := x[intent.FSessNovelPreference]
-	x[intent.FSessNovelPreference] = m.ModeModel().NovelWorth(q)
+	if obs.SessionShown {
+		q = mm.Predict(q)
+	}
+	// The belief is reported; the decisions act on what it puts at stake.
+	x[intent.FSessNovelPreference] = mm.NovelWorth(q)
 	probs := m.Intent.Distribution(nil, x)
 	z := intent.Argmax(probs)
 	return IntentDecision{
