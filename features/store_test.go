@@ -76,6 +76,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		Stats: func() recommend.Stats {
 			st := recommend.Stats{Clicks: 7, NovelClicks: 3, FamiliarClicks: 4, Skips: 2, Sessions: 5, LastTS: 3000,
 				ModeSession: "s8", ModeEvidence: -1.25, ModeAccounted: 11}
+			mm := intent.ModeModel{Contrast: 1, ToExploit: 0.1, ToExplore: 0.05, Examine: 0.7}
+			st.ModeChain = mm.Append(mm.Append(intent.ModeChain{}, 0.75), -2)
 			st.Rho.Fold(2.5)
 			st.Rho.Fold(-0.75)
 			return st
@@ -838,7 +840,7 @@ func TestApplyFeedbackReadsTheShownSlate(t *testing.T) {
 	mirror := recommend.UserState{UserID: "u", History: []recommend.Consumed{{ItemID: "d", TS: 1}},
 		Session: recommend.Session{ID: "s", Shown: recommend.ShownRecord("r1", slate)}}
 	recommend.Observe(&mirror, snap, fb, 0, intent.ModeModel{})
-	if st.Stats.ModeSession != "s" || st.Stats.ModeAccounted != 4 || st.Stats.ModeEvidence != mirror.Stats.ModeEvidence {
+	if st.Stats.ModeSession != "s" || st.Stats.ModeAccounted != 4 || st.Stats.ModeEvidence != mirror.Stats.ModeEvidence || st.Stats.ModeChain != mirror.Stats.ModeChain {
 		t.Fatalf("stored mode evidence %q/%d/%v, want s/4/%v", st.Stats.ModeSession, st.Stats.ModeAccounted, st.Stats.ModeEvidence, mirror.Stats.ModeEvidence)
 	}
 	if !slices.Equal(st.Session.Shown, recommend.ShownRecord("r1", slate)) {

@@ -37,6 +37,7 @@ const (
 	fModeSess = "msid"
 	fModeEv   = "mev"
 	fModeAcc  = "macc"
+	fModeCh   = "mch" // the closed slates' chain (recommend.Stats.ModeChain)
 	catField  = "c:"
 )
 
@@ -314,7 +315,36 @@ func statsFields(st recommend.Stats) []any {
 		fModeSess, st.ModeSession,
 		fModeEv, strconv.FormatFloat(st.ModeEvidence, 'g', -1, 64),
 		fModeAcc, strconv.Itoa(st.ModeAccounted),
+		fModeCh, encodeChain(st.ModeChain),
 	}
+}
+
+// encodeChain packs the chain as four little-endian float64s.
+func encodeChain(c intent.ModeChain) string {
+	b := make([]byte, 0, 32)
+	for _, row := range c {
+		for _, v := range row {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	return string(b)
+}
+
+// decodeChain unpacks encodeChain; anything malformed (or a record from
+// before chains, without the field) is the empty chain, under which the
+// session's evidence so far reads as one slate.
+func decodeChain(s string) intent.ModeChain {
+	var c intent.ModeChain
+	if len(s) != 32 {
+		return c
+	}
+	for k := range 4 {
+		c[k/2][k%2] = math.Float64frombits(binary.LittleEndian.Uint64([]byte(s[8*k:])))
+	}
+	if !c.Valid() {
+		return intent.ModeChain{}
+	}
+	return c
 }
 
 // encodeRho packs the posterior as little-endian float32s.
@@ -360,6 +390,9 @@ func decodeStats(h map[string]string) recommend.Stats {
 			continue
 		case fModeSess:
 			st.ModeSession = v
+			continue
+		case fModeCh:
+			st.ModeChain = decodeChain(v)
 			continue
 		case fModeEv:
 			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {

@@ -60,10 +60,13 @@ type Observations struct {
 	// SessionNovelEWMA is meaningful only when SessionClicks > 0.
 	SessionNovelEWMA float64
 	// Rho is the user's posterior over ρ_u from their closed sessions
-	// (see RhoPosterior); SessionEvidence is the current session's
-	// log-likelihood ratio, explore over exploit, under the ModeModel:
-	// its clicks and skips, explicit or inferred from what was shown.
+	// (see RhoPosterior); SessionChain is the current session's evidence
+	// slate by slate under the ModeModel (its clicks and skips, explicit
+	// or inferred from what was shown) with the mode's switches between
+	// them. SessionEvidence, a log-likelihood ratio, explore over exploit,
+	// stands for a session that keeps its mode when SessionChain is zero.
 	Rho             RhoPosterior
+	SessionChain    ModeChain
 	SessionEvidence float64
 	// SessionShown says whether the session has been shown a slate: the
 	// next decision is then one step of the mode's chain later than the
@@ -76,18 +79,25 @@ type Observations struct {
 // session's mode changes.
 const ModeEvidenceCap = 4
 
-// NovelPreference is the probability that the session seeks novelty: the
-// user-level propensity m as the prior, updated by the session's evidence
-// (Observations.SessionEvidence, capped at ±ModeEvidenceCap) under the
+// NovelPreference is the probability that the session's latest slate sought
+// novelty: the user-level propensity m as the prior of its first, updated
+// by the session's evidence through the mode's chain (Observations.
+// SessionChain; the shift from m capped at ±ModeEvidenceCap) under the
 // two-mode click model (ModeModel). Each click on an item more novel than
 // the rest of its slate, or skip of one less novel, is evidence for
 // exploring, and the reverse for exploiting; skips of familiar items are
 // what tell a novelty-seeking session apart before it clicks anything. It
 // starts at m.
 func NovelPreference(o Observations, m float64) float64 {
-	e := min(max(o.SessionEvidence, -ModeEvidenceCap), ModeEvidenceCap)
 	m = min(max(m, 0.02), 0.98)
-	return 1 / (1 + math.Exp(-(math.Log(m/(1-m)) + e)))
+	lm := math.Log(m / (1 - m))
+	e := o.SessionEvidence
+	if o.SessionChain != (ModeChain{}) {
+		q := o.SessionChain.Posterior(m)
+		e = math.Log(q/(1-q)) - lm
+	}
+	e = min(max(e, -ModeEvidenceCap), ModeEvidenceCap)
+	return 1 / (1 + math.Exp(-(lm + e)))
 }
 
 // UserPropensity is the static, user-level novelty propensity: the

@@ -115,6 +115,89 @@ func (m ModeModel) Predict(q float64) float64 {
 	return q*(1-m.ToExploit) + (1-q)*m.ToExplore
 }
 
+// ModeChain is a session's evidence about its mode slate by slate, as the
+// forward filter of the mode's chain needs it without knowing the prior of
+// the first slate's mode (which is the user propensity, and changes as the
+// population prior is refitted): the product D₁·T·D₂·…·T·D_k of each slate's
+// likelihoods, D = diag(e^ℓ, 1) for a slate of evidence ℓ, and the chain's
+// transitions T between them, scaled so its largest entry is 1. Row z, column
+// z' is the likelihood of the slates given that the first was in mode z and
+// the last in z' (0 explore). The zero value is a session without slates.
+// For a chain that never switches it holds exactly e^(ℓ₁+…+ℓ_k) against 1.
+type ModeChain [2][2]float64
+
+// maxSlateEvidence bounds one slate's evidence in a ModeChain so that e^ℓ
+// stays far from overflow; no slate of a hundred items reaches it.
+const maxSlateEvidence = 30
+
+// Append is c followed by one more slate with evidence l.
+func (m ModeModel) Append(c ModeChain, l float64) ModeChain {
+	l = min(max(l, -maxSlateEvidence), maxSlateEvidence)
+	// D scaled by its larger entry.
+	d := [2]float64{1, math.Exp(-l)}
+	if l < 0 {
+		d = [2]float64{math.Exp(l), 1}
+	}
+	var out ModeChain
+	if c == (ModeChain{}) {
+		out = ModeChain{{d[0], 0}, {0, d[1]}}
+	} else {
+		t := [2][2]float64{{1 - m.ToExploit, m.ToExploit}, {m.ToExplore, 1 - m.ToExplore}}
+		for a := range 2 {
+			for b := range 2 {
+				out[a][b] = (c[a][0]*t[0][b] + c[a][1]*t[1][b]) * d[b]
+			}
+		}
+	}
+	top := max(out[0][0], out[0][1], out[1][0], out[1][1])
+	for a := range 2 {
+		for b := range 2 {
+			out[a][b] /= top
+		}
+	}
+	return out
+}
+
+// Evidence is the log-likelihood ratio of the session's slates, explore over
+// exploit, for the mode its first slate was in: what the session says about
+// the user's ρ_u (RhoPosterior.Fold). For a chain that never switches it is
+// the sum of the slates' evidence.
+func (c ModeChain) Evidence() float64 {
+	if c == (ModeChain{}) {
+		return 0
+	}
+	return math.Log(c[0][0]+c[0][1]) - math.Log(c[1][0]+c[1][1])
+}
+
+// Posterior is the probability that the session's last slate was in explore
+// mode, given the slates and q0, the probability that its first was.
+func (c ModeChain) Posterior(q0 float64) float64 {
+	if c == (ModeChain{}) {
+		return q0
+	}
+	e := q0*c[0][0] + (1-q0)*c[1][0]
+	x := q0*c[0][1] + (1-q0)*c[1][1]
+	return min(max(e/(e+x), 1e-9), 1-1e-9)
+}
+
+// Valid reports whether c is a chain Append could have made: finite,
+// non-negative and scaled, or zero.
+func (c ModeChain) Valid() bool {
+	if c == (ModeChain{}) {
+		return true
+	}
+	top := 0.0
+	for _, row := range c {
+		for _, v := range row {
+			if !(v >= 0 && v <= 1) {
+				return false
+			}
+			top = max(top, v)
+		}
+	}
+	return top > 0
+}
+
 // NovelWorth turns q, the probability that the session explores, into the
 // share of the stakes that lie with novel items: q·G / (q·G + (1−q)·L),
 // where G is how many more clicks an exploring session gives a novel item

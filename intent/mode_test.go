@@ -153,3 +153,78 @@ func TestRoutineEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestModeChain: a session's slates under a chain that never switches add
+// up, and under one that does the latest slates weigh most; both against
+// the sum over every path of modes.
+func TestModeChain(t *testing.T) {
+	static := DefaultModeModel()
+	switching := static
+	switching.ToExploit, switching.ToExplore = 0.1, 0.05
+	// brute sums over the 2^k mode paths: the last slate's P(explore)
+	// given the first's prior q0, and the evidence about the first's.
+	brute := func(m ModeModel, q0 float64, ls []float64) (posterior, evidence float64) {
+		tr := [2][2]float64{{1 - m.ToExploit, m.ToExploit}, {m.ToExplore, 1 - m.ToExplore}}
+		var byFirst, byLast [2]float64
+		for path := range 1 << len(ls) {
+			p := 1.0
+			for t, l := range ls {
+				z := path >> t & 1 // 0 explore
+				if z == 0 {
+					p *= math.Exp(l)
+				}
+				if t > 0 {
+					p *= tr[path>>(t-1)&1][z]
+				}
+			}
+			byFirst[path&1] += p
+			byLast[path>>(len(ls)-1)&1] += p * [2]float64{q0, 1 - q0}[path&1]
+		}
+		return byLast[0] / (byLast[0] + byLast[1]), math.Log(byFirst[0] / byFirst[1])
+	}
+	tests := []struct {
+		name string
+		m    ModeModel
+		ls   []float64
+	}{
+		{"static: the evidence adds up", static, []float64{1, -0.5, 2}},
+		{"static: opposite slates cancel", static, []float64{5, -5}},
+		{"switching: explore, then exploit", switching, []float64{8, -8}},
+		{"switching: a long exploring session", switching, []float64{3, 3, 3, 3, 3}},
+		{"switching: weak and mixed", switching, []float64{0.4, -1, 0, 2, -0.3, 0.7}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c ModeChain
+			for _, l := range tc.ls {
+				c = tc.m.Append(c, l)
+			}
+			if !c.Valid() {
+				t.Fatalf("invalid chain %v", c)
+			}
+			for _, q0 := range []float64{0.1, 0.5, 0.8} {
+				wantP, wantE := brute(tc.m, q0, tc.ls)
+				if got := c.Posterior(q0); math.Abs(got-wantP) > 1e-9 {
+					t.Errorf("q0 %v: posterior %v, want %v", q0, got, wantP)
+				}
+				if got := c.Evidence(); math.Abs(got-wantE) > 1e-9 {
+					t.Errorf("evidence %v, want %v", got, wantE)
+				}
+			}
+		})
+	}
+	if got := (ModeChain{}).Posterior(0.3); got != 0.3 {
+		t.Errorf("no slates: posterior %v, want the prior", got)
+	}
+	if got := switching.Predict(1); math.Abs(got-0.9) > 1e-12 {
+		t.Errorf("a certain explorer explores the next slate with %v, want 0.9", got)
+	}
+	// The last slate's mode follows the latest evidence.
+	var c ModeChain
+	for _, l := range []float64{8, -8} {
+		c = switching.Append(c, l)
+	}
+	if got := c.Posterior(0.5); got > 0.01 {
+		t.Errorf("explore, then exploit: P(explore) %v at the end", got)
+	}
+}

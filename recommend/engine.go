@@ -362,7 +362,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, mm intent.Mode
 		HistoryEntropy:     intent.Entropy(v.counts),
 		SessionShown:       len(st.Session.Shown) > 0,
 	}
-	o.Rho, o.SessionEvidence = modeObservations(st, snap, &v.seen, mm.OrDefault())
+	o.Rho, o.SessionChain = modeObservations(st, snap, &v.seen, mm.OrDefault())
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
 	}

@@ -112,8 +112,9 @@ func lookupShown(snap *catalog.Snapshot, seen *Seen, consumed *Filter, id string
 	return nov, consumed != nil && consumed.Has(snap.Hash(i)), true
 }
 
-// evidenceFrom is the evidence of the Shown entries from index from on
-// that no feedback event has accounted for, under the cascade: a slate
+// evidenceFrom appends to chain the evidence of each slate of the Shown
+// entries from index from on that no feedback event has accounted for,
+// under the cascade: a slate
 // untouched by feedback was examined to position k with weight Examine^k
 // and nothing in it clicked (ModeModel.SlateEvidence). A slate with an item
 // that clicked reports as consumed is left out: its feedback has not been
@@ -122,8 +123,7 @@ func lookupShown(snap *catalog.Snapshot, seen *Seen, consumed *Filter, id string
 // item, would read the click as one on a familiar item. In a slate that
 // feedback reached, the items below the last event are not counted (the
 // user may have stopped there).
-func evidenceFrom(mm intent.ModeModel, shown []string, from int, look func(id string) (nov float64, clicked, known bool)) float64 {
-	e := 0.0
+func evidenceFrom(chain intent.ModeChain, mm intent.ModeModel, shown []string, from int, look func(id string) (nov float64, clicked, known bool)) intent.ModeChain {
 	var novs []float64
 	var none []bool
 	for j := max(from, 0); j < len(shown); {
@@ -148,18 +148,21 @@ func evidenceFrom(mm intent.ModeModel, shown []string, from int, look func(id st
 			continue
 		}
 		none = slices.Grow(none[:0], len(novs))[:len(novs)]
-		e += mm.SlateEvidence(novs, none)
+		chain = mm.Append(chain, mm.SlateEvidence(novs, none))
 	}
-	return e
+	return chain
 }
 
 // account applies one feedback event on item id (clicked or skipped) to the
 // session's mode evidence in st.Stats: the untouched slates shown before
 // it, the items above it in its own slate (examined, and skipped unless an
 // event said otherwise) and the item itself, each against the mean novelty
-// of its slate. An item that was never shown in the session (found by
-// search, say) tells nothing about the choice between novel and familiar
-// and is not counted.
+// of its slate. Evidence goes to the open slate (the one holding the
+// latest accounted entry, in ModeEvidence) and a slate closes into
+// ModeChain when an event reaches a later one; an event that arrives after
+// its slate closed (out of order) counts in the open one. An item that was
+// never shown in the session (found by search, say) tells nothing about
+// the choice between novel and familiar and is not counted.
 func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click bool, mm intent.ModeModel) {
 	shown := st.Session.Shown
 	j := -1
@@ -185,10 +188,13 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 		}
 		return
 	}
-	if start > stats.ModeAccounted {
-		stats.ModeEvidence += evidenceFrom(mm, shown[:start], stats.ModeAccounted, func(id string) (float64, bool, bool) {
+	if start >= stats.ModeAccounted {
+		// A later slate than the open one: close that, and the slates
+		// between that no event reached, and open this one.
+		stats.ModeChain = evidenceFrom(sessionChain(stats, mm), mm, shown[:start], stats.ModeAccounted, func(id string) (float64, bool, bool) {
 			return lookupShown(snap, seen, nil, id)
 		})
+		stats.ModeEvidence = 0
 	}
 	for _, other := range shown[max(start, stats.ModeAccounted):j] {
 		if d, f, ok := relNovelty(shown[start:end], other, nov); ok {
@@ -223,36 +229,46 @@ func relNovelty(slate []string, id string, nov noveltyFunc) (d, f float64, ok bo
 	return v - mean, 1 - mean, true
 }
 
+// sessionChain is the evidence of the session in stats slate by slate: its
+// closed slates, then the open one if an event opened it.
+func sessionChain(stats *Stats, mm intent.ModeModel) intent.ModeChain {
+	if stats.ModeAccounted > 0 || stats.ModeEvidence != 0 {
+		return mm.Append(stats.ModeChain, stats.ModeEvidence)
+	}
+	return stats.ModeChain
+}
+
 // openSession makes st.Stats hold the mode evidence of st.Session: when the
 // evidence it holds is another (earlier) session's, that session is closed
 // and folded into the user's posterior first.
-func openSession(st *UserState) {
+func openSession(st *UserState, mm intent.ModeModel) {
 	key := modeKey(&st.Session)
 	if st.Stats.ModeSession == key {
 		return
 	}
 	if st.Stats.ModeSession != "" {
-		st.Stats.Rho.Fold(st.Stats.ModeEvidence)
+		st.Stats.Rho.Fold(sessionChain(&st.Stats, mm).Evidence())
 	}
-	st.Stats.ModeSession, st.Stats.ModeEvidence, st.Stats.ModeAccounted = key, 0, 0
+	st.Stats.ModeSession, st.Stats.ModeChain, st.Stats.ModeEvidence, st.Stats.ModeAccounted = key, intent.ModeChain{}, 0, 0
 }
 
 // modeObservations returns the user's posterior (with an earlier session
-// still open in Stats folded in) and the current session's evidence,
-// including what the slates shown since the last feedback event imply,
-// without changing st: the decision's view of the mode.
-func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, float64) {
+// still open in Stats folded in) and the current session's evidence slate
+// by slate, including what the slates shown since the last feedback event
+// imply, without changing st: the decision's view of the mode.
+func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, intent.ModeChain) {
 	rho := st.Stats.Rho
-	ev, from := 0.0, 0
+	var chain intent.ModeChain
+	from := 0
 	if st.Stats.ModeSession == modeKey(&st.Session) {
-		ev, from = st.Stats.ModeEvidence, st.Stats.ModeAccounted
+		chain, from = sessionChain(&st.Stats, mm), st.Stats.ModeAccounted
 	} else if st.Stats.ModeSession != "" {
-		rho.Fold(st.Stats.ModeEvidence)
+		rho.Fold(sessionChain(&st.Stats, mm).Evidence())
 	}
 	if from < len(st.Session.Shown) {
-		ev += evidenceFrom(mm, st.Session.Shown, from, func(id string) (float64, bool, bool) {
+		chain = evidenceFrom(chain, mm, st.Session.Shown, from, func(id string) (float64, bool, bool) {
 			return lookupShown(snap, seen, &st.Consumed, id)
 		})
 	}
-	return rho, ev
+	return rho, chain
 }

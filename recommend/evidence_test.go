@@ -101,13 +101,15 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 			for _, fb := range tc.events {
 				Observe(&st, snap, fb, 0, intent.ModeModel{})
 			}
-			if math.Abs(st.Stats.ModeEvidence-tc.want) > 1e-9 || st.Stats.ModeAccounted != tc.accounts || st.Stats.ModeSession != "s" {
-				t.Fatalf("evidence %v over %d entries of %q, want %v over %d", st.Stats.ModeEvidence, st.Stats.ModeAccounted, st.Stats.ModeSession, tc.want, tc.accounts)
+			// A session that keeps its mode: the chain's evidence is the
+			// slates' sum.
+			if got := sessionChain(&st.Stats, mm).Evidence(); math.Abs(got-tc.want) > 1e-9 || st.Stats.ModeAccounted != tc.accounts || st.Stats.ModeSession != "s" {
+				t.Fatalf("evidence %v over %d entries of %q, want %v over %d", got, st.Stats.ModeAccounted, st.Stats.ModeSession, tc.want, tc.accounts)
 			}
 			var v view
 			v.build(snap, st.History, DefaultConfig().TasteDecay)
-			_, ev := modeObservations(&st, snap, &v.seen, mm)
-			if math.Abs(ev-(tc.want+tc.pending)) > 1e-9 {
+			_, chain := modeObservations(&st, snap, &v.seen, mm)
+			if ev := chain.Evidence(); math.Abs(ev-(tc.want+tc.pending)) > 1e-9 {
 				t.Fatalf("decision-time evidence %v, want %v + %v pending", ev, tc.want, tc.pending)
 			}
 		})
@@ -185,9 +187,9 @@ func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
 	st.Consumed.Add(snap.Hash(i))
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	_, ev := modeObservations(&st, snap, &v.seen, mm)
+	_, chain := modeObservations(&st, snap, &v.seen, mm)
 	want := mm.SlateEvidence([]float64{1, 0, 1, 0}, make([]bool, 4))
-	if math.Abs(ev-want) > 1e-9 {
+	if ev := chain.Evidence(); math.Abs(ev-want) > 1e-9 {
 		t.Fatalf("evidence %v, want slate 2's alone %v", ev, want)
 	}
 }

@@ -29,16 +29,19 @@ type Stats struct {
 
 	// Rho is the posterior over the user's ρ_u from their closed sessions.
 	Rho intent.RhoPosterior `json:"-"`
-	// ModeSession names the session whose mode evidence ModeEvidence
-	// holds (see modeKey), the latest with feedback; it is folded into Rho
-	// when feedback of a later session arrives (or, for a decision, in
-	// memory). ModeAccounted counts the entries of its Shown list that
-	// the evidence covers. (A session that outgrows the stored list,
+	// ModeSession names the session whose mode evidence ModeChain (its
+	// closed slates) and ModeEvidence (its open slate) hold (see modeKey),
+	// the latest with feedback; it is folded into Rho when feedback of a
+	// later session arrives (or, for a decision, in memory). ModeAccounted
+	// counts the entries of its Shown list that the evidence covers. A
+	// record from before ModeChain has the whole session's evidence in
+	// ModeEvidence, which then reads as one slate. (A session that outgrows the stored list,
 	// 300 entries or about 30 slates, loses the oldest ones and with them
 	// this count's alignment: its later evidence is then approximate.)
-	ModeSession   string  `json:"-"`
-	ModeEvidence  float64 `json:"-"`
-	ModeAccounted int     `json:"-"`
+	ModeSession   string           `json:"-"`
+	ModeChain     intent.ModeChain `json:"-"`
+	ModeEvidence  float64          `json:"-"`
+	ModeAccounted int              `json:"-"`
 }
 
 // Session is the state of the user's current session, the evidence for the
@@ -158,8 +161,9 @@ func Observe(st *UserState, snap *catalog.Snapshot, fb Feedback, history int, mm
 	idx, known := snap.Index(fb.ItemID)
 	if known && (fb.Type == Click || fb.Type == Skip) {
 		// Before the history changes: novelty as it was when shown.
-		openSession(st)
-		account(st, snap, SeenOf(snap, st.History), fb.ItemID, fb.Type == Click, mm.OrDefault())
+		mm := mm.OrDefault()
+		openSession(st, mm)
+		account(st, snap, SeenOf(snap, st.History), fb.ItemID, fb.Type == Click, mm)
 	}
 	if known && fb.Consumption() {
 		st.Consumed.Add(snap.Hash(idx))
