@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"cmp"
-	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -765,34 +764,60 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // partition order, not time order, and through the HTTP API a burst of
 // traffic closed 0 of 2,400 decisions until later traffic arrived (720 of
 // 2,400 of a stream read by partition, in a test of the Core).
-type closingQueue struct{ h closingHeap }
+type closingQueue struct{ h []closingEntry }
 
 type closingEntry struct {
 	nextTS, seq int64
 	rid         string
 }
 
-type closingHeap []closingEntry
-
-func (h closingHeap) Len() int { return len(h) }
-func (h closingHeap) Less(i, j int) bool {
-	return h[i].nextTS < h[j].nextTS || h[i].nextTS == h[j].nextTS && h[i].seq < h[j].seq
-}
-func (h closingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *closingHeap) Push(x any)   { *h = append(*h, x.(closingEntry)) }
-func (h *closingHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (a *closingEntry) before(b *closingEntry) bool {
+	return a.nextTS < b.nextTS || a.nextTS == b.nextTS && a.seq < b.seq
 }
 
+// push and pop are container/heap's sift up and down on the entries
+// themselves: through heap.Interface every push and pop put an entry in
+// an interface, two allocations per decision.
 func (q *closingQueue) push(rid string, nextTS, seq int64) {
-	heap.Push(&q.h, closingEntry{nextTS: nextTS, seq: seq, rid: rid})
+	q.h = append(q.h, closingEntry{nextTS: nextTS, seq: seq, rid: rid})
+	h := q.h
+	for j := len(h) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !h[j].before(&h[i]) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
 }
+
 func (q *closingQueue) len() int      { return len(q.h) }
 func (q *closingQueue) front() string { return q.h[0].rid }
-func (q *closingQueue) pop() string   { return heap.Pop(&q.h).(closingEntry).rid }
+
+func (q *closingQueue) pop() string {
+	h := q.h
+	n := len(h) - 1
+	rid := h[0].rid
+	h[0] = h[n]
+	h[n] = closingEntry{}
+	h = h[:n]
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && h[r].before(&h[j]) {
+			j = r
+		}
+		if !h[j].before(&h[i]) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+	q.h = h
+	return rid
+}
 
 // all lists the queue in order, so that equal states checkpoint alike.
 func (q *closingQueue) all() []string {
