@@ -83,7 +83,7 @@ func benchThroughput(b *testing.B, schema int) {
 		last, idle := int64(-1), 0 // a stall guard: 60,000 polls without progress
 		for {
 			st := tr.Stats()
-			handled := st.Impressions + st.Clicks + st.FeedbackUnattributed + st.FeedbackIgnored + st.ImpressionsIgnored
+			handled := st.Handled()
 			if first.IsZero() && handled > 0 {
 				first = time.Now()
 			}
@@ -435,17 +435,8 @@ func benchReplicas(b *testing.B, replicas int) {
 			trs[i] = tr
 		}
 		handled := func() int64 {
-			var sum Counters
-			for part := range replicaPartitions {
-				img, err := store.LoadPart(context.Background(), CheckpointName(DefaultVariant), partName(part))
-				if err != nil {
-					continue
-				}
-				if c, _, err := ReadCheckpointCounters(img.Head); err == nil {
-					sum = sum.plus(c)
-				}
-			}
-			return sum.Impressions + sum.Clicks + sum.FeedbackUnattributed + sum.FeedbackIgnored + sum.ImpressionsIgnored
+			c, _ := CommittedCounters(context.Background(), store, DefaultVariant, replicaPartitions)
+			return c.Handled()
 		}
 		active := func() bool {
 			for _, tr := range trs {
