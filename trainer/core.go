@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/novarec/novarec/catalog"
@@ -609,13 +610,46 @@ func (c *Core) diversity(s *slate) (float64, bool) {
 	// recommend.Diversity without its two slices (of ids, of indexes): a
 	// slate's indexes fit on the stack.
 	idx := make([]int32, 0, 32)
+	masks := make([]uint64, 0, 32)
+	narrow := true // every item's categories fit a bit set
 	for i := range s.ls.Items {
 		if j, ok := snap.Index(s.ls.Items[i].ItemID); ok {
 			idx = append(idx, j)
+			m, ok := snap.CategoryMask(j)
+			masks, narrow = append(masks, m), narrow && ok
 		}
 	}
-	s.div, s.divOK = recommend.DiversityOf(snap, idx), true
+	if narrow {
+		s.div = diversityOfMasks(masks)
+	} else {
+		s.div = recommend.DiversityOf(snap, idx)
+	}
+	s.divOK = true
 	return s.div, true
+}
+
+// diversityOfMasks is recommend.DiversityOf with each item's categories as
+// a bit set (catalog.Snapshot.CategoryMask): the same pairs in the same
+// order, each pair's Jaccard |a∩b| / |a∪b| from the same two integers, so
+// the same float64 — by popcounts instead of Jaccard's nested loops over
+// category lists (45 pairs a slate of 10, 8% of the trainer's CPU per
+// event). TestDiversityOfMasksMatches pins it.
+func diversityOfMasks(masks []uint64) float64 {
+	if len(masks) < 2 {
+		return 0
+	}
+	sum, pairs := 0.0, 0
+	for a := 0; a < len(masks); a++ {
+		for b := a + 1; b < len(masks); b++ {
+			if union := bits.OnesCount64(masks[a] | masks[b]); union == 0 {
+				sum++ // two items without categories are identical
+			} else {
+				sum += float64(bits.OnesCount64(masks[a]&masks[b])) / float64(union)
+			}
+			pairs++
+		}
+	}
+	return 1 - sum/float64(pairs)
 }
 
 // maintain runs after every event: it closes decisions whose outcome is now

@@ -253,15 +253,19 @@ func (s *Scanner) Object(keys []string, member func(k int) bool) bool {
 		return false
 	}
 	var seen uint64
+	next := 0
 	if !s.byte('}') {
 		for {
 			k, ok := s.raw()
 			if !ok || !s.byte(':') {
 				return false
 			}
+			// Look from the key after the last one on, wrapping around:
+			// encoders write keys in order, leaving some out, so the key
+			// is found in a comparison or two, not half of keys.
 			idx := -1
-			for j, name := range keys {
-				if string(k) == name {
+			for t := range keys {
+				if j := (next + t) % len(keys); string(k) == keys[j] {
 					idx = j
 					break
 				}
@@ -270,6 +274,7 @@ func (s *Scanner) Object(keys []string, member func(k int) bool) bool {
 				return false
 			}
 			seen |= 1 << idx
+			next = idx + 1
 			if s.byte('}') {
 				break
 			}
