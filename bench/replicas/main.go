@@ -12,15 +12,19 @@
 //
 //	go run ./bench/replicas -events 200000 -runs 3
 //
+// NOVAREC_BENCH_CPUPROFILE=path writes a CPU profile of each replica's run
+// to path.PID.
+//
 // For each run it prints the wall time until every event was handled
-// (summed over the replicas' own counts, reported every 20 ms; the stored
-// partitions must then account for every event exactly once, or the run
-// fails), events per wall second, the CPU seconds of the replicas, the
-// broker and Redis over that time, events per replica CPU-second, and how
-// busy the machine was: the cores used by these processes and by everything
-// else (/proc/stat), so a reader can tell what share of the machine the
+// (summed over the replicas' own counts, reported every 20 ms), events per
+// wall second, and, until the stored partitions account for every event
+// (the replicas' commits are part of the cost; the run fails unless each
+// event is counted exactly once), the CPU seconds of the replicas, the
+// broker and Redis, events per replica CPU-second, and how busy the
+// machine was: the cores used by these processes and by everything else
+// (/proc/stat), so a reader can tell what share of the machine the
 // replicas got. "steady" is the rate from the moment every replica had
-// handled events (the consumer group's first rebalances behind it) to the
+// handled events (the consumer group's first rebalance behind it) to the
 // end. Loopback only, bounded: a run that handles no event for a minute
 // fails.
 package main
@@ -39,6 +43,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +67,7 @@ func main() {
 	runs := flag.Int("runs", 2, "rounds over the replica counts")
 	redisServer := flag.String("redis-server", "redis-server", "the redis-server binary the driver starts on a free loopback port")
 	commit := flag.Duration("commit", time.Second, "the replicas' commit interval")
+	procs := flag.Int("procs", 1, "GOMAXPROCS of each replica: 1, a core each, as a deployment that gives each replica one core (Go follows a container's CPU limit); 0 = Go's default, every core of the machine")
 	brokers := flag.String("brokers", "", "replica: bootstrap broker")
 	redisAddr := flag.String("redis", "", "replica: Redis address")
 	prefix := flag.String("prefix", "", "replica: Redis key prefix")
@@ -74,7 +80,7 @@ func main() {
 	case "replica":
 		err = replica(*brokers, *redisAddr, *prefix, *group, *commit)
 	case "driver":
-		err = drive(*n, *partitions, *counts, *runs, *redisServer, *commit)
+		err = drive(*n, *partitions, *counts, *runs, *redisServer, *commit, *procs)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}
@@ -163,6 +169,18 @@ func replica(brokers, redisAddr, prefix, group string, commit time.Duration) err
 	if _, err := in.ReadString('\n'); err != nil {
 		return nil
 	}
+	if path := os.Getenv("NOVAREC_BENCH_CPUPROFILE"); path != "" {
+		// A profile per replica process, of the run only.
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	go func() { _, _ = io.Copy(io.Discard, in); stop() }() // the driver died: stop too
 	done := make(chan struct{})
 	go func() {
@@ -247,13 +265,15 @@ type child struct {
 	lines chan string
 }
 
-func start(args ...string) (*child, error) {
+// start runs this command with args and, besides the environment, env.
+func start(env []string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -318,6 +338,8 @@ type result struct {
 	// steady is the time from the first poll after every replica had
 	// handled events to the end, and steadyEvents the events handled in it.
 	wall, steady             time.Duration
+	committed                time.Duration // until the stored partitions counted every event
+	steadyCPU                time.Duration // the replicas' CPU in steady, but for the last commit
 	steadyEvents             int64
 	replicaCPU               []time.Duration
 	firsts                   []time.Duration // when each replica first reported handled events
@@ -328,7 +350,7 @@ type result struct {
 	clicks, committedHandled int64
 }
 
-func drive(n, partitions int, counts string, runs int, redisServer string, commit time.Duration) error {
+func drive(n, partitions int, counts string, runs int, redisServer string, commit time.Duration, procs int) error {
 	var replicaCounts []int
 	for _, s := range strings.Split(counts, ",") {
 		k, err := strconv.Atoi(strings.TrimSpace(s))
@@ -345,7 +367,7 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 		_ = rs.Process.Signal(syscall.SIGTERM)
 		_ = rs.Wait()
 	}()
-	br, err := start("-role", "broker", "-partitions", strconv.Itoa(partitions))
+	br, err := start(nil, "-role", "broker", "-partitions", strconv.Itoa(partitions))
 	if err != nil {
 		return err
 	}
@@ -375,7 +397,7 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 				k = replicaCounts[len(replicaCounts)-1-i]
 			}
 			name := fmt.Sprintf("r%d-n%d", r, k)
-			res, err := run(client, redisAddr, rs.Process.Pid, br, brokerAddr, name, k, n, partitions, commit)
+			res, err := run(client, redisAddr, rs.Process.Pid, br, brokerAddr, name, k, n, partitions, commit, procs)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", name, err)
 			}
@@ -384,7 +406,7 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 		}
 	}
 	fmt.Println()
-	fmt.Println("| replicas | wall s | events/s | steady events/s | replica CPU s | events per replica CPU-s | broker CPU s | Redis CPU s | cores: ours / others / machine |")
+	fmt.Println("| replicas | wall s | events/s | steady events/s | replica CPU s | events per replica CPU-s (steady) | broker CPU s | Redis CPU s | cores: ours / others / machine |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, res := range results {
 		res.row(n)
@@ -486,15 +508,19 @@ func produce(snap *catalog.Snapshot, broker string, n int) error {
 
 // run starts k replicas on the stream and measures them until every event
 // is handled, then stops them and checks the stored partitions.
-func run(client *redis.Client, redisAddr string, redisPid int, br *child, brokerAddr, name string, k, n, partitions int, commit time.Duration) (result, error) {
+func run(client *redis.Client, redisAddr string, redisPid int, br *child, brokerAddr, name string, k, n, partitions int, commit time.Duration, procs int) (result, error) {
 	res := result{replicas: k}
 	prefix := "bench:replicas:" + name + ":" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	args := []string{"-role", "replica", "-brokers", brokerAddr, "-redis", redisAddr, "-prefix", prefix,
 		"-group", "bench-" + prefix, "-commit", commit.String()}
 	reps := make([]*child, k)
 	cpu0 := make([]time.Duration, k)
+	var env []string
+	if procs > 0 {
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(procs)}
+	}
 	for i := range reps {
-		c, err := start(args...)
+		c, err := start(env, args...)
 		if err != nil {
 			return res, err
 		}
@@ -527,19 +553,21 @@ func run(client *redis.Client, redisAddr string, redisPid int, br *child, broker
 	type poll struct {
 		at      time.Time
 		handled int64
+		cpu     time.Duration // the replicas' CPU as they last reported it
 	}
 	var polls []poll
 	last, idleSince := int64(-1), time.Now()
 	for {
 		time.Sleep(20 * time.Millisecond)
-		var sum int64
-		var latest int64
-		for _, c := range reps {
+		var sum, latest int64
+		var cpu time.Duration
+		for i, c := range reps {
 			st, _ := c.status()
 			sum += st.Handled
 			latest = max(latest, st.At)
+			cpu += time.Duration(st.CPU) - cpu0[i]
 		}
-		polls = append(polls, poll{time.Now(), sum})
+		polls = append(polls, poll{time.Now(), sum, cpu})
 		if sum >= int64(n) {
 			end = time.Unix(0, latest)
 			break
@@ -551,6 +579,24 @@ func run(client *redis.Client, redisAddr string, redisPid int, br *child, broker
 			return res, fmt.Errorf("stalled: %d of %d events handled", sum, n)
 		}
 	}
+	// The CPU counts until the replicas have committed every event (their
+	// commits are part of the cost per event), the wall time until they
+	// had handled them (the last commit's wait is up to -commit).
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		got, err := trainer.CommittedCounters(ctx, store, trainer.DefaultVariant, partitions)
+		if err != nil {
+			return res, err
+		}
+		if got.Handled() >= int64(n) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(40 * time.Millisecond) // a status line after the commit
+	res.committed = time.Since(began)
 	b1, err1 := procCPU(br.cmd.Process.Pid)
 	r1, err2 := procCPU(redisPid)
 	m1, _, err3 := machineCPU()
@@ -574,6 +620,7 @@ func run(client *redis.Client, redisAddr string, redisPid int, br *child, broker
 	for _, p := range polls {
 		if !p.at.Before(shared) {
 			res.steady, res.steadyEvents = end.Sub(p.at), int64(n)-p.handled
+			res.steadyCPU = polls[len(polls)-1].cpu - p.cpu
 			break
 		}
 	}
@@ -582,9 +629,6 @@ func run(client *redis.Client, redisAddr string, redisPid int, br *child, broker
 			return res, fmt.Errorf("replica: %w", err)
 		}
 	}
-	store := features.NewStore(client, features.Options{Prefix: prefix})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	got, err := trainer.CommittedCounters(ctx, store, trainer.DefaultVariant, partitions)
 	if err != nil {
 		return res, err
@@ -613,20 +657,29 @@ func (r result) steadyRate() string {
 	return strconv.FormatFloat(float64(r.steadyEvents)/r.steady.Seconds(), 'f', 0, 64)
 }
 
+// steadyCost is events per replica CPU-second in steady (the group's
+// first rebalance behind, the last commit not yet made).
+func (r result) steadyCost() string {
+	if r.steady < 200*time.Millisecond || r.steadyEvents <= 0 || r.steadyCPU <= 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(float64(r.steadyEvents)/r.steadyCPU.Seconds(), 'f', 0, 64)
+}
+
 func (r result) print(n int) {
 	cpu := r.totalReplicaCPU()
 	ours := cpu + r.brokerCPU + r.redisCPU + r.selfCPU
 	fmt.Printf("%d replica(s): %d events in %v (%.0f events/s; every replica working from %v, %d events after: steady %s); replicas' CPU %v %v = %.0f events per replica CPU-s; broker %v, Redis %v, driver %v; cores busy %.2f of %d (ours %.2f)\n",
 		r.replicas, n, r.wall.Round(time.Millisecond), float64(n)/r.wall.Seconds(), r.firsts, r.steadyEvents, r.steadyRate(), cpu.Round(time.Millisecond), r.replicaCPU,
 		float64(n)/cpu.Seconds(), r.brokerCPU, r.redisCPU, r.selfCPU.Round(time.Millisecond),
-		r.machineBusy.Seconds()/r.wall.Seconds(), r.cores, ours.Seconds()/r.wall.Seconds())
+		r.machineBusy.Seconds()/r.committed.Seconds(), r.cores, ours.Seconds()/r.committed.Seconds())
 }
 
 func (r result) row(n int) {
 	cpu := r.totalReplicaCPU()
 	ours := cpu + r.brokerCPU + r.redisCPU + r.selfCPU
 	wall := r.wall.Seconds()
-	fmt.Printf("| %d | %.2f | %.0f | %s | %.2f | %.0f | %.2f | %.2f | %.2f / %.2f / %d |\n",
-		r.replicas, wall, float64(n)/wall, r.steadyRate(), cpu.Seconds(), float64(n)/cpu.Seconds(), r.brokerCPU.Seconds(), r.redisCPU.Seconds(),
-		ours.Seconds()/wall, (r.machineBusy-ours).Seconds()/wall, r.cores)
+	fmt.Printf("| %d | %.2f | %.0f | %s | %.2f | %.0f (%s) | %.2f | %.2f | %.2f / %.2f / %d |\n",
+		r.replicas, wall, float64(n)/wall, r.steadyRate(), cpu.Seconds(), float64(n)/cpu.Seconds(), r.steadyCost(), r.brokerCPU.Seconds(), r.redisCPU.Seconds(),
+		ours.Seconds()/r.committed.Seconds(), (r.machineBusy-ours).Seconds()/r.committed.Seconds(), r.cores)
 }
