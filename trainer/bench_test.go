@@ -420,10 +420,11 @@ func benchReplicas(b *testing.B, replicas int) {
 		cfg.Brokers = brokers
 		cfg.Partitioned = true
 		cfg.CommitInterval = time.Second
-		// Heartbeats every 2 s (a third of it; 6 s is the broker's
-		// least): the first replica hears of the second's join, and hands
-		// over half its partitions, sooner than with the default's 3 s.
+		// The first replica hears of the second's join, and hands over
+		// half its partitions, at its next heartbeat: every 100 ms, not
+		// the default's 3 s, so that it does not work alone for seconds.
 		cfg.SessionTimeout = 6 * time.Second
+		cfg.HeartbeatInterval = 100 * time.Millisecond
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, replicas)
 		trs := make([]*Trainer, replicas)
