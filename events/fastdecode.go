@@ -74,12 +74,14 @@ func fastImpressionV2(b []byte) (w impressionV2, ok bool) {
 var feedbackKeys = []string{"schema", "event_id", "request_id", "user_id", "session_id", "item_id", "type", "value", "variant", "ts"}
 
 // fastFeedback reads a feedback event; false means "use encoding/json".
-// Its strings share one allocation (plainjson.Strings).
+// Its strings share one allocation (plainjson.Strings), but for the item
+// id: consumers keep item ids for long (the collaborative learner's counts
+// intern one per item), and one must not hold on to the whole event's.
 func fastFeedback(b []byte) (f Feedback, ok bool) {
 	s := plainjson.NewScanner(b)
-	// The strings, in this order: event, request, user, session and item
-	// ids, type, variant.
-	var strs [7][]byte
+	// The strings, in this order: event, request, user and session ids,
+	// type, variant.
+	var strs [6][]byte
 	ok = s.Object(feedbackKeys, func(k int) bool {
 		var ok bool
 		switch k {
@@ -87,12 +89,16 @@ func fastFeedback(b []byte) (f Feedback, ok bool) {
 			var n int64
 			n, ok = s.Int()
 			f.Schema = int(n)
-		case 1, 2, 3, 4, 5, 6:
+		case 1, 2, 3, 4:
 			strs[k-1], ok = s.Raw()
+		case 5:
+			f.ItemID, ok = s.Str()
+		case 6:
+			strs[4], ok = s.Raw()
 		case 7:
 			f.Value, ok = s.Float(64)
 		case 8:
-			strs[6], ok = s.Raw()
+			strs[5], ok = s.Raw()
 		case 9:
 			f.TS, ok = s.Int()
 		}
@@ -101,8 +107,8 @@ func fastFeedback(b []byte) (f Feedback, ok bool) {
 	if !ok {
 		return Feedback{}, false
 	}
-	var out [7]string
+	var out [6]string
 	plainjson.Strings(out[:], strs[:])
-	f.EventID, f.RequestID, f.UserID, f.SessionID, f.ItemID, f.Type, f.Variant = out[0], out[1], out[2], out[3], out[4], out[5], out[6]
+	f.EventID, f.RequestID, f.UserID, f.SessionID, f.Type, f.Variant = out[0], out[1], out[2], out[3], out[4], out[5]
 	return f, true
 }
