@@ -92,8 +92,14 @@ type ConsumerOptions struct {
 	// heartbeating (a crashed process) before handing its partitions to
 	// the others, and how long a rebalance waits for members to rejoin
 	// (default kafka-go's 30s). Heartbeats go out every third of it (at
-	// most every 3s). Shorter means faster take-over after a crash.
+	// most every 3s) unless HeartbeatInterval says otherwise. Shorter means
+	// faster take-over after a crash.
 	SessionTimeout time.Duration
+	// HeartbeatInterval, when set, is how often the member heartbeats:
+	// also how soon it hears of a rebalance another member's join started
+	// (the group waits for it to rejoin). 0 = a third of SessionTimeout, at
+	// most 3s.
+	HeartbeatInterval time.Duration
 	// BeforeCommit, when set, is called on Run's goroutine at every commit
 	// point: before each commit of marked offsets, and also every
 	// CommitInterval while nothing new is marked (so an idle consumer still
@@ -243,6 +249,9 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 	}
 	if opts.SessionTimeout > 0 {
 		cfg.HeartbeatInterval = min(opts.SessionTimeout/3, 3*time.Second)
+	}
+	if opts.HeartbeatInterval > 0 {
+		cfg.HeartbeatInterval = opts.HeartbeatInterval
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("events: NewConsumer: %w", err)

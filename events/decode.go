@@ -65,10 +65,14 @@ func (e *DecodeError) Is(target error) bool { return target == ErrPoison }
 func DecodeFeedback(b []byte) (Feedback, error) {
 	f, ok := fastFeedback(b)
 	if !ok {
-		f = Feedback{}
-		if err := decodeStrict("feedback", b, &f); err != nil {
+		// A variable of its own: one the fast path shares would be moved
+		// to the heap (decodeStrict takes its address), an allocation per
+		// event.
+		var strict Feedback
+		if err := decodeStrict("feedback", b, &strict); err != nil {
 			return Feedback{}, err
 		}
+		f = strict
 	}
 	if err := validateFeedback(&f); err != nil {
 		return Feedback{}, err
@@ -89,8 +93,13 @@ func DecodeImpression(b []byte) (Impression, error) {
 		if im, err = decodeImpressionV2(b); err != nil {
 			return Impression{}, err
 		}
-	} else if err := decodeStrict("impression", b, (*impressionV1)(&im)); err != nil {
-		return Impression{}, err
+	} else {
+		// A variable of its own, as in DecodeFeedback.
+		var v1 Impression
+		if err := decodeStrict("impression", b, (*impressionV1)(&v1)); err != nil {
+			return Impression{}, err
+		}
+		im = v1
 	}
 	if err := validateImpression(&im); err != nil {
 		return Impression{}, err

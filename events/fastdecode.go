@@ -19,9 +19,15 @@ var impressionV2Keys = []string{"schema", "event_id", "request_id", "user_id", "
 	"model_version", "ts", "degraded", "level", "p", "state", "taste", "items", "pos", "slate", "nphi"}
 
 // fastImpressionV2 reads a schema-2 impression; false means "use
-// encoding/json".
+// encoding/json". Its ids share one allocation and its items' ids another
+// (plainjson.Strings, StrArray), and the packed state, taste and slate are
+// left in the document (impressionV2.packed) for impression to decode
+// without a string each.
 func fastImpressionV2(b []byte) (w impressionV2, ok bool) {
 	s := plainjson.NewScanner(b)
+	// The ids, in this order: event, request, user, session, variant and
+	// model version.
+	var ids [6][]byte
 	ok = s.Object(impressionV2Keys, func(k int) bool {
 		var ok bool
 		var n int64
@@ -29,18 +35,8 @@ func fastImpressionV2(b []byte) (w impressionV2, ok bool) {
 		case 0:
 			n, ok = s.Int()
 			w.Schema = int(n)
-		case 1:
-			w.EventID, ok = s.Str()
-		case 2:
-			w.RequestID, ok = s.Str()
-		case 3:
-			w.UserID, ok = s.Str()
-		case 4:
-			w.SessionID, ok = s.Str()
-		case 5:
-			w.Variant, ok = s.Str()
-		case 6:
-			w.ModelVersion, ok = s.Str()
+		case 1, 2, 3, 4, 5, 6:
+			ids[k-1], ok = s.Raw()
 		case 7:
 			w.TS, ok = s.Int()
 		case 8:
@@ -52,30 +48,40 @@ func fastImpressionV2(b []byte) (w impressionV2, ok bool) {
 			var p float64
 			p, ok = s.Float(32)
 			w.P = float32(p)
-		case 11:
-			w.State, ok = s.Str()
-		case 12:
-			w.Taste, ok = s.Str()
+		case 11, 12:
+			w.packed[k-11], ok = s.Raw()
 		case 13:
-			w.Items, ok = plainjson.Array(s, s.Str)
+			w.Items, ok = s.StrArray()
 		case 14:
 			w.Pos, ok = plainjson.Array(s, func() (int, bool) { n, ok := s.Int(); return int(n), ok })
 		case 15:
-			w.Slate, ok = s.Str()
+			w.packed[2], ok = s.Raw()
 		case 16:
 			n, ok = s.Int()
 			w.NPhi = int(n)
 		}
 		return ok
 	})
-	return w, ok
+	if !ok {
+		return impressionV2{}, false
+	}
+	var strs [6]string
+	plainjson.Strings(strs[:], ids[:])
+	w.EventID, w.RequestID, w.UserID, w.SessionID, w.Variant, w.ModelVersion = strs[0], strs[1], strs[2], strs[3], strs[4], strs[5]
+	return w, true
 }
 
 var feedbackKeys = []string{"schema", "event_id", "request_id", "user_id", "session_id", "item_id", "type", "value", "variant", "ts"}
 
 // fastFeedback reads a feedback event; false means "use encoding/json".
+// Its strings share one allocation (plainjson.Strings), but for the item
+// id: consumers keep item ids for long (the collaborative learner's counts
+// intern one per item), and one must not hold on to the whole event's.
 func fastFeedback(b []byte) (f Feedback, ok bool) {
 	s := plainjson.NewScanner(b)
+	// The strings, in this order: event, request, user and session ids,
+	// type, variant.
+	var strs [6][]byte
 	ok = s.Object(feedbackKeys, func(k int) bool {
 		var ok bool
 		switch k {
@@ -83,26 +89,26 @@ func fastFeedback(b []byte) (f Feedback, ok bool) {
 			var n int64
 			n, ok = s.Int()
 			f.Schema = int(n)
-		case 1:
-			f.EventID, ok = s.Str()
-		case 2:
-			f.RequestID, ok = s.Str()
-		case 3:
-			f.UserID, ok = s.Str()
-		case 4:
-			f.SessionID, ok = s.Str()
+		case 1, 2, 3, 4:
+			strs[k-1], ok = s.Raw()
 		case 5:
 			f.ItemID, ok = s.Str()
 		case 6:
-			f.Type, ok = s.Str()
+			strs[4], ok = s.Raw()
 		case 7:
 			f.Value, ok = s.Float(64)
 		case 8:
-			f.Variant, ok = s.Str()
+			strs[5], ok = s.Raw()
 		case 9:
 			f.TS, ok = s.Int()
 		}
 		return ok
 	})
-	return f, ok
+	if !ok {
+		return Feedback{}, false
+	}
+	var out [6]string
+	plainjson.Strings(out[:], strs[:])
+	f.EventID, f.RequestID, f.UserID, f.SessionID, f.Type, f.Variant = out[0], out[1], out[2], out[3], out[4], out[5]
+	return f, true
 }

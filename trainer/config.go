@@ -99,6 +99,10 @@ type Config struct {
 	// 10s): after a crash, a restarted trainer waits this long for the
 	// dead member's partitions.
 	SessionTimeout time.Duration
+	// HeartbeatInterval is how often the consumer heartbeats (default a
+	// third of SessionTimeout, at most 3s): a replica hears of another's
+	// join, and hands over partitions, at its next heartbeat.
+	HeartbeatInterval time.Duration
 }
 
 // DefaultConfig returns the defaults for variant "default".

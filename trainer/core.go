@@ -2,9 +2,9 @@ package trainer
 
 import (
 	"cmp"
-	"container/heap"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/novarec/novarec/catalog"
@@ -610,13 +610,46 @@ func (c *Core) diversity(s *slate) (float64, bool) {
 	// recommend.Diversity without its two slices (of ids, of indexes): a
 	// slate's indexes fit on the stack.
 	idx := make([]int32, 0, 32)
+	masks := make([]uint64, 0, 32)
+	narrow := true // every item's categories fit a bit set
 	for i := range s.ls.Items {
 		if j, ok := snap.Index(s.ls.Items[i].ItemID); ok {
 			idx = append(idx, j)
+			m, ok := snap.CategoryMask(j)
+			masks, narrow = append(masks, m), narrow && ok
 		}
 	}
-	s.div, s.divOK = recommend.DiversityOf(snap, idx), true
+	if narrow {
+		s.div = diversityOfMasks(masks)
+	} else {
+		s.div = recommend.DiversityOf(snap, idx)
+	}
+	s.divOK = true
 	return s.div, true
+}
+
+// diversityOfMasks is recommend.DiversityOf with each item's categories as
+// a bit set (catalog.Snapshot.CategoryMask): the same pairs in the same
+// order, each pair's Jaccard |a∩b| / |a∪b| from the same two integers, so
+// the same float64 — by popcounts instead of Jaccard's nested loops over
+// category lists (45 pairs a slate of 10, 8% of the trainer's CPU per
+// event). TestDiversityOfMasksMatches pins it.
+func diversityOfMasks(masks []uint64) float64 {
+	if len(masks) < 2 {
+		return 0
+	}
+	sum, pairs := 0.0, 0
+	for a := 0; a < len(masks); a++ {
+		for b := a + 1; b < len(masks); b++ {
+			if union := bits.OnesCount64(masks[a] | masks[b]); union == 0 {
+				sum++ // two items without categories are identical
+			} else {
+				sum += float64(bits.OnesCount64(masks[a]&masks[b])) / float64(union)
+			}
+			pairs++
+		}
+	}
+	return 1 - sum/float64(pairs)
 }
 
 // maintain runs after every event: it closes decisions whose outcome is now
@@ -765,34 +798,60 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // partition order, not time order, and through the HTTP API a burst of
 // traffic closed 0 of 2,400 decisions until later traffic arrived (720 of
 // 2,400 of a stream read by partition, in a test of the Core).
-type closingQueue struct{ h closingHeap }
+type closingQueue struct{ h []closingEntry }
 
 type closingEntry struct {
 	nextTS, seq int64
 	rid         string
 }
 
-type closingHeap []closingEntry
-
-func (h closingHeap) Len() int { return len(h) }
-func (h closingHeap) Less(i, j int) bool {
-	return h[i].nextTS < h[j].nextTS || h[i].nextTS == h[j].nextTS && h[i].seq < h[j].seq
-}
-func (h closingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *closingHeap) Push(x any)   { *h = append(*h, x.(closingEntry)) }
-func (h *closingHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (a *closingEntry) before(b *closingEntry) bool {
+	return a.nextTS < b.nextTS || a.nextTS == b.nextTS && a.seq < b.seq
 }
 
+// push and pop are container/heap's sift up and down on the entries
+// themselves: through heap.Interface every push and pop put an entry in
+// an interface, two allocations per decision.
 func (q *closingQueue) push(rid string, nextTS, seq int64) {
-	heap.Push(&q.h, closingEntry{nextTS: nextTS, seq: seq, rid: rid})
+	q.h = append(q.h, closingEntry{nextTS: nextTS, seq: seq, rid: rid})
+	h := q.h
+	for j := len(h) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !h[j].before(&h[i]) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
 }
+
 func (q *closingQueue) len() int      { return len(q.h) }
 func (q *closingQueue) front() string { return q.h[0].rid }
-func (q *closingQueue) pop() string   { return heap.Pop(&q.h).(closingEntry).rid }
+
+func (q *closingQueue) pop() string {
+	h := q.h
+	n := len(h) - 1
+	rid := h[0].rid
+	h[0] = h[n]
+	h[n] = closingEntry{}
+	h = h[:n]
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && h[r].before(&h[j]) {
+			j = r
+		}
+		if !h[j].before(&h[i]) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+	q.h = h
+	return rid
+}
 
 // all lists the queue in order, so that equal states checkpoint alike.
 func (q *closingQueue) all() []string {

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/recommend"
 )
@@ -542,5 +544,41 @@ func TestDecisionsCloseWhenPartitionsAreReadInTurn(t *testing.T) {
 	})
 	if inOrder < 2000 || float64(byPartition) < 0.95*float64(inOrder) {
 		t.Fatalf("decisions closed: %d read in time order, %d partition by partition", inOrder, byPartition)
+	}
+}
+
+// TestDiversityOfMasksMatches pins the trainer's slate diversity from
+// category bit sets to recommend.DiversityOf's, exactly, on random slates
+// of a catalog whose items have 0 to 4 of 40 categories (two items without
+// any are identical), and checks that a catalog with categories beyond the
+// bit set's 64 takes DiversityOf itself.
+func TestDiversityOfMasksMatches(t *testing.T) {
+	for _, ncat := range []int{40, 100} {
+		rng := rand.New(rand.NewPCG(uint64(ncat), 3))
+		items := make([]catalog.Item, 500)
+		for i := range items {
+			items[i] = catalog.Item{ID: fmt.Sprintf("item-%d", i), Popularity: float64(i)}
+			for range rng.IntN(5) {
+				items[i].Categories = append(items[i].Categories, fmt.Sprintf("c%d", rng.IntN(ncat)))
+			}
+		}
+		snap, err := catalog.Build(1, catalog.DefaultDim, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newCore(DefaultConfig().withDefaults(), recommend.NewLearner(recommend.DefaultLearnerConfig(), recommend.DefaultModel()), fixedCatalog{snap})
+		for trial := range 2000 {
+			k := 1 + rng.IntN(30)
+			s := &slate{}
+			idx := make([]int32, k)
+			for i := range idx {
+				idx[i] = int32(rng.IntN(snap.Len()))
+				s.ls.Items = append(s.ls.Items, recommend.LoggedItem{ItemID: snap.Item(idx[i]).ID})
+			}
+			got, ok := c.diversity(s)
+			if want := recommend.DiversityOf(snap, idx); !ok || got != want {
+				t.Fatalf("%d categories, slate %d (%v): diversity %v, DiversityOf %v", ncat, trial, idx, got, want)
+			}
+		}
 	}
 }

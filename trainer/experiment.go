@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/novarec/novarec/experiment"
 	"github.com/novarec/novarec/intent"
@@ -44,8 +45,11 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, 
 	u := a.Users[ls.UserID]
 	switch {
 	case u == nil:
-		u = &expUser{Sessions: 1, Session: ls.SessionID, Last: ls.TS, Pre: intent.HistoryLength(ls.State)}
-		a.Users[ls.UserID] = u
+		// The ids are copied: a decoded event's ids share one allocation
+		// (events' decoders), which a user's entry, kept for the
+		// experiment's life, would otherwise hold on to.
+		u = &expUser{Sessions: 1, Session: strings.Clone(ls.SessionID), Last: ls.TS, Pre: intent.HistoryLength(ls.State)}
+		a.Users[strings.Clone(ls.UserID)] = u
 		ag.Users++
 		ag.Sessions++
 		ag.SessionsSumSq++
@@ -59,7 +63,7 @@ func (a *expAgg) impression(ls *recommend.LoggedSlate, div float64, divOK bool, 
 		if u.Sessions == 2 {
 			ag.ReturningUsers++
 		}
-		u.Session, u.Last = ls.SessionID, max(u.Last, ls.TS)
+		u.Session, u.Last = strings.Clone(ls.SessionID), max(u.Last, ls.TS)
 	default:
 		u.Last = max(u.Last, ls.TS)
 	}

@@ -46,6 +46,37 @@ const modelPart = "model"
 
 func partName(p int) string { return "p" + strconv.Itoa(p) }
 
+// CommittedCounters sums the counters the partitions 0..partitions-1 of a
+// partitioned variant have committed (partitions not yet committed count
+// zero): what the replicas together have durably handled, whichever of them
+// holds each partition now. Benchmarks poll it to know when a stream is
+// done (bench/replicas).
+func CommittedCounters(ctx context.Context, store *features.Store, variant string, partitions int) (Counters, error) {
+	var sum Counters
+	for p := range partitions {
+		img, err := store.LoadPart(ctx, CheckpointName(variant), partName(p))
+		if errors.Is(err, features.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Counters{}, fmt.Errorf("trainer: partition %d: %w", p, err)
+		}
+		c, _, err := ReadCheckpointCounters(img.Head)
+		if err != nil {
+			return Counters{}, fmt.Errorf("trainer: partition %d: %w", p, err)
+		}
+		sum = sum.plus(c)
+	}
+	return sum, nil
+}
+
+// Handled is the number of events the counters account for, once each:
+// impressions and feedback with a final outcome (duplicates are not
+// counted, nor feedback still waiting for its impression).
+func (a Counters) Handled() int64 {
+	return a.Impressions + a.ImpressionsIgnored + a.Clicks + a.FeedbackUnattributed + a.FeedbackIgnored
+}
+
 // partHashes are a partition's hashes (the items are in the shared part).
 var partHashes = []string{hashSlates, hashWaiting, hashSeen, hashUsers}
 

@@ -270,13 +270,14 @@ func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
 		// Commits (and so checkpoints) by time only: each writes the head
 		// and scans the model's items, worth doing for an interval's
 		// events, not for every few hundred.
-		CommitEvery:    1 << 30,
-		CommitInterval: t.cfg.CommitInterval,
-		SessionTimeout: t.cfg.SessionTimeout,
-		BeforeCommit:   t.beforeCommit,
-		Assigned:       assigned,
-		Registerer:     t.deps.Registerer,
-		Logger:         t.deps.Logger,
+		CommitEvery:       1 << 30,
+		CommitInterval:    t.cfg.CommitInterval,
+		SessionTimeout:    t.cfg.SessionTimeout,
+		HeartbeatInterval: t.cfg.HeartbeatInterval,
+		BeforeCommit:      t.beforeCommit,
+		Assigned:          assigned,
+		Registerer:        t.deps.Registerer,
+		Logger:            t.deps.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
