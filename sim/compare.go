@@ -56,18 +56,22 @@ const (
 	MSessionAUCFirst = "session_auc_first"
 	MSessionAUCLater = "session_auc_later"
 	MUserCorrelation = "user_correlation"
-	MCalibration     = "session_calibration"
-	MExploreCTR      = "explore_ctr"
-	MExploitCTR      = "exploit_ctr"
-	MExploreNovel    = "explore_novel"
-	MExploitNovel    = "exploit_novel"
+	// MAUCFirstBound and MCorrelationBound are the oracle bounds of
+	// MSessionAUCFirst and MUserCorrelation (Result's fields say how).
+	MAUCFirstBound    = "session_auc_first_bound"
+	MCorrelationBound = "user_correlation_bound"
+	MCalibration      = "session_calibration"
+	MExploreCTR       = "explore_ctr"
+	MExploitCTR       = "exploit_ctr"
+	MExploreNovel     = "explore_novel"
+	MExploitNovel     = "exploit_novel"
 )
 
 // MetricNames lists the metrics of a report in order.
 var MetricNames = []string{
 	MClicksPerUser, MCTR, MReturnRate, MSessionsPerUser, MNovelty, MSelfInformation,
 	MILD, MTopicsPerUser, MNovelClickShare, MSessionAUC, MSessionAUCFirst, MSessionAUCLater, MUserCorrelation,
-	MCalibration, MExploreCTR, MExploitCTR, MExploreNovel, MExploitNovel,
+	MCalibration, MAUCFirstBound, MCorrelationBound, MExploreCTR, MExploitCTR, MExploreNovel, MExploitNovel,
 }
 
 // Metrics returns the result's metrics by name; the intent scores only for
@@ -85,6 +89,8 @@ func (r *Result) Metrics() map[string]float64 {
 		m[MSessionAUCLater] = r.SessionAUCLater
 		m[MUserCorrelation] = r.UserCorrelation
 		m[MCalibration] = r.SessionCalibration
+		m[MAUCFirstBound] = r.SessionAUCFirstBound
+		m[MCorrelationBound] = r.UserCorrelationBound
 	}
 	return m
 }

@@ -85,9 +85,20 @@ type Result struct {
 	SessionAUC      float64 `json:"session_auc"`
 	SessionAUCFirst float64 `json:"session_auc_first"`
 	SessionAUCLater float64 `json:"session_auc_later"`
+	// SessionAUCFirstBound is what SessionAUCFirst could be at best from
+	// the run's sessions: the AUC on each session's first slate of the
+	// posterior mean of ρ_u under the simulator's own Beta prior given the
+	// true starting mode of every earlier session of the user, an oracle
+	// that reads past sessions without error. A user's first session has
+	// nothing to go on, whatever the estimator.
+	SessionAUCFirstBound float64 `json:"session_auc_first_bound"`
 	// UserCorrelation is the Pearson correlation between the user
 	// propensity at each user's last decision and ρ_u.
 	UserCorrelation float64 `json:"user_correlation"`
+	// UserCorrelationBound is the same correlation for that oracle after
+	// all of the user's sessions: how well ρ_u can be known from as many
+	// sessions as the user had.
+	UserCorrelationBound float64 `json:"user_correlation_bound"`
 	// SessionCalibration is the expected calibration error of the session
 	// propensity as P(explore): over ten bins of the propensity, the mean
 	// gap between the bin's propensity and its share of exploring
@@ -133,6 +144,9 @@ type simUser struct {
 	latent     []float64
 	lastUP     float64
 	hasDecided bool
+	// sessions and explored count the user's sessions so far and those
+	// that started exploring, for the oracle bounds.
+	sessions, explored int
 }
 
 // runner is one run's working state.
@@ -148,6 +162,10 @@ type runner struct {
 	scores []float64
 	labels []bool
 	first  []bool
+	// boundScores and boundLabels are the oracle's ρ_u posterior mean and
+	// the true mode at each session's first slate.
+	boundScores []float64
+	boundLabels []bool
 	// quality and latent are the items' hidden quality and factors.
 	quality []float64
 	latent  []float64
@@ -387,6 +405,12 @@ func (r *runner) session(u *simUser, s int) error {
 	u.st.Session = recommend.Session{ID: sid}
 	u.shown = u.shown[:0]
 	explore := u.rng.Float64() < u.rho
+	r.boundScores = append(r.boundScores, r.rhoPosterior(u))
+	r.boundLabels = append(r.boundLabels, explore)
+	u.sessions++
+	if explore {
+		u.explored++
+	}
 	t0 := startMS + int64(s)*dayMS + int64(u.rng.IntN(int(dayMS/4)))
 	clicks := 0
 	for step := 0; step < cfg.Steps; step++ {
@@ -613,10 +637,24 @@ func (r *runner) finish(users []*simUser) {
 			}
 		}
 		res.UserCorrelation = finiteOr(Pearson(up, rho), 0)
+		res.SessionAUCFirstBound = finiteOr(AUC(r.boundScores, r.boundLabels), 0.5)
+		up = up[:0]
+		for _, u := range users {
+			if u.hasDecided {
+				up = append(up, r.rhoPosterior(u))
+			}
+		}
+		res.UserCorrelationBound = finiteOr(Pearson(up, rho), 0)
 		if m, ok := r.p.(modeler); ok {
 			res.Mode, res.Prior = m.Model().ModeModel(), m.Model().Intent.Prior
 		}
 	}
+}
+
+// rhoPosterior is the posterior mean of u's ρ under the simulator's prior
+// given the starting modes of u's sessions so far.
+func (r *runner) rhoPosterior(u *simUser) float64 {
+	return (r.cfg.RhoA + float64(u.explored)) / (r.cfg.RhoA + r.cfg.RhoB + float64(u.sessions))
 }
 
 // calibrationError is the expected calibration error of the scores as

@@ -343,3 +343,25 @@ func TestCollaborativeStructureChangesClicks(t *testing.T) {
 		t.Fatal("a run with hidden structure is not deterministic")
 	}
 }
+
+// TestOracleBounds checks the bounds of the intent scores: an oracle that
+// reads past sessions' modes without error ranks first slates better than
+// chance and its ρ_u estimate correlates with ρ_u, and both are reported
+// only for a policy that models intent.
+func TestOracleBounds(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Users, cfg.Sessions = 200, 5
+	r := run1(t, cfg, "hrl", 1)
+	t.Logf("AUC first %.3f (bound %.3f), corr %.3f (bound %.3f)", r.SessionAUCFirst, r.SessionAUCFirstBound, r.UserCorrelation, r.UserCorrelationBound)
+	if !(r.SessionAUCFirstBound > 0.55 && r.SessionAUCFirstBound < 1) {
+		t.Errorf("AUC first bound %v, want in (0.55, 1)", r.SessionAUCFirstBound)
+	}
+	if !(r.UserCorrelationBound > 0.3 && r.UserCorrelationBound < 1) {
+		t.Errorf("correlation bound %v, want in (0.3, 1)", r.UserCorrelationBound)
+	}
+	mmr := run1(t, cfg, "mmr", 1)
+	m := mmr.Metrics()
+	if _, ok := m[MAUCFirstBound]; ok {
+		t.Error("mmr reports an intent bound")
+	}
+}

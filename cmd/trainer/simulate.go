@@ -202,6 +202,8 @@ var tableColumns = []struct{ metric, header, format string }{
 	{sim.MSessionAUCLater, "AUC later", "%.3f"},
 	{sim.MUserCorrelation, "corr(ρ)", "%.3f"},
 	{sim.MCalibration, "ECE", "%.3f"},
+	{sim.MAUCFirstBound, "AUC 1st bound", "%.3f"},
+	{sim.MCorrelationBound, "corr bound", "%.3f"},
 	{sim.MExploreCTR, "CTR explore", "%.4f"},
 	{sim.MExploitCTR, "CTR exploit", "%.4f"},
 	{sim.MExploreNovel, "novel explore", "%.3f"},
