@@ -95,8 +95,9 @@ type Result struct {
 	// UserCorrelation is the Pearson correlation between the user
 	// propensity at each user's last decision and ρ_u.
 	UserCorrelation float64 `json:"user_correlation"`
-	// UserCorrelationBound is the same correlation for that oracle after
-	// all of the user's sessions: how well ρ_u can be known from as many
+	// UserCorrelationBound is the same correlation for that oracle at the
+	// user's last decision, from the sessions before it (those the user
+	// propensity has folded): how well ρ_u can be known from as many
 	// sessions as the user had.
 	UserCorrelationBound float64 `json:"user_correlation_bound"`
 	// SessionCalibration is the expected calibration error of the session
@@ -147,6 +148,9 @@ type simUser struct {
 	// sessions and explored count the user's sessions so far and those
 	// that started exploring, for the oracle bounds.
 	sessions, explored int
+	// lastBound is the oracle's estimate at the start of the latest
+	// session, when the policy's user propensity knows the same sessions.
+	lastBound float64
 }
 
 // runner is one run's working state.
@@ -405,7 +409,8 @@ func (r *runner) session(u *simUser, s int) error {
 	u.st.Session = recommend.Session{ID: sid}
 	u.shown = u.shown[:0]
 	explore := u.rng.Float64() < u.rho
-	r.boundScores = append(r.boundScores, r.rhoPosterior(u))
+	u.lastBound = r.rhoPosterior(u)
+	r.boundScores = append(r.boundScores, u.lastBound)
 	r.boundLabels = append(r.boundLabels, explore)
 	u.sessions++
 	if explore {
@@ -641,7 +646,7 @@ func (r *runner) finish(users []*simUser) {
 		up = up[:0]
 		for _, u := range users {
 			if u.hasDecided {
-				up = append(up, r.rhoPosterior(u))
+				up = append(up, u.lastBound)
 			}
 		}
 		res.UserCorrelationBound = finiteOr(Pearson(up, rho), 0)
