@@ -147,9 +147,10 @@ func New(name string, cfg Config) (Policy, error) {
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, Names())
 	}
 	if name != HRL {
-		// Hedging by the intent posterior is the HRL's; the baselines
-		// stay the textbook methods they are named for.
-		engCfg.Hedge = 0
+		// Hedging by the intent posterior and greedy serving are the
+		// HRL's; the baselines stay the textbook methods they are named
+		// for (popular and MMR serve by argmax, relevance and flat sample).
+		engCfg.Hedge, engCfg.Greedy = 0, 0
 	}
 	p.eng = recommend.NewEngine(engCfg)
 	p.l = recommend.NewLearner(cfg.Learner, m)

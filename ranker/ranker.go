@@ -78,6 +78,11 @@ type Knobs struct {
 	// the allocation depends only on the items above, so every
 	// position's softmax, and its propensity, stays exact.
 	Explore, Hedge float64
+	// Greedy is the probability that a sampled position takes the argmax
+	// rather than a draw from the softmax; the reported propensity is the
+	// mixture's, (1−Greedy)·softmax + Greedy·[argmax]. 0 samples every
+	// position.
+	Greedy float64
 }
 
 // Slot is one position of a built slate.
@@ -184,21 +189,30 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 			total += e
 		}
 		choice := best
+		g := 0.0
 		if rng != nil {
-			u := rng.Float64() * total
-			acc := 0.0
-			for i := range cands {
-				if sc.used[i] || sc.adj[i] == 0 {
-					continue
-				}
-				acc += sc.adj[i]
-				choice = i
-				if u < acc {
-					break
+			g = min(max(kn.Greedy, 0), 1)
+			// One draw serves both the mixture's coin and the softmax:
+			// below g it is the argmax, above it rescales to [0, total).
+			if u := rng.Float64(); u >= g {
+				u = (u - g) / (1 - g) * total
+				acc := 0.0
+				for i := range cands {
+					if sc.used[i] || sc.adj[i] == 0 {
+						continue
+					}
+					acc += sc.adj[i]
+					choice = i
+					if u < acc {
+						break
+					}
 				}
 			}
 		}
-		prob := sc.adj[choice] / total
+		prob := (1 - g) * sc.adj[choice] / total
+		if choice == best {
+			prob += g
+		}
 		score := sc.base[choice] - kn.Lambda*sc.maxSim[choice]
 		sc.used[choice] = true
 		if cands[choice].Novel {

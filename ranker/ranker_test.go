@@ -22,55 +22,69 @@ func cands(rel ...float64) []Candidate {
 	return cs
 }
 
+// The propensities must describe the draw exactly, sampled at every
+// position or mixed with the argmax (Greedy).
 func TestSlatePropensitiesDefineADistributionOverSlates(t *testing.T) {
-	p := Params{Theta: [NumFeatures]float64{1, 0, 0}, Temperature: 0.5}
-	cs := cands(0.9, 0.5, 0.4, 0.1)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var sc Scratch
-	seen := map[string]float64{}
-	for i := 0; i < 20000; i++ {
-		slots := p.Slate(nil, &sc, cs, 2, Knobs{Lambda: 0.3}, rng)
-		prob := 1.0
-		key := ""
-		for _, s := range slots {
-			prob *= s.Propensity
-			key += fmt.Sprint(s.Candidate, ",")
-		}
-		if old, ok := seen[key]; ok && math.Abs(old-prob) > 1e-12 {
-			t.Fatalf("slate %s logged with probabilities %v and %v", key, old, prob)
-		}
-		seen[key] = prob
-	}
-	if len(seen) != 12 {
-		t.Fatalf("saw %d distinct slates, want all 12", len(seen))
-	}
-	total := 0.0
-	for _, q := range seen {
-		total += q
-	}
-	if math.Abs(total-1) > 1e-9 {
-		t.Fatalf("slate probabilities sum to %v, want 1", total)
+	for _, greedy := range []float64{0, 0.6} {
+		t.Run(fmt.Sprint("greedy=", greedy), func(t *testing.T) {
+			p := Params{Theta: [NumFeatures]float64{1, 0, 0}, Temperature: 0.5}
+			cs := cands(0.9, 0.5, 0.4, 0.1)
+			rng := rand.New(rand.NewPCG(1, 2))
+			var sc Scratch
+			seen := map[string]float64{}
+			for i := 0; i < 20000; i++ {
+				slots := p.Slate(nil, &sc, cs, 2, Knobs{Lambda: 0.3, Greedy: greedy}, rng)
+				prob := 1.0
+				key := ""
+				for _, s := range slots {
+					prob *= s.Propensity
+					key += fmt.Sprint(s.Candidate, ",")
+				}
+				if old, ok := seen[key]; ok && math.Abs(old-prob) > 1e-12 {
+					t.Fatalf("slate %s logged with probabilities %v and %v", key, old, prob)
+				}
+				seen[key] = prob
+			}
+			if len(seen) != 12 {
+				t.Fatalf("saw %d distinct slates, want all 12", len(seen))
+			}
+			total := 0.0
+			for _, q := range seen {
+				total += q
+			}
+			if math.Abs(total-1) > 1e-9 {
+				t.Fatalf("slate probabilities sum to %v, want 1", total)
+			}
+		})
 	}
 }
 
 func TestSlateEmpiricalFrequencyMatchesPropensity(t *testing.T) {
-	p := Params{Theta: [NumFeatures]float64{1, 0, 0}, Temperature: 0.3}
-	cs := cands(0.6, 0.5, 0.2)
-	rng := rand.New(rand.NewPCG(3, 4))
-	var sc Scratch
-	counts := make([]int, len(cs))
-	props := make([]float64, len(cs))
-	const n = 50000
-	for i := 0; i < n; i++ {
-		s := p.Slate(nil, &sc, cs, 1, Knobs{}, rng)[0]
-		counts[s.Candidate]++
-		props[s.Candidate] = s.Propensity
-	}
-	for i := range cs {
-		freq := float64(counts[i]) / n
-		if math.Abs(freq-props[i]) > 0.01 {
-			t.Errorf("item %d drawn with frequency %.4f, logged propensity %.4f", i, freq, props[i])
-		}
+	for _, greedy := range []float64{0, 0.5, 0.9} {
+		t.Run(fmt.Sprint("greedy=", greedy), func(t *testing.T) {
+			p := Params{Theta: [NumFeatures]float64{1, 0, 0}, Temperature: 0.3}
+			cs := cands(0.6, 0.5, 0.2)
+			rng := rand.New(rand.NewPCG(3, 4))
+			var sc Scratch
+			counts := make([]int, len(cs))
+			props := make([]float64, len(cs))
+			const n = 50000
+			for i := 0; i < n; i++ {
+				s := p.Slate(nil, &sc, cs, 1, Knobs{Greedy: greedy}, rng)[0]
+				counts[s.Candidate]++
+				props[s.Candidate] = s.Propensity
+			}
+			for i := range cs {
+				freq := float64(counts[i]) / n
+				if counts[i] == 0 || math.Abs(freq-props[i]) > 0.01 {
+					t.Errorf("item %d drawn with frequency %.4f, logged propensity %.4f", i, freq, props[i])
+				}
+			}
+			// The argmax takes its softmax share and the greedy share.
+			if greedy > 0 && props[0] < greedy {
+				t.Errorf("argmax logged %.4f, below the greedy share %v", props[0], greedy)
+			}
+		})
 	}
 }
 

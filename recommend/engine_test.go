@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -378,5 +379,43 @@ func TestIntentEpsilon(t *testing.T) {
 	}
 	if e := NewEngine(Config{IntentEpsilon: 2}); e.cfg.IntentEpsilon != 0 {
 		t.Errorf("ε=2 accepted as %v", e.cfg.IntentEpsilon)
+	}
+}
+
+// Greedy serving mixes each slate position with the ranker's argmax: the
+// item propensities stay exact (a greedy share of the slates' top items
+// is the argmax's), while the level is drawn from π_H as before.
+func TestGreedySlatesKeepTheLevelSampled(t *testing.T) {
+	snap := sampleSnapshot(t, 3000)
+	m := DefaultModel()
+	hist := historyIn(snap, 40, "action", "comedy", "drama")
+	st := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, FamiliarClicks: 40}, Session: session(6, 0, 0)}
+	const runs, greedy = 2000, 0.7
+	e := NewEngine(Config{Greedy: greedy})
+	own := e.Intent(snap, &st, m, 3)
+	top := map[string]int{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range runs {
+		d, err := e.Decide(Request{K: 10, Now: 3}, &st, snap, m, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := own.Probabilities[d.Intent.Level]; math.Abs(d.Intent.Probability-want) > 1e-12 {
+			t.Fatalf("level %d logged with probability %v, want π_H's %v", d.Intent.Level, d.Intent.Probability, want)
+		}
+		for _, it := range d.Items {
+			if !(it.Propensity > 0 && it.Propensity <= 1) {
+				t.Fatalf("item propensity %v outside (0, 1]", it.Propensity)
+			}
+		}
+		if d.Intent.Level == own.Level && d.Items[0].Propensity >= greedy {
+			top[d.Items[0].ItemID]++
+		}
+	}
+	if len(top) == 0 {
+		t.Fatal("no slate's top item carries the greedy share in its propensity")
+	}
+	if e := NewEngine(Config{Greedy: 1}); e.cfg.Greedy != 0 {
+		t.Errorf("Greedy 1 accepted as %v (it would leave no draws)", e.cfg.Greedy)
 	}
 }

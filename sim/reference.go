@@ -30,9 +30,10 @@ func NewPolicy(name string, cfg policy.Config) (policy.Policy, error) {
 			start = recommend.DefaultModel()
 		}
 		levels := start.Intent.Levels
-		// The references choose the level by the mode alone: no hedging.
+		// The references choose the level by the mode alone: no hedging;
+		// their slates are sampled, as before greedy serving.
 		engCfg := cfg.Engine
-		engCfg.Hedge = 0
+		engCfg.Hedge, engCfg.Greedy = 0, 0
 		ref := &reference{name: name, eng: recommend.NewEngine(engCfg)}
 		for _, l := range levels {
 			m := recommend.NewLearner(recommend.LearnerConfig{}, start).Snapshot(start.Version)

@@ -74,6 +74,9 @@ type config struct {
 	intentEpsilon float64
 	// hedge is the slate's hedging between intents (recommend.Config.Hedge).
 	hedge float64
+	// greedy is the share of sampled slate positions that take the
+	// ranker's argmax (recommend.Config.Greedy).
+	greedy float64
 	// warnings are logged once the logger exists.
 	warnings    []string
 	logLevel    slog.Level
@@ -125,6 +128,7 @@ func parseConfig(args []string) (config, error) {
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
 	fs.Float64Var(&c.intentEpsilon, "intent-epsilon", envflag.Float("NOVAREC_INTENT_EPSILON", 0), "exploration floor of the intent level: sample from (1−ε)·π + ε/K so every level is served now and then (env NOVAREC_INTENT_EPSILON; 0..1, default 0)")
+	fs.Float64Var(&c.greedy, "greedy", envflag.Float("NOVAREC_GREEDY", recommend.DefaultConfig().Greedy), "share of a sampled slate's positions that take the ranker's argmax instead of a draw (the level is still sampled); the logged propensities are the mixture's, so they stay exact (env NOVAREC_GREEDY; 0 = sample every decision, below 1)")
 	fs.Float64Var(&c.hedge, "hedge", envflag.Float("NOVAREC_HEDGE", recommend.DefaultConfig().Hedge), "hedge every slate between the session's intents: about P(explore)·k positions go to novel items, interleaved from the top; the score bonus of the favoured intent's items (env NOVAREC_HEDGE; 0 = off)")
 	level := fs.String("log-level", envflag.String("NOVAREC_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env NOVAREC_LOG_LEVEL)")
 	fs.StringVar(&c.debugAddr, "debug-addr", envflag.String("NOVAREC_DEBUG_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (env NOVAREC_DEBUG_ADDR; empty = off)")
@@ -150,6 +154,9 @@ func parseConfig(args []string) (config, error) {
 	c.redisAddrs, c.kafka = envflag.List(*redisAddr), envflag.List(*brokers)
 	if !(c.intentEpsilon >= 0 && c.intentEpsilon <= 1) {
 		return c, fmt.Errorf("-intent-epsilon must be in [0,1], not %v", c.intentEpsilon)
+	}
+	if !(c.greedy >= 0 && c.greedy < 1) {
+		return c, fmt.Errorf("-greedy must be in [0,1), not %v", c.greedy)
 	}
 	if !(c.hedge >= 0) || math.IsInf(c.hedge, 0) {
 		return c, fmt.Errorf("-hedge must be 0 (off) or positive, not %v", c.hedge)
@@ -362,7 +369,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	apiCfg := api.Config{
 		Store: catalogStore{store, keeper}, Shown: shown, Events: producer, Feedback: durable, Catalog: cat, Models: models,
 		Experiments: exps, Reports: store, Keys: keys,
-		Engine: newEngine(cfg.intentEpsilon, cfg.hedge), Registry: reg, Logger: log,
+		Engine: newEngine(cfg.intentEpsilon, cfg.hedge, cfg.greedy), Registry: reg, Logger: log,
 		MaxInflight: cfg.maxInflight, BodyTimeout: cfg.bodyTimeout, StoreTimeout: cfg.redisBudget,
 		Checks: []api.Check{kafkaCheck(producer, durable)},
 	}
@@ -431,11 +438,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 
 // newEngine is the serving engine: the defaults that replay and the
 // simulator evaluate (recommend.DefaultConfig; a zero Config would serve
-// without the popular pool's share), with the operator's exploration floor
-// and hedging.
-func newEngine(intentEpsilon, hedge float64) *recommend.Engine {
+// without the popular pool's share), with the operator's exploration floor,
+// hedging and greedy share.
+func newEngine(intentEpsilon, hedge, greedy float64) *recommend.Engine {
 	ec := recommend.DefaultConfig()
-	ec.IntentEpsilon, ec.Hedge = intentEpsilon, hedge
+	ec.IntentEpsilon, ec.Hedge, ec.Greedy = intentEpsilon, hedge, greedy
 	return recommend.NewEngine(ec)
 }
 

@@ -57,6 +57,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model and the population prior to the run's sessions every N slates (trainer -mode-refit; 0 = off)")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
+	greedy := fs.Float64("greedy", def.Policy.Engine.Greedy, "share of the HRL's sampled slate positions that take the ranker's argmax, with exact propensities (recsvc -greedy; 0 = sample all)")
 	det := fs.Bool("deterministic", false, "the HRL takes argmax decisions, as recsvc serves requests with \"deterministic\": true")
 	modeWeight := fs.Float64("mode-weight", def.ModeWeight, "simulator: how strongly the session mode (explore/exploit) drives clicks")
 	quality := fs.Float64("quality-weight", def.QualityWeight, "simulator: weight of the items' hidden quality in the click model")
@@ -85,6 +86,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
 	cfg.Policy.Learner.ModeRefit = *modeRefit
 	cfg.Policy.Engine.IntentEpsilon, cfg.Policy.Engine.Hedge = *epsilon, *hedge
+	cfg.Policy.Engine.Greedy = *greedy
 	cfg.Policy.Deterministic = *det
 	cfg.ModeWeight = *modeWeight
 	cfg.QualityWeight, cfg.LatentWeight, cfg.SkipEvents = *quality, *latent, *skips
