@@ -226,7 +226,7 @@ func TestUnpackShownMalformed(t *testing.T) {
 	}{
 		{string(good), []string{"\x00r", "ab", "cd"}},
 		{string(good[:len(good)-1]), []string{"\x00r", "ab"}}, // truncated item
-		{string(good[:2]), nil},                                // truncated mark
+		{string(good[:2]), nil},                               // truncated mark
 		{"\x01", nil},
 		{"\x01\x00\x00", nil}, // an empty id ends it
 		{"\x01\x00\x02ab\xff", []string{"ab"}},
