@@ -226,14 +226,15 @@ type scratch struct {
 	touched []int32
 	ids     []int32
 	sims    []float32
-	// touch sums values read ahead of use (the candidates' embeddings),
-	// kept so that the compiler keeps those reads.
-	touch  float32
-	best   []scoredItem
-	pool   []int32
-	cands  []ranker.Candidate
-	slots  []ranker.Slot
-	ranker ranker.Scratch
+	// touch and touchHash sum values read ahead of use (embeddings and
+	// item records), kept so that the compiler keeps those reads.
+	touch     float32
+	touchHash uint64
+	best      []scoredItem
+	pool      []int32
+	cands     []ranker.Candidate
+	slots     []ranker.Slot
+	ranker    ranker.Scratch
 }
 
 // marks holds two disjoint sets of item indexes, taken and clean, in one
@@ -448,6 +449,19 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	defer e.scratch.Put(sc)
 	v := e.viewOf(sc, snap, st.History)
 	sc.shown = resolveShown(sc.shown, snap, st.Session.Shown)
+	// The shown items' records and embeddings, read ahead in a loop of
+	// their own (as in view.build): the mode evidence reads their topics,
+	// hashes and embeddings, each a cache miss otherwise waited for in turn.
+	for _, i := range sc.shown {
+		if i >= 0 {
+			sc.touchHash += snap.Hash(i)
+			if e := snap.Embedding(i); len(e) > 0 {
+				for x := 0; x < len(e); x += 16 {
+					sc.touch += e[x]
+				}
+			}
+		}
+	}
 
 	// High level.
 	d := Decision{Intent: intentOf(m, observations(snap, st, v, sc.shown, m.ModeModel(), req.Now))}

@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -80,16 +81,16 @@ func (c *viewCache) generation(snap *catalog.Snapshot) uint64 {
 	return sg.gen
 }
 
-// key hashes the history's item ids in order, each ended by a NUL byte
-// (which no id holds).
+// key hashes the history's item ids in order: each id's own hash, mixed
+// into the running one by a multiply and a rotation so that order counts.
+// (A maphash.Hash written id by id copies every id into its buffer, which
+// cost as much as the rest of the lookup.)
 func (c *viewCache) key(history []Consumed) uint64 {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
+	h := uint64(len(history))
 	for _, e := range history {
-		h.WriteString(e.ItemID)
-		h.WriteByte(0)
+		h = bits.RotateLeft64((h^maphash.String(c.seed, e.ItemID))*0x9e3779b97f4a7c15, 29)
 	}
-	return h.Sum64()
+	return h
 }
 
 func (c *viewCache) get(key, gen uint64, n int) *view {
