@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,4 +240,33 @@ func TestUnpackShownMalformed(t *testing.T) {
 			t.Errorf("unpackShown(%q) = %q, want %q", tc.el, got, tc.want)
 		}
 	}
+}
+
+// FuzzDecodeShown: any stored list decodes without a panic to at most
+// ShownMax entries, and slates packed decode to what was recorded.
+func FuzzDecodeShown(f *testing.F) {
+	f.Add("\x00r1", "a,b,c", "\x01\x00\x02ab")
+	f.Add("", "x", "legacy")
+	f.Fuzz(func(t *testing.T, mark, items, raw string) {
+		var rec []string
+		if mark == "" || mark[0] == 0 {
+			rec = append(rec, mark)
+		}
+		for _, id := range strings.Split(items, ",") {
+			if id != "" && !recommend.IsSlateMark(id) && id[0] != shownPacked {
+				rec = append(rec, id)
+			}
+		}
+		var els []string
+		for _, el := range packShown(nil, rec) {
+			els = append(els, string(el.([]byte)))
+		}
+		slices.Reverse(els) // stored newest first
+		if got := decodeShown(els); !slices.Equal(got, rec) && len(rec) > 0 {
+			t.Fatalf("packed %q decodes to %q", rec, got)
+		}
+		if got := decodeShown([]string{raw, raw, raw}); len(got) > ShownMax {
+			t.Fatalf("%d entries decoded", len(got))
+		}
+	})
 }

@@ -111,3 +111,44 @@ func TestResolvedEvidenceMatchesLookups(t *testing.T) {
 		}
 	}
 }
+
+// TestViewCacheShared: concurrent decisions share cached views and only
+// read them (run under -race), and decide as an engine without the cache.
+func TestViewCacheShared(t *testing.T) {
+	snap := learnedSnapshot(t, 2000, 20)
+	cached, fresh := NewEngine(Config{}), NewEngine(Config{Views: -1})
+	m := DefaultModel()
+	r := rand.New(rand.NewPCG(7, 8))
+	users := make([]UserState, 10)
+	want := make([]Decision, len(users))
+	for u := range users {
+		users[u] = randomUser(snap, r, u)
+		d, err := fresh.Decide(Request{K: 10, Now: 5, Deterministic: true}, &users[u], snap, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[u] = d
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for k := range 50 {
+				u := (g + k) % len(users)
+				d, err := cached.Decide(Request{K: 10, Now: 5, Deterministic: true}, &users[u], snap, m, nil)
+				if err == nil && !reflect.DeepEqual(d, want[u]) {
+					err = fmt.Errorf("user %d: shared view decides %+v, want %+v", u, d, want[u])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
