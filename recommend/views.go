@@ -20,8 +20,10 @@ import (
 // replaced state) can never find the view of the old one; and it is valid
 // for one catalog snapshot, by a generation that advances whenever the
 // engine sees another snapshot than the last, so that the cache holds no
-// old snapshot alive (one swap invalidates every entry once). Entries are
-// immutable once cached and shared by concurrent decisions.
+// old snapshot alive (one swap invalidates every entry once; an engine
+// that alternated between two snapshots would rebuild every view, as it
+// did without the cache). Entries are immutable once cached and shared by
+// concurrent decisions.
 //
 // Each shard evicts by generations of its own: when its current map is
 // full it becomes the old one and the oldest is dropped; a hit in the old
