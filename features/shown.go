@@ -196,7 +196,11 @@ func (w *ShownWriter) flush(ctx context.Context) bool {
 //
 // and the list stays newest first (LPUSH). Lists written before, an element
 // per entry, stay readable (decodeShown takes both in one list), so nothing
-// needs migrating: a session's list expires with it.
+// needs migrating: a session's list expires with it. The other way round
+// does not hold: a version before packing reads a packed slate as one
+// unknown id, so while old and new recsvc or feature updaters run side by
+// side, the sessions they share lose those slates' exclusions and skips
+// (never an error); roll them within a session's lifetime (30 minutes).
 const shownPacked = 0x01
 
 // shownSlates caps the stored list's elements. Every packed element holds
