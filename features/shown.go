@@ -2,12 +2,15 @@ package features
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/novarec/novarec/recommend"
 )
 
 // ShownWriter records shown items off the request path: requests hand their
@@ -179,4 +182,117 @@ func (w *ShownWriter) flush(ctx context.Context) bool {
 	default:
 	}
 	return false
+}
+
+// A session's shown list ({u:ID}:shown:SESSION) is read on every
+// recommendation. It holds one list element per slate, packed, rather than
+// one per item: a slate of k items was k+1 elements (its mark, then its
+// ids), which cost Redis k+1 replies and recsvc k+1 strings a slate on every
+// read, up to 300 a request. A packed element is
+//
+//	byte  shownPacked
+//	uvarint(len(mark)+1), mark  (0: the record has no mark)
+//	per item: uvarint(len(id)), id
+//
+// and the list stays newest first (LPUSH). Lists written before, an element
+// per entry, stay readable (decodeShown takes both in one list), so nothing
+// needs migrating: a session's list expires with it. The other way round
+// does not hold: a version before packing reads a packed slate as one
+// unknown id, so while old and new recsvc or feature updaters run side by
+// side, the sessions they share lose those slates' exclusions and skips
+// (never an error); roll them within a session's lifetime (30 minutes).
+const shownPacked = 0x01
+
+// shownSlates caps the stored list's elements. Every packed element holds
+// at least two entries (a mark and an item) or one old entry, so 150
+// elements hold the newest ShownMax entries whatever the slates' sizes, and
+// decodeShown cuts to exactly those: the same entries a list of items
+// trimmed to ShownMax kept.
+const shownSlates = ShownMax / 2
+
+// packShown appends to dst one packed element per record of entries (a
+// record is a mark and the items after it, up to the next mark; entries
+// before the first mark form a record without one), oldest first.
+func packShown(dst []any, entries []string) []any {
+	for start := 0; start < len(entries); {
+		end := start + 1
+		for end < len(entries) && !recommend.IsSlateMark(entries[end]) {
+			end++
+		}
+		n := 1 + binary.MaxVarintLen64*(end-start)
+		for _, e := range entries[start:end] {
+			n += len(e)
+		}
+		b := make([]byte, 0, n)
+		b = append(b, shownPacked)
+		items := entries[start:end]
+		if recommend.IsSlateMark(items[0]) {
+			b = binary.AppendUvarint(b, uint64(len(items[0]))+1)
+			b = append(b, items[0]...)
+			items = items[1:]
+		} else {
+			b = binary.AppendUvarint(b, 0)
+		}
+		for _, id := range items {
+			b = binary.AppendUvarint(b, uint64(len(id)))
+			b = append(b, id...)
+		}
+		dst = append(dst, b)
+		start = end
+	}
+	return dst
+}
+
+// unpackShown calls f with each entry of one list element in order: the
+// entries of a packed slate, or the element itself (an entry of a list
+// written an element per entry). A malformed packed element yields the
+// entries before the fault. The entries share el's memory.
+func unpackShown(el string, f func(string)) {
+	if len(el) == 0 || el[0] != shownPacked {
+		f(el)
+		return
+	}
+	i := 1
+	n, k := uvarint(el[i:])
+	if k <= 0 || n > uint64(len(el)-i-k)+1 {
+		return
+	}
+	i += k
+	if n > 0 {
+		f(el[i : i+int(n-1)])
+		i += int(n - 1)
+	}
+	for i < len(el) {
+		n, k := uvarint(el[i:])
+		if k <= 0 || n == 0 || n > uint64(len(el)-i-k) {
+			return
+		}
+		i += k
+		f(el[i : i+int(n)])
+		i += int(n)
+	}
+}
+
+// decodeShown turns the stored list (newest element first) into the
+// session's Shown entries, oldest first, at most the newest ShownMax.
+func decodeShown(els []string) []string {
+	total := 0
+	for _, el := range els {
+		unpackShown(el, func(string) { total++ })
+	}
+	if total == 0 {
+		return nil
+	}
+	skip := max(total-ShownMax, 0) // the oldest entries beyond the cap
+	out := make([]string, 0, total-skip)
+	for k := len(els) - 1; k >= 0; k-- {
+		unpackShown(els[k], func(e string) {
+			if skip > 0 {
+				skip--
+				return
+			}
+			out = append(out, e)
+		})
+	}
+	return out
 }

@@ -2,11 +2,14 @@ package features
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/novarec/novarec/internal/redistest"
+	"github.com/novarec/novarec/recommend"
 )
 
 func TestShownWriterBatchesAndAnswersPending(t *testing.T) {
@@ -129,4 +132,141 @@ func TestShownWriterFlushesOneSession(t *testing.T) {
 	if err := w.Flush(ctx, "nobody", ""); err != nil {
 		t.Fatalf("Flush with nothing pending: %v", err)
 	}
+}
+
+func TestShownPackedPerSlate(t *testing.T) {
+	t.Parallel()
+	s, client := newStore(t, Options{})
+	ctx := t.Context()
+	key := s.shownKey("u", "s")
+	// A list written before packing, an element per entry, newest first.
+	legacy := recommend.ShownRecord("r0", []string{"a", "b"})
+	for _, e := range legacy {
+		if err := client.LPush(ctx, key, e).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then slates recorded packed, one with a plain mark, one record
+	// without a mark (it continues the slate before it).
+	var want []string
+	want = append(want, legacy...)
+	for _, rec := range [][]string{
+		recommend.ShownRecord("r1", []string{"c", "d", "e"}),
+		recommend.ShownRecord("", []string{"f"}),
+		{"g", "h"},
+		append(recommend.ShownRecord("r2", []string{"i"}), recommend.ShownRecord("r3", []string{"j", "k"})...),
+	} {
+		if err := s.RecordShown(ctx, "u", "s", rec); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, rec...)
+	}
+	st, err := s.Load(ctx, "u", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.Session.Shown, want) {
+		t.Fatalf("Load's shown = %q, want %q", st.Session.Shown, want)
+	}
+	if got, err := s.Shown(ctx, "u", "s"); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Shown = %q, %v; want %q", got, err, want)
+	}
+	// Three legacy entries, then an element per record (the last call's
+	// two slates are two).
+	if n := client.LLen(ctx, key).Val(); n != 3+5 {
+		t.Errorf("list of %d elements, want 8", n)
+	}
+
+	// Save writes the packed form too.
+	saved := recommend.UserState{UserID: "v", Session: recommend.Session{ID: "s", Start: 1, Shown: want}}
+	if err := s.Save(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Load(ctx, "v", "s"); err != nil || !slices.Equal(st.Session.Shown, want) {
+		t.Fatalf("saved shown = %q, %v", st.Session.Shown, err)
+	}
+}
+
+func TestShownCapKeepsNewestEntries(t *testing.T) {
+	t.Parallel()
+	s, client := newStore(t, Options{})
+	ctx := t.Context()
+	// Slates of every size from 1 to 12 items, more than the cap holds:
+	// what is read is the newest ShownMax entries, as a list of entries
+	// trimmed to ShownMax held, whatever the slates' sizes.
+	var all []string
+	for r := range 120 {
+		ids := make([]string, 1+r%12)
+		for k := range ids {
+			ids[k] = fmt.Sprintf("i%d-%d", r, k)
+		}
+		rec := recommend.ShownRecord(fmt.Sprint("r", r), ids)
+		all = append(all, rec...)
+		if err := s.RecordShown(ctx, "u", "s", rec); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Load(ctx, "u", "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[max(len(all)-ShownMax, 0):]
+		if !slices.Equal(st.Session.Shown, want) {
+			t.Fatalf("after slate %d: %d entries read, want the newest %d", r, len(st.Session.Shown), len(want))
+		}
+	}
+	if n := client.LLen(ctx, s.shownKey("u", "s")).Val(); n > shownSlates {
+		t.Errorf("list of %d elements, cap %d", n, shownSlates)
+	}
+}
+
+func TestUnpackShownMalformed(t *testing.T) {
+	good := packShown(nil, recommend.ShownRecord("r", []string{"ab", "cd"}))[0].([]byte)
+	for _, tc := range []struct {
+		el   string
+		want []string
+	}{
+		{string(good), []string{"\x00r", "ab", "cd"}},
+		{string(good[:len(good)-1]), []string{"\x00r", "ab"}}, // truncated item
+		{string(good[:2]), nil},                               // truncated mark
+		{"\x01", nil},
+		{"\x01\x00\x00", nil}, // an empty id ends it
+		{"\x01\x00\x02ab\xff", []string{"ab"}},
+		{"", []string{""}}, // a legacy SlateMark
+		{"item-1", []string{"item-1"}},
+	} {
+		var got []string
+		unpackShown(tc.el, func(e string) { got = append(got, e) })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("unpackShown(%q) = %q, want %q", tc.el, got, tc.want)
+		}
+	}
+}
+
+// FuzzDecodeShown: any stored list decodes without a panic to at most
+// ShownMax entries, and slates packed decode to what was recorded.
+func FuzzDecodeShown(f *testing.F) {
+	f.Add("\x00r1", "a,b,c", "\x01\x00\x02ab")
+	f.Add("", "x", "legacy")
+	f.Fuzz(func(t *testing.T, mark, items, raw string) {
+		var rec []string
+		if mark == "" || mark[0] == 0 {
+			rec = append(rec, mark)
+		}
+		for _, id := range strings.Split(items, ",") {
+			if id != "" && !recommend.IsSlateMark(id) && id[0] != shownPacked {
+				rec = append(rec, id)
+			}
+		}
+		var els []string
+		for _, el := range packShown(nil, rec) {
+			els = append(els, string(el.([]byte)))
+		}
+		slices.Reverse(els) // stored newest first
+		if got := decodeShown(els); !slices.Equal(got, rec) && len(rec) > 0 {
+			t.Fatalf("packed %q decodes to %q", rec, got)
+		}
+		if got := decodeShown([]string{raw, raw, raw}); len(got) > ShownMax {
+			t.Fatalf("%d entries decoded", len(got))
+		}
+	})
 }

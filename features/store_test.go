@@ -648,8 +648,14 @@ func seedBenchUser(b *testing.B, s *Store) {
 	for i := range recommend.DefaultHistory {
 		st.History = append(st.History, recommend.Consumed{ItemID: "item-" + strconv.Itoa(10000+i), TS: 1_700_000_000_000 - int64(i)*60_000, Novel: i%7 == 0})
 	}
-	for i := range 20 {
-		st.Session.Shown = append(st.Session.Shown, "item-"+strconv.Itoa(20000+i))
+	// A long session: 27 slates of 10 (297 entries, the most ShownMax
+	// keeps of them).
+	for r := range 27 {
+		ids := make([]string, 10)
+		for i := range ids {
+			ids[i] = "item-" + strconv.Itoa(20000+10*r+i)
+		}
+		st.Session.Shown = append(st.Session.Shown, recommend.ShownRecord("req-"+strconv.Itoa(r), ids)...)
 	}
 	if err := s.Save(b.Context(), st); err != nil {
 		b.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -77,11 +76,7 @@ func (r userReads) state(userID, sessionID string) recommend.UserState {
 	}
 	st.Session.ID = sessionID
 	if r.shown != nil {
-		if v := r.shown.Val(); len(v) > 0 {
-			// The list is newest first (LPUSH); the state is oldest first.
-			slices.Reverse(v)
-			st.Session.Shown = v
-		}
+		st.Session.Shown = decodeShown(r.shown.Val())
 	}
 	return st
 }
@@ -124,8 +119,7 @@ func (s *Store) Shown(ctx context.Context, userID, sessionID string) ([]string, 
 	if err != nil {
 		return nil, fmt.Errorf("features: shown: %w", err)
 	}
-	slices.Reverse(v) // newest first (LPUSH)
-	return v, nil
+	return decodeShown(v), nil
 }
 
 // RecordShown adds items to the set of items shown in the session, so later
@@ -152,13 +146,9 @@ func (s *Store) RecordShown(ctx context.Context, userID, sessionID string, itemI
 
 // queueShown queues RecordShown's commands on a pipeline.
 func (s *Store) queueShown(ctx context.Context, p redis.Pipeliner, userID, sessionID string, itemIDs []string) {
-	members := make([]any, len(itemIDs))
-	for i, id := range itemIDs {
-		members[i] = id
-	}
 	shown := s.shownKey(userID, sessionID)
-	p.LPush(ctx, shown, members...)
-	p.LTrim(ctx, shown, 0, ShownMax-1)
+	p.LPush(ctx, shown, packShown(nil, itemIDs)...) // one element per slate (shownPacked)
+	p.LTrim(ctx, shown, 0, shownSlates-1)
 	p.PExpire(ctx, shown, s.sessionTTL)
 	p.PExpire(ctx, s.sessionKey(userID, sessionID), s.sessionTTL)
 }
@@ -206,12 +196,8 @@ func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.U
 		p.PExpire(ctx, sessKey, s.sessionTTL)
 	}
 	if len(st.Session.Shown) > 0 {
-		members := make([]any, len(st.Session.Shown))
-		for i, id := range st.Session.Shown {
-			members[i] = id
-		}
-		p.LPush(ctx, shownKey, members...) // newest first, as queueShown writes it
-		p.LTrim(ctx, shownKey, 0, ShownMax-1)
+		p.LPush(ctx, shownKey, packShown(nil, st.Session.Shown)...) // newest first, as queueShown writes it
+		p.LTrim(ctx, shownKey, 0, shownSlates-1)
 		p.PExpire(ctx, shownKey, s.sessionTTL)
 	}
 }

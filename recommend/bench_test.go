@@ -53,11 +53,23 @@ func benchDecide(b *testing.B, n int, learned bool) {
 // decisions spread over 1,000 users of random 200-item histories, as a
 // server sees them: one user's items are no longer in cache when the next
 // request comes, so it measures what the memory layout costs, which the
-// single user of BenchmarkDecide hides.
+// single user of BenchmarkDecide hides. Each session has been shown 20
+// items, or 27 slates of 10 (297 entries with their marks, about what the
+// stored list keeps). The histories do not change, so after the first
+// 1,000 decisions every user's view comes from the engine's cache (as for
+// a returning user without feedback since).
 func BenchmarkDecideManyUsers(b *testing.B) {
 	const n = 100000
-	for _, learned := range []bool{false, true} {
-		b.Run(fmt.Sprintf("items=%d/learned=%v", n, learned), func(b *testing.B) {
+	for _, c := range []struct {
+		learned bool
+		slates  int
+	}{{false, 0}, {false, 27}, {true, 0}} {
+		learned := c.learned
+		name := fmt.Sprintf("items=%d/learned=%v", n, learned)
+		if c.slates > 0 {
+			name += fmt.Sprintf("/shown=%d", 11*c.slates)
+		}
+		b.Run(name, func(b *testing.B) {
 			snap := sampleSnapshot(b, n)
 			if learned {
 				snap = learnedSnapshot(b, n, 50)
@@ -75,8 +87,17 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				for k := 0; k < 200; k++ {
 					st.History = append(st.History, Consumed{ItemID: snap.Item(int32(r.IntN(n))).ID, TS: int64(k)})
 				}
-				for k := 0; k < 20; k++ {
-					st.Session.Shown = append(st.Session.Shown, snap.Item(int32(r.IntN(n))).ID)
+				if c.slates == 0 {
+					for k := 0; k < 20; k++ {
+						st.Session.Shown = append(st.Session.Shown, snap.Item(int32(r.IntN(n))).ID)
+					}
+				}
+				for s := range c.slates {
+					ids := make([]string, 10)
+					for k := range ids {
+						ids[k] = snap.Item(int32(r.IntN(n))).ID
+					}
+					st.Session.Shown = append(st.Session.Shown, ShownRecord(fmt.Sprint("r", s), ids)...)
 				}
 				for k := 0; k < 300; k++ {
 					st.Consumed.Add(snap.Hash(int32(r.IntN(n))))

@@ -156,11 +156,18 @@ type Config struct {
 	// off the argmax). 0 samples every position; deterministic requests
 	// ignore it.
 	Greedy float64
+	// Views is how many users' history views (the history's items
+	// resolved, its category counts, taste vector and seen topics) the
+	// engine keeps, so that a returning user's is not rebuilt until the
+	// history changes; up to twice as many may be held. An entry of a
+	// 200-item history is 1.4–2 KB (with 4,000 learned topics), so the
+	// default holds at most about 64 MB. Negative keeps none.
+	Views int
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1, Greedy: 0.9}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1, Greedy: 0.9, Views: 16384}
 }
 
 // MaxK bounds the slate size.
@@ -214,13 +221,16 @@ type Decision struct {
 // call so callers can swap them atomically.
 type Engine struct {
 	cfg     Config
-	scratch sync.Pool // of *scratch
+	scratch sync.Pool  // of *scratch
+	views   *viewCache // nil when Config.Views < 0
 }
 
 // scratch holds one decision's working memory, pooled so that the hot path
 // allocates little more than its answer.
 type scratch struct {
 	view view
+	// shown holds the session's shown entries resolved (resolveShown).
+	shown []int32
 	// taken says which items may not be candidates and which the
 	// consumed filter has cleared (see exclusion).
 	taken marks
@@ -230,11 +240,15 @@ type scratch struct {
 	touched []int32
 	ids     []int32
 	sims    []float32
-	best    []scoredItem
-	pool    []int32
-	cands   []ranker.Candidate
-	slots   []ranker.Slot
-	ranker  ranker.Scratch
+	// touch and touchHash sum values read ahead of use (embeddings and
+	// item records), kept so that the compiler keeps those reads.
+	touch     float32
+	touchHash uint64
+	best      []scoredItem
+	pool      []int32
+	cands     []ranker.Candidate
+	slots     []ranker.Slot
+	ranker    ranker.Scratch
 }
 
 // marks holds two disjoint sets of item indexes, taken and clean, in one
@@ -296,13 +310,20 @@ func NewEngine(cfg Config) *Engine {
 	if !(cfg.NeighborShare >= 0 && cfg.NeighborShare <= 1) {
 		cfg.NeighborShare = d.NeighborShare
 	}
+	if cfg.Views == 0 {
+		cfg.Views = d.Views
+	}
 	e := &Engine{cfg: cfg}
+	if cfg.Views > 0 {
+		e.views = newViewCache(cfg.Views)
+	}
 	e.scratch.New = func() any { return new(scratch) }
 	return e
 }
 
 // view is what one decision derives from the user's history, resolved once
-// because the history is the request's largest input.
+// because the history is the request's largest input. A view in the
+// engine's cache (viewCache) is shared and read only.
 type view struct {
 	// hist holds the snapshot index of each history entry, -1 if unknown.
 	hist   []int32
@@ -315,7 +336,7 @@ type view struct {
 }
 
 func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) {
-	v.hist = v.hist[:0]
+	v.hist = slices.Grow(v.hist[:0], len(history))
 	nc := snap.NumCategories()
 	v.counts = slices.Grow(v.counts[:0], nc)[:nc]
 	clear(v.counts)
@@ -363,10 +384,12 @@ func (v *view) build(snap *catalog.Snapshot, history []Consumed, decay float64) 
 func Observations(snap *catalog.Snapshot, st *UserState, mm intent.ModeModel, now int64) intent.Observations {
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	return observations(snap, st, &v, mm, now)
+	return observations(snap, st, &v, resolveShown(nil, snap, st.Session.Shown), mm, now)
 }
 
-func observations(snap *catalog.Snapshot, st *UserState, v *view, mm intent.ModeModel, now int64) intent.Observations {
+// observations is Observations from the history's view and the session's
+// shown entries resolved (resolveShown).
+func observations(snap *catalog.Snapshot, st *UserState, v *view, shown []int32, mm intent.ModeModel, now int64) intent.Observations {
 	o := intent.Observations{
 		NovelClicks:        float64(st.Stats.NovelClicks),
 		FamiliarClicks:     float64(st.Stats.FamiliarClicks),
@@ -378,7 +401,7 @@ func observations(snap *catalog.Snapshot, st *UserState, v *view, mm intent.Mode
 		HistoryEntropy:     intent.Entropy(v.counts),
 		SessionShown:       len(st.Session.Shown) > 0,
 	}
-	o.Rho, o.SessionChain = modeObservations(st, snap, &v.seen, mm.OrDefault())
+	o.Rho, o.SessionChain = modeObservations(st, snap, &v.seen, shown, mm.OrDefault())
 	if st.Session.Start > 0 && now > st.Session.Start {
 		o.SessionMinutes = float64(now-st.Session.Start) / 60000
 	}
@@ -441,11 +464,24 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 
 	sc := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(sc)
-	v := &sc.view
-	v.build(snap, st.History, e.cfg.TasteDecay)
+	v := e.viewOf(sc, snap, st.History)
+	sc.shown = resolveShown(sc.shown, snap, st.Session.Shown)
+	// The shown items' records and embeddings, read ahead in a loop of
+	// their own (as in view.build): the mode evidence reads their topics,
+	// hashes and embeddings, each a cache miss otherwise waited for in turn.
+	for _, i := range sc.shown {
+		if i >= 0 {
+			sc.touchHash += snap.Hash(i)
+			if e := snap.Embedding(i); len(e) > 0 {
+				for x := 0; x < len(e); x += 16 {
+					sc.touch += e[x]
+				}
+			}
+		}
+	}
 
 	// High level.
-	d := Decision{Intent: intentOf(m, observations(snap, st, v, m.ModeModel(), req.Now))}
+	d := Decision{Intent: intentOf(m, observations(snap, st, v, sc.shown, m.ModeModel(), req.Now))}
 	probs := d.Intent.Probabilities
 	if rng != nil {
 		if eps := e.cfg.IntentEpsilon; eps > 0 {
@@ -471,8 +507,10 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 			ex.taken.set(i)
 		}
 	}
-	for _, id := range st.Session.Shown {
-		markTaken(snap, ex.taken, id)
+	for _, i := range sc.shown {
+		if i >= 0 {
+			ex.taken.set(i)
+		}
 	}
 	for _, id := range req.Exclude {
 		markTaken(snap, ex.taken, id)
@@ -514,7 +552,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	for _, i := range pool {
 		e := m.embedding(snap, i)
 		for x := 0; x < len(e); x += 16 {
-			v.touch += e[x]
+			sc.touch += e[x]
 		}
 		ex.touch += snap.Hash(i)
 	}

@@ -108,8 +108,34 @@ func lookupShown(snap *catalog.Snapshot, seen *Seen, consumed *Filter, id string
 	if !ok {
 		return 0, false, false
 	}
+	return lookupResolved(snap, seen, consumed, i)
+}
+
+// lookupResolved is lookupShown of an id already resolved to snapshot
+// index i (-1: unknown).
+func lookupResolved(snap *catalog.Snapshot, seen *Seen, consumed *Filter, i int32) (nov float64, isConsumed, known bool) {
+	if i < 0 {
+		return 0, false, false
+	}
 	nov, _ = seen.Novelty(snap, i)
 	return nov, consumed != nil && consumed.Has(snap.Hash(i)), true
+}
+
+// resolveShown appends to dst the snapshot index of each entry of shown,
+// -1 for a slate mark or an unknown id: a decision resolves the session's
+// shown ids once, for its mode evidence and its exclusions alike.
+func resolveShown(dst []int32, snap *catalog.Snapshot, shown []string) []int32 {
+	dst = slices.Grow(dst[:0], len(shown))
+	for _, id := range shown {
+		i := int32(-1)
+		if !IsSlateMark(id) {
+			if k, ok := snap.Index(id); ok {
+				i = k
+			}
+		}
+		dst = append(dst, i)
+	}
+	return dst
 }
 
 // evidenceFrom appends to chain the evidence of each slate of the Shown
@@ -122,8 +148,8 @@ func lookupShown(snap *catalog.Snapshot, seen *Seen, consumed *Filter, id string
 // recorded), and novelty against today's history, which now holds that
 // item, would read the click as one on a familiar item. In a slate that
 // feedback reached, the items below the last event are not counted (the
-// user may have stopped there).
-func evidenceFrom(chain intent.ModeChain, mm intent.ModeModel, shown []string, from int, look func(id string) (nov float64, clicked, known bool)) intent.ModeChain {
+// user may have stopped there). look(j) reads entry shown[j].
+func evidenceFrom(chain intent.ModeChain, mm intent.ModeModel, shown []string, from int, look func(j int) (nov float64, clicked, known bool)) intent.ModeChain {
 	var novs []float64
 	var none []bool
 	for j := max(from, 0); j < len(shown); {
@@ -134,8 +160,8 @@ func evidenceFrom(chain intent.ModeChain, mm intent.ModeModel, shown []string, f
 		}
 		novs = novs[:0]
 		touched := false
-		for _, id := range shown[start:end] {
-			v, clicked, known := look(id)
+		for j := start; j < end; j++ {
+			v, clicked, known := look(j)
 			if clicked {
 				touched = true
 				break
@@ -191,8 +217,8 @@ func account(st *UserState, snap *catalog.Snapshot, seen *Seen, id string, click
 	if start >= stats.ModeAccounted {
 		// A later slate than the open one: close that, and the slates
 		// between that no event reached, and open this one.
-		stats.ModeChain = evidenceFrom(sessionChain(stats, mm), mm, shown[:start], stats.ModeAccounted, func(id string) (float64, bool, bool) {
-			return lookupShown(snap, seen, nil, id)
+		stats.ModeChain = evidenceFrom(sessionChain(stats, mm), mm, shown[:start], stats.ModeAccounted, func(j int) (float64, bool, bool) {
+			return lookupShown(snap, seen, nil, shown[j])
 		})
 		stats.ModeEvidence = 0
 	}
@@ -255,8 +281,9 @@ func openSession(st *UserState, mm intent.ModeModel) {
 // modeObservations returns the user's posterior (with an earlier session
 // still open in Stats folded in) and the current session's evidence slate
 // by slate, including what the slates shown since the last feedback event
-// imply, without changing st: the decision's view of the mode.
-func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm intent.ModeModel) (intent.RhoPosterior, intent.ModeChain) {
+// imply, without changing st: the decision's view of the mode. shown
+// holds the entries of st.Session.Shown resolved (resolveShown).
+func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, shown []int32, mm intent.ModeModel) (intent.RhoPosterior, intent.ModeChain) {
 	rho := st.Stats.Rho
 	var chain intent.ModeChain
 	from := 0
@@ -266,8 +293,8 @@ func modeObservations(st *UserState, snap *catalog.Snapshot, seen *Seen, mm inte
 		rho.Fold(sessionChain(&st.Stats, mm).Evidence())
 	}
 	if from < len(st.Session.Shown) {
-		chain = evidenceFrom(chain, mm, st.Session.Shown, from, func(id string) (float64, bool, bool) {
-			return lookupShown(snap, seen, &st.Consumed, id)
+		chain = evidenceFrom(chain, mm, st.Session.Shown, from, func(j int) (float64, bool, bool) {
+			return lookupResolved(snap, seen, &st.Consumed, shown[j])
 		})
 	}
 	return rho, chain

@@ -108,7 +108,7 @@ func TestImplicitSkipsFromTheCascade(t *testing.T) {
 			}
 			var v view
 			v.build(snap, st.History, DefaultConfig().TasteDecay)
-			_, chain := modeObservations(&st, snap, &v.seen, mm)
+			_, chain := modeObservations(&st, snap, &v.seen, resolveShown(nil, snap, st.Session.Shown), mm)
 			if ev := chain.Evidence(); math.Abs(ev-(tc.want+tc.pending)) > 1e-9 {
 				t.Fatalf("decision-time evidence %v, want %v + %v pending", ev, tc.want, tc.pending)
 			}
@@ -187,7 +187,7 @@ func TestUnaccountedClickLeavesItsSlateOut(t *testing.T) {
 	st.Consumed.Add(snap.Hash(i))
 	var v view
 	v.build(snap, st.History, DefaultConfig().TasteDecay)
-	_, chain := modeObservations(&st, snap, &v.seen, mm)
+	_, chain := modeObservations(&st, snap, &v.seen, resolveShown(nil, snap, st.Session.Shown), mm)
 	want := mm.SlateEvidence([]float64{1, 0, 1, 0}, make([]bool, 4))
 	if ev := chain.Evidence(); math.Abs(ev-want) > 1e-9 {
 		t.Fatalf("evidence %v, want slate 2's alone %v", ev, want)
