@@ -59,13 +59,7 @@ func TestMergeSumsReplicaUpdates(t *testing.T) {
 	merge := func(first, second *recommend.Model) *recommend.Model {
 		g := &recommend.Model{Version: "merged", Intent: base.Intent.Clone(), Ranker: base.Ranker}
 		for _, l := range []*recommend.Model{first, second} {
-			items := changedItems(base, l)
-			next := mergeDense(g, base, l)
-			next.ItemBias, next.ItemEmb = g.ItemBias, g.ItemEmb
-			for _, id := range items {
-				setItem(next, id, mergeItem(itemOf(g, id), itemOf(base, id), itemOf(l, id), seed(id)))
-			}
-			g = next
+			g = mergeModel(g, base, l, seed)
 		}
 		return g
 	}
@@ -253,7 +247,8 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 // TestMergeAveragesModeFits checks that the replicas' fits of the mode
 // model and prior combine as estimates: two replicas that fitted the same
 // values leave them as they are (a sum of differences would double the
-// move), and a replica that did not refit changes nothing.
+// move), a replica that did not refit changes nothing, and a fit that no
+// other replica's came after the replica's base replaces the shared one.
 func TestMergeAveragesModeFits(t *testing.T) {
 	base := recommend.DefaultModel()
 	fit := base.Intent.Clone()
@@ -273,6 +268,7 @@ func TestMergeAveragesModeFits(t *testing.T) {
 	}{
 		{"the same fit twice stays put", fit, fit, fit.Mode, fit.Prior},
 		{"a replica that did not refit changes nothing", fit, base.Intent, fit.Mode, fit.Prior},
+		{"a fit onto a shared model no other replica refitted is taken whole", base.Intent, other, other.Mode, other.Prior},
 		{"two fits average", fit, other,
 			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55}, intent.Prior{Alpha: 3, Beta: 2}},
 	}
