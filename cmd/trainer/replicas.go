@@ -8,11 +8,10 @@ import (
 	"github.com/novarec/novarec/trainer"
 )
 
-// defaultMergeEvery is how many of a replica's events pass between its
-// merges into the shared model in `simulate` and `replay` with replicas:
-// about half of what a replica handles in one 5-second commit interval at
-// today's traffic (~4,000 events), so the measure errs towards more
-// frequent merges than production only by a factor of two.
+// defaultMergeEvery is the commit interval of `simulate` and `replay` with
+// replicas, in events per replica (trainer.Replicated): about half of what
+// a replica handles in one 5-second commit interval at today's traffic
+// (~4,000 events).
 const defaultMergeEvery = 2000
 
 // parseReplicas reads a policy name of the form NAME/N: the policy NAME
@@ -31,7 +30,7 @@ func parseReplicas(name string) (base string, n int, ok bool, err error) {
 }
 
 // replicated builds name's policy as partitioned replicas when it names
-// some (NAME/N), merging every `every` events of a replica; build makes one
+// some (NAME/N), committing every `every` events a replica; build makes one
 // replica's policy by its plain name. A plain name is built as it is.
 func replicated[P any](name string, every int, build func(string) (P, error)) (P, error) {
 	var zero P
