@@ -62,10 +62,10 @@ func mergeDense(global, base, local *recommend.Model) *recommend.Model {
 // there cost the simulator's HRL 0.04 of AUC and a click per user
 // (docs/trainer-scale.md#model-quality-with-replicas).
 func mergeModes(g, b, l *intent.Policy) {
-	if l.Mode == b.Mode && l.Prior == b.Prior {
+	if sameFit(l, b) {
 		return
 	}
-	if g.Mode == b.Mode && g.Prior == b.Prior {
+	if sameFit(g, b) {
 		g.Mode, g.Prior = l.Mode, l.Prior
 		return
 	}
@@ -74,9 +74,14 @@ func mergeModes(g, b, l *intent.Policy) {
 		Base: (gm.Base + lm.Base) / 2, Shift: (gm.Shift + lm.Shift) / 2,
 		Contrast: (gm.Contrast + lm.Contrast) / 2, Routine: (gm.Routine + lm.Routine) / 2,
 		Examine: (gm.Examine + lm.Examine) / 2, ExamineClick: (gm.ExamineClick + lm.ExamineClick) / 2,
+		ToExploit: (gm.ToExploit + lm.ToExploit) / 2, ToExplore: (gm.ToExplore + lm.ToExplore) / 2,
 	}
 	g.Prior = intent.Prior{Alpha: (g.Prior.Alpha + l.Prior.Alpha) / 2, Beta: (g.Prior.Beta + l.Prior.Beta) / 2}
 }
+
+// sameFit reports whether x and y hold the same fitted mode model and
+// prior.
+func sameFit(x, y *intent.Policy) bool { return x.Mode == y.Mode && x.Prior == y.Prior }
 
 // addDiff adds l − b to g element by element (over their common length).
 func addDiff(g, b, l []float64) {
