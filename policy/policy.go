@@ -177,6 +177,8 @@ type enginePolicy struct {
 	deterministic bool
 	clickLearn    bool
 	intentLearn   bool
+	// serve, if set, is the model Recommend decides with (ServeFrom).
+	serve *recommend.Model
 
 	// cur is the request of the last Recommend, which Learn attributes its
 	// decision to.
@@ -209,12 +211,22 @@ func (p *enginePolicy) ModelsIntent() bool { return p.intentLearn }
 // with the next Learn).
 func (p *enginePolicy) Model() *recommend.Model { return p.l.Model() }
 
+// ServeFrom makes Recommend decide with m instead of the working model (nil:
+// the working model, the default), as the service serves the last published
+// snapshot while its trainer learns on: trainer.Replicated serves every
+// replica's users from the shared model. m must not change while served.
+func (p *enginePolicy) ServeFrom(m *recommend.Model) { p.serve = m }
+
 func (p *enginePolicy) Recommend(st *recommend.UserState, snap *catalog.Snapshot, k int, now int64, rng *rand.Rand) (recommend.Decision, error) {
 	if st == nil {
 		return recommend.Decision{}, errors.New("policy: no user state")
 	}
 	req := recommend.Request{K: k, Now: now, Deterministic: p.deterministic}
-	d, err := p.eng.Decide(req, st, snap, p.l.Model(), rng)
+	m := p.l.Model()
+	if p.serve != nil {
+		m = p.serve
+	}
+	d, err := p.eng.Decide(req, st, snap, m, rng)
 	if err != nil {
 		return d, err
 	}

@@ -235,3 +235,30 @@ func TestDeterministicHRLIgnoresTheRandomStream(t *testing.T) {
 		t.Fatal("sampled slates never differ by seed: the test cannot tell the modes apart")
 	}
 }
+
+// TestServeFrom: a policy told to serve another model decides with it (a
+// single level: every decision takes it with probability 1) and still
+// learns on its own, until told to serve its own again.
+func TestServeFrom(t *testing.T) {
+	snap := snapshot(t)
+	p, err := New(HRL, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := p.(*enginePolicy)
+	single := fixedModel(recommend.DefaultModel(), recommend.DefaultModel().Intent.Levels[0])
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, serve := range []*recommend.Model{single, nil} {
+		ep.ServeFrom(serve)
+		d, err := p.Recommend(user(snap, "drama", 10), snap, 8, 1000, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Intent.Probability == 1; got != (serve != nil) {
+			t.Errorf("serving %v: level %d with probability %v", serve != nil, d.Intent.Level, d.Intent.Probability)
+		}
+		if model(t, p).Intent.K() < 2 {
+			t.Fatal("the working model was replaced")
+		}
+	}
+}

@@ -107,8 +107,10 @@ type Learner struct {
 	// the slates added since the last fit, fits the fits made.
 	modes          *intent.ModeLog
 	sinceFit, fits int
-	// buffers
-	p []float64
+	// Click's buffers, reused so that a click allocates nothing: the
+	// slate's scores, softmax weights and features.
+	p, probs []float64
+	feats    [][ranker.NumFeatures]float64
 }
 
 // NewLearner starts learning from a copy of start.
@@ -254,7 +256,8 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	tau := l.m.Ranker.Temperature
 	level := l.m.Intent.Levels[min(max(s.Level, 0), len(l.m.Intent.Levels)-1)]
 	n := len(s.Items)
-	feats := make([][ranker.NumFeatures]float64, n)
+	feats := slices.Grow(l.feats[:0], n)[:n]
+	l.feats = feats
 	scores := slices.Grow(l.p[:0], n)[:n]
 	for i := range s.Items {
 		f := s.Items[i].Features
@@ -285,7 +288,8 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	// Sampled softmax over the slate: ∇ = Σ_j (1[j=a] − p_j) φ_j.
 	maxS := slices.Max(scores)
 	total := 0.0
-	probs := make([]float64, n)
+	probs := slices.Grow(l.probs[:0], n)[:n]
+	l.probs = probs
 	for i, x := range scores {
 		probs[i] = math.Exp(x - maxS)
 		total += probs[i]

@@ -326,3 +326,50 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// clickSlate is a served slate of 10 with a taste vector, its items'
+// embeddings seeded, for Click's benchmark and allocation test.
+func clickSlate(tb testing.TB) (*Learner, *LoggedSlate) {
+	snap := sampleSnapshot(tb, 2000)
+	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	st := UserState{UserID: "u", History: historyIn(snap, 30, "action", "comedy", "drama")}
+	d, err := NewEngine(Config{}).Decide(Request{K: 10, Now: 1}, &st, snap, l.Model(), rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := d.Logged("r", "u", "s", 1)
+	if len(s.Taste) == 0 || len(s.Items) != 10 {
+		tb.Fatalf("slate of %d items, taste of %d", len(s.Items), len(s.Taste))
+	}
+	l.SeedEmbeddings(snap, &s)
+	return l, &s
+}
+
+// TestClickDoesNotAllocate: once the slate's items have learned
+// parameters, a click allocates nothing (the trainer applies one per click
+// event).
+func TestClickDoesNotAllocate(t *testing.T) {
+	l, s := clickSlate(t)
+	id := s.Items[3].ItemID
+	if _, err := l.Click(s, id); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = l.Click(s, id) }); n != 0 {
+		t.Errorf("Click allocates %v times", n)
+	}
+}
+
+// BenchmarkLearnerClick is the low level's update for one click on a slate
+// of 10.
+//
+//	go test -run - -bench LearnerClick -benchmem ./recommend
+func BenchmarkLearnerClick(b *testing.B) {
+	l, s := clickSlate(b)
+	id := s.Items[3].ItemID
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Click(s, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

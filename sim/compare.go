@@ -117,7 +117,7 @@ type Report struct {
 }
 
 // Compare runs every policy of names against the population of every seed
-// (each run with a fresh policy from NewPolicy), at most cfg.Workers runs at
+// (each run with a fresh policy from cfg.NewPolicy, default NewPolicy), at most cfg.Workers runs at
 // a time, and aggregates each policy's metrics over seeds with 95%
 // confidence intervals. Runs are independent and collected in order, so the
 // report does not depend on the parallelism. progress, if not nil, is
@@ -133,8 +133,12 @@ func Compare(ctx context.Context, cfg Config, names []string, seeds []uint64, pr
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
+	newPolicy := cfg.NewPolicy
+	if newPolicy == nil {
+		newPolicy = NewPolicy
+	}
 	for _, n := range names { // fail fast on a bad name
-		if _, err := NewPolicy(n, cfg.Policy); err != nil {
+		if _, err := newPolicy(n, cfg.Policy); err != nil {
 			return rep, err
 		}
 	}
@@ -182,7 +186,7 @@ func Compare(ctx context.Context, cfg Config, names []string, seeds []uint64, pr
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				p, err := NewPolicy(jobs[j].name, cfg.Policy)
+				p, err := newPolicy(jobs[j].name, cfg.Policy)
 				if err == nil {
 					var res Result
 					res, err = run(ctx, cfg, p, jobs[j].seed, tick, nil)

@@ -134,6 +134,10 @@ type Config struct {
 	// Workers bounds Compare's parallel runs (0: GOMAXPROCS). Results do
 	// not depend on it.
 	Workers int `json:"-"`
+	// NewPolicy, if set, builds Compare's policies by name in place of
+	// NewPolicy (the trainer's simulate wraps learning policies in
+	// partitioned replicas this way, which this package cannot import).
+	NewPolicy func(name string, cfg policy.Config) (policy.Policy, error) `json:"-"`
 }
 
 // DefaultConfig is a population of 1,000 users with up to 12 sessions of up

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"testing"
@@ -23,13 +22,17 @@ import (
 // (package sim: the HRL serving 1,000 simulated users, logged as the
 // service logs it); its first 80% (by time) is learned from, either by one
 // Core or by two replicas that split the users as Kafka would (user →
-// one of 6 partitions → replica 0 or 1) and merge into a shared model every
-// `merge` events each, exactly as replicas do at their commits (mergeDense,
-// mergeItem, then a rebase on the result). The learned models are scored on
+// one of 6 partitions → replica 0 or 1: ReplicaOf) and merge into a shared
+// model every `merge` events each, exactly as replicas do at their commits
+// (mergeModel: mergeDense, mergeItem; then rebaseModel). The learned models are scored on
 // the last 20%: for every held-out click, where the clicked item ranks in
 // its logged slate under the model's ranker (MRR, hit@1) and the log of its
-// softmax probability. Deterministic; no Kafka or Redis (the commit path's
-// storage is tested elsewhere, the merge is what changes quality).
+// softmax probability. The -wnov0 setups learn with w_nov = 0, the reward
+// these scores measure: the trainer's default rewards a surprising click
+// fourfold, which moves the ranker away from ranking clicks
+// (docs/trainer-scale.md#model-quality-with-replicas). Deterministic; no
+// Kafka or Redis (the commit path's storage is tested elsewhere, the merge
+// is what changes quality).
 //
 //	go test -run - -bench ReplicaQuality -benchtime 1x ./trainer
 func BenchmarkReplicaQuality(b *testing.B) {
@@ -39,11 +42,19 @@ func BenchmarkReplicaQuality(b *testing.B) {
 		for _, setup := range []struct {
 			name            string
 			replicas, merge int
-		}{{"start", 0, 0}, {"one", 1, 0}, {"two-merge2k", 2, 2000}, {"two-merge20k", 2, 20000}} {
+			clicksOnly      bool
+		}{
+			{"start", 0, 0, false}, {"one", 1, 0, false}, {"two-merge2k", 2, 2000, false}, {"two-merge20k", 2, 20000, false},
+			{"one-wnov0", 1, 0, true}, {"two-merge2k-wnov0", 2, 2000, true},
+		} {
 			b.Run(fmt.Sprintf("seed%d/%s", seed, setup.name), func(b *testing.B) {
+				cfg := DefaultConfig()
+				if setup.clicksOnly {
+					cfg.Learner.Reward.Novelty = 0
+				}
 				var q quality
 				for b.Loop() {
-					m := learnSplit(b, log, cat, cut, setup.replicas, setup.merge)
+					m := learnSplit(b, cfg, log, cat, cut, setup.replicas, setup.merge)
 					q = score(m, log, cut)
 				}
 				b.ReportMetric(q.mrr, "MRR")
@@ -80,10 +91,9 @@ func simulatedLog(b *testing.B, seed uint64) (*replay.EventLog, fixedCatalog) {
 
 // learnSplit learns from the events before cut with one Core (replicas
 // 0: the starting model, unchanged; 1: one trainer) or with replicas
-// merging every merge events each.
-func learnSplit(b *testing.B, log *replay.EventLog, cat fixedCatalog, cut int64, replicas, merge int) *recommend.Model {
+// merging every merge events each, learning as cfg says.
+func learnSplit(b *testing.B, cfg Config, log *replay.EventLog, cat fixedCatalog, cut int64, replicas, merge int) *recommend.Model {
 	b.Helper()
-	cfg := DefaultConfig()
 	if replicas == 0 {
 		return recommend.DefaultModel()
 	}
@@ -101,33 +111,19 @@ func learnSplit(b *testing.B, log *replay.EventLog, cat fixedCatalog, cut int64,
 		}
 		reps[i] = &rep{c: c, base: c.Learner().Snapshot("base")}
 	}
-	replicaOf := func(user string) *rep {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(user))
-		return reps[int(h.Sum32()%6)*replicas/6] // range assignment of 6 partitions
+	replicaOf := func(user string) *rep { return reps[ReplicaOf(user, replicas)] }
+	seed := func(id string) []float32 {
+		if j, ok := cat.s.Index(id); ok {
+			return cat.s.Embedding(j)
+		}
+		return nil
 	}
 	// What a replica's commit does to the shared model (commitReplica,
 	// rebase), without the store.
 	commit := func(r *rep) {
 		local := r.c.Learner().Model()
-		items := changedItems(r.base, local)
-		next := mergeDense(shared, r.base, local)
-		next.ItemBias, next.ItemEmb = shared.ItemBias, shared.ItemEmb
-		for _, id := range items {
-			var seed []float32
-			if j, ok := cat.s.Index(id); ok {
-				seed = cat.s.Embedding(j)
-			}
-			setItem(next, id, mergeItem(itemOf(shared, id), itemOf(r.base, id), itemOf(local, id), seed))
-		}
-		shared = next
-		local.Intent, local.Ranker = shared.Intent.Clone(), shared.Ranker
-		for id := range shared.ItemBias {
-			setItem(local, id, itemOf(shared, id))
-		}
-		for id := range shared.ItemEmb {
-			setItem(local, id, itemOf(shared, id))
-		}
+		shared = mergeModel(shared, r.base, local, seed)
+		rebaseModel(local, shared)
 		r.base = r.c.Learner().Snapshot("base")
 	}
 	imps, fbs := log.Impressions, log.Feedback

@@ -59,13 +59,7 @@ func TestMergeSumsReplicaUpdates(t *testing.T) {
 	merge := func(first, second *recommend.Model) *recommend.Model {
 		g := &recommend.Model{Version: "merged", Intent: base.Intent.Clone(), Ranker: base.Ranker}
 		for _, l := range []*recommend.Model{first, second} {
-			items := changedItems(base, l)
-			next := mergeDense(g, base, l)
-			next.ItemBias, next.ItemEmb = g.ItemBias, g.ItemEmb
-			for _, id := range items {
-				setItem(next, id, mergeItem(itemOf(g, id), itemOf(base, id), itemOf(l, id), seed(id)))
-			}
-			g = next
+			g = mergeModel(g, base, l, seed)
 		}
 		return g
 	}
@@ -253,14 +247,16 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 // TestMergeAveragesModeFits checks that the replicas' fits of the mode
 // model and prior combine as estimates: two replicas that fitted the same
 // values leave them as they are (a sum of differences would double the
-// move), and a replica that did not refit changes nothing.
+// move), a replica that did not refit changes nothing, a fit that no other
+// replica's came after the replica's base replaces the shared one, and two
+// fits average, every rate (the switch rates too).
 func TestMergeAveragesModeFits(t *testing.T) {
 	base := recommend.DefaultModel()
 	fit := base.Intent.Clone()
-	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Routine: 1, Examine: 0.7, ExamineClick: 0.5}
+	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Routine: 1, Examine: 0.7, ExamineClick: 0.5, ToExploit: 0.25, ToExplore: 0.125}
 	fit.Prior = intent.Prior{Alpha: 2, Beta: 3}
 	other := base.Intent.Clone()
-	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6}
+	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6, ToExploit: 0.5, ToExplore: 0.25}
 	other.Prior = intent.Prior{Alpha: 4, Beta: 1}
 	model := func(p *intent.Policy) *recommend.Model {
 		return &recommend.Model{Intent: p, Ranker: base.Ranker}
@@ -273,8 +269,9 @@ func TestMergeAveragesModeFits(t *testing.T) {
 	}{
 		{"the same fit twice stays put", fit, fit, fit.Mode, fit.Prior},
 		{"a replica that did not refit changes nothing", fit, base.Intent, fit.Mode, fit.Prior},
+		{"a fit onto a shared model no other replica refitted is taken whole", base.Intent, other, other.Mode, other.Prior},
 		{"two fits average", fit, other,
-			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55}, intent.Prior{Alpha: 3, Beta: 2}},
+			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55, ToExploit: 0.375, ToExplore: 0.1875}, intent.Prior{Alpha: 3, Beta: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,7 +67,8 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer, newPolicy 
 	data := fs.String("data", defaultReplayData, "MovieLens directory: ml-latest(-small) CSV, ML-1M ratings.dat/movies.dat or ML-100K u.data/u.item")
 	logPaths := fs.String("log", "", "replay the service's event log instead: JSON-lines files of rec.impressions and rec.feedback events, comma-separated")
 	catPath := fs.String("catalog", "", "with -log: the catalog, a MovieLens directory or a JSON file of items (PUT /v1/items body or array); default the embedded recsvc's generated catalog")
-	policies := fs.String("policies", defaultReplayPolicies, "comma-separated policies to replay, one after another")
+	policies := fs.String("policies", defaultReplayPolicies, "comma-separated policies to replay, one after another; NAME/N learns NAME with N partitioned trainer replicas (users split as Kafka partitions split them, merged as the replicas merge)")
+	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) per replica: every N·this events of the stream each replica merges what it learned into the shared model, which is served")
 	k := fs.Int("k", 10, "slate size; HR@k and NDCG@k are reported")
 	mode := fs.String("catalog-mode", "", "recommendable items: seen (items seen so far, popularity so far; default for MovieLens), all (every item, popularity so far) or static (every item, given popularity; default for -log)")
 	allEvents := fs.Bool("all-events", false, "test on every consumption (every rating) instead of engaged events only (clicks, ratings ≥ 3.5)")
@@ -92,8 +93,8 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer, newPolicy 
 		return errors.New("replay: -policies is empty")
 	case *k < 1 || *k > recommend.MaxK:
 		return fmt.Errorf("replay: -k %d out of range 1..%d", *k, recommend.MaxK)
-	case *buckets < 1 || *refresh < 0 || *limit < 0:
-		return errors.New("replay: -buckets must be positive, -refresh and -limit not negative")
+	case *buckets < 1 || *refresh < 0 || *limit < 0 || *mergeEvery < 1:
+		return errors.New("replay: -buckets and -merge-every must be positive, -refresh and -limit not negative")
 	case newPolicy == nil:
 		return errors.New("replay: no policy constructor")
 	}
@@ -101,7 +102,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer, newPolicy 
 	// Build every policy first, so a bad name fails before a long replay.
 	pols := make([]replay.Policy, len(names))
 	for i, n := range names {
-		p, err := newPolicy(n, reward)
+		p, err := replicated(n, *mergeEvery, func(base string) (replay.Policy, error) { return newPolicy(base, reward) })
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}

@@ -45,7 +45,9 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	nSeeds := fs.Int("seeds", 5, "number of seeds (1..N); the confidence intervals are over seeds")
 	firstSeed := fs.Uint64("seed", 1, "first seed")
 	policies := fs.String("policies", strings.Join(policy.Names(), ","),
-		"comma-separated policies: "+strings.Join(policy.Names(), ", ")+", and the references "+sim.Oracle+", "+sim.Random)
+		"comma-separated policies: "+strings.Join(policy.Names(), ", ")+", and the references "+sim.Oracle+", "+sim.Random+
+			"; NAME/N runs a learning policy as N partitioned trainer replicas (users split as Kafka partitions split them, merged as the replicas merge)")
+	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) per replica: every N·this events of the stream each replica merges what it learned into the shared model, which is served")
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	pngPath := fs.String("png", "", "write a chart of clicks per user by session index to this PNG file")
 	logPath := fs.String("log", "", "also write the first policy's run on the first seed as the service's event log (JSON lines of rec.impressions and rec.feedback) to this file, for ope and ab-offline")
@@ -91,6 +93,12 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.ModeWeight = *modeWeight
 	cfg.QualityWeight, cfg.LatentWeight, cfg.SkipEvents = *quality, *latent, *skips
 	cfg.Workers = *workers
+	if *mergeEvery < 1 {
+		return errors.New("simulate: -merge-every must be positive")
+	}
+	cfg.NewPolicy = func(name string, pc policy.Config) (policy.Policy, error) {
+		return replicated(name, *mergeEvery, func(n string) (policy.Policy, error) { return sim.NewPolicy(n, pc) })
+	}
 	seeds := make([]uint64, *nSeeds)
 	for i := range seeds {
 		seeds[i] = *firstSeed + uint64(i)
@@ -164,7 +172,11 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 // is the run in the table) and writes what its users were shown and did as
 // the service's event log.
 func writeSimLog(ctx context.Context, path string, cfg sim.Config, name string, seed uint64, variant string, stdout io.Writer) error {
-	p, err := sim.NewPolicy(name, cfg.Policy)
+	newPolicy := cfg.NewPolicy
+	if newPolicy == nil {
+		newPolicy = sim.NewPolicy
+	}
+	p, err := newPolicy(name, cfg.Policy)
 	if err != nil {
 		return err
 	}
