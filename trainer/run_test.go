@@ -496,3 +496,31 @@ func TestSecondTrainerTakesOver(t *testing.T) {
 	}
 	t.Logf("the first trainer had applied %d impressions and %d clicks when taken over (%d and 0 committed)", ahead.Impressions, ahead.Clicks, half)
 }
+
+// With CommitEvery the trainer commits after that many events, long before
+// its commit interval: what replicas need to merge often.
+func TestCommitEvery(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	cat := testCatalog(t, 500)
+	s := genStream(cat.s, 20, 15, 11)
+	p := newTestProducer(t, brokers)
+	for _, imp := range s.imps {
+		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.CommitInterval = time.Hour
+	cfg.CommitEvery = 50
+	tr, stop := runTrainer(t, cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	want := int64(len(s.imps)) / 50 / 2
+	waitUntil(t, 30*time.Second, "commits by count", func() bool {
+		st := tr.Stats()
+		return st.Impressions == int64(len(s.imps)) && st.Checkpoints >= want
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d impressions, %d checkpoints", len(s.imps), tr.Stats().Checkpoints)
+}

@@ -257,6 +257,14 @@ func (t *Trainer) deadLetter() (*events.Producer, func(context.Context)) {
 	}
 }
 
+// commitEvery is the consumer's message count between commits.
+func (t *Trainer) commitEvery() int {
+	if t.cfg.CommitEvery > 0 {
+		return t.cfg.CommitEvery
+	}
+	return 1 << 30
+}
+
 // newConsumer prepares the trainer's group consumer.
 func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
 	var assigned func(context.Context, map[string][]int)
@@ -267,10 +275,11 @@ func (t *Trainer) newConsumer(dl *events.Producer) (*events.Consumer, error) {
 		Brokers: t.cfg.Brokers, GroupID: t.cfg.GroupID, Security: t.cfg.Security,
 		Topics:     []string{events.TopicImpressions, events.TopicFeedback},
 		DeadLetter: dl,
-		// Commits (and so checkpoints) by time only: each writes the head
-		// and scans the model's items, worth doing for an interval's
-		// events, not for every few hundred.
-		CommitEvery:       1 << 30,
+		// Commits (and so checkpoints) by time unless CommitEvery asks
+		// for more: each writes the head and scans the model's items,
+		// worth doing for an interval's events, not for every few hundred,
+		// except where replicas must merge that often.
+		CommitEvery:       t.commitEvery(),
 		CommitInterval:    t.cfg.CommitInterval,
 		SessionTimeout:    t.cfg.SessionTimeout,
 		HeartbeatInterval: t.cfg.HeartbeatInterval,

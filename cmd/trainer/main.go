@@ -56,6 +56,7 @@ type config struct {
 	publish     time.Duration
 	publishN    int
 	commit      time.Duration
+	commitN     int
 	session     time.Duration
 	reward      recommend.RewardWeights
 	modeRefit   int
@@ -90,6 +91,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.publish, "publish-every", d.PublishEvery, "publish a model snapshot at least this often while learning")
 	fs.IntVar(&c.publishN, "publish-updates", d.PublishUpdates, "publish a model snapshot after this many updates")
 	fs.DurationVar(&c.commit, "commit-interval", d.CommitInterval, "checkpoint the trainer state and commit offsets this often (bounds redelivery after a crash)")
+	fs.IntVar(&c.commitN, "commit-every", d.CommitEvery, "also commit after this many events (0 = by time only); replicas (-partitioned) merge their updates at commits and should commit every few hundred events (docs/trainer-scale.md#model-quality-with-replicas)")
 	fs.BoolVar(&c.partitioned, "partitioned", envflag.Bool("NOVAREC_TRAINER_PARTITIONED", false), "run as one of several replicas of each variant's learner: state per partition, model updates summed into one shared model (every replica of a variant must set it; docs/trainer-scale.md#scaling-out) (env NOVAREC_TRAINER_PARTITIONED)")
 	fs.DurationVar(&c.session, "session-timeout", d.SessionTimeout, "consumer-group session timeout: how long a restarted trainer waits for a crashed one's partitions")
 	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
@@ -119,6 +121,8 @@ func parseConfig(args []string) (config, error) {
 		return c, errors.New("-variant must not be empty")
 	case c.window <= 0 || c.publish <= 0 || c.commit <= 0 || c.publishN <= 0 || c.session <= 0:
 		return c, errors.New("-window, -publish-every, -publish-updates, -commit-interval and -session-timeout must be positive")
+	case c.commitN < 0:
+		return c, errors.New("-commit-every must be 0 (by time only) or positive")
 	}
 	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
 	if err != nil {
@@ -344,6 +348,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tcfg.PublishEvery = cfg.publish
 	tcfg.PublishUpdates = cfg.publishN
 	tcfg.CommitInterval = cfg.commit
+	tcfg.CommitEvery = cfg.commitN
 	tcfg.SessionTimeout = cfg.session
 	tcfg.Partitioned = cfg.partitioned
 	tcfg.Learner.Reward = cfg.reward

@@ -44,13 +44,16 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("without redis: %v", err)
 	}
 	c, err := parseConfig([]string{"-redis", "a:1, b:2", "-kafka", "k:9092", "-variant", "treat", "-w-nov", "0", "-w-div", "0.5",
-		"-window", "10m", "-publish-every", "1s", "-publish-updates", "50", "-commit-interval", "3s", "-feature-updater=false"})
+		"-window", "10m", "-publish-every", "1s", "-publish-updates", "50", "-commit-interval", "3s", "-commit-every", "500", "-feature-updater=false"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.redisAddrs) != 2 || c.variant != "treat" || c.reward != (recommend.RewardWeights{Novelty: 0, Diversity: 0.5}) ||
-		c.window != 10*time.Minute || c.publish != time.Second || c.publishN != 50 || c.commit != 3*time.Second || c.updater {
+		c.window != 10*time.Minute || c.publish != time.Second || c.publishN != 50 || c.commit != 3*time.Second || c.commitN != 500 || c.updater {
 		t.Errorf("parsed %+v", c)
+	}
+	if _, err := parseConfig([]string{"-redis", "r:6379", "-kafka", "k:9092", "-commit-every", "-1"}); err == nil || !strings.Contains(err.Error(), "-commit-every") {
+		t.Errorf("-commit-every -1: %v, want an error naming the flag", err)
 	}
 	t.Setenv("KAFKA_BROKERS", "k1:9092,k2:9092")
 	t.Setenv("REDIS_ADDR", "r:6379")
