@@ -52,14 +52,19 @@ func benchStream(b *testing.B, snap *catalog.Snapshot, events, schema int) (imps
 // REDIS_ADDR is set, run in the same process and share the core), and
 // events per CPU-second of the process including the final commit of the
 // state (robust to other load on the machine), with impressions in schema
-// 1 and in schema 2. NOVAREC_BENCH_CPUPROFILE=file profiles the timed part.
+// 1 and in schema 2, and in schema 2 with a commit every 200 events (what
+// replicas need, Config.CommitEvery). NOVAREC_BENCH_CPUPROFILE=file
+// profiles the timed part.
 func BenchmarkTrainerThroughput(b *testing.B) {
 	for _, schema := range []int{events.SchemaVersion, events.ImpressionSchema} {
-		b.Run(fmt.Sprintf("schema%d", schema), func(b *testing.B) { benchThroughput(b, schema) })
+		b.Run(fmt.Sprintf("schema%d", schema), func(b *testing.B) { benchThroughput(b, schema, 0) })
 	}
+	b.Run(fmt.Sprintf("schema%d/commit-every-200", events.ImpressionSchema), func(b *testing.B) {
+		benchThroughput(b, events.ImpressionSchema, 200)
+	})
 }
 
-func benchThroughput(b *testing.B, schema int) {
+func benchThroughput(b *testing.B, schema, commitEvery int) {
 	const n = 60_000
 	cat := testCatalog(b, 3000)
 	imps, fbs := benchStream(b, cat.s, n, schema)
@@ -69,6 +74,7 @@ func benchThroughput(b *testing.B, schema int) {
 		brokers, store := produced(b, imps, fbs)
 		cfg := DefaultConfig()
 		cfg.Brokers = brokers
+		cfg.CommitEvery = commitEvery
 		tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
 		if err != nil {
 			b.Fatal(err)
