@@ -30,10 +30,11 @@ func NewPolicy(name string, cfg policy.Config) (policy.Policy, error) {
 			start = recommend.DefaultModel()
 		}
 		levels := start.Intent.Levels
-		// The references choose the level by the mode alone: no hedging;
-		// their slates are sampled, as before greedy serving.
+		// The references choose the level by the mode alone: no hedging.
+		// Their slates are served as the HRL's are (greedy), so the
+		// oracle's lead is the mode's worth alone.
 		engCfg := cfg.Engine
-		engCfg.Hedge, engCfg.Greedy = 0, 0
+		engCfg.Hedge = 0
 		ref := &reference{name: name, eng: recommend.NewEngine(engCfg)}
 		for _, l := range levels {
 			m := recommend.NewLearner(recommend.LearnerConfig{}, start).Snapshot(start.Version)
