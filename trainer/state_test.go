@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/novarec/novarec/events"
@@ -333,5 +334,31 @@ func TestSchema2LearnsLikeSchema1(t *testing.T) {
 	t.Logf("item biases: correlation %.5f, RMS difference %.2f%% of their RMS", corr, 100*rel)
 	if corr < 0.995 || rel > 0.05 {
 		t.Errorf("item biases differ: correlation %.5f, RMS difference %.2f%%", corr, 100*rel)
+	}
+}
+
+// Any one parameter of an item that moves, by as little as one ulp, moves
+// its fingerprint: a commit finds every item that changed.
+func TestItemHashSeesEveryChange(t *testing.T) {
+	emb := []float32{0.5, -0.25, 0.125, 1e-7}
+	base := itemHash(0.3, true, emb)
+	for _, tc := range []struct {
+		name string
+		sum  uint64
+	}{
+		{"bias", itemHash(math.Nextafter32(0.3, 1), true, emb)},
+		{"no bias", itemHash(0.3, false, emb)},
+		{"shorter", itemHash(0.3, true, emb[:3])},
+	} {
+		if tc.sum == base {
+			t.Errorf("%s: fingerprint unchanged", tc.name)
+		}
+	}
+	for i := range emb {
+		moved := slices.Clone(emb)
+		moved[i] = math.Nextafter32(moved[i], 2)
+		if itemHash(0.3, true, moved) == base {
+			t.Errorf("embedding[%d] moved by one ulp: fingerprint unchanged", i)
+		}
 	}
 }
