@@ -161,7 +161,7 @@ func New(name string, cfg Config) (Policy, error) {
 // lvl (K = 1): the level is then fixed by construction, with no bias to
 // tune and nothing for the high level to learn.
 func fixedModel(start *recommend.Model, lvl intent.Level) *recommend.Model {
-	m := recommend.NewLearner(recommend.LearnerConfig{}, start).Snapshot(start.Version)
+	m := start.Clone()
 	pi := intent.NewPolicy([]intent.Level{lvl}, m.Intent.Kappa)
 	pi.Prior = m.Intent.Prior
 	m.Intent = pi

@@ -138,6 +138,10 @@ func (l *Learner) Snapshot(version string) *Model {
 // same goroutine in replay). Callers must not keep it across updates.
 func (l *Learner) Model() *Model { return l.m }
 
+// Clone is a deep copy of m: its intent policy, ranker, item biases and
+// embeddings, none shared with m.
+func (m *Model) Clone() *Model { return cloneModel(m) }
+
 func cloneModel(src *Model) *Model {
 	m := &Model{Version: src.Version, Intent: src.Intent.Clone(), Ranker: src.Ranker}
 	if len(src.ItemBias) > 0 {

@@ -37,7 +37,7 @@ func NewPolicy(name string, cfg policy.Config) (policy.Policy, error) {
 		engCfg.Hedge = 0
 		ref := &reference{name: name, eng: recommend.NewEngine(engCfg)}
 		for _, l := range levels {
-			m := recommend.NewLearner(recommend.LearnerConfig{}, start).Snapshot(start.Version)
+			m := start.Clone()
 			m.Intent = intent.NewPolicy([]intent.Level{l}, m.Intent.Kappa)
 			ref.levels = append(ref.levels, m)
 		}

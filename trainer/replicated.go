@@ -85,17 +85,12 @@ func NewReplicated(name string, n, every int, newPolicy func() (OfflinePolicy, e
 		if err != nil {
 			return nil, err
 		}
-		r.reps = append(r.reps, &offlineReplica{p: p, base: cloneModel(p.Model())})
+		r.reps = append(r.reps, &offlineReplica{p: p, base: p.Model().Clone()})
 	}
-	r.shared = cloneModel(r.reps[0].p.Model())
+	r.shared = r.reps[0].p.Model().Clone()
 	r.cur = r.reps[0]
 	r.serve()
 	return r, nil
-}
-
-// cloneModel is an immutable deep copy of m.
-func cloneModel(m *recommend.Model) *recommend.Model {
-	return recommend.NewLearner(recommend.LearnerConfig{}, m).Snapshot(m.Version)
 }
 
 // partitionNumbers lists the partitions' numbers, for the balancer.
@@ -196,6 +191,6 @@ func (r *Replicated) merge(c *offlineReplica) {
 	}
 	r.shared = mergeModel(r.shared, c.base, local, seed)
 	rebaseModel(local, r.shared)
-	c.base = cloneModel(local)
+	c.base = local.Clone()
 	r.merges++
 }

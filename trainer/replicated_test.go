@@ -55,7 +55,7 @@ func replicatedRun(t *testing.T, n, every int) (*Replicated, []*recordingPolicy,
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := cloneModel(reps[0].Model())
+	start := reps[0].Model().Clone()
 	if _, err := sim.Run(context.Background(), cfg, r, 1); err != nil {
 		t.Fatal(err)
 	}
