@@ -251,6 +251,16 @@ type scratch struct {
 	ranker    ranker.Scratch
 }
 
+// readAhead reads an item's embedding (a value per 64-byte line) and
+// record hash before they are needed, so that the cache misses of a loop of
+// items overlap instead of being waited for one by one.
+func (sc *scratch) readAhead(emb []float32, hash uint64) {
+	for x := 0; x < len(emb); x += 16 {
+		sc.touch += emb[x]
+	}
+	sc.touchHash += hash
+}
+
 // marks holds two disjoint sets of item indexes, taken and clean, in one
 // byte per item, and clears in O(1): an item is taken when its stamp equals
 // the current generation gen, clean when it equals gen+1. One byte, not two
@@ -471,12 +481,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// hashes and embeddings, each a cache miss otherwise waited for in turn.
 	for _, i := range sc.shown {
 		if i >= 0 {
-			sc.touchHash += snap.Hash(i)
-			if e := snap.Embedding(i); len(e) > 0 {
-				for x := 0; x < len(e); x += 16 {
-					sc.touch += e[x]
-				}
-			}
+			sc.readAhead(snap.Embedding(i), snap.Hash(i))
 		}
 	}
 
@@ -550,11 +555,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// The candidates' embeddings and records, read ahead in a loop of
 	// their own (as in view.build), so that their cache misses overlap.
 	for _, i := range pool {
-		e := m.embedding(snap, i)
-		for x := 0; x < len(e); x += 16 {
-			sc.touch += e[x]
-		}
-		ex.touch += snap.Hash(i)
+		sc.readAhead(m.embedding(snap, i), snap.Hash(i))
 	}
 	cands := slices.Grow(sc.cands[:0], len(pool))[:len(pool)]
 	sc.cands = cands
