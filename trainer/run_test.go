@@ -96,13 +96,20 @@ func runTrainer(t *testing.T, cfg Config, deps Deps) (*Trainer, func() error) {
 // trainer → a snapshot in Redis that decodes, names a growing version,
 // carries feedback times, and has moved toward the clicked items; a
 // restarted trainer resumes from the checkpoint.
-func TestRunLearnsAndPublishes(t *testing.T) {
+// runSetup is what a run test starts from: a cluster, a store under a
+// key prefix of its own, a 500-item catalog, a stream of 20 users'
+// sessions on it and a producer to the cluster.
+func runSetup(t *testing.T) ([]string, *features.Store, fixedCatalog, stream, *events.Producer) {
+	t.Helper()
 	brokers := kafkatest.Start(t)
 	client, prefix := redistest.New(t)
 	store := features.NewStore(client, features.Options{Prefix: prefix})
 	cat := testCatalog(t, 500)
-	s := genStream(cat.s, 20, 15, 11)
-	p := newTestProducer(t, brokers)
+	return brokers, store, cat, genStream(cat.s, 20, 15, 11), newTestProducer(t, brokers)
+}
+
+func TestRunLearnsAndPublishes(t *testing.T) {
+	brokers, store, cat, s, p := runSetup(t)
 	half := len(s.imps) / 2
 	first := map[string]bool{}
 	for _, imp := range s.imps[:half] {
@@ -500,12 +507,7 @@ func TestSecondTrainerTakesOver(t *testing.T) {
 // With CommitEvery the trainer commits after that many events, long before
 // its commit interval: what replicas need to merge often.
 func TestCommitEvery(t *testing.T) {
-	brokers := kafkatest.Start(t)
-	client, prefix := redistest.New(t)
-	store := features.NewStore(client, features.Options{Prefix: prefix})
-	cat := testCatalog(t, 500)
-	s := genStream(cat.s, 20, 15, 11)
-	p := newTestProducer(t, brokers)
+	brokers, store, cat, s, p := runSetup(t)
 	for _, imp := range s.imps {
 		publishJSON(t, p, events.TopicImpressions, imp.UserID, imp)
 	}
