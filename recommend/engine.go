@@ -133,16 +133,17 @@ type Config struct {
 	NeighborShare float64
 	// Hedge, when positive, hedges every slate between the explore and
 	// exploit intents (ranker.Knobs): P(explore) of the positions — the
-	// session posterior, kept within [HedgeMin, 1−HedgeMin], or the
-	// level's NovelShare if larger — go to novel items, interleaved from
-	// the top in proportion rather than wherever their scores put them.
-	// So a confident-exploit session still sees a few good novel items
-	// and evidence of a turn to exploring keeps arriving. Hedge is the
-	// score bonus of the favoured intent's items at a position, in units
-	// of θ·φ; 0 turns hedging off. The slate-centred mode evidence needs
-	// it: a policy that serves all-novel or all-familiar slates learns
-	// nothing about the mode from them (docs/evaluation.md measures both).
-	Hedge, HedgeMin float64
+	// session posterior as the mode model weighs it (NovelWorth) — go to
+	// novel items, interleaved from the top in proportion rather than
+	// wherever their scores put them, and the novel pool holds that share
+	// of the candidates whatever the level. So a session whose mode is
+	// uncertain sees both kinds, and a confident one mostly its own. Hedge
+	// is the score bonus of the favoured intent's items at a position, in
+	// units of θ·φ; 0 turns hedging off and leaves the novel share to the
+	// level. The slate-centred mode evidence needs it: a policy that serves
+	// all-novel or all-familiar slates learns nothing about the mode from
+	// them (docs/evaluation.md measures both).
+	Hedge float64
 	// Greedy is the share of a sampled slate's positions that take the
 	// ranker's argmax instead of a draw from its softmax: each position is
 	// drawn from (1−Greedy)·softmax + Greedy·δ_argmax, and the logged
@@ -167,7 +168,7 @@ type Config struct {
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, HedgeMin: 0.1, Greedy: 0.9, Views: 16384}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, Greedy: 0.9, Views: 16384}
 }
 
 // MaxK bounds the slate size.
@@ -522,20 +523,16 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	}
 	e.collabScores(sc, snap, v.hist)
 	// Hedging: the explore intent gets the session posterior's share of
-	// the positions (P(explore) as the mode model weighs it, NovelWorth,
-	// kept within [HedgeMin, 1−HedgeMin]), or the level's novel share if
-	// that is larger, and the novel pool holds at least that share so the
-	// slate can fill them. The floor keeps evidence of the mode arriving;
-	// a model under which even an exploring session clicks novel items
-	// no more than familiar ones says that evidence is worth nothing, and
-	// then there is none.
+	// the positions, P(explore) as the mode model weighs it (NovelWorth),
+	// and the novel pool holds that share so the slate can fill them. The
+	// belief alone sets it, not the level: the level's knobs (β, λ) still
+	// shape which items fill the seats. Letting a level add novel seats
+	// beyond the belief's share cost hits on MovieLens and clicks where
+	// the mode matters little, and bought no clicks where it matters
+	// (docs/evaluation.md#intent-from-traffic).
 	explore := 0.0
 	if e.cfg.Hedge > 0 {
-		q, floor := d.Intent.State[intent.FSessNovelPreference], e.cfg.HedgeMin
-		if m.ModeModel().NovelWorth(1) <= 0 {
-			floor = 0
-		}
-		explore = max(min(max(q, floor), 1-e.cfg.HedgeMin), level.NovelShare)
+		explore = d.Intent.State[intent.FSessNovelPreference]
 		level.NovelShare = explore
 	}
 	want := e.Pools(req.K, level, taste == nil)

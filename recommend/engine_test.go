@@ -419,3 +419,60 @@ func TestGreedySlatesKeepTheLevelSampled(t *testing.T) {
 		t.Errorf("Greedy 1 accepted as %v (it would leave no draws)", e.cfg.Greedy)
 	}
 }
+
+// TestNovelSeatsFollowTheBelief: the hedge gives novel items the session
+// belief's share of the slate (Sainte-Laguë, as ranker.Knobs describes),
+// whatever the level's own novel share; the level only shapes which items
+// fill the seats.
+func TestNovelSeatsFollowTheBelief(t *testing.T) {
+	snap := sampleSnapshot(t, 3000)
+	e := NewEngine(DefaultConfig())
+	hist := historyIn(snap, 40, "action", "comedy", "drama")
+	mm := intent.DefaultModeModel()
+	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
+		ModeSession: "s", ModeEvidence: 3 * mm.ClickEvidence(0.5, 0.5)}, Session: session(3, 3, 1)}
+	familiar := seeking
+	familiar.Session = session(6, 0, 0)
+	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5, 0.5)
+	unsure := seeking
+	unsure.Session = session(2, 1, 0.5)
+	unsure.Stats.ModeEvidence = mm.ClickEvidence(0.5, 0.5) + mm.ClickEvidence(-0.5, 0.5)
+	// seats is the proportional allocation's novel seats of k for share p.
+	seats := func(p float64, k int) int {
+		var n [2]int
+		for range k {
+			if p/float64(2*n[0]+1) > (1-p)/float64(2*n[1]+1) {
+				n[0]++
+			} else {
+				n[1]++
+			}
+		}
+		return n[0]
+	}
+	for _, tc := range []struct {
+		name string
+		st   *UserState
+	}{{"seeking", &seeking}, {"unsure", &unsure}, {"familiar", &familiar}} {
+		var got []int
+		for _, lvl := range []intent.Level{{Lambda: 0.7}, {Lambda: 0.7, NovelShare: 0.7}} {
+			m := DefaultModel()
+			m.Intent = intent.NewPolicy([]intent.Level{lvl}, m.Intent.Kappa)
+			d, err := e.Decide(Request{K: 10, Now: 3, Deterministic: true}, tc.st, snap, m, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			novel := 0
+			for _, it := range d.Items {
+				if it.Novel {
+					novel++
+				}
+			}
+			w := d.Intent.State[intent.FSessNovelPreference]
+			if want := seats(w, 10); novel != want {
+				t.Errorf("%s, level novel share %v: %d novel items, want %d (the belief's share %.2f)", tc.name, lvl.NovelShare, novel, want, w)
+			}
+			got = append(got, novel)
+		}
+		t.Logf("%s: novel items %v", tc.name, got)
+	}
+}
