@@ -40,6 +40,21 @@ func session(clicks, novel int64, ewma float64) Session {
 	return Session{ID: "s", Start: 1, Last: 2, Clicks: clicks, NovelClicks: novel, NovelEWMA: ewma}
 }
 
+// clickedState is a user with hist whose session so far has novel clicks
+// on items more novel than the rest of their slate and familiar clicks on
+// items less so, as Observe accounts them under the default mode model.
+func clickedState(hist []Consumed, novel, familiar int64) UserState {
+	mm := intent.DefaultModeModel()
+	ewma := 0.0
+	if novel+familiar > 0 {
+		ewma = float64(novel) / float64(novel+familiar)
+	}
+	return UserState{UserID: "u", History: hist,
+		Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35, ModeSession: "s",
+			ModeEvidence: float64(novel)*mm.ClickEvidence(0.5, 0.5) + float64(familiar)*mm.ClickEvidence(-0.5, 0.5)},
+		Session: session(novel+familiar, novel, ewma)}
+}
+
 func meanNovelty(d Decision) float64 {
 	s := 0.0
 	for _, it := range d.Items {
@@ -57,13 +72,8 @@ func TestNoveltySeekingSessionGetsMoreNovelSlate(t *testing.T) {
 		t.Fatalf("fixture has only %d history items", len(hist))
 	}
 	// Six clicks, each on an item more novel (or less) than the rest of
-	// its slate, as Observe accounts them.
-	mm := intent.DefaultModeModel()
-	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
-		ModeSession: "s", ModeEvidence: 6 * mm.ClickEvidence(0.5, 0.5)}, Session: session(6, 6, 1)}
-	familiar := seeking
-	familiar.Session = session(6, 0, 0)
-	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5, 0.5)
+	// its slate.
+	seeking, familiar := clickedState(hist, 6, 0), clickedState(hist, 0, 6)
 
 	var novS, novF, levS, levF float64
 	const runs = 200
@@ -428,15 +438,7 @@ func TestNovelSeatsFollowTheBelief(t *testing.T) {
 	snap := sampleSnapshot(t, 3000)
 	e := NewEngine(DefaultConfig())
 	hist := historyIn(snap, 40, "action", "comedy", "drama")
-	mm := intent.DefaultModeModel()
-	seeking := UserState{UserID: "u", History: hist, Stats: Stats{Clicks: 40, NovelClicks: 5, FamiliarClicks: 35,
-		ModeSession: "s", ModeEvidence: 3 * mm.ClickEvidence(0.5, 0.5)}, Session: session(3, 3, 1)}
-	familiar := seeking
-	familiar.Session = session(6, 0, 0)
-	familiar.Stats.ModeEvidence = 6 * mm.ClickEvidence(-0.5, 0.5)
-	unsure := seeking
-	unsure.Session = session(2, 1, 0.5)
-	unsure.Stats.ModeEvidence = mm.ClickEvidence(0.5, 0.5) + mm.ClickEvidence(-0.5, 0.5)
+	seeking, unsure, familiar := clickedState(hist, 3, 0), clickedState(hist, 1, 1), clickedState(hist, 0, 6)
 	// seats is the proportional allocation's novel seats of k for share p.
 	seats := func(p float64, k int) int {
 		var n [2]int
