@@ -267,7 +267,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("novel clicks %d, want at least 4", in.Stats.NovelClicks)
 	}
 	// The next slate changes with the intent: it is built at a more novel
-	// level (higher β, λ and novel share of candidates). The share of
+	// level (higher β, lower λ) and, with hedging, gets the session belief's
+	// share of novel candidates and seats. The share of
 	// strictly novel items need not rise, since every novel click widens
 	// the history and so shrinks what is still novel to this user.
 	if level1 := levelOf(); level1 <= level0 {
