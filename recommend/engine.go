@@ -911,10 +911,11 @@ func (e *Engine) novel(pool []int32, sc *scratch, ex *exclusion, seen *Seen, tas
 				i := list[next[l]]
 				next[l]++
 				budget--
-				if ex.excluded(i) {
-					continue
-				}
-				if _, isNovel := seen.Novelty(snap, i); !isNovel {
+				// Whether it is novel first: that reads the item's own
+				// record, where the consumed filter's probes are the
+				// costly part of a scan that rejects most of what it reads
+				// (the answer is the same either way round).
+				if ex.taken.has(i) || !seen.IsNovel(snap, i) || ex.excluded(i) {
 					continue
 				}
 				ex.taken.set(i)
