@@ -62,7 +62,8 @@ func benchDecide(b *testing.B, n int, learned bool) {
 // a returning user without feedback since). The "served" case has the
 // users bench/load.sh serves (recsvc -sample-users): 10–100 clicks, most
 // among the popular items of two to four favourite categories, all of them
-// consumed, and 27 slates shown.
+// consumed, and 27 slates of the engine's own shown in a session without
+// feedback (setting them up takes 27,000 decisions).
 func BenchmarkDecideManyUsers(b *testing.B) {
 	const n = 100000
 	for _, c := range []struct {
@@ -94,6 +95,7 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				st.Session = session(4, 2, 0.5)
 				if c.served {
 					servedUser(st, snap, r)
+					st.Session = Session{ID: "s"} // no feedback in the session
 				}
 				for k := 0; k < 200 && !c.served; k++ {
 					st.History = append(st.History, Consumed{ItemID: snap.Item(int32(r.IntN(n))).ID, TS: int64(k)})
@@ -104,6 +106,9 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 					}
 				}
 				for s := range c.slates {
+					if c.served {
+						break // the engine's own slates, below
+					}
 					ids := make([]string, 10)
 					for k := range ids {
 						ids[k] = snap.Item(int32(r.IntN(n))).ID
@@ -115,6 +120,19 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				}
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
+			for s := 0; c.served && s < c.slates; s++ {
+				for u := range users {
+					d, err := e.Decide(Request{K: 10, Now: 5}, &users[u], snap, m, rng)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ids := make([]string, len(d.Items))
+					for k, it := range d.Items {
+						ids[k] = it.ItemID
+					}
+					users[u].Session.Shown = append(users[u].Session.Shown, ShownRecord(fmt.Sprint("r", s), ids)...)
+				}
+			}
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			u := 0
@@ -131,7 +149,8 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 
 // servedUser gives st the clicks of a user of recsvc -sample-users
 // (cmd/recsvc's sampleUser): 10–100, 85% among the popular items of two to
-// four favourite categories, each in the history and the consumed filter.
+// four favourite categories, each in the history and the consumed filter;
+// none in the session (whose slates went unclicked).
 func servedUser(st *UserState, snap *catalog.Snapshot, r *rand.Rand) {
 	var favs []int32
 	for len(favs) < 2+r.IntN(3) {
