@@ -479,9 +479,16 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// The shown items' records and embeddings, read ahead in a loop of
 	// their own (as in view.build): the mode evidence reads their topics,
 	// hashes and embeddings, each a cache miss otherwise waited for in turn.
+	// Without learned topics novelty is the categories' (Seen.Novelty) and
+	// the embeddings are not read: only the records are worth reading.
+	var noEmb []float32
 	for _, i := range sc.shown {
 		if i >= 0 {
-			sc.readAhead(snap.Embedding(i), snap.Hash(i))
+			emb := noEmb
+			if snap.NumTopics() > 0 {
+				emb = snap.Embedding(i)
+			}
+			sc.readAhead(emb, snap.Hash(i))
 		}
 	}
 
