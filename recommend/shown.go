@@ -23,7 +23,14 @@ type shownCache struct {
 	seed    maphash.Seed
 	gens    *snapGens
 	entries recentMap[*shownEntry]
+	// min is the shortest list kept: shorter ones are looked up, which
+	// costs less than keeping them (a new session's entry, growing with
+	// it, cost more than it saved in bench/load.sh's short sessions).
+	min int
 }
+
+// shownCacheMin is shownCache.min: 66 entries, six slates of 10.
+const shownCacheMin = 66
 
 // shownEntry is a session's list as last resolved under snapshot
 // generation gen: entry k is ids[ends[k-1]:ends[k]], resolved to idx[k].
@@ -35,7 +42,7 @@ type shownEntry struct {
 }
 
 func newShownCache(entries int, gens *snapGens) *shownCache {
-	c := &shownCache{seed: maphash.MakeSeed(), gens: gens}
+	c := &shownCache{seed: maphash.MakeSeed(), gens: gens, min: shownCacheMin}
 	c.entries.init(entries)
 	return c
 }
@@ -68,6 +75,9 @@ func (e *shownEntry) kept(shown []string) (from, n int) {
 // (its user and id) keyed.
 func (c *shownCache) resolve(dst []int32, snap *catalog.Snapshot, st *UserState) []int32 {
 	shown := st.Session.Shown
+	if len(shown) < c.min {
+		return resolveShown(dst, snap, shown)
+	}
 	// A collision of keys only costs the look-ups: the entries are
 	// compared.
 	key := maphash.String(c.seed, st.UserID)*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, st.Session.ID)

@@ -56,7 +56,16 @@ func TestShownCacheResolvesAsFresh(t *testing.T) {
 		{"same entries, all marks", "u", 1, []string{SlateMark, SlateMark}},
 	}
 	c := NewEngine(Config{Sessions: 4}).shown
-	for _, s := range steps {
+	c.min = 0 // every list kept, the short ones of the steps too
+	// Then as served: the short lists looked up, the long ones kept.
+	for _, s := range []step{{"short", "u", 0, grown[:20]}, {"long", "u", 0, grown[:150]}, {"longer", "u", 0, grown[:160]}, {"short again", "u", 0, grown[150:160]}} {
+		s.name = "as served: " + s.name
+		steps = append(steps, s)
+	}
+	for k, s := range steps {
+		if k == len(steps)-4 {
+			c.min = shownCacheMin
+		}
 		st := &UserState{UserID: s.user, Session: Session{ID: "s", Shown: s.shown}}
 		snap := snaps[s.snap]
 		want := resolveShown(nil, snap, s.shown)
