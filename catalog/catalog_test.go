@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -178,5 +180,54 @@ func TestNearestRecall(t *testing.T) {
 	t.Logf("recall@%d of the IVF probe: %.3f with 8 clusters, %.3f stopping at 600 items", k, recall, recallCapped)
 	if recall < 0.8 || recallCapped < 0.7 {
 		t.Fatalf("recall %.3f / %.3f below 0.8 / 0.7", recall, recallCapped)
+	}
+}
+
+// TestBestCentroids: Nearest's choice of the clusters to probe is the
+// nprobe best scores, best first, ties and NaN scores ordered as a binary
+// search with cmp.Compare and an insert (the implementation before it)
+// order them, so the items probed do not change.
+func TestBestCentroids(t *testing.T) {
+	reference := func(csim []float32, nprobe int) []int {
+		var best []int
+		for c, sim := range csim {
+			if len(best) == nprobe && sim <= csim[best[nprobe-1]] {
+				continue
+			}
+			pos, _ := slices.BinarySearchFunc(best, sim, func(e int, t float32) int { return cmp.Compare(t, csim[e]) })
+			best = slices.Insert(best, pos, c)
+			if len(best) > nprobe {
+				best = best[:nprobe]
+			}
+		}
+		return best
+	}
+	nan := float32(math.NaN())
+	r := rand.New(rand.NewPCG(1, 2))
+	cases := [][]float32{
+		nil,
+		{0.5},
+		{0.1, 0.9, 0.5, 0.9, 0.3},
+		{0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2},
+		{0.3, nan, 0.7, nan, 0.1, 0.9, 0.2, 0.4, 0.8, 0.6},
+		{nan, nan, nan, 0.1},
+		{0.9, 0.1, 0.5, 0.7, nan},
+	}
+	for range 200 {
+		csim := make([]float32, r.IntN(400))
+		for c := range csim {
+			csim[c] = float32(r.IntN(20)) / 20 // many ties
+			if r.IntN(50) == 0 {
+				csim[c] = nan
+			}
+		}
+		cases = append(cases, csim)
+	}
+	for _, csim := range cases {
+		for _, nprobe := range []int{1, 3, 8, 16} {
+			if got, want := bestCentroids(nil, csim, nprobe), reference(csim, nprobe); !slices.Equal(got, want) {
+				t.Fatalf("%v, nprobe %d: %v, want %v", csim, nprobe, got, want)
+			}
+		}
 	}
 }

@@ -313,16 +313,7 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 	if nprobe >= len(bestBuf) {
 		best = make([]int, 0, nprobe+1)
 	}
-	for c, sim := range csim {
-		if len(best) == nprobe && sim <= csim[best[nprobe-1]] {
-			continue
-		}
-		pos, _ := slices.BinarySearchFunc(best, sim, func(e int, t float32) int { return cmp.Compare(t, csim[e]) })
-		best = slices.Insert(best, pos, c)
-		if len(best) > nprobe {
-			best = best[:nprobe]
-		}
-	}
+	best = bestCentroids(best, csim, nprobe)
 	start := len(ids)
 	for _, c := range best {
 		lo, hi := x.offsets[c], x.offsets[c+1]
@@ -333,6 +324,29 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 		}
 	}
 	return ids, sims
+}
+
+// bestCentroids appends to best (empty) the nprobe centroids of highest
+// score in csim, best first: a centroid goes before those it scores at
+// least as well as (cmp.Compare's order), one that only ties the last
+// does not enter. By insertion, which Nearest spends less on than on a
+// binary search and an insert through function values.
+func bestCentroids(best []int, csim []float32, nprobe int) []int {
+	for c, sim := range csim {
+		if len(best) == nprobe && (sim <= csim[best[nprobe-1]] || cmp.Compare(sim, csim[best[nprobe-1]]) < 0) {
+			continue
+		}
+		if len(best) < nprobe {
+			best = append(best, 0)
+		}
+		pos := len(best) - 1
+		for pos > 0 && cmp.Compare(sim, csim[best[pos-1]]) >= 0 {
+			best[pos] = best[pos-1]
+			pos--
+		}
+		best[pos] = c
+	}
+	return best
 }
 
 // centroidSims holds Nearest's scores of the centroids between calls.

@@ -214,3 +214,35 @@ func TestHedgedSlateFollowsTheIntentPosterior(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSlate builds a slate of 10 from 100 candidates of random unit
+// embeddings (d = 32) and relevance, a third of them novel, with the
+// default parameters and the knobs of a hedged, greedy-mixed decision: the
+// ranker's part of a recommendation.
+func BenchmarkSlate(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	cs := make([]Candidate, 100)
+	for i := range cs {
+		e := make([]float32, 32)
+		var n float64
+		for x := range e {
+			e[x] = float32(r.NormFloat64())
+			n += float64(e[x] * e[x])
+		}
+		for x := range e {
+			e[x] /= float32(math.Sqrt(n))
+		}
+		cs[i] = Candidate{Item: int32(i), Embedding: e, Novel: i%3 == 0, Novelty: r.Float64()}
+		cs[i].Features[FDot] = r.Float64()
+		cs[i].Features[FPopularity] = r.Float64()
+	}
+	p := DefaultParams()
+	kn := Knobs{Beta: 0.3, Lambda: 0.3, Explore: 0.3, Hedge: 2, Greedy: 0.9}
+	var sc Scratch
+	var dst []Slot
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = p.Slate(dst[:0], &sc, cs, 10, kn, rng)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"syscall"
 	"testing"
+
+	"github.com/novarec/novarec/catalog"
 )
 
 // BenchmarkDecide measures one two-level decision (intent, candidates from
@@ -57,15 +59,22 @@ func benchDecide(b *testing.B, n int, learned bool) {
 // items, or 27 slates of 10 (297 entries with their marks, about what the
 // stored list keeps). The histories do not change, so after the first
 // 1,000 decisions every user's view comes from the engine's cache (as for
-// a returning user without feedback since).
+// a returning user without feedback since). The "served" case has the
+// users bench/load.sh serves (recsvc -sample-users): 10–100 clicks, most
+// among the popular items of two to four favourite categories, all of them
+// consumed, and 27 slates of the engine's own shown in a session without
+// feedback (setting them up takes 27,000 decisions).
 func BenchmarkDecideManyUsers(b *testing.B) {
 	const n = 100000
 	for _, c := range []struct {
-		learned bool
-		slates  int
-	}{{false, 0}, {false, 27}, {true, 0}} {
+		learned, served bool
+		slates          int
+	}{{false, false, 0}, {false, false, 27}, {true, false, 0}, {false, true, 27}} {
 		learned := c.learned
 		name := fmt.Sprintf("items=%d/learned=%v", n, learned)
+		if c.served {
+			name += "/served"
+		}
 		if c.slates > 0 {
 			name += fmt.Sprintf("/shown=%d", 11*c.slates)
 		}
@@ -84,7 +93,11 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				st.UserID = fmt.Sprint("u", u)
 				st.Stats = Stats{Clicks: 200, NovelClicks: 40, FamiliarClicks: 160}
 				st.Session = session(4, 2, 0.5)
-				for k := 0; k < 200; k++ {
+				if c.served {
+					servedUser(st, snap, r)
+					st.Session = Session{ID: "s"} // no feedback in the session
+				}
+				for k := 0; k < 200 && !c.served; k++ {
 					st.History = append(st.History, Consumed{ItemID: snap.Item(int32(r.IntN(n))).ID, TS: int64(k)})
 				}
 				if c.slates == 0 {
@@ -93,17 +106,33 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 					}
 				}
 				for s := range c.slates {
+					if c.served {
+						break // the engine's own slates, below
+					}
 					ids := make([]string, 10)
 					for k := range ids {
 						ids[k] = snap.Item(int32(r.IntN(n))).ID
 					}
 					st.Session.Shown = append(st.Session.Shown, ShownRecord(fmt.Sprint("r", s), ids)...)
 				}
-				for k := 0; k < 300; k++ {
+				for k := 0; k < 300 && !c.served; k++ {
 					st.Consumed.Add(snap.Hash(int32(r.IntN(n))))
 				}
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
+			for s := 0; c.served && s < c.slates; s++ {
+				for u := range users {
+					d, err := e.Decide(Request{K: 10, Now: 5}, &users[u], snap, m, rng)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ids := make([]string, len(d.Items))
+					for k, it := range d.Items {
+						ids[k] = it.ItemID
+					}
+					users[u].Session.Shown = append(users[u].Session.Shown, ShownRecord(fmt.Sprint("r", s), ids)...)
+				}
+			}
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			u := 0
@@ -115,6 +144,26 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
+	}
+}
+
+// servedUser gives st the clicks of a user of recsvc -sample-users
+// (cmd/recsvc's sampleUser): 10–100, 85% among the popular items of two to
+// four favourite categories, each in the history and the consumed filter;
+// none in the session (whose slates went unclicked).
+func servedUser(st *UserState, snap *catalog.Snapshot, r *rand.Rand) {
+	var favs []int32
+	for len(favs) < 2+r.IntN(3) {
+		favs = append(favs, int32(r.IntN(snap.NumCategories())))
+	}
+	for k, clicks := 0, 10+r.IntN(91); k < clicks; k++ {
+		item := int32(r.IntN(snap.Len()))
+		if r.Float64() < 0.85 {
+			list := snap.PopularIn(favs[r.IntN(len(favs))])
+			item = list[min(int(r.ExpFloat64()*float64(len(list))/8), len(list)-1)]
+		}
+		st.History = append([]Consumed{{ItemID: snap.Item(item).ID, TS: int64(k)}}, st.History...)
+		st.Consumed.Add(snap.Hash(item))
 	}
 }
 

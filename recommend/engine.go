@@ -164,11 +164,17 @@ type Config struct {
 	// 200-item history is 1.4–2 KB (with 4,000 learned topics), so the
 	// default holds at most about 64 MB. Negative keeps none.
 	Views int
+	// Sessions is how many sessions' shown lists the engine keeps
+	// resolved (the ids looked up in the catalog), so that a returning
+	// session's are looked up only when added; up to twice as many may be
+	// held, about 5 KB each at 300 entries, so the default holds at most
+	// about 80 MB. Negative keeps none.
+	Sessions int
 }
 
 // DefaultConfig suits catalogs from a thousand to a few hundred thousand items.
 func DefaultConfig() Config {
-	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, Greedy: 0.9, Views: 16384}
+	return Config{Candidates: 100, NProbe: 8, TasteDecay: 0.97, PopularShare: 0.1, Recent: 50, NeighborShare: 0.7, Hedge: 2, Greedy: 0.9, Views: 16384, Sessions: 8192}
 }
 
 // MaxK bounds the slate size.
@@ -222,8 +228,9 @@ type Decision struct {
 // call so callers can swap them atomically.
 type Engine struct {
 	cfg     Config
-	scratch sync.Pool  // of *scratch
-	views   *viewCache // nil when Config.Views < 0
+	scratch sync.Pool   // of *scratch
+	views   *viewCache  // nil when Config.Views < 0
+	shown   *shownCache // nil when Config.Sessions < 0
 }
 
 // scratch holds one decision's working memory, pooled so that the hot path
@@ -324,9 +331,16 @@ func NewEngine(cfg Config) *Engine {
 	if cfg.Views == 0 {
 		cfg.Views = d.Views
 	}
+	if cfg.Sessions == 0 {
+		cfg.Sessions = d.Sessions
+	}
 	e := &Engine{cfg: cfg}
+	gens := newSnapGens()
 	if cfg.Views > 0 {
-		e.views = newViewCache(cfg.Views)
+		e.views = newViewCache(cfg.Views, gens)
+	}
+	if cfg.Sessions > 0 {
+		e.shown = newShownCache(cfg.Sessions, gens)
 	}
 	e.scratch.New = func() any { return new(scratch) }
 	return e
@@ -476,13 +490,24 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	sc := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(sc)
 	v := e.viewOf(sc, snap, st.History)
-	sc.shown = resolveShown(sc.shown, snap, st.Session.Shown)
+	if e.shown != nil {
+		sc.shown = e.shown.resolve(sc.shown[:0], snap, st)
+	} else {
+		sc.shown = resolveShown(sc.shown[:0], snap, st.Session.Shown)
+	}
 	// The shown items' records and embeddings, read ahead in a loop of
 	// their own (as in view.build): the mode evidence reads their topics,
 	// hashes and embeddings, each a cache miss otherwise waited for in turn.
+	// Without learned topics novelty is the categories' (Seen.Novelty) and
+	// the embeddings are not read: only the records are worth reading.
+	var noEmb []float32
 	for _, i := range sc.shown {
 		if i >= 0 {
-			sc.readAhead(snap.Embedding(i), snap.Hash(i))
+			emb := noEmb
+			if snap.NumTopics() > 0 {
+				emb = snap.Embedding(i)
+			}
+			sc.readAhead(emb, snap.Hash(i))
 		}
 	}
 
@@ -908,10 +933,11 @@ func (e *Engine) novel(pool []int32, sc *scratch, ex *exclusion, seen *Seen, tas
 				i := list[next[l]]
 				next[l]++
 				budget--
-				if ex.excluded(i) {
-					continue
-				}
-				if _, isNovel := seen.Novelty(snap, i); !isNovel {
+				// Whether it is novel first: that reads the item's own
+				// record, where the consumed filter's probes are the
+				// costly part of a scan that rejects most of what it reads
+				// (the answer is the same either way round).
+				if ex.taken.has(i) || !seen.IsNovel(snap, i) || ex.excluded(i) {
 					continue
 				}
 				ex.taken.set(i)

@@ -125,7 +125,7 @@ func lookupResolved(snap *catalog.Snapshot, seen *Seen, consumed *Filter, i int3
 // -1 for a slate mark or an unknown id: a decision resolves the session's
 // shown ids once, for its mode evidence and its exclusions alike.
 func resolveShown(dst []int32, snap *catalog.Snapshot, shown []string) []int32 {
-	dst = slices.Grow(dst[:0], len(shown))
+	dst = slices.Grow(dst, len(shown))
 	for _, id := range shown {
 		i := int32(-1)
 		if !IsSlateMark(id) {

@@ -134,6 +134,24 @@ func (s *Seen) Novelty(snap *catalog.Snapshot, i int32) (nov float64, novel bool
 	return nov, unseen == len(cats)
 }
 
+// IsNovel reports whether item i is novel: Novelty's second result,
+// without the distance from the taste that its first one needs.
+func (s *Seen) IsNovel(snap *catalog.Snapshot, i int32) bool {
+	if t := snap.Topic(i); t >= 0 {
+		return !s.TopicSeen(t)
+	}
+	if m, ok := snap.CategoryMask(i); ok {
+		return m != 0 && m&^s.catMask == m
+	}
+	cats := snap.Categories(i)
+	for _, c := range cats {
+		if s.CategorySeen(c) {
+			return false
+		}
+	}
+	return len(cats) > 0
+}
+
 // Taste is the recency-weighted mean of the embeddings of the history's
 // items (snapshot indexes, newest first, -1 for unknown ones): the k-th
 // weighs decay^k. The result is unit length, written into dst when it has

@@ -59,6 +59,9 @@ func TestTopicNovelty(t *testing.T) {
 		if nov < tc.min-1e-6 || nov > tc.max+1e-6 || novel != tc.novel {
 			t.Errorf("%s: novelty %.3f novel %v, want [%.2f, %.2f] %v", tc.id, nov, novel, tc.min, tc.max, tc.novel)
 		}
+		if got := seen.IsNovel(snap, idx(tc.id)); got != tc.novel {
+			t.Errorf("%s: IsNovel %v, want %v", tc.id, got, tc.novel)
+		}
 	}
 	// Graded: an unseen topic near the taste is less novel than a far one.
 	seenB := SeenOf(snap, []Consumed{{ItemID: "b1"}})
@@ -174,6 +177,9 @@ func TestNoveltyOfManyCategories(t *testing.T) {
 			want := float64(unseen) / float64(len(cats))
 			if nov, novel := s.Novelty(snap, i); nov != want || novel != (unseen == len(cats)) {
 				t.Fatalf("%s: item %s (categories %v): novelty %v %v, want %v", tc.name, snap.Item(i).ID, cats, nov, novel, want)
+			}
+			if s.IsNovel(snap, i) != (unseen == len(cats)) {
+				t.Fatalf("%s: item %s (categories %v): IsNovel %v, want %v", tc.name, snap.Item(i).ID, cats, s.IsNovel(snap, i), unseen == len(cats))
 			}
 		}
 		for c := int32(0); int(c) < snap.NumCategories(); c++ {

@@ -18,36 +18,111 @@ import (
 // An entry is keyed by a hash of the history's item ids in order, which is
 // all a view is derived from, so a changed history (an engagement, a
 // replaced state) can never find the view of the old one; and it is valid
-// for one catalog snapshot, by a generation that advances whenever the
-// engine sees another snapshot than the last, so that the cache holds no
-// old snapshot alive (one swap invalidates every entry once; an engine
-// that alternated between two snapshots would rebuild every view, as it
-// did without the cache). Entries are immutable once cached and shared by
-// concurrent decisions.
-//
-// Each shard evicts by generations of its own: when its current map is
-// full it becomes the old one and the oldest is dropped; a hit in the old
-// map moves the entry back. So the cache holds between max and 2·max
-// entries, the recently used ones.
+// for one catalog snapshot (snapGens). Entries are immutable once cached
+// and shared by concurrent decisions.
 type viewCache struct {
-	seed   maphash.Seed
-	snap   atomic.Pointer[snapGen]
-	snapMu sync.Mutex
-	shards [viewShards]viewShard
+	seed    maphash.Seed
+	gens    *snapGens
+	entries recentMap[viewEntry]
 }
 
-// viewShards spreads the cache's locks; a power of two.
-const viewShards = 16
+// snapGens numbers the snapshots an engine serves: the generation
+// advances whenever the engine sees another snapshot than the last, and a
+// cache entry is valid for its generation only, so that the caches hold
+// no old snapshot alive (one swap invalidates every entry once; an engine
+// that alternated between two snapshots would rebuild every entry, as it
+// did without the caches).
+type snapGens struct {
+	snap atomic.Pointer[snapGen]
+	mu   sync.Mutex
+}
 
 type snapGen struct {
 	snap *catalog.Snapshot
 	gen  uint64
 }
 
-type viewShard struct {
+func newSnapGens() *snapGens {
+	g := new(snapGens)
+	g.snap.Store(&snapGen{})
+	return g
+}
+
+// generation is the generation of snap: the current one if snap is the
+// snapshot seen last, else a new one.
+func (g *snapGens) generation(snap *catalog.Snapshot) uint64 {
+	if sg := g.snap.Load(); sg.snap == snap {
+		return sg.gen
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sg := g.snap.Load()
+	if sg.snap != snap {
+		sg = &snapGen{snap: snap, gen: sg.gen + 1}
+		g.snap.Store(sg)
+	}
+	return sg.gen
+}
+
+// recentMap holds the recently used of up to 2·max entries, keyed by a
+// hash. Each shard evicts by generations of its own: when its current map
+// is full it becomes the old one and the oldest is dropped; a hit in the
+// old map moves the entry back. So it holds between max and 2·max
+// entries, the recently used ones.
+type recentMap[V any] struct {
+	shards [recentShards]recentShard[V]
+}
+
+// recentShards spreads the maps' locks; a power of two.
+const recentShards = 16
+
+type recentShard[V any] struct {
 	mu       sync.Mutex
-	cur, old map[uint64]viewEntry
+	cur, old map[uint64]V
 	max      int
+}
+
+func (m *recentMap[V]) init(entries int) {
+	per := max(entries/(2*recentShards), 1)
+	for i := range m.shards {
+		m.shards[i].max = per
+		m.shards[i].cur = map[uint64]V{} // sized when it first turns over
+	}
+}
+
+// get returns the entry of key; with take, it also removes it, so that
+// the caller owns it until it puts it back.
+func (m *recentMap[V]) get(key uint64, take bool) (V, bool) {
+	s := &m.shards[key%recentShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.cur[key]
+	switch {
+	case ok && take:
+		delete(s.cur, key)
+	case !ok:
+		if e, ok = s.old[key]; ok {
+			delete(s.old, key)
+			if !take {
+				s.add(key, e)
+			}
+		}
+	}
+	return e, ok
+}
+
+func (m *recentMap[V]) put(key uint64, e V) {
+	s := &m.shards[key%recentShards]
+	s.mu.Lock()
+	s.add(key, e)
+	s.mu.Unlock()
+}
+
+func (s *recentShard[V]) add(key uint64, e V) {
+	if _, ok := s.cur[key]; !ok && len(s.cur) >= s.max {
+		s.old, s.cur = s.cur, make(map[uint64]V, s.max)
+	}
+	s.cur[key] = e
 }
 
 type viewEntry struct {
@@ -56,31 +131,10 @@ type viewEntry struct {
 	n   int // the history's length, checked with the hash
 }
 
-func newViewCache(entries int) *viewCache {
-	c := &viewCache{seed: maphash.MakeSeed()}
-	per := max(entries/(2*viewShards), 1)
-	for i := range c.shards {
-		c.shards[i].max = per
-		c.shards[i].cur = map[uint64]viewEntry{} // sized when it first turns over
-	}
-	c.snap.Store(&snapGen{})
+func newViewCache(entries int, gens *snapGens) *viewCache {
+	c := &viewCache{seed: maphash.MakeSeed(), gens: gens}
+	c.entries.init(entries)
 	return c
-}
-
-// generation is the generation of snap: the current one if snap is the
-// snapshot seen last, else a new one.
-func (c *viewCache) generation(snap *catalog.Snapshot) uint64 {
-	if sg := c.snap.Load(); sg.snap == snap {
-		return sg.gen
-	}
-	c.snapMu.Lock()
-	defer c.snapMu.Unlock()
-	sg := c.snap.Load()
-	if sg.snap != snap {
-		sg = &snapGen{snap: snap, gen: sg.gen + 1}
-		c.snap.Store(sg)
-	}
-	return sg.gen
 }
 
 // key hashes the history's item ids in order: each id's own hash, mixed
@@ -96,16 +150,7 @@ func (c *viewCache) key(history []Consumed) uint64 {
 }
 
 func (c *viewCache) get(key, gen uint64, n int) *view {
-	s := &c.shards[key%viewShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.cur[key]
-	if !ok {
-		if e, ok = s.old[key]; ok && e.gen == gen && e.n == n {
-			delete(s.old, key)
-			s.add(key, e)
-		}
-	}
+	e, ok := c.entries.get(key, false)
 	if !ok || e.gen != gen || e.n != n {
 		return nil
 	}
@@ -113,17 +158,7 @@ func (c *viewCache) get(key, gen uint64, n int) *view {
 }
 
 func (c *viewCache) put(key, gen uint64, v *view, n int) {
-	s := &c.shards[key%viewShards]
-	s.mu.Lock()
-	s.add(key, viewEntry{v: v, gen: gen, n: n})
-	s.mu.Unlock()
-}
-
-func (s *viewShard) add(key uint64, e viewEntry) {
-	if _, ok := s.cur[key]; !ok && len(s.cur) >= s.max {
-		s.old, s.cur = s.cur, make(map[uint64]viewEntry, s.max)
-	}
-	s.cur[key] = e
+	c.entries.put(key, viewEntry{v: v, gen: gen, n: n})
 }
 
 // viewOf returns the view of history under snap: the scratch's, built
@@ -135,7 +170,7 @@ func (e *Engine) viewOf(sc *scratch, snap *catalog.Snapshot, history []Consumed)
 		sc.view.build(snap, history, e.cfg.TasteDecay)
 		return &sc.view
 	}
-	key, gen := e.views.key(history), e.views.generation(snap)
+	key, gen := e.views.key(history), e.views.gens.generation(snap)
 	if v := e.views.get(key, gen, len(history)); v != nil {
 		return v
 	}
