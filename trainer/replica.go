@@ -392,7 +392,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		others = version != r.version || updates != r.updates
 		n, total = max(version, r.version)+1, updates+learned
-		dense = mergeDense(global, r.base, local)
+		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
 		enc, err := recommend.EncodeModel(dense, recommend.SnapshotMeta{Variant: t.cfg.Variant, Updates: total})
 		if err != nil {

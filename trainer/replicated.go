@@ -61,15 +61,19 @@ type Replicated struct {
 	shared *recommend.Model
 	cur    *offlineReplica
 	snap   *catalog.Snapshot // the last seen: the embeddings items start from
-	// events counts the stream's events, merges the replicas' merges.
+	// events counts the stream's events, merges the replicas' merges;
+	// updates counts the events merged into the shared model (its meta's
+	// Updates in the service).
 	events, merges int
+	updates        int
 }
 
 type offlineReplica struct {
 	p    OfflinePolicy
 	base *recommend.Model
-	// learned counts the replica's events since its last merge.
-	learned int
+	// learned counts the replica's events since its last merge;
+	// baseUpdates is the shared model's updates as of base.
+	learned, baseUpdates int
 }
 
 // NewReplicated builds n replicas with newPolicy (each a fresh policy on the
@@ -189,8 +193,11 @@ func (r *Replicated) merge(c *offlineReplica) {
 			return nil
 		}
 	}
-	r.shared = mergeModel(r.shared, c.base, local, seed)
+	share := intentShare(int64(c.learned), int64(r.updates-c.baseUpdates))
+	r.shared = mergeModel(r.shared, c.base, local, share, seed)
 	rebaseModel(local, r.shared)
 	c.base = local.Clone()
+	r.updates += c.learned
+	c.baseUpdates = r.updates
 	r.merges++
 }
