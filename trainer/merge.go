@@ -15,17 +15,24 @@ import (
 // replica learns on a local copy of the variant's model and, at every
 // commit, adds what it learned since it last read the shared model —
 // local − base — to the shared model as stored: global + (local − base).
-// Summing keeps every update's full step (averaging n replicas would divide
-// each by n), and since local − base is exactly the replica's own updates
-// however stale its base, the shared model is the sum of every replica's
-// updates whatever the interleaving. Two parameters are not plain sums:
+// For the ranker and the items that keeps every update's full step: local −
+// base is exactly the replica's own updates however stale its base, so the
+// shared model is the sum of every replica's updates whatever the
+// interleaving. The rest is not a plain sum:
 //
+//   - the high level's policy-gradient parameters (intent.Policy T, B, V)
+//     add share·(local − base), share the replica's part of the updates the
+//     shared model took since its base (intentShare): each replica steps
+//     from a stale base towards the same target for a whole interval, and
+//     summing n such steps overshoots, so they are averaged as federated
+//     averaging averages its clients' models, weighted by their events; a
+//     replica whose base is current takes its step whole, so one replica
+//     learns as one trainer does;
 //   - the critic's recursive least-squares fit (intent.Policy Q, QP) is
-//     combined in information form — precision A = P⁻¹ and b = A·w add —
-//     which is exact for least squares (summing P itself turns negative
-//     once each replica has shrunk it by more than half);
+//     combined in information form, discounted for the replica's forgetting
+//     steps as one learner's would be (mergeCritic);
 //   - a learned item embedding is a unit vector: the summed one is scaled
-//     back to unit length, as the learner does after each step.
+//     back to unit length, as the learner does after each step;
 //   - the fitted mode model and population prior (intent.Policy Mode,
 //     Prior) are estimates, not sums of steps: see mergeModes.
 

@@ -18,9 +18,11 @@ import (
 // producers hash the user id), and the range assignment gives each replica
 // a contiguous run of partitions. Each replica learns on a
 // local copy of the shared model and, at each commit, adds local − base to
-// it and rebases; Replicated does the same with the same merge (mergeModel,
-// built of commitReplica's mergeDense and mergeItem), every `every` events
-// of a replica in place of every commit interval.
+// it (the high level's part weighted by the replica's share of the shared
+// model's updates since its base, counted here in events) and rebases;
+// Replicated does the same with the same merge (mergeModel, built of
+// commitReplica's mergeDense and mergeItem), every `every` events of a
+// replica in place of every commit interval.
 
 // OfflinePolicy is what Replicated needs of each replica: a policy of the
 // offline comparisons (policy.New's) with the working model it learns on,
