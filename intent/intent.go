@@ -189,6 +189,11 @@ type Policy struct {
 	// of its recursive least-squares fit.
 	Q  []float64 `json:"q,omitempty"`
 	QP []float64 `json:"qp,omitempty"`
+	// QForgets counts, per level, the fit's forgetting steps (updates that
+	// discounted the old evidence by CriticForget), so that fits learned
+	// apart can be combined with the shared one discounted as the local
+	// one was. Nil in snapshots from before it was kept: zero.
+	QForgets []int64 `json:"qforgets,omitempty"`
 	// Prior is the population's Beta prior of ρ_u, and Mode the click
 	// model that reads each session's evidence; both are fitted to logged
 	// sessions (ModeLog.Fit). A zero Mode (a snapshot from before it was
@@ -242,6 +247,8 @@ func (p *Policy) Validate() error {
 		return fmt.Errorf("intent: Q has %d entries, want %d", len(p.Q), k*(Dim+1))
 	case len(p.QP) != 0 && len(p.QP) != k*(Dim+1)*(Dim+1):
 		return fmt.Errorf("intent: QP has %d entries, want %d", len(p.QP), k*(Dim+1)*(Dim+1))
+	case len(p.QForgets) != 0 && len(p.QForgets) != k:
+		return fmt.Errorf("intent: QForgets has %d entries, want %d", len(p.QForgets), k)
 	case p.Prior.Alpha <= 0 || p.Prior.Beta <= 0:
 		return errors.New("intent: prior must be positive")
 	case !(p.Kappa > 0) || math.IsInf(p.Kappa, 0):
@@ -349,15 +356,16 @@ func (p *Policy) Baseline(x []float64) float64 {
 // served copy stays immutable.
 func (p *Policy) Clone() *Policy {
 	return &Policy{
-		Levels: append([]Level(nil), p.Levels...),
-		T:      append([]float64(nil), p.T...),
-		Kappa:  p.Kappa,
-		B:      append([]float64(nil), p.B...),
-		V:      append([]float64(nil), p.V...),
-		Q:      append([]float64(nil), p.Q...),
-		QP:     append([]float64(nil), p.QP...),
-		Prior:  p.Prior,
-		Mode:   p.Mode,
+		Levels:   append([]Level(nil), p.Levels...),
+		T:        append([]float64(nil), p.T...),
+		Kappa:    p.Kappa,
+		B:        append([]float64(nil), p.B...),
+		V:        append([]float64(nil), p.V...),
+		Q:        append([]float64(nil), p.Q...),
+		QP:       append([]float64(nil), p.QP...),
+		QForgets: append([]int64(nil), p.QForgets...),
+		Prior:    p.Prior,
+		Mode:     p.Mode,
 	}
 }
 
@@ -404,10 +412,10 @@ func (p *Policy) Value(x []float64, z int) float64 {
 // matrix: a ridge of 1/criticPrior on the critic's weights.
 const criticPrior = 10
 
-// criticForget is the least-squares fit's forgetting factor: returns
+// CriticForget is the least-squares fit's forgetting factor: returns
 // drift as the ranker learns and users change, so old evidence fades with
-// a memory of about 1/(1−criticForget) decisions per level.
-const criticForget = 0.999
+// a memory of about 1/(1−CriticForget) decisions per level.
+const CriticForget = 0.999
 
 // fitCritic moves Q(·, z) toward ret at x by one step of recursive least
 // squares: unlike a gradient step it is invariant to the features' scale
@@ -429,7 +437,7 @@ func (p *Policy) fitCritic(x []float64, z int, ret float64) {
 	var xa, px [n]float64
 	copy(xa[:], x)
 	xa[Dim] = 1
-	den := criticForget
+	den := CriticForget
 	for i := range n {
 		px[i] = floats.Dot(P[i*n:(i+1)*n], xa[:])
 		den += xa[i] * px[i]
@@ -441,9 +449,14 @@ func (p *Policy) fitCritic(x []float64, z int, ret float64) {
 	// P ← (P − Px·xᵀP/den)/forget; P is symmetric, so xᵀP = (Px)ᵀ. The
 	// forgetting is skipped once P is large, so a level that is rarely
 	// taken cannot wind its matrix up without bound.
-	forget := criticForget
+	forget := CriticForget
 	if tr := traceOf(P, n); tr > criticPrior*n {
 		forget = 1
+	} else {
+		if len(p.QForgets) != k { // a fit from before the counts were kept
+			p.QForgets = make([]int64, k)
+		}
+		p.QForgets[z]++
 	}
 	for i := range n {
 		for j := range n {

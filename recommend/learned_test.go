@@ -84,3 +84,47 @@ func TestCollaborativeModelSupersedesLearnedEmbeddings(t *testing.T) {
 		t.Errorf("collaborative catalog: %d slate-learned embeddings kept", len(got))
 	}
 }
+
+// TestLearnerTakeTouched checks the items a learner reports changed: none
+// tracked before the first call (a full comparison is needed), then every
+// item a click moved or a seed added, and a full comparison again once
+// embeddings were dropped wholesale for a collaborative catalog.
+func TestLearnerTakeTouched(t *testing.T) {
+	plain := sampleSnapshot(t, 1000)
+	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	got := map[string]struct{}{}
+	if !l.TakeTouched(got) {
+		t.Fatal("first call: all = false, before anything was tracked")
+	}
+	e := NewEngine(Config{})
+	st := UserState{UserID: "u", History: historyIn(plain, 30, "action", "comedy", "drama")}
+	d, err := e.Decide(Request{K: 10, Now: 1}, &st, plain, l.Model(), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := d.Logged("r", "u", "s", 1)
+	l.SeedEmbeddings(plain, &s)
+	if l.TakeTouched(got) || len(got) != len(s.Items) {
+		t.Fatalf("after seeding %d items: %d touched", len(s.Items), len(got))
+	}
+	clear(got)
+	if _, err := l.Click(&s, s.Items[3].ItemID); err != nil {
+		t.Fatal(err)
+	}
+	if l.TakeTouched(got) || len(got) != len(s.Items) {
+		t.Fatalf("after a click on a slate of %d: %d touched", len(s.Items), len(got))
+	}
+	for _, it := range s.Items {
+		if _, ok := got[it.ItemID]; !ok {
+			t.Errorf("%s moved, not reported", it.ItemID)
+		}
+	}
+	clear(got)
+	if l.TakeTouched(got) || len(got) != 0 {
+		t.Fatalf("nothing learned since the last call: %d touched", len(got))
+	}
+	l.SeedEmbeddings(learnedSnapshot(t, 1000, 20), &s)
+	if !l.TakeTouched(got) {
+		t.Error("embeddings dropped: all = false")
+	}
+}

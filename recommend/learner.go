@@ -111,6 +111,11 @@ type Learner struct {
 	// slate's scores, softmax weights and features.
 	p, probs []float64
 	feats    [][ranker.NumFeatures]float64
+	// touched holds the items whose parameters changed since the last
+	// TakeTouched (nil until the first call: not tracked); touchedAll
+	// that items were dropped wholesale since.
+	touched    map[string]struct{}
+	touchedAll bool
 }
 
 // NewLearner starts learning from a copy of start.
@@ -137,6 +142,33 @@ func (l *Learner) Snapshot(version string) *Model {
 // Model exposes the working model for reading (e.g. to serve from it in the
 // same goroutine in replay). Callers must not keep it across updates.
 func (l *Learner) Model() *Model { return l.m }
+
+// TakeTouched adds to dst the items whose learned parameters the learner
+// changed or added since the last call, and starts over. all reports that
+// the set does not cover every change — items were dropped wholesale since
+// (SeedEmbeddings), or this is the first call, before which nothing was
+// tracked — so only comparing every item finds them. A commit that writes
+// the changed items thus costs what was touched, not the model's size.
+func (l *Learner) TakeTouched(dst map[string]struct{}) (all bool) {
+	if l.touched == nil {
+		l.touched = map[string]struct{}{}
+		return true
+	}
+	for id := range l.touched {
+		dst[id] = struct{}{}
+	}
+	all = l.touchedAll
+	clear(l.touched)
+	l.touchedAll = false
+	return all
+}
+
+// touch notes that item id's parameters changed, when tracked.
+func (l *Learner) touch(id string) {
+	if l.touched != nil {
+		l.touched[id] = struct{}{}
+	}
+}
 
 // Clone is a deep copy of m: its intent policy, ranker, item biases and
 // embeddings, none shared with m.
@@ -314,6 +346,7 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 				l.m.ItemBias = map[string]float32{}
 			}
 			l.m.ItemBias[id] += float32(l.cfg.BiasLR * step * g * l.m.Ranker.Theta[ranker.FBias])
+			l.touch(id)
 		}
 		// Item embedding: ∂score/∂v = θ_dot·u.
 		if l.cfg.EmbeddingLR > 0 && len(s.Taste) > 0 {
@@ -356,6 +389,7 @@ func (l *Learner) updateEmbedding(id string, u []float32, step float64) {
 	if !ok {
 		return
 	}
+	l.touch(id)
 	var n float64
 	for x := range e {
 		e[x] += float32(step) * u[x]
@@ -382,6 +416,9 @@ func (l *Learner) updateEmbedding(id string, u []float32, step float64) {
 // an eighth of their hit rate). θ and item biases keep learning.
 func (l *Learner) SeedEmbeddings(snap *catalog.Snapshot, s *LoggedSlate) {
 	if snap.LearnedVersion() != 0 {
+		if l.m.ItemEmb != nil {
+			l.touchedAll = true
+		}
 		l.m.ItemEmb = nil
 		return
 	}
@@ -397,6 +434,7 @@ func (l *Learner) SeedEmbeddings(snap *catalog.Snapshot, s *LoggedSlate) {
 		}
 		if i, ok := snap.Index(it.ItemID); ok {
 			l.m.ItemEmb[it.ItemID] = append([]float32(nil), snap.Embedding(i)...)
+			l.touch(it.ItemID)
 		}
 	}
 }

@@ -589,3 +589,69 @@ func BenchmarkEventCost(b *testing.B) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "events/cpu-s")
 }
+
+// BenchmarkItemsDelta measures building a commit of 200 events (100
+// impressions, 100 clicks: about 1,000 items touched) on a model that has
+// learned 3,000 or 100,000 items, writing the items the learner touched
+// (tracked) or comparing every item's fingerprint with the committed one
+// (scan, as before Learner.TakeTouched and still for a first commit). No
+// Redis: StateDelta alone, the part of a commit that depended on the
+// model's size.
+//
+//	go test -run - -bench ItemsDelta -benchtime 200x ./trainer
+func BenchmarkItemsDelta(b *testing.B) {
+	for _, items := range []int{3000, 100_000} {
+		cat := testCatalog(b, items)
+		for _, scan := range []bool{false, true} {
+			name := fmt.Sprintf("items=%d/tracked", items)
+			if scan {
+				name = fmt.Sprintf("items=%d/scan", items)
+			}
+			b.Run(name, func(b *testing.B) {
+				c, err := NewCore(DefaultConfig(), nil, cat)
+				if err != nil {
+					b.Fatal(err)
+				}
+				next := 0
+				feed := func(n int) {
+					for range n {
+						rid := fmt.Sprintf("r-%d", next)
+						ev := impression(cat.s, rid, fmt.Sprintf("user-%d", next%1000), "s", t0+int64(next), next%5, itemIDs(cat.s, 10*next, 10)...)
+						c.Impression(ev)
+						c.Feedback(feedback("f-"+rid, rid, ev.UserID, ev.Items[1].ItemID, ev.TS+1, events.FeedbackClick))
+						next++
+					}
+				}
+				feed(items / 10) // every item learned
+				c.TrackChanges()
+				for range 2 { // the first commit writes all; the second is tracked
+					if _, err := c.StateDelta(); err != nil {
+						b.Fatal(err)
+					}
+					c.Committed()
+				}
+				if n := len(c.Learner().Model().ItemBias); n < items*9/10 {
+					b.Fatalf("%d items learned of %d", n, items)
+				}
+				var took time.Duration
+				written := 0
+				for b.Loop() {
+					b.StopTimer()
+					feed(100)
+					c.itemScan = scan
+					b.StartTimer()
+					start := time.Now()
+					d, err := c.StateDelta()
+					if err != nil {
+						b.Fatal(err)
+					}
+					took += time.Since(start)
+					written = len(d.Put[hashItems])
+					c.Committed()
+				}
+				b.ReportMetric(float64(took.Microseconds())/float64(b.N), "µs/commit")
+				b.ReportMetric(float64(written), "items-written")
+			})
+		}
+	}
+}

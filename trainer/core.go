@@ -214,9 +214,14 @@ type Core struct {
 	// the last commit (TrackChanges).
 	changes changeLog
 	// itemSums fingerprints the model's items as last committed, and
-	// itemPending the changes of the delta not yet committed.
+	// itemPending the changes of the delta not yet committed. itemDirty
+	// holds the items the learner touched since the last commit (a failed
+	// commit's too); itemScan that only comparing every item finds what
+	// changed since (no commit yet, or items dropped wholesale).
 	itemSums    map[string]uint64
 	itemPending []itemMark
+	itemDirty   map[string]struct{}
+	itemScan    bool
 	// sharedModel marks a partition's Core of a partitioned trainer: its
 	// Learner is shared with the replica's other partitions, and the
 	// model's items are committed by the replica (replica.go), not in its

@@ -15,17 +15,24 @@ import (
 // replica learns on a local copy of the variant's model and, at every
 // commit, adds what it learned since it last read the shared model —
 // local − base — to the shared model as stored: global + (local − base).
-// Summing keeps every update's full step (averaging n replicas would divide
-// each by n), and since local − base is exactly the replica's own updates
-// however stale its base, the shared model is the sum of every replica's
-// updates whatever the interleaving. Two parameters are not plain sums:
+// For the ranker and the items that keeps every update's full step: local −
+// base is exactly the replica's own updates however stale its base, so the
+// shared model is the sum of every replica's updates whatever the
+// interleaving. The rest is not a plain sum:
 //
+//   - the high level's policy-gradient parameters (intent.Policy T, B, V)
+//     add share·(local − base), share the replica's part of the updates the
+//     shared model took since its base (intentShare): each replica steps
+//     from a stale base towards the same target for a whole interval, and
+//     summing n such steps overshoots, so they are averaged as federated
+//     averaging averages its clients' models, weighted by their events; a
+//     replica whose base is current takes its step whole, so one replica
+//     learns as one trainer does;
 //   - the critic's recursive least-squares fit (intent.Policy Q, QP) is
-//     combined in information form — precision A = P⁻¹ and b = A·w add —
-//     which is exact for least squares (summing P itself turns negative
-//     once each replica has shrunk it by more than half);
+//     combined in information form, discounted for the replica's forgetting
+//     steps as one learner's would be (mergeCritic);
 //   - a learned item embedding is a unit vector: the summed one is scaled
-//     back to unit length, as the learner does after each step.
+//     back to unit length, as the learner does after each step;
 //   - the fitted mode model and population prior (intent.Policy Mode,
 //     Prior) are estimates, not sums of steps: see mergeModes.
 
@@ -35,14 +42,16 @@ import (
 const criticPrior = 10
 
 // mergeDense returns the dense part (intent policy, ranker) of
-// global + (local − base), without items; the inputs are not changed.
-func mergeDense(global, base, local *recommend.Model) *recommend.Model {
+// global + (local − base), without items, with the high level's
+// policy-gradient parameters' difference scaled by share (see
+// intentShare); the inputs are not changed.
+func mergeDense(global, base, local *recommend.Model, share float64) *recommend.Model {
 	out := &recommend.Model{Version: global.Version, Intent: global.Intent.Clone(), Ranker: global.Ranker}
 	g, b, l := out.Intent, base.Intent, local.Intent
 	for _, f := range []struct{ g, b, l []float64 }{{g.T, b.T, l.T}, {g.B, b.B, l.B}, {g.V, b.V, l.V}} {
-		addDiff(f.g, f.b, f.l)
+		addDiff(f.g, f.b, f.l, share)
 	}
-	g.Kappa += l.Kappa - b.Kappa
+	g.Kappa += share * (l.Kappa - b.Kappa)
 	mergeCritic(g, b, l)
 	mergeModes(g, b, l)
 	for i := range out.Ranker.Theta {
@@ -83,15 +92,33 @@ func mergeModes(g, b, l *intent.Policy) {
 // prior.
 func sameFit(x, y *intent.Policy) bool { return x.Mode == y.Mode && x.Prior == y.Prior }
 
-// addDiff adds l − b to g element by element (over their common length).
-func addDiff(g, b, l []float64) {
+// addDiff adds w·(l − b) to g element by element (over their common
+// length).
+func addDiff(g, b, l []float64, w float64) {
 	for i := range min(len(g), len(b), len(l)) {
-		g[i] += l[i] - b[i]
+		g[i] += w * (l[i] - b[i])
 	}
 }
 
+// intentShare is the weight of a replica's high-level steps in its merge:
+// its share of the updates the shared model has taken since the replica's
+// base, learned of learned + others.
+func intentShare(learned, others int64) float64 {
+	if learned <= 0 || others <= 0 {
+		return 1
+	}
+	return float64(learned) / float64(learned+others)
+}
+
 // mergeCritic combines the critic fits in information form, level by
-// level.
+// level. A recursive least-squares fit with forgetting λ holds, after n
+// forgetting steps from its base, A_l = λⁿ·A_b + (what the n decisions
+// added), and likewise b = A·w; so the replica's own evidence is
+// A_l − λⁿ·A_b, and the shared fit, which one learner would have discounted
+// by the same n steps, becomes λⁿ·A_g + (A_l − λⁿ·A_b). (Adding A_l − A_b
+// instead subtracts the base's forgetting once per replica, which leaves
+// the sum without a floor: at two replicas and n ≈ 700 it is
+// (2λⁿ − 1)·A ≈ 0.)
 func mergeCritic(g, b, l *intent.Policy) {
 	const n = intent.Dim + 1
 	k := len(l.Q) / n
@@ -99,11 +126,14 @@ func mergeCritic(g, b, l *intent.Policy) {
 		return // the replica did not fit the critic
 	}
 	if len(g.Q) == 0 { // the first fit anywhere: the replica's
-		g.Q, g.QP = slices.Clone(l.Q), slices.Clone(l.QP)
+		g.Q, g.QP, g.QForgets = slices.Clone(l.Q), slices.Clone(l.QP), slices.Clone(l.QForgets)
 		return
 	}
 	if len(g.Q) != len(l.Q) || len(b.Q) != 0 && len(b.Q) != len(l.Q) {
 		return // different level counts: cannot happen within one variant
+	}
+	if len(g.QForgets) != k {
+		g.QForgets = make([]int64, k) // a fit from before the counts were kept
 	}
 	for z := range k {
 		info := func(p *intent.Policy) (*mat.Dense, *mat.VecDense, bool) {
@@ -128,9 +158,15 @@ func mergeCritic(g, b, l *intent.Policy) {
 		if !ok1 || !ok2 || !ok3 {
 			continue // a singular fit: keep the shared one for this level
 		}
+		steps := max(forgets(l, z)-forgets(b, z), 0)
+		decay := math.Pow(intent.CriticForget, float64(steps))
+		ag.Scale(decay, ag)
 		ag.Add(ag, al)
+		ab.Scale(decay, ab)
 		ag.Sub(ag, ab)
+		bg.ScaleVec(decay, bg)
 		bg.AddVec(bg, bl)
+		bb.ScaleVec(decay, bb)
 		bg.SubVec(bg, bb)
 		var p mat.Dense
 		if err := p.Inverse(ag); err != nil {
@@ -155,7 +191,16 @@ func mergeCritic(g, b, l *intent.Policy) {
 				g.QP[z*n*n+i*n+j] = (p.At(i, j) + p.At(j, i)) / 2
 			}
 		}
+		g.QForgets[z] += steps
 	}
+}
+
+// forgets is p's count of forgetting steps at level z (zero when not kept).
+func forgets(p *intent.Policy, z int) int64 {
+	if z < len(p.QForgets) {
+		return p.QForgets[z]
+	}
+	return 0
 }
 
 // itemParams are one item's learned parameters.
@@ -247,8 +292,8 @@ func setItem(m *recommend.Model, id string, p itemParams) {
 // embedding (nil when unknown). The inputs are not changed; the result
 // shares global's unchanged embeddings, which nothing mutates (rebaseModel
 // copies them before a learner can).
-func mergeModel(global, base, local *recommend.Model, seed func(id string) []float32) *recommend.Model {
-	next := mergeDense(global, base, local)
+func mergeModel(global, base, local *recommend.Model, share float64, seed func(id string) []float32) *recommend.Model {
+	next := mergeDense(global, base, local, share)
 	next.ItemBias, next.ItemEmb = maps.Clone(global.ItemBias), maps.Clone(global.ItemEmb)
 	for _, id := range changedItems(base, local) {
 		var s []float32

@@ -102,7 +102,11 @@ func learnSplit(b *testing.B, cfg Config, log *replay.EventLog, cat fixedCatalog
 		c    *Core
 		base *recommend.Model
 		n    int
+		// baseLearned and baseShared are the learner's and the shared
+		// model's update counts as of base.
+		baseLearned, baseShared int64
 	}
+	var sharedUpdates int64
 	reps := make([]*rep, replicas)
 	for i := range reps {
 		c, err := NewCore(cfg, recommend.DefaultModel(), cat) // = shared, a copy of its own
@@ -122,9 +126,12 @@ func learnSplit(b *testing.B, cfg Config, log *replay.EventLog, cat fixedCatalog
 	// rebase), without the store.
 	commit := func(r *rep) {
 		local := r.c.Learner().Model()
-		shared = mergeModel(shared, r.base, local, seed)
+		learned := r.c.Learner().Updates() - r.baseLearned
+		shared = mergeModel(shared, r.base, local, intentShare(learned, sharedUpdates-r.baseShared), seed)
 		rebaseModel(local, shared)
 		r.base = r.c.Learner().Snapshot("base")
+		sharedUpdates += learned
+		r.baseLearned, r.baseShared = r.c.Learner().Updates(), sharedUpdates
 	}
 	imps, fbs := log.Impressions, log.Feedback
 	for i, f := 0, 0; ; {

@@ -25,9 +25,10 @@ import (
 //
 // The model is shared: the replica's Cores learn on one local copy, and a
 // commit adds what the replica learned since it last read the shared model
-// (local − base) to the shared model as stored (mergeDense, mergeItem), in
-// the same transaction as its partitions' records (features.Store
-// CommitParts). An event is thus in the shared model exactly when its id is
+// (local − base, the high level's part weighted by the replica's share of
+// the updates since: merge.go) to the shared model as stored (mergeDense,
+// mergeItem), in the same transaction as its partitions' records
+// (features.Store CommitParts). An event is thus in the shared model exactly when its id is
 // in the stored seen records of its partition. The committing replica then
 // rebases its local copy on the result and publishes it as the variant's
 // snapshot, numbered by the shared model's version, so recsvc still reads
@@ -392,7 +393,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		others = version != r.version || updates != r.updates
 		n, total = max(version, r.version)+1, updates+learned
-		dense = mergeDense(global, r.base, local)
+		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
 		enc, err := recommend.EncodeModel(dense, recommend.SnapshotMeta{Variant: t.cfg.Variant, Updates: total})
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,13 +22,20 @@ import (
 
 // TestMergeSumsReplicaUpdates checks the combination rule: two replicas
 // learn from one base on different clicks, and merging both into the
-// shared model, in either order, adds both replicas' steps.
+// shared model, in either order, adds both replicas' steps — the ranker's
+// and the items' whole, the high level's weighted by the replica's share
+// of the updates merged since its base (the first to merge takes its step
+// whole, the second by its share of both).
 func TestMergeSumsReplicaUpdates(t *testing.T) {
 	cat := testCatalog(t, 200)
 	s := genStream(cat.s, 20, 8, 5)
 	cfg := DefaultConfig()
 	base := recommend.DefaultModel()
-	learn := func(users map[string]bool) *recommend.Model {
+	type learned struct {
+		m       *recommend.Model
+		updates int64
+	}
+	learn := func(users map[string]bool) learned {
 		c, err := NewCore(cfg, base, cat)
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +50,7 @@ func TestMergeSumsReplicaUpdates(t *testing.T) {
 				c.Feedback(fb)
 			}
 		}
-		return c.Learner().Model()
+		return learned{c.Learner().Model(), c.Learner().Updates()}
 	}
 	even, odd := map[string]bool{}, map[string]bool{}
 	for u := range 20 {
@@ -56,25 +65,41 @@ func TestMergeSumsReplicaUpdates(t *testing.T) {
 		i, _ := cat.s.Index(id)
 		return cat.s.Embedding(i)
 	}
-	merge := func(first, second *recommend.Model) *recommend.Model {
+	merge := func(first, second learned) *recommend.Model {
 		g := &recommend.Model{Version: "merged", Intent: base.Intent.Clone(), Ranker: base.Ranker}
-		for _, l := range []*recommend.Model{first, second} {
-			g = mergeModel(g, base, l, seed)
-		}
-		return g
+		g = mergeModel(g, base, first.m, intentShare(first.updates, 0), seed)
+		return mergeModel(g, base, second.m, intentShare(second.updates, first.updates), seed)
 	}
 	ab, ba := merge(a, b), merge(b, a)
 	for i := range base.Ranker.Theta {
-		want := base.Ranker.Theta[i] + (a.Ranker.Theta[i] - base.Ranker.Theta[i]) + (b.Ranker.Theta[i] - base.Ranker.Theta[i])
+		want := base.Ranker.Theta[i] + (a.m.Ranker.Theta[i] - base.Ranker.Theta[i]) + (b.m.Ranker.Theta[i] - base.Ranker.Theta[i])
 		if math.Abs(ab.Ranker.Theta[i]-want) > 1e-12 || math.Abs(ba.Ranker.Theta[i]-want) > 1e-12 {
 			t.Errorf("theta[%d] = %v / %v, want %v", i, ab.Ranker.Theta[i], ba.Ranker.Theta[i], want)
 		}
 	}
-	if len(ab.ItemBias) == 0 || len(ab.ItemBias) < max(len(a.ItemBias), len(b.ItemBias)) {
-		t.Fatalf("merged %d item biases from %d and %d", len(ab.ItemBias), len(a.ItemBias), len(b.ItemBias))
+	for _, tc := range []struct {
+		name          string
+		got           *recommend.Model
+		first, second learned
+	}{{"a then b", ab, a, b}, {"b then a", ba, b, a}} {
+		w := float64(tc.second.updates) / float64(tc.first.updates+tc.second.updates)
+		moved := false
+		for i, x := range tc.got.Intent.T {
+			d1, d2 := tc.first.m.Intent.T[i]-base.Intent.T[i], tc.second.m.Intent.T[i]-base.Intent.T[i]
+			moved = moved || d1 != 0 && d2 != 0
+			if want := base.Intent.T[i] + d1 + w*d2; math.Abs(x-want) > 1e-12 {
+				t.Errorf("%s: target weight %d = %v, want %v (the second's step weighted %v)", tc.name, i, x, want, w)
+			}
+		}
+		if !moved {
+			t.Errorf("%s: the replicas took no high-level steps: the weighting is untested", tc.name)
+		}
+	}
+	if len(ab.ItemBias) == 0 || len(ab.ItemBias) < max(len(a.m.ItemBias), len(b.m.ItemBias)) {
+		t.Fatalf("merged %d item biases from %d and %d", len(ab.ItemBias), len(a.m.ItemBias), len(b.m.ItemBias))
 	}
 	for id, x := range ab.ItemBias {
-		if want := a.ItemBias[id] + b.ItemBias[id]; math.Abs(float64(x-want)) > 1e-5 || math.Abs(float64(ba.ItemBias[id]-want)) > 1e-5 {
+		if want := a.m.ItemBias[id] + b.m.ItemBias[id]; math.Abs(float64(x-want)) > 1e-5 || math.Abs(float64(ba.ItemBias[id]-want)) > 1e-5 {
 			t.Errorf("bias of %s = %v / %v, want %v", id, x, ba.ItemBias[id], want)
 		}
 	}
@@ -87,17 +112,62 @@ func TestMergeSumsReplicaUpdates(t *testing.T) {
 			t.Errorf("merged embedding of %s has norm² %v", id, n)
 		}
 	}
-	if err := ab.Validate(); err != nil {
-		t.Errorf("merged model: %v", err)
+	for _, m := range []*recommend.Model{ab, ba} {
+		if err := m.Validate(); err != nil {
+			t.Errorf("merged model: %v", err)
+		}
 	}
-	if len(a.Intent.Q) > 0 && len(b.Intent.Q) > 0 {
-		for i, q := range ab.Intent.Q {
-			if math.Abs(q-ba.Intent.Q[i]) > 1e-9 {
-				t.Fatalf("critic weight %d: %v merged one way, %v the other", i, q, ba.Intent.Q[i])
+}
+
+// TestMergeCriticAsOneLearner checks the critic's merge against one
+// learner: two replicas fit the critic from one base on different
+// decisions, and merging the first, then the second, gives the fit of one
+// learner that saw the first's decisions, then the second's — forgetting
+// included, so the shared fit is discounted as the local one was.
+func TestMergeCriticAsOneLearner(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	decisions := func(n int) (xs [][]float64, zs []int, rets []float64) {
+		for range n {
+			x := make([]float64, intent.Dim)
+			for i := range x {
+				x[i] = rng.Float64()
+			}
+			xs, zs, rets = append(xs, x), append(zs, rng.IntN(len(intent.DefaultLevels))), append(rets, rng.NormFloat64()+x[0])
+		}
+		return xs, zs, rets
+	}
+	fit := func(p *intent.Policy, xs [][]float64, zs []int, rets []float64) {
+		for i := range xs {
+			p.Update(xs[i], zs[i], 0, rets[i], intent.Step{}) // no step: the critic alone learns
+		}
+	}
+	base := recommend.DefaultModel()
+	x0, z0, r0 := decisions(300)
+	fit(base.Intent, x0, z0, r0)
+	x1, z1, r1 := decisions(400)
+	x2, z2, r2 := decisions(250)
+	one := base.Intent.Clone()
+	fit(one, x1, z1, r1)
+	fit(one, x2, z2, r2)
+	local := func(xs [][]float64, zs []int, rets []float64) *recommend.Model {
+		m := &recommend.Model{Intent: base.Intent.Clone(), Ranker: base.Ranker}
+		fit(m.Intent, xs, zs, rets)
+		return m
+	}
+	g := mergeDense(base, base, local(x1, z1, r1), 1)
+	g = mergeDense(g, base, local(x2, z2, r2), 1)
+	for _, f := range []struct {
+		name     string
+		got, one []float64
+	}{{"Q", g.Intent.Q, one.Q}, {"QP", g.Intent.QP, one.QP}} {
+		for i := range f.one {
+			if d := math.Abs(f.got[i] - f.one[i]); d > 1e-6*max(1, math.Abs(f.one[i])) {
+				t.Fatalf("%s[%d] merged %v, one learner %v", f.name, i, f.got[i], f.one[i])
 			}
 		}
-	} else {
-		t.Error("the replicas fitted no critic: the information-form merge is untested")
+	}
+	if !slices.Equal(g.Intent.QForgets, one.QForgets) {
+		t.Errorf("forgetting steps merged %v, one learner %v", g.Intent.QForgets, one.QForgets)
 	}
 }
 
@@ -275,7 +345,7 @@ func TestMergeAveragesModeFits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mergeDense(model(tc.global), base, model(tc.local)).Intent
+			got := mergeDense(model(tc.global), base, model(tc.local), 1).Intent
 			if got.Mode != tc.wantMode || got.Prior != tc.wantPrior {
 				t.Fatalf("merged %+v %+v, want %+v %+v", got.Mode, got.Prior, tc.wantMode, tc.wantPrior)
 			}

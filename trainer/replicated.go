@@ -18,9 +18,11 @@ import (
 // producers hash the user id), and the range assignment gives each replica
 // a contiguous run of partitions. Each replica learns on a
 // local copy of the shared model and, at each commit, adds local − base to
-// it and rebases; Replicated does the same with the same merge (mergeModel,
-// built of commitReplica's mergeDense and mergeItem), every `every` events
-// of a replica in place of every commit interval.
+// it (the high level's part weighted by the replica's share of the shared
+// model's updates since its base, counted here in events) and rebases;
+// Replicated does the same with the same merge (mergeModel, built of
+// commitReplica's mergeDense and mergeItem), every `every` events of a
+// replica in place of every commit interval.
 
 // OfflinePolicy is what Replicated needs of each replica: a policy of the
 // offline comparisons (policy.New's) with the working model it learns on,
@@ -61,15 +63,19 @@ type Replicated struct {
 	shared *recommend.Model
 	cur    *offlineReplica
 	snap   *catalog.Snapshot // the last seen: the embeddings items start from
-	// events counts the stream's events, merges the replicas' merges.
+	// events counts the stream's events, merges the replicas' merges;
+	// updates counts the events merged into the shared model (its meta's
+	// Updates in the service).
 	events, merges int
+	updates        int
 }
 
 type offlineReplica struct {
 	p    OfflinePolicy
 	base *recommend.Model
-	// learned counts the replica's events since its last merge.
-	learned int
+	// learned counts the replica's events since its last merge;
+	// baseUpdates is the shared model's updates as of base.
+	learned, baseUpdates int
 }
 
 // NewReplicated builds n replicas with newPolicy (each a fresh policy on the
@@ -189,8 +195,11 @@ func (r *Replicated) merge(c *offlineReplica) {
 			return nil
 		}
 	}
-	r.shared = mergeModel(r.shared, c.base, local, seed)
+	share := intentShare(int64(c.learned), int64(r.updates-c.baseUpdates))
+	r.shared = mergeModel(r.shared, c.base, local, share, seed)
 	rebaseModel(local, r.shared)
 	c.base = local.Clone()
+	r.updates += c.learned
+	c.baseUpdates = r.updates
 	r.merges++
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -360,5 +361,109 @@ func TestItemHashSeesEveryChange(t *testing.T) {
 		if itemHash(0.3, true, moved) == base {
 			t.Errorf("embedding[%d] moved by one ulp: fingerprint unchanged", i)
 		}
+	}
+}
+
+// TestItemsDeltaWritesWhatAScanWould checks that a commit that writes only
+// the items the learner touched since the last commit writes exactly what
+// comparing every item would: after clicks on a few items of a model that
+// holds many, after a commit that failed (its items are written by the
+// next), and after an item came back to its committed value.
+func TestItemsDeltaWritesWhatAScanWould(t *testing.T) {
+	cat := testCatalog(t, 2000)
+	click := func(c *Core, n, from int, tag string) {
+		for i := range n {
+			rid := fmt.Sprintf("%s-%d", tag, i)
+			items := itemIDs(cat.s, from+3*i, 10)
+			ts := t0 + 60_000 + int64(i)*10
+			c.Impression(impression(cat.s, rid, fmt.Sprintf("u-%d", i%5), "s", ts, 1, items...))
+			c.Feedback(feedback("f-"+rid, rid, fmt.Sprintf("u-%d", i%5), items[2], ts+1, events.FeedbackClick))
+		}
+	}
+	tests := []struct {
+		name string
+		// then runs after the model has learned many items and committed
+		// them; it may commit.
+		then func(t *testing.T, c *Core, im *image)
+	}{
+		{"a few items clicked", func(t *testing.T, c *Core, im *image) { click(c, 3, 400, "few") }},
+		{"a commit failed between", func(t *testing.T, c *Core, im *image) {
+			click(c, 3, 400, "failed")
+			if _, err := c.StateDelta(); err != nil { // not stored: Committed not called
+				t.Fatal(err)
+			}
+			click(c, 2, 300, "after")
+		}},
+		{"an item back to its committed value", func(t *testing.T, c *Core, im *image) {
+			r, err := RestoreState(DefaultConfig(), &im.StateImage, cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			was := r.Learner().Model()
+			var id string
+			for _, x := range itemIDs(cat.s, 0, 400) {
+				if _, ok := was.ItemBias[x]; ok && was.ItemEmb[x] != nil {
+					id = x
+					break
+				}
+			}
+			click(c, 2, 0, "moved")
+			m := c.Learner().Model()
+			if id == "" || m.ItemBias[id] == was.ItemBias[id] {
+				t.Fatalf("item %q not learned before, or not moved", id)
+			}
+			m.ItemBias[id] = was.ItemBias[id]
+			m.ItemEmb[id] = slices.Clone(was.ItemEmb[id])
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t, DefaultConfig(), cat)
+			c.TrackChanges()
+			var im image
+			s := genStream(cat.s, 20, 10, 9)
+			for _, imp := range s.imps {
+				c.Impression(imp)
+			}
+			for _, fb := range s.clicks {
+				c.Feedback(fb)
+			}
+			commit(t, c, &im)
+			commit(t, c, &im) // the first after the scan: tracked
+			learned := len(c.Learner().Model().ItemBias)
+			tc.then(t, c, &im)
+			tracked, err := c.StateDelta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.itemScan {
+				t.Fatal("the commit compared every item")
+			}
+			if len(c.itemDirty) == 0 || 4*len(c.itemDirty) > learned {
+				t.Fatalf("%d items touched of %d learned: not a test of a few", len(c.itemDirty), learned)
+			}
+			c.itemScan = true
+			scanned, err := c.StateDelta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tracked.Put[hashItems]) == 0 {
+				t.Fatal("no item written")
+			}
+			if !maps.EqualFunc(tracked.Put[hashItems], scanned.Put[hashItems], bytes.Equal) ||
+				!slices.Equal(slices.Sorted(slices.Values(tracked.Del[hashItems])), slices.Sorted(slices.Values(scanned.Del[hashItems]))) {
+				t.Fatalf("tracked commit writes %d items, deletes %v; the scan %d, %v",
+					len(tracked.Put[hashItems]), tracked.Del[hashItems], len(scanned.Put[hashItems]), scanned.Del[hashItems])
+			}
+			im.apply(scanned)
+			c.Committed()
+			r, err := RestoreState(DefaultConfig(), &im.StateImage, cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(checkpointBytes(t, c), checkpointBytes(t, r)) {
+				t.Fatal("the restored core differs from the original")
+			}
+		})
 	}
 }
