@@ -1,8 +1,12 @@
 package api
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +93,28 @@ func TestBatchedLoadsFeedTheBreaker(t *testing.T) {
 			t.Fatal("consecutive errors did not mark Redis down")
 		}
 	})
+}
+
+// A client that goes away while its load waits (a batched load stops
+// waiting at once) is not a Redis failure: nothing counts it, neither the
+// breaker nor the degraded answers.
+func TestGoneClientIsNoRedisFailure(t *testing.T) {
+	opts := redis.DefaultAutoPipelineOptions()
+	opts.MaxBatchSize, opts.MaxFlushDelay = 10000, time.Hour // never sent: the load waits
+	f, _ := batchedFixture(t, opts, time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range RedisFailures + 1 {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/recommend", strings.NewReader(`{"user_id":"u"}`))
+		req.Header.Set("Content-Type", "application/json")
+		f.srv.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	for _, cause := range []string{causeRedisError, causeRedisTimeout, causeRedisDown} {
+		if n := value(t, f.srv.metrics.degraded.WithLabelValues(cause)); n != 0 {
+			t.Errorf("%s answers = %v for clients that went away", cause, n)
+		}
+	}
+	if n := value(t, f.srv.metrics.trips.WithLabelValues(tripErrors)); n != 0 || !f.srv.redisUp.Load() {
+		t.Error("clients that went away marked Redis down")
+	}
 }
