@@ -216,9 +216,12 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 		st.Session.Shown = append(st.Session.Shown, s.cfg.Shown.Pending(userID, sessionID)...)
 	}
 	if err != nil {
-		if ctx.Err() == nil { // the client did not go away: Redis is the problem
-			s.redisFailed(s.nanotime(), err)
+		if ctx.Err() != nil {
+			// The client went away (a batched load stops waiting at once):
+			// no Redis failure, and no answer anyone will see to count.
+			return recommend.UserState{UserID: userID}, true
 		}
+		s.redisFailed(s.nanotime(), err)
 		cause := causeRedisError
 		if isTimeout(err) {
 			cause = causeRedisTimeout

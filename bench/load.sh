@@ -7,6 +7,7 @@
 #   1. wrk, closed loop, for each connection count of CONNS, DURATION each:
 #      req/s, p50/p99/p99.9, CPU per request of recsvc, Redis and the
 #      broker (utime+stime deltas from /proc over the run / requests), RSS,
+#      Redis's socket reads per request (how many pipelines arrive apart),
 #      and `uptime` (the machine is shared: the load says what else ran);
 #   2. with RATE > 0, loadgen (vegeta), open loop at RATE req/s: latency at that rate.
 # PROFILE=1 also takes a CPU profile of recsvc (pprof via -debug-addr) during
@@ -78,6 +79,10 @@ rpid=$(redis-cli -h "$rhost" -p "$rport" info server | tr -d '\r' | awk -F: '/^p
 hz=$(getconf CLK_TCK)
 # cpu prints the CPU ticks (utime+stime) process $1 has used.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# rstat prints Redis's counter $1 (INFO stats): total_reads_processed counts
+# the reads of client sockets, one per pipeline (or batch of pipelines) that
+# arrived together, so its delta per request shows how much reads are batched.
+rstat() { redis-cli -h "$rhost" -p "$rport" info stats | tr -d '\r' | awk -F: -v k="$1" '$1 == k {print $2}'; }
 # per prints the CPU per request in ms of $1 ticks over $2 requests.
 per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1000 / n; else print "-" }'; }
 # secs is DURATION (20, 20s or 2m) in seconds, for the profile's length.
@@ -97,14 +102,15 @@ for c in $CONNS; do
     curl -fsS -o "$out/cpu-c$c.pprof" "http://127.0.0.1:$((PORT + 1))/debug/pprof/profile?seconds=$psecs" &
     ppid=$!
   fi
-  r0=$(cpu "$pid") d0=$(cpu "$rpid") k0=$(cpu "$kpid")
+  r0=$(cpu "$pid") d0=$(cpu "$rpid") k0=$(cpu "$kpid") e0=$(rstat total_reads_processed)
   BENCH_USERS=$USERS wrk -t"$THREADS" -c"$c" -d"$DURATION" --latency -s bench/recommend.lua "http://127.0.0.1:$PORT" >"$out/wrk-c$c.out"
-  r1=$(cpu "$pid") d1=$(cpu "$rpid") k1=$(cpu "$kpid")
+  r1=$(cpu "$pid") d1=$(cpu "$rpid") k1=$(cpu "$kpid") e1=$(rstat total_reads_processed)
   line=$(tail -1 "$out/wrk-c$c.out")
   n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
   rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
   echo "wrk -t$THREADS -c$c -d$DURATION: $line"
   echo "  CPU per request (ms): recsvc $(per $((r1 - r0)) "$n") redis $(per $((d1 - d0)) "$n") broker $(per $((k1 - k0)) "$n"); recsvc RSS $rss MiB"
+  echo "  Redis socket reads per request: $(awk -v e=$((e1 - e0)) -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", e / n; else print "-" }')"
   if [ -n "${ppid:-}" ]; then
     wait "$ppid" || true
     ppid=

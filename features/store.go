@@ -72,13 +72,16 @@ const (
 )
 
 // Store reads and writes novarec's state in Redis. It is safe for concurrent
-// use; it holds no state of its own besides the client and options.
+// use; it holds no state of its own besides the client, options and, with
+// BatchLoads, the auto-pipeliner its loads ride.
 type Store struct {
 	rdb        redis.UniversalClient
 	prefix     string
 	history    int
 	sessionTTL time.Duration
 	pingEvery  time.Duration // see Subscribe; a field so tests can shorten it
+	// batch, when set, carries Load's reads (BatchLoads, batch.go).
+	batch *redis.AutoPipeliner
 }
 
 // NewStore wraps a go-redis client, which may be a single node, Sentinel

@@ -50,17 +50,37 @@ type userReads struct {
 	shown  *redis.StringSliceCmd // nil when not read
 }
 
-func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
+// newReads builds the commands that read a user's state, for a pipeline
+// (queueReads) or the batched loads (batch.go); the same commands the
+// typed methods (Get, LRange, HGetAll) would build.
+func (s *Store) newReads(ctx context.Context, userID, sessionID string, withShown bool) userReads {
 	r := userReads{
-		hist:   p.Get(ctx, s.histKey(userID)),
-		legacy: p.LRange(ctx, s.legacyHistKey(userID), 0, int64(s.history)-1),
-		seen:   p.Get(ctx, s.userKey(userID, "seen")),
-		stats:  p.HGetAll(ctx, s.userKey(userID, "stats")),
-		sess:   p.HGetAll(ctx, s.sessionKey(userID, sessionID)),
+		hist:   redis.NewStringCmd(ctx, "get", s.histKey(userID)),
+		legacy: redis.NewStringSliceCmd(ctx, "lrange", s.legacyHistKey(userID), 0, int64(s.history)-1),
+		seen:   redis.NewStringCmd(ctx, "get", s.userKey(userID, "seen")),
+		stats:  redis.NewMapStringStringCmd(ctx, "hgetall", s.userKey(userID, "stats")),
+		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", s.sessionKey(userID, sessionID)),
 	}
 	if withShown {
-		r.shown = p.LRange(ctx, s.shownKey(userID, sessionID), 0, ShownMax-1)
+		r.shown = redis.NewStringSliceCmd(ctx, "lrange", s.shownKey(userID, sessionID), 0, ShownMax-1)
 	}
+	return r
+}
+
+// cmds puts r's commands in buf, in the order they are sent.
+func (r *userReads) cmds(buf *[6]redis.Cmder) []redis.Cmder {
+	buf[0], buf[1], buf[2], buf[3], buf[4] = r.hist, r.legacy, r.seen, r.stats, r.sess
+	if r.shown == nil {
+		return buf[:5]
+	}
+	buf[5] = r.shown
+	return buf[:6]
+}
+
+func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
+	r := s.newReads(ctx, userID, sessionID, withShown)
+	var buf [6]redis.Cmder
+	_ = p.BatchProcess(ctx, r.cmds(&buf)...) // a pipeline only queues: no error
 	return r
 }
 
@@ -92,11 +112,18 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 	if userID == "" {
 		return recommend.UserState{}, errNoUser
 	}
-	var r userReads
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		r = s.queueReads(ctx, p, userID, sessionID, true)
-		return nil
-	})
+	var (
+		r   userReads
+		err error
+	)
+	if s.batch != nil {
+		r, err = s.loadBatched(ctx, userID, sessionID)
+	} else {
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			r = s.queueReads(ctx, p, userID, sessionID, true)
+			return nil
+		})
+	}
 	if err != nil && !errors.Is(err, redis.Nil) { // a user with nothing consumed has no filter
 		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", err)
 	}

@@ -18,6 +18,10 @@ import (
 	"github.com/novarec/novarec/internal/envflag"
 )
 
+// defaultRedisBatch is -redis-batch's default: batched reads cost recsvc and
+// Redis less CPU per request (docs/benchmarks.md#concurrent-reads-in-one-pipeline-issue-13-sixth-pass).
+const defaultRedisBatch = true
+
 // durabilityFlags registers the flags of durable feedback, client limits
 // and the Redis budget (docs/operations-durability.md).
 func durabilityFlags(fs *flag.FlagSet, c *config) {
@@ -33,6 +37,10 @@ func durabilityFlags(fs *flag.FlagSet, c *config) {
 		"most connections one client IP may hold open; more are closed at once (env NOVAREC_MAX_CONNS_PER_CLIENT; 0 = no bound; leave 0 behind a proxy that hides client addresses)")
 	fs.DurationVar(&c.redisBudget, "redis-budget", envflag.Duration("NOVAREC_REDIS_BUDGET", 100*time.Millisecond),
 		"time a request may spend on each Redis round trip; past it, recommend answers degraded (env NOVAREC_REDIS_BUDGET)")
+	fs.BoolVar(&c.redisBatch, "redis-batch", envflag.Bool("NOVAREC_REDIS_BATCH", defaultRedisBatch),
+		"send concurrent requests' user-state reads to Redis in shared pipelines (go-redis auto-pipelining); each request still waits at most -redis-budget (env NOVAREC_REDIS_BATCH)")
+	fs.DurationVar(&c.redisBatchDelay, "redis-batch-delay", envflag.Duration("NOVAREC_REDIS_BATCH_DELAY", 0),
+		"with -redis-batch, how long a batch waits for more reads before it is sent; 0 = send as soon as the previous batch is back (env NOVAREC_REDIS_BATCH_DELAY)")
 }
 
 func (c *config) checkDurability() error {
@@ -41,6 +49,8 @@ func (c *config) checkDurability() error {
 		return fmt.Errorf("-spool-max-bytes must be at least 64 KiB, not %d", c.spoolMaxBytes)
 	case c.ackTimeout <= 0 || c.bodyTimeout <= 0 || c.redisBudget <= 0:
 		return errors.New("-feedback-ack-timeout, -body-timeout and -redis-budget must be positive")
+	case c.redisBatchDelay < 0 || c.redisBatchDelay >= c.redisBudget:
+		return fmt.Errorf("-redis-batch-delay must be at least 0 and below -redis-budget, not %v", c.redisBatchDelay)
 	case c.maxConnsPerClient < 0:
 		return fmt.Errorf("-max-conns-per-client must be 0 (no bound) or positive, not %d", c.maxConnsPerClient)
 	}

@@ -280,11 +280,28 @@ func status(t *testing.T, base, path string) int {
 // with embedded Kafka and a small generated catalog.
 func startOnRedis(t *testing.T, addr string) *system {
 	t.Helper()
+	return startReading(t, addr, defaultRedisBatch)
+}
+
+// startReading is startOnRedis with user-state reads batched or not
+// (-redis-batch).
+func startReading(t *testing.T, addr string, batch bool) *system {
+	t.Helper()
 	t.Setenv(redistest.EnvAddr, "") // start() would otherwise use REDIS_ADDR
 	s := start(t, config{redisAddrs: []string{addr}, sampleItems: 500, partitions: 3, updater: "off", trainer: "off", drain: 3 * time.Second,
-		redisIOTimeout: time.Minute})
+		redisIOTimeout: time.Minute, redisBatch: batch})
 	within(t, 30*time.Second, "/readyz 200", func() bool { return status(t, s.base, "/readyz") == http.StatusOK })
 	return s
+}
+
+// bothReads runs a Redis fault test with user-state reads batched
+// (-redis-batch) and with one pipeline a request: a batch in flight on a
+// hung connection holds every read queued behind it, which no request may
+// wait for beyond its budget either.
+func bothReads(t *testing.T, test func(t *testing.T, batch bool)) {
+	for _, batch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) { test(t, batch) })
+	}
 }
 
 // redisOutage takes Redis away with down while l keeps sending requests and
@@ -335,21 +352,23 @@ func TestFaultRedisStopsAndReturns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test skipped in -short mode")
 	}
-	mr, _ := redistest.Miniredis(t)
-	s := startOnRedis(t, mr.Addr())
-	l := startLoad(t, s.base, 4)
-	l.setPhase("before")
-	within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
-	redisOutage(t, s, l, "miniredis closed", mr.Close, func() {
-		if err := mr.Restart(); err != nil {
-			t.Fatal(err)
+	bothReads(t, func(t *testing.T, batch bool) {
+		mr, _ := redistest.Miniredis(t)
+		s := startReading(t, mr.Addr(), batch)
+		l := startLoad(t, s.base, 4)
+		l.setPhase("before")
+		within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
+		redisOutage(t, s, l, "miniredis closed", mr.Close, func() {
+			if err := mr.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		l.stop()
+		checkPhase(t, l, "before", "none")
+		if v := metricValue(t, s.base, "novarec_redis_up"); v != 1 {
+			t.Errorf("novarec_redis_up = %v after recovery", v)
 		}
 	})
-	l.stop()
-	checkPhase(t, l, "before", "none")
-	if v := metricValue(t, s.base, "novarec_redis_up"); v != 1 {
-		t.Errorf("novarec_redis_up = %v after recovery", v)
-	}
 }
 
 // redisServer is a redis-server process on a loopback port, without
@@ -410,15 +429,17 @@ func TestFaultRedisServerHangsAndCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test skipped in -short mode")
 	}
-	r := startRedisServer(t)
-	s := startOnRedis(t, r.addr())
-	l := startLoad(t, s.base, 4)
-	l.setPhase("before")
-	within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
-	redisOutage(t, s, l, "redis-server frozen", func() { r.signal(syscall.SIGSTOP) }, func() { r.signal(syscall.SIGCONT) })
-	redisOutage(t, s, l, "redis-server killed", r.kill, func() { r.start(r.cmd.Path) })
-	l.stop()
-	checkPhase(t, l, "before", "none")
+	bothReads(t, func(t *testing.T, batch bool) {
+		r := startRedisServer(t)
+		s := startReading(t, r.addr(), batch)
+		l := startLoad(t, s.base, 4)
+		l.setPhase("before")
+		within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
+		redisOutage(t, s, l, "redis-server frozen", func() { r.signal(syscall.SIGSTOP) }, func() { r.signal(syscall.SIGCONT) })
+		redisOutage(t, s, l, "redis-server killed", r.kill, func() { r.start(r.cmd.Path) })
+		l.stop()
+		checkPhase(t, l, "before", "none")
+	})
 }
 
 // kfakeOn starts a one-broker Kafka-protocol cluster on port (0 = any) with

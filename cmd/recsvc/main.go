@@ -103,6 +103,10 @@ type config struct {
 	bodyTimeout       time.Duration
 	maxConnsPerClient int
 	redisBudget       time.Duration
+	// redisBatch sends user-state reads through go-redis's auto-pipeliner,
+	// waiting redisBatchDelay for more (features.Store.BatchLoads).
+	redisBatch      bool
+	redisBatchDelay time.Duration
 	// redisIOTimeout overrides go-redis's read and write timeouts (0 = its
 	// default, 3s); fault tests make it long so that a request that waited
 	// on a hung Redis instead of its budget could not go unnoticed.
@@ -272,6 +276,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 	rdb := redis.NewUniversalClient(redisOpts)
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
+	if cfg.redisBatch {
+		opts := redis.DefaultAutoPipelineOptions()
+		opts.MaxFlushDelay = cfg.redisBatchDelay
+		if err := store.BatchLoads(opts); err != nil {
+			return err
+		}
+		defer func() { // before the client's Close (deferred above)
+			if err := store.Close(); err != nil {
+				log.Warn("stop batching Redis reads", "err", err)
+			}
+		}()
+	}
 
 	producer := events.NewProducer(cfg.kafka, events.ProducerOptions{Buffer: cfg.eventBuffer, Security: kafkaSec, Registerer: reg, Logger: log})
 	producerOpen := true

@@ -123,46 +123,48 @@ func TestFaultSlowRedisRepliesDoNotTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test skipped in -short mode")
 	}
-	mr, _ := redistest.Miniredis(t)
-	p := startStallProxy(t, mr.Addr())
-	s := startOnRedis(t, p.addr)
-	metric := func(sample string) float64 { return metricValue(t, s.base, sample) }
-	const (
-		timeouts = `novarec_recommend_degraded_total{cause="redis_timeout"}`
-		skipped  = `novarec_recommend_degraded_total{cause="redis_down"}`
-	)
-	trips := func() float64 {
-		return metric(`novarec_redis_trips_total{reason="errors"}`) + metric(`novarec_redis_trips_total{reason="failure_rate"}`) +
-			metric(`novarec_redis_trips_total{reason="probe"}`)
-	}
-	l := startLoad(t, s.base, 4)
-	l.setPhase("before")
-	within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
-
-	l.setPhase("stalls")
-	before := metric(timeouts)
-	for i := 0; i < 8 || metric(timeouts) < before+4; i++ {
-		if i == 100 {
-			t.Fatal("no request ran into a stall in 100 stalls")
+	bothReads(t, func(t *testing.T, batch bool) {
+		mr, _ := redistest.Miniredis(t)
+		p := startStallProxy(t, mr.Addr())
+		s := startReading(t, p.addr, batch)
+		metric := func(sample string) float64 { return metricValue(t, s.base, sample) }
+		const (
+			timeouts = `novarec_recommend_degraded_total{cause="redis_timeout"}`
+			skipped  = `novarec_recommend_degraded_total{cause="redis_down"}`
+		)
+		trips := func() float64 {
+			return metric(`novarec_redis_trips_total{reason="errors"}`) + metric(`novarec_redis_trips_total{reason="failure_rate"}`) +
+				metric(`novarec_redis_trips_total{reason="probe"}`)
 		}
-		p.stall(300 * time.Millisecond) // three budgets
-		time.Sleep(700 * time.Millisecond)
-	}
-	l.setPhase("after stalls")
-	got := checkPhase(t, l, "stalls", "any")
-	t.Logf("stalls: %v requests timed out", metric(timeouts)-before)
-	if n, tr := metric(skipped), trips(); n != 0 || tr != 0 {
-		t.Fatalf("Redis marked down %v times while it answered (%v answers skipped it); %d of %d answers degraded",
-			tr, n, got.degraded, got.ok)
-	}
-	if got.degraded*2 > got.ok {
-		t.Errorf("%d of %d answers degraded by stalls of a third of the time", got.degraded, got.ok)
-	}
+		l := startLoad(t, s.base, 4)
+		l.setPhase("before")
+		within(t, 30*time.Second, "traffic", func() bool { return l.get("before").ok >= 20 })
 
-	redisOutage(t, s, l, "replies frozen", p.freeze, p.thaw)
-	redisOutage(t, s, l, "connections refused", p.close, p.reopen)
-	l.stop()
-	if trips() < 2 {
-		t.Errorf("%v trips after two outages", trips())
-	}
+		l.setPhase("stalls")
+		before := metric(timeouts)
+		for i := 0; i < 8 || metric(timeouts) < before+4; i++ {
+			if i == 100 {
+				t.Fatal("no request ran into a stall in 100 stalls")
+			}
+			p.stall(300 * time.Millisecond) // three budgets
+			time.Sleep(700 * time.Millisecond)
+		}
+		l.setPhase("after stalls")
+		got := checkPhase(t, l, "stalls", "any")
+		t.Logf("stalls: %v requests timed out", metric(timeouts)-before)
+		if n, tr := metric(skipped), trips(); n != 0 || tr != 0 {
+			t.Fatalf("Redis marked down %v times while it answered (%v answers skipped it); %d of %d answers degraded",
+				tr, n, got.degraded, got.ok)
+		}
+		if got.degraded*2 > got.ok {
+			t.Errorf("%d of %d answers degraded by stalls of a third of the time", got.degraded, got.ok)
+		}
+
+		redisOutage(t, s, l, "replies frozen", p.freeze, p.thaw)
+		redisOutage(t, s, l, "connections refused", p.close, p.reopen)
+		l.stop()
+		if trips() < 2 {
+			t.Errorf("%v trips after two outages", trips())
+		}
+	})
 }
