@@ -53,8 +53,8 @@ func itemLogSlot(version uint64) string { return strconv.FormatUint(version%item
 
 func appendItemLog(b []byte, e itemLogEntry) []byte {
 	b = append(b, recordV1)
-	b = binary.AppendUvarint(b, e.version)
-	b = binary.AppendUvarint(b, e.prev)
+	b = binary.AppendVarint(b, int64(e.version))
+	b = binary.AppendVarint(b, int64(e.prev))
 	all := byte(0)
 	if e.all {
 		all = 1
@@ -70,7 +70,7 @@ func appendItemLog(b []byte, e itemLogEntry) []byte {
 func readItemLog(b []byte) (itemLogEntry, error) {
 	r := &reader{b: b}
 	r.version()
-	e := itemLogEntry{version: r.uvarint(), prev: r.uvarint()}
+	e := itemLogEntry{version: uint64(r.varint()), prev: uint64(r.varint())}
 	if all := r.take(1); r.err == nil {
 		e.all = all[0] == 1
 	}
@@ -82,19 +82,6 @@ func readItemLog(b []byte) (itemLogEntry, error) {
 		}
 	}
 	return e, r.done()
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	x, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("uvarint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return x
 }
 
 // changedSince lists the items the merges after version from changed, up
