@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -651,6 +652,70 @@ func BenchmarkItemsDelta(b *testing.B) {
 				}
 				b.ReportMetric(float64(took.Microseconds())/float64(b.N), "µs/commit")
 				b.ReportMetric(float64(written), "items-written")
+			})
+		}
+	}
+}
+
+// BenchmarkReplicaCommit measures a partitioned replica's commit of 200
+// events (100 impressions of 10 items, 100 clicks: about 1,000 items
+// touched) on a shared model that has learned 3,000 or 100,000 items:
+// building its partition's records and the model's delta, the Redis
+// transaction that merges it into the shared model, and the rebase of the
+// replica's local model on the result. With others=1 a second replica
+// commits 200 events of its own between two of the measured replica's, so
+// each measured commit also brings in what the other changed. Publishing
+// the snapshot, which encodes the whole model by design (one snapshot per
+// variant: BenchmarkSnapshotPublish100k), is left out. Redis is
+// REDIS_ADDR's (or miniredis); cpu-µs/commit is the process's CPU time
+// (not Redis's), which other load on the machine moves less than wall
+// time.
+//
+//	REDIS_ADDR=127.0.0.1:6379 go test -run - -bench ReplicaCommit -benchtime 20x ./trainer
+func BenchmarkReplicaCommit(b *testing.B) {
+	ctx := context.Background()
+	for _, items := range []int{3000, 100_000} {
+		cat := testCatalog(b, items)
+		for _, others := range []int{0, 1} {
+			b.Run(fmt.Sprintf("items=%d/others=%d", items, others), func(b *testing.B) {
+				client, prefix := redistest.New(b)
+				store := features.NewStore(client, features.Options{Prefix: prefix})
+				replica := func() *Trainer {
+					tr := consumerlessReplica(b, store, cat)
+					tr.rep.published = math.MaxUint64 // publishing is not measured
+					return tr
+				}
+				feed := func(tr *Trainer, p, n int, next *int) { feedPartition(b, tr, cat, p, n, next) }
+				commit := func(tr *Trainer) {
+					if err := tr.commitReplica(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				a := replica()
+				nextA, nextB := 0, items/20  // the other replica starts halfway round the catalog
+				feed(a, 0, items/10, &nextA) // every item learned
+				commit(a)
+				if n := len(a.rep.l.Model().ItemBias); n < items*9/10 {
+					b.Fatalf("%d items learned of %d", n, items)
+				}
+				other := replica() // reads the shared model a has stored
+				feed(a, 0, 100, &nextA)
+				commit(a)
+				var took, cpu time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					if others > 0 {
+						feed(other, 1, 100, &nextB)
+						commit(other)
+					}
+					feed(a, 0, 100, &nextA)
+					b.StartTimer()
+					start, cpu0 := time.Now(), cpuTime()
+					commit(a)
+					took, cpu = took+time.Since(start), cpu+cpuTime()-cpu0
+				}
+				b.ReportMetric(float64(took.Microseconds())/float64(b.N), "µs/commit")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/commit")
 			})
 		}
 	}

@@ -1,12 +1,14 @@
 package trainer
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
+	"github.com/novarec/novarec/features"
 	"github.com/novarec/novarec/intent"
 )
 
@@ -103,4 +105,40 @@ func genStream(snap *catalog.Snapshot, users, perUser int, seed uint64) stream {
 		}
 	}
 	return st
+}
+
+// consumerlessReplica is a partitioned trainer on store whose replica
+// state is loaded but that runs no consumer: tests and benchmarks feed its
+// partitions (feedPartition) and call commitReplica themselves.
+func consumerlessReplica(tb testing.TB, store *features.Store, cat fixedCatalog) *Trainer {
+	tb.Helper()
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{"unused:9092"} // no consumer runs
+	cfg.Partitioned = true
+	tr, err := New(cfg, Deps{Store: store, Catalog: cat, Logger: testLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if tr.rep, err = tr.readShared(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tr.stop = func() {}
+	return tr
+}
+
+// feedPartition gives partition p of a consumerless replica n impressions
+// of 10 items from the catalog's run at *next, each clicked once.
+func feedPartition(tb testing.TB, tr *Trainer, cat fixedCatalog, p, n int, next *int) {
+	tb.Helper()
+	c, err := tr.partCore(context.Background(), p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for range n {
+		rid := fmt.Sprintf("p%d-r-%d", p, *next)
+		ev := impression(cat.s, rid, fmt.Sprintf("p%d-user-%d", p, *next%1000), "s", t0+int64(*next), *next%5, itemIDs(cat.s, 10*(*next), 10)...)
+		c.Impression(ev)
+		c.Feedback(feedback("f-"+rid, rid, ev.UserID, ev.Items[1].ItemID, ev.TS+1, events.FeedbackClick))
+		*next++
+	}
 }

@@ -216,20 +216,47 @@ func itemOf(m *recommend.Model, id string) itemParams {
 }
 
 // changedItems lists the items whose parameters differ between base and
-// local.
+// local, comparing every item of local.
 func changedItems(base, local *recommend.Model) []string {
 	var ids []string
-	for id, b := range local.ItemBias {
-		if ob, ok := base.ItemBias[id]; !ok || ob != b || !slices.Equal(base.ItemEmb[id], local.ItemEmb[id]) {
+	for id := range local.ItemBias {
+		if itemChanged(base, local, id) {
 			ids = append(ids, id)
 		}
 	}
-	for id, e := range local.ItemEmb {
-		if _, ok := local.ItemBias[id]; !ok && !slices.Equal(base.ItemEmb[id], e) {
+	for id := range local.ItemEmb {
+		if _, ok := local.ItemBias[id]; !ok && itemChanged(base, local, id) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// changedAmong lists the items of touched whose parameters differ between
+// base and local: changedItems when touched holds every item the learner
+// changed since base, at the cost of what was touched.
+func changedAmong(base, local *recommend.Model, touched map[string]struct{}) []string {
+	ids := make([]string, 0, len(touched))
+	for id := range touched {
+		if itemChanged(base, local, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// itemChanged reports whether local holds parameters for id that base
+// does not: a bias base lacks or differs from, or another embedding. An
+// item local lacks is not changed (a learner that dropped embeddings does
+// not take them from the shared model).
+func itemChanged(base, local *recommend.Model, id string) bool {
+	lb, hasLB := local.ItemBias[id]
+	le, hasLE := local.ItemEmb[id]
+	if !hasLB && !hasLE {
+		return false
+	}
+	bb, hasBB := base.ItemBias[id]
+	return hasLB && (!hasBB || bb != lb) || !slices.Equal(base.ItemEmb[id], le)
 }
 
 // mergeItem returns g + (l − b) for one item. seed is the embedding an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -101,6 +102,12 @@ type replica struct {
 	// published is the version of the last snapshot this replica
 	// published: a failed publish is retried at the next commit.
 	published uint64
+	// dirty holds the items the learner touched since the last stored
+	// commit (Learner.TakeTouched; a failed commit's stay), scan that
+	// only comparing every item with base finds what changed since (the
+	// learner dropped items wholesale).
+	dirty map[string]struct{}
+	scan  bool
 }
 
 // errPartLost is beforeCommit's veto when another replica claimed one of
@@ -258,8 +265,9 @@ func (t *Trainer) readShared(ctx context.Context) (*replica, error) {
 	} else if !errors.Is(err, features.ErrNotFound) {
 		return nil, err
 	}
-	r := &replica{l: recommend.NewLearner(t.cfg.Learner, m), updates: updates, version: version, parts: map[int]*part{}}
+	r := &replica{l: recommend.NewLearner(t.cfg.Learner, m), updates: updates, version: version, parts: map[int]*part{}, dirty: map[string]struct{}{}}
 	r.base = r.l.Snapshot(m.Version)
+	r.l.TakeTouched(r.dirty) // starts tracking: nothing changed yet
 	return r, nil
 }
 
@@ -371,15 +379,27 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	t.mu.Unlock()
 	local := r.l.Model()
 	learned := r.l.Updates() - r.baseUpdates
-	changed := changedItems(r.base, local)
+	if r.l.TakeTouched(r.dirty) {
+		r.scan = true
+	}
+	var changed []string
+	if r.scan {
+		changed = changedItems(r.base, local)
+	} else {
+		changed = changedAmong(r.base, local, r.dirty)
+	}
 
-	// The merge's results, from its last (successful) call.
+	// The merge's results, from its last (successful) call: the dense
+	// part and this replica's items as merged, and the items the other
+	// replicas changed since its base as stored (theirs; whole says the
+	// log could not list them).
 	var (
 		dense  *recommend.Model
 		items  map[string]itemParams
+		theirs map[string]itemParams
+		whole  bool
 		n      uint64
 		total  int64
-		others bool
 	)
 	merge := func(head []byte, get features.SharedFields) (*features.StateDelta, error) {
 		global, updates, version := r.base, r.updates, r.version
@@ -391,7 +411,6 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			global, updates = g, meta.Updates
 			version, _ = parseVersion(t.cfg.Variant, g.Version)
 		}
-		others = version != r.version || updates != r.updates
 		n, total = max(version, r.version)+1, updates+learned
 		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
@@ -400,13 +419,52 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			return nil, fmt.Errorf("trainer: shared model: %w", err)
 		}
 		d := &features.StateDelta{Head: enc, Put: map[string]map[string][]byte{}}
+		entry := itemLogEntry{version: n, prev: version, ids: changed}
+		if len(changed) > maxLoggedItems {
+			entry.all, entry.ids = true, nil
+		}
+		d.Put[hashItemLog] = map[string][]byte{itemLogSlot(n): appendItemLog(nil, entry)}
+		// The other replicas' items since base, read in this transaction
+		// with this replica's own.
+		read := changed
+		whole = false
+		if version != r.version || updates != r.updates {
+			ids, ok, err := changedSince(get, r.version, version)
+			if err != nil {
+				return nil, err
+			}
+			whole = !ok
+			mine := make(map[string]struct{}, len(changed))
+			for _, id := range changed {
+				mine[id] = struct{}{}
+			}
+			read = slices.Clip(read)
+			for _, id := range ids {
+				if _, ok := mine[id]; !ok {
+					read = append(read, id)
+				}
+			}
+		}
 		items = make(map[string]itemParams, len(changed))
-		if len(changed) == 0 {
+		theirs = make(map[string]itemParams, len(read)-len(changed))
+		if len(read) == 0 {
 			return d, nil
 		}
-		vals, err := get(hashItems, changed...)
+		vals, err := get(hashItems, read...)
 		if err != nil {
 			return nil, err
+		}
+		for i, id := range read[len(changed):] {
+			if v := vals[len(changed)+i]; v != nil {
+				it, err := readItem(v)
+				if err != nil {
+					return nil, fmt.Errorf("%w: shared model item %q: %w", ErrCheckpointCorrupt, id, err)
+				}
+				theirs[id] = it
+			}
+		}
+		if len(changed) == 0 {
+			return d, nil
 		}
 		d.Put[hashItems] = make(map[string][]byte, len(changed))
 		snap := t.deps.Catalog.Current()
@@ -445,6 +503,9 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
+	scanned := r.scan
+	clear(r.dirty)
+	r.scan = false
 	t.mu.Lock()
 	aggs := make(map[string]features.PartAggregates, len(r.parts))
 	for p, pt := range r.parts {
@@ -468,7 +529,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
 	t.m.ckptBytes.Set(float64(size))
 	if merge != nil {
-		t.rebase(cctx, dense, items, others, total, n)
+		t.rebase(cctx, dense, items, theirs, whole || scanned, total, n)
 	}
 	if r.published < r.version {
 		t.publishShared(ctx)
@@ -477,15 +538,22 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 }
 
 // rebase makes the local model (and its base) the shared model as just
-// committed: the merged dense part and items, and when other replicas
-// committed since the last rebase, the items as stored now (which brings
-// their updates in). Either way local − base is zero afterwards, so the
-// next commit adds only what is learned from now on: reading the items is
-// for freshness, and is skipped if it fails.
-func (t *Trainer) rebase(ctx context.Context, dense *recommend.Model, items map[string]itemParams, others bool, updates int64, version uint64) {
+// committed: the merged dense part, this replica's items as merged, and
+// the items other replicas changed since the last rebase as stored (which
+// brings their updates in, so the snapshot published from the local model
+// holds them). Either way local − base is zero afterwards, so the next
+// commit adds only what is learned from now on. Only those items are
+// copied, so a rebase costs what the interval changed, not the model's
+// size. whole asks for the rebase as it was before the item log: read
+// every stored item when the log could not list the other replicas'
+// (reading them is for freshness, and is skipped if it fails) and copy
+// the whole local model into the base — also after a commit that had to
+// compare every item (the learner dropped items wholesale, which the base
+// must follow).
+func (t *Trainer) rebase(ctx context.Context, dense *recommend.Model, items, theirs map[string]itemParams, whole bool, updates int64, version uint64) {
 	r := t.rep
 	var stored map[string]string
-	if others {
+	if whole {
 		if img, err := t.deps.Store.LoadPart(ctx, CheckpointName(t.cfg.Variant), modelPart, hashItems); err != nil {
 			t.log.Warn("trainer: reading the shared model's items failed; learning on the local ones", "err", err)
 		} else {
@@ -496,14 +564,28 @@ func (t *Trainer) rebase(ctx context.Context, dense *recommend.Model, items map[
 	defer t.mu.Unlock()
 	m := r.l.Model()
 	m.Version, m.Intent, m.Ranker = dense.Version, dense.Intent, dense.Ranker
-	for id, it := range items {
-		setItem(m, id, it)
-	}
-	if err := restoreItems(m, stored); err != nil {
-		t.log.Warn("trainer: the shared model's items do not decode; learning on the local ones", "err", err)
-	}
-	r.base = r.l.Snapshot(m.Version)
 	r.baseUpdates, r.updates, r.version = r.l.Updates(), updates, version
+	if whole {
+		for id, it := range items {
+			setItem(m, id, it)
+		}
+		if err := restoreItems(m, stored); err != nil {
+			t.log.Warn("trainer: the shared model's items do not decode; learning on the local ones", "err", err)
+		}
+		r.base = r.l.Snapshot(m.Version)
+		return
+	}
+	b := r.base
+	b.Version, b.Intent, b.Ranker = dense.Version, dense.Intent.Clone(), dense.Ranker
+	for _, set := range []map[string]itemParams{items, theirs} {
+		for id, it := range set {
+			// The learner moves the local embeddings in place: the base
+			// keeps a copy of its own.
+			setItem(m, id, it)
+			it.emb = slices.Clone(it.emb)
+			setItem(b, id, it)
+		}
+	}
 }
 
 // publishShared publishes the local model, just rebased on the shared model

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -351,4 +353,100 @@ func TestMergeAveragesModeFits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplicaCommitTracksWhatAScanWould runs two replicas of one variant
+// through rounds of commits twice, each run on a store of its own: once as
+// replicas run (a commit merges the items the learner touched, and the
+// rebase copies those and the items the other replica's merges logged),
+// once comparing every item and rebasing on the whole stored model at every
+// commit, as before the item log. After every commit the runs' shared
+// models and both replicas' local models are the same, and the committing
+// replica's local model is the shared model, the other replica's updates
+// included — also after the other replica merged more often than the log
+// keeps, when the rebase falls back to reading every item.
+func TestReplicaCommitTracksWhatAScanWould(t *testing.T) {
+	cat := testCatalog(t, 2000)
+	type run struct {
+		store *features.Store
+		reps  [2]*Trainer
+		next  [2]int
+	}
+	newRun := func() *run {
+		client, prefix := redistest.New(t)
+		r := &run{store: features.NewStore(client, features.Options{Prefix: prefix}), next: [2]int{0, 100}}
+		for i := range r.reps {
+			r.reps[i] = consumerlessReplica(t, r.store, cat)
+		}
+		return r
+	}
+	tracked, scanned := newRun(), newRun()
+	shared := func(r *run) *recommend.Model {
+		t.Helper()
+		img, err := r.store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := recommend.DecodeModel(img.Head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := restoreItems(m, img.Hashes[hashItems]); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	step := func(what string, i, events int) {
+		t.Helper()
+		for _, r := range []*run{tracked, scanned} {
+			tr := r.reps[i]
+			feedPartition(t, tr, cat, i, events, &r.next[i])
+			tr.rep.scan = r == scanned
+			if err := tr.commitReplica(t.Context()); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		got, want := shared(tracked), shared(scanned)
+		if err := sameModel(got, want); err != nil {
+			t.Fatalf("%s: shared models differ: %v", what, err)
+		}
+		if err := sameModel(tracked.reps[i].rep.l.Model(), got); err != nil {
+			t.Fatalf("%s: the committing replica's model is not the shared model: %v", what, err)
+		}
+		for j := range tracked.reps {
+			if err := sameModel(tracked.reps[j].rep.l.Model(), scanned.reps[j].rep.l.Model()); err != nil {
+				t.Fatalf("%s: replica %d's models differ: %v", what, j, err)
+			}
+		}
+	}
+	for round := range 4 {
+		step(fmt.Sprintf("round %d, replica 0", round), 0, 30)
+		step(fmt.Sprintf("round %d, replica 1", round), 1, 30)
+	}
+	for k := range itemLogSlots + 1 {
+		step(fmt.Sprintf("replica 1 alone, commit %d", k), 1, 1)
+	}
+	step("replica 0 after more merges than the log keeps", 0, 30)
+	step("replica 1 after that", 1, 30)
+	step("replica 0 again", 0, 30)
+	if n := len(tracked.reps[0].rep.l.Model().ItemBias); n < 1000 {
+		t.Fatalf("%d items learned: too few to tell tracking from a scan", n)
+	}
+}
+
+// sameModel reports how a and b differ: version, dense part or items.
+func sameModel(a, b *recommend.Model) error {
+	switch {
+	case a.Version != b.Version:
+		return fmt.Errorf("version %s, %s", a.Version, b.Version)
+	case a.Ranker != b.Ranker:
+		return fmt.Errorf("ranker %+v, %+v", a.Ranker, b.Ranker)
+	case !reflect.DeepEqual(a.Intent, b.Intent):
+		return errors.New("intent policies differ")
+	case !maps.Equal(a.ItemBias, b.ItemBias):
+		return fmt.Errorf("item biases differ (%d, %d items)", len(a.ItemBias), len(b.ItemBias))
+	case !maps.EqualFunc(a.ItemEmb, b.ItemEmb, slices.Equal):
+		return fmt.Errorf("item embeddings differ (%d, %d items)", len(a.ItemEmb), len(b.ItemEmb))
+	}
+	return nil
 }
