@@ -139,7 +139,8 @@ func (p Prior) State(dst []float64, o Observations) []float64 {
 
 // Level is what an intent level asks of the low-level ranker.
 type Level struct {
-	// Beta weighs item novelty against relevance.
+	// Beta weighs item novelty against relevance (unhedged slates only:
+	// ranker.Knobs.Beta).
 	Beta float64 `json:"beta"`
 	// Lambda penalises similarity to items already in the slate.
 	Lambda float64 `json:"lambda"`
@@ -150,7 +151,10 @@ type Level struct {
 // DefaultLevels are K=5 levels from "more of the same" to "show me something
 // new". Relevance of a familiar item is around 0.6–0.9 and of a novel one
 // near 0, so the top levels' Beta is large enough to lift novel items above
-// familiar ones.
+// familiar ones. Beta and NovelShare act only on slates that are not hedged
+// (recommend.Config.Hedge = 0): a hedged slate takes its novel share from
+// the session's belief and fills the novel seats by relevance, so there a
+// level sets Lambda alone.
 //
 // Every level keeps a diversity term: the lowest uses the MMR baseline's
 // λ = 0.7, so that "more of the same" is at least as good a slate as MMR's,

@@ -153,7 +153,9 @@ func New(name string, cfg Config) (Policy, error) {
 		engCfg.Hedge, engCfg.Greedy = 0, 0
 	}
 	p.eng = recommend.NewEngine(engCfg)
-	p.l = recommend.NewLearner(cfg.Learner, m)
+	lc := cfg.Learner
+	lc.Hedge = engCfg.Hedge // the learner scores slates as they were served
+	p.l = recommend.NewLearner(lc, m)
 	return p, nil
 }
 

@@ -65,7 +65,14 @@ type Candidate struct {
 
 // Knobs are what the chosen intent level sets.
 type Knobs struct {
-	Beta   float64 // novelty weight β_z
+	// Beta is the novelty weight β_z. It applies only without hedging
+	// (Hedge = 0): a hedged slate's novel items get their lift from the
+	// seats the session's belief gives them, and β on top would lift
+	// novel items into the seats of the exploit intent too and fill the
+	// novel seats by novelty rather than relevance. Measured, a β > 0
+	// under hedging cost clicks and did not even raise the novelty shown
+	// (docs/evaluation.md#intent-from-traffic).
+	Beta   float64
 	Lambda float64 // similarity penalty λ_z
 	// Explore and Hedge hedge the slate between the session's two
 	// intents: with Hedge > 0, each position goes to the intent (explore:
@@ -107,8 +114,12 @@ func (p *Params) Relevance(c *Candidate) float64 {
 	return s
 }
 
-// Score is s(i|u,z) = θ·φ(u,i) + β_z·nov(u,i).
+// Score is s(i|u,z) = θ·φ(u,i) + β_z·nov(u,i), or θ·φ(u,i) alone when the
+// slate is hedged (see Knobs.Beta).
 func (p *Params) Score(c *Candidate, k Knobs) float64 {
+	if k.Hedge > 0 {
+		return p.Relevance(c)
+	}
 	return p.Relevance(c) + k.Beta*c.Novelty
 }
 

@@ -113,18 +113,37 @@ func TestSlateDeterministicAndDiverse(t *testing.T) {
 	}
 }
 
-func TestNoveltyWeightLiftsNovelItems(t *testing.T) {
+// β lifts novel items only in an unhedged slate; a hedged one gives novel
+// items the seats of the explore intent and fills them by relevance.
+func TestNoveltyWeightLiftsNovelItemsUnlessHedged(t *testing.T) {
 	p := DefaultParams()
-	cs := cands(0.8, 0.1)
-	cs[1].Novelty = 1
+	// A familiar item, a slightly novel relevant one, a wholly novel one.
+	cs := cands(0.8, 0.3, 0.1)
+	cs[1].Novelty, cs[1].Novel = 0.4, true
+	cs[2].Novelty, cs[2].Novel = 1, true
 	var sc Scratch
 	for _, tc := range []struct {
-		beta float64
-		top  int
-	}{{0, 0}, {1.2, 1}} {
-		s := p.Slate(nil, &sc, cs, 1, Knobs{Beta: tc.beta}, nil)
-		if s[0].Candidate != tc.top {
-			t.Errorf("β=%v: top candidate %d, want %d", tc.beta, s[0].Candidate, tc.top)
+		name                 string
+		beta, explore, hedge float64
+		top                  int
+	}{
+		{"no novelty weight", 0, 0, 0, 0},
+		{"β lifts the most novel item", 1.2, 0, 0, 2},
+		{"hedged, exploit seat: β does not lift novel items", 1.2, 0, 2, 0},
+		{"hedged, explore seat: the most relevant novel item", 1.2, 1, 2, 1},
+	} {
+		kn := Knobs{Beta: tc.beta, Explore: tc.explore, Hedge: tc.hedge}
+		if s := p.Slate(nil, &sc, cs, 1, kn, nil); s[0].Candidate != tc.top {
+			t.Errorf("%s: top candidate %d, want %d", tc.name, s[0].Candidate, tc.top)
+		}
+		for i := range cs {
+			want := p.Relevance(&cs[i])
+			if tc.hedge == 0 {
+				want += tc.beta * cs[i].Novelty
+			}
+			if got := p.Score(&cs[i], kn); got != want {
+				t.Errorf("%s: Score(%d) = %v, want %v", tc.name, i, got, want)
+			}
 		}
 	}
 }

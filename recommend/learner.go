@@ -42,6 +42,11 @@ type LearnerConfig struct {
 	// ModeIters how many EM iterations a fit takes, each warm-started
 	// from the last (the first takes five times as many).
 	ModeWindow, ModeRefit, ModeIters int
+	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
+	// the learner scores a logged slate's items as the ranker served them,
+	// and a hedged slate's scores leave out the levels' β
+	// (ranker.Knobs.Beta). Set it to what recsvc serves with.
+	Hedge float64
 }
 
 // DefaultLearnerConfig are conservative rates that learn within a few
@@ -66,6 +71,7 @@ func DefaultLearnerConfig() LearnerConfig {
 		Clip:       5,
 		GammaH:     0.9,
 		ModeWindow: 50_000, ModeRefit: 2_000, ModeIters: 4,
+		Hedge: DefaultConfig().Hedge,
 	}
 }
 
@@ -303,7 +309,7 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 		f[ranker.FBias] = float64(l.m.ItemBias[s.Items[i].ItemID])
 		feats[i] = f
 		c := ranker.Candidate{Features: f, Novelty: s.Items[i].Novelty}
-		scores[i] = l.m.Ranker.Score(&c, ranker.Knobs{Beta: level.Beta}) / tau
+		scores[i] = l.m.Ranker.Score(&c, ranker.Knobs{Beta: level.Beta, Hedge: l.cfg.Hedge}) / tau
 	}
 	l.p = scores
 

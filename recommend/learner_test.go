@@ -35,7 +35,9 @@ func cascadeClick(d *Decision, likes func(Scored) bool, rng *rand.Rand) (string,
 func trainPopulation(t *testing.T, snap *catalog.Snapshot, likes func(Scored) bool, steps int, seed uint64) *Learner {
 	t.Helper()
 	e := NewEngine(Config{})
-	l := NewLearner(DefaultLearnerConfig(), DefaultModel())
+	lc := DefaultLearnerConfig()
+	lc.Hedge = 0 // as the engine serves
+	l := NewLearner(lc, DefaultModel())
 	rng := rand.New(rand.NewPCG(seed, 1))
 	hist := historyIn(snap, 30, "action", "comedy", "drama")
 	for step := 0; step < steps; step++ {
@@ -324,6 +326,58 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 	}
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClickScoresAsServed: a hedged slate was ranked without the levels'
+// novelty weight β, so the learner must score it without β too (a β the
+// serving left out would skew the importance weight of every novel item by
+// e^(β·nov/τ)); an unhedged slate with it.
+func TestClickScoresAsServed(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	st := UserState{UserID: "u", History: historyIn(snap, 30, "action", "comedy", "drama")}
+	noBeta := DefaultModel()
+	for i := range noBeta.Intent.Levels {
+		noBeta.Intent.Levels[i].Beta = 0
+	}
+	for _, tc := range []struct {
+		name  string
+		hedge float64
+	}{{"hedged", DefaultConfig().Hedge}, {"unhedged", 0}} {
+		cfg := DefaultConfig()
+		cfg.Hedge = tc.hedge
+		lc := DefaultLearnerConfig()
+		lc.Hedge = tc.hedge
+		withBeta := DefaultModel()
+		// A slate served at the top level, where β is largest, and a
+		// click on its most novel item.
+		d, err := NewEngine(cfg).Decide(Request{K: 10, Now: 1}, &st, snap, withBeta, rand.New(rand.NewPCG(3, 3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := d.Logged("r", "u", "s", 1)
+		s.Level = len(withBeta.Intent.Levels) - 1
+		a := 0
+		for i, it := range s.Items {
+			if it.Novelty > s.Items[a].Novelty {
+				a = i
+			}
+		}
+		if s.Items[a].Novelty == 0 {
+			t.Fatal("the slate has no novel item")
+		}
+		var theta [2][ranker.NumFeatures]float64
+		for j, m := range []*Model{withBeta, noBeta} {
+			l := NewLearner(lc, m)
+			l.SeedEmbeddings(snap, &s)
+			if _, err := l.Click(&s, s.Items[a].ItemID); err != nil {
+				t.Fatal(err)
+			}
+			theta[j] = l.Model().Ranker.Theta
+		}
+		if same := theta[0] == theta[1]; same != (tc.hedge > 0) {
+			t.Errorf("%s: the levels' β changes the update: %v, want %v (θ %v and %v)", tc.name, !same, tc.hedge == 0, theta[0], theta[1])
+		}
 	}
 }
 

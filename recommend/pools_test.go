@@ -33,6 +33,8 @@ func TestPools(t *testing.T) {
 // TestPoolsAreWhatDecideServes checks that a decision's slate comes from
 // pools of the sizes Pools reports: at the top level a user with history
 // is served novel candidates in about the novel share, at level 0 none.
+// The slate is not hedged: hedging sets the novel share from the session's
+// belief instead (TestNovelSeatsFollowTheBelief).
 func TestPoolsAreWhatDecideServes(t *testing.T) {
 	snap, err := catalog.Build(1, catalog.DefaultDim, catalog.Sample(2000, 7))
 	if err != nil {
@@ -42,7 +44,9 @@ func TestPoolsAreWhatDecideServes(t *testing.T) {
 	for _, i := range snap.PopularIn(0)[:20] {
 		st.History = append(st.History, Consumed{ItemID: snap.Item(i).ID})
 	}
-	e := NewEngine(DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.Hedge = 0
+	e := NewEngine(cfg)
 	for _, z := range []int{0, 4} {
 		m := DefaultModel()
 		// A policy that always picks level z: all mass on one level.

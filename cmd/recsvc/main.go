@@ -373,7 +373,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		})
 	}
 	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
-		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps, cfg.modeRefit) {
+		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps, cfg.modeRefit, cfg.hedge) {
 			goRun(func(ctx context.Context) {
 				deps := trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log}
 				if err := trainer.Run(ctx, tc, deps); err != nil {
@@ -464,10 +464,11 @@ func newEngine(intentEpsilon, hedge, greedy float64) *recommend.Engine {
 
 // trainerConfigs returns one trainer configuration per variant: the
 // experiment's variants with their reward weights, or the default variant.
-func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments, modeRefit int) []trainer.Config {
+// Their learners score slates with the hedging this process serves with.
+func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments, modeRefit int, hedge float64) []trainer.Config {
 	base := trainer.DefaultConfig()
 	base.Brokers, base.Security = brokers, sec
-	base.Learner.ModeRefit = modeRefit
+	base.Learner.ModeRefit, base.Learner.Hedge = modeRefit, hedge
 	if exps == nil || exps.Current() == nil {
 		return []trainer.Config{base}
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,7 @@ type config struct {
 	session     time.Duration
 	reward      recommend.RewardWeights
 	modeRefit   int
+	hedge       float64
 	metricsAddr string
 	updater     bool
 	partitioned bool
@@ -97,6 +99,7 @@ func parseConfig(args []string) (config, error) {
 	fs.Float64Var(&c.reward.Novelty, "w-nov", d.Learner.Reward.Novelty, "reward weight w_nov of surprising clicks (3 = the ×4 boost of Chen et al. 2021)")
 	fs.Float64Var(&c.reward.Diversity, "w-div", d.Learner.Reward.Diversity, "reward weight w_div of slate diversity")
 	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", d.Learner.ModeRefit), "fit the mode model and the population prior to the latest sessions every N decisions and publish them with the model (0 = off, the default; 10000 is a good start; docs/design.md#high-level-intent) (env NOVAREC_MODE_REFIT)")
+	fs.Float64Var(&c.hedge, "hedge", envflag.Float("NOVAREC_HEDGE", d.Learner.Hedge), "the hedging recsvc serves with (its -hedge; env NOVAREC_HEDGE, shared): the learner scores logged slates as they were served, and a hedged slate's scores leave out the levels' novelty weight β (0 = not hedged)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
 	fs.BoolVar(&c.updater, "feature-updater", true, "also run the feature updater (rec.feedback → Redis user state, group novarec-feature-updater); turn off when recsvc runs it")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "run the collaborative learner (group novarec-collab: item co-occurrence from every engagement and stored history) and publish its model this often; 0 = off, when another trainer runs it (env NOVAREC_COLLAB_REFIT)")
@@ -123,6 +126,8 @@ func parseConfig(args []string) (config, error) {
 		return c, errors.New("-window, -publish-every, -publish-updates, -commit-interval and -session-timeout must be positive")
 	case c.commitN < 0:
 		return c, errors.New("-commit-every must be 0 (by time only) or positive")
+	case !(c.hedge >= 0) || math.IsInf(c.hedge, 0):
+		return c, fmt.Errorf("-hedge must be 0 (not hedged) or positive, not %v", c.hedge)
 	}
 	checked, err := backend.Check(redisConn, kafkaConn, c.redisAddrs)
 	if err != nil {
@@ -353,6 +358,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tcfg.Partitioned = cfg.partitioned
 	tcfg.Learner.Reward = cfg.reward
 	tcfg.Learner.ModeRefit = cfg.modeRefit
+	tcfg.Learner.Hedge = cfg.hedge
 	tcfgs := []trainer.Config{tcfg}
 	if cfg.experiments != "" {
 		exp, err := experiment.Load(cfg.experiments)

@@ -52,13 +52,20 @@ func TestParseConfig(t *testing.T) {
 		c.window != 10*time.Minute || c.publish != time.Second || c.publishN != 50 || c.commit != 3*time.Second || c.commitN != 500 || c.updater {
 		t.Errorf("parsed %+v", c)
 	}
-	if _, err := parseConfig([]string{"-redis", "r:6379", "-kafka", "k:9092", "-commit-every", "-1"}); err == nil || !strings.Contains(err.Error(), "-commit-every") {
-		t.Errorf("-commit-every -1: %v, want an error naming the flag", err)
+	for _, bad := range [][]string{{"-commit-every", "-1"}, {"-hedge", "-1"}, {"-hedge", "NaN"}, {"-hedge", "+Inf"}} {
+		if _, err := parseConfig(append([]string{"-redis", "r:6379", "-kafka", "k:9092"}, bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s %s: %v, want an error naming the flag", bad[0], bad[1], err)
+		}
 	}
 	t.Setenv("KAFKA_BROKERS", "k1:9092,k2:9092")
 	t.Setenv("REDIS_ADDR", "r:6379")
-	if c, err := parseConfig(nil); err != nil || len(c.kafka) != 2 || c.reward != recommend.DefaultRewardWeights || c.metricsAddr != ":9091" || !c.updater {
+	if c, err := parseConfig(nil); err != nil || len(c.kafka) != 2 || c.reward != recommend.DefaultRewardWeights || c.metricsAddr != ":9091" || !c.updater ||
+		c.hedge != recommend.DefaultConfig().Hedge {
 		t.Errorf("from env: %+v, %v", c, err)
+	}
+	t.Setenv("NOVAREC_HEDGE", "0") // recsvc's variable: both read it
+	if c, err := parseConfig(nil); err != nil || c.hedge != 0 {
+		t.Errorf("NOVAREC_HEDGE=0: hedge %v, %v", c.hedge, err)
 	}
 }
 

@@ -302,8 +302,8 @@ function renderWhy() {
       terms.slice(0, 3).map((x) => `${x.name} ${x.v >= 0 ? "+" : ""}${fmt(x.v, 2)}`).join(", "), `, bias ${fmt(pol.target.bias, 2)}`),
     el("dt", {}, "knobs of level " + z),
     el("dd", {}, `novelty weight β = ${lv.beta}, redundancy penalty λ = ${lv.lambda}, novel share of candidates ${lv.novel_share} ` +
-      `(with hedging, recsvc's default, the novel share of candidates and of the slate's seats is the session belief's instead: ` +
-      `${fmt(it.state.session_novel_preference || 0, 2)})`),
+      `(with hedging, recsvc's default, the novel share of candidates and of the slate's seats is the session belief's instead, ` +
+      `${fmt(it.state.session_novel_preference || 0, 2)}, and β is not applied: the seats carry the novelty)`),
     el("dt", {}, `the level's candidate pools (${total})` + (cold ? " — a cold user: no history yet, so popular items only" : "")),
     el("dd", {}, el("div", { class: "pools" }, bar("familiar", pools.familiar, "familiar"), bar("novel", pools.novel, "novel"), bar("popular", pools.popular, "popular"))),
     el("dt", {}, "the slate"),
