@@ -550,8 +550,9 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// Hedging: the explore intent gets the session posterior's share of
 	// the positions, P(explore) as the mode model weighs it (NovelWorth),
 	// and the novel pool holds that share so the slate can fill them. The
-	// belief alone sets it, not the level: the level's knobs (β, λ) still
-	// shape which items fill the seats. Letting a level add novel seats
+	// belief alone sets it, not the level, and the seats are filled by
+	// relevance: the ranker leaves the level's β out of a hedged slate and
+	// applies only its λ (ranker.Knobs.Beta). Letting a level add novel seats
 	// beyond the belief's share cost hits on MovieLens and clicks where
 	// the mode matters little, and bought no clicks where it matters
 	// (docs/evaluation.md#intent-from-traffic).
