@@ -201,7 +201,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if _, err := events.DecodeImpression([]byte(goodImpression)); err != nil {
 		t.Errorf("good impression: %v", err)
 	}
-	if im, err := events.DecodeImpression([]byte(goodImpression2)); err != nil || im.Items[1].Score != -0.5 || im.Items[0].Novelty != 0.7998046875 {
+	if im, err := events.DecodeImpression([]byte(goodImpression2)); err != nil || im.Items[1].Score != -0.5 || im.Items[0].Novelty != 0.7998046875 || im.Items[0].Novel {
 		t.Errorf("good impression in schema 2: %+v, %v", im, err)
 	}
 	if _, err := events.DecodeFeedback([]byte(goodFeedback)); err != nil {

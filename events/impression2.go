@@ -21,7 +21,10 @@ import (
 // what learning needs and no more, its numbers packed as base64 of
 // little-endian binary: under 700 bytes at k=10. It leaves out what no
 // learner or evaluator reads: the user and session propensities, the whole
-// level distribution and the items' novel flags (decoded as zero values).
+// level distribution. An item's novel flag is the sign bit of its
+// novelty (which is never negative): the learner needs it, as a hedged
+// slate's click is compared only with items of its intent, and it costs
+// no byte. Events written before it decode with no novel items.
 const ImpressionSchema = 2
 
 // impressionV2 is schema 2 on the wire.
@@ -49,7 +52,8 @@ type impressionV2 struct {
 	Items []string `json:"items"`
 	Pos   []int    `json:"pos,omitempty"`
 	// Slate holds per item its score and propensity (float32), novelty
-	// (float16) and NPhi ranker features φ (float16).
+	// (float16, its sign bit set for a novel item) and NPhi ranker
+	// features φ (float16).
 	Slate string `json:"slate"`
 	NPhi  int    `json:"nphi,omitempty"`
 	// packed holds the base64 of State, Taste and Slate, in this order,
@@ -149,13 +153,21 @@ func (im *Impression) wireV2() *impressionV2 {
 }
 
 // appendSlateItem appends one item's part of the slate: score and
-// propensity as float32, novelty and features as float16.
+// propensity as float32, novelty and features as float16, the novelty's
+// sign bit flagging a novel item.
 func appendSlateItem(b []byte, it *ImpressionItem) []byte {
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(it.Score)))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(it.Propensity)))
-	b = append16(b, []float64{it.Novelty})
+	nov := half.From(float32(min(math.Abs(it.Novelty), maxHalf)))
+	if it.Novel {
+		nov |= novelBit
+	}
+	b = binary.LittleEndian.AppendUint16(b, nov)
 	return append16(b, it.Features)
 }
+
+// novelBit is the sign bit of a float16, set on a novel item's novelty.
+const novelBit = 0x8000
 
 // appendV2 appends json.Marshal(im.wireV2()) to b, field by field in
 // impressionV2's order and with its omitempty rules. The items must have
@@ -343,7 +355,8 @@ func (w *impressionV2) impression() (Impression, error) {
 		b := slate[i*per : (i+1)*per]
 		it.Score = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 		it.Propensity = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4:])))
-		it.Novelty = float64(half.To32(binary.LittleEndian.Uint16(b[8:])))
+		nov := binary.LittleEndian.Uint16(b[8:])
+		it.Novelty, it.Novel = float64(half.To32(nov&^novelBit)), nov&novelBit != 0
 		if w.NPhi > 0 {
 			it.Features = phi[i*w.NPhi : (i+1)*w.NPhi : (i+1)*w.NPhi]
 			for j := range it.Features {

@@ -111,6 +111,9 @@ func TestImpressionSchema2(t *testing.T) {
 			close("score", it.Score, g.Score, f32)
 			close("propensity", it.Propensity, g.Propensity, f32)
 			close("novelty", it.Novelty, g.Novelty, f16)
+			if g.Novel != it.Novel {
+				t.Errorf("k=%d item %d: novel %v decoded as %v", k, i, it.Novel, g.Novel)
+			}
 			for j := range it.Features {
 				close("feature", it.Features[j], g.Features[j], f16)
 			}

@@ -128,7 +128,9 @@ func TestLearningRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p.Learn(snap, &d, []string{d.Items[len(d.Items)-1].ItemID}, step == 5)
+				// A click on the top item: it has rivals below it (the last
+				// item has none, so its click moves nothing).
+				p.Learn(snap, &d, []string{d.Items[0].ItemID}, step == 5)
 			}
 			after := model(t, p)
 			if changed := after.Ranker.Theta != theta; changed != tc.ranker {

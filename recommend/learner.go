@@ -81,6 +81,9 @@ type LoggedItem struct {
 	Position   int
 	Propensity float64
 	Novelty    float64
+	// Novel says whether the item was novel to the user (ranker.Candidate):
+	// under hedging it decides which intent's seats the item competed for.
+	Novel bool
 	// Score is the adjusted score the ranker chose the item with.
 	Score    float64
 	Features [ranker.NumFeatures]float64
@@ -271,18 +274,29 @@ var ErrNotInSlate = errors.New("recommend: clicked item not in slate")
 // Click is the low level's learning rule, applied as soon as a click is
 // known: REINFORCE with the top-K off-policy correction (Chen et al., WSDM
 // 2019). The click on item a earns R = 1 + w_nov·nov(a). The ranker's
-// softmax ran over a candidate set the log does not hold, so the shown slate
-// stands in for it (a sampled softmax): the step is
+// softmax ran over a candidate set the log does not hold, so the slate's
+// items that competed with a for its seat stand in for it (a sampled
+// softmax): the step is
 //
-//	w · λ_K · R · ∇log softmax_slate(a),   λ_K = K(1−β)^(K−1) capped at K,
+//	w · λ_K · R · ∇log softmax_rivals(a),   λ_K = K(1−β)^(K−1) capped at K,
 //
 // with β the logged propensity of a (its probability at its position among
 // all candidates, the π of Chen et al., small for a large candidate set), and
 // w = min(π_now/π_logged, c) the importance weight of the current policy
-// against the logging one for the choice at a's position among the slate's
-// remaining items, from current scores and the logged ones. The gradient
-// reaches θ, the biases of the slate's items and their embeddings (projected
-// back to the unit sphere). It returns the reward credited.
+// against the logging one for that choice, from current scores and the
+// logged ones. The gradient reaches θ, the rivals' biases and their
+// embeddings (projected back to the unit sphere). It returns the reward
+// credited.
+//
+// a's rivals are the items the ranker chose from when it placed a (the
+// slate's items at a's position or below) and, when the slate was hedged,
+// only those of a's intent (novel or not, LoggedItem.Novel): the hedge's
+// seat, not θ, put a novel item next to familiar ones. Comparing across
+// intents, as the whole slate did before, taught θ which intent the
+// seats favoured, and θ drifted: measured, learning θ then cost clicks
+// against θ frozen, most of all under argmax serving (−1.6 clicks per
+// user), and at w_nov = 3 it pushed slates to novel items that were
+// clicked less (docs/evaluation.md#intent-from-traffic).
 func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	a := -1
 	for i := range s.Items {
@@ -313,10 +327,15 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	}
 	l.p = scores
 
-	// Importance weight for the choice at pos among the remaining items.
+	hedged := l.cfg.Hedge > 0
+	rival := func(j int) bool {
+		it := &s.Items[j]
+		return it.Position >= pos && (!hedged || it.Novel == s.Items[a].Novel)
+	}
+	// Importance weight for the choice at pos among a's rivals.
 	w := 1.0
-	now := remainingShare(s, a, pos, func(i int) float64 { return scores[i] })
-	if logged := remainingShare(s, a, pos, func(i int) float64 { return s.Items[i].Score / tau }); logged > 0 {
+	now := rivalShare(s, a, rival, func(i int) float64 { return scores[i] })
+	if logged := rivalShare(s, a, rival, func(i int) float64 { return s.Items[i].Score / tau }); logged > 0 {
 		w = math.Min(now/logged, l.cfg.Clip)
 	}
 	k := float64(n)
@@ -327,17 +346,28 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	reward := 1 + l.cfg.Reward.Novelty*s.Items[a].Novelty
 	step := w * lambdaK * reward / tau
 
-	// Sampled softmax over the slate: ∇ = Σ_j (1[j=a] − p_j) φ_j.
-	maxS := slices.Max(scores)
+	// Sampled softmax over the rivals: ∇ = Σ_j (1[j=a] − p_j) φ_j.
+	maxS := math.Inf(-1)
+	for j, x := range scores {
+		if rival(j) {
+			maxS = math.Max(maxS, x)
+		}
+	}
 	total := 0.0
 	probs := slices.Grow(l.probs[:0], n)[:n]
 	l.probs = probs
 	for i, x := range scores {
-		probs[i] = math.Exp(x - maxS)
+		probs[i] = 0
+		if rival(i) {
+			probs[i] = math.Exp(x - maxS)
+		}
 		total += probs[i]
 	}
 	var gTheta [ranker.NumFeatures]float64
 	for j := range s.Items {
+		if !rival(j) {
+			continue
+		}
 		g := -probs[j] / total
 		if j == a {
 			g += 1
@@ -366,19 +396,19 @@ func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	return reward, nil
 }
 
-// remainingShare is the softmax probability of item a among the slate's
-// items at positions ≥ pos, under the scores given by score (already
-// divided by the temperature).
-func remainingShare(s *LoggedSlate, a, pos int, score func(int) float64) float64 {
+// rivalShare is the softmax probability of item a among the slate's items
+// that rival says competed with it, under the scores given by score
+// (already divided by the temperature).
+func rivalShare(s *LoggedSlate, a int, rival func(int) bool, score func(int) float64) float64 {
 	maxS := math.Inf(-1)
 	for i := range s.Items {
-		if s.Items[i].Position >= pos {
+		if rival(i) {
 			maxS = math.Max(maxS, score(i))
 		}
 	}
 	total := 0.0
 	for i := range s.Items {
-		if s.Items[i].Position >= pos {
+		if rival(i) {
 			total += math.Exp(score(i) - maxS)
 		}
 	}
@@ -525,7 +555,7 @@ func (d *Decision) Logged(requestID, userID, sessionID string, ts int64) LoggedS
 		Items: make([]LoggedItem, len(d.Items)),
 	}
 	for i, it := range d.Items {
-		s.Items[i] = LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Score: it.Score, Features: it.Features}
+		s.Items[i] = LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Novel: it.Novel, Score: it.Score, Features: it.Features}
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
@@ -163,6 +164,54 @@ func TestClickMovesRankerTowardClickedItems(t *testing.T) {
 	}
 	if _, err := l.Click(&LoggedSlate{Items: []LoggedItem{{ItemID: "a"}}}, "b"); !errors.Is(err, ErrNotInSlate) {
 		t.Fatalf("click outside the slate: %v", err)
+	}
+}
+
+// TestClickComparesWithinIntent: a click moves the clicked item up against
+// the items it competed with for its seat — those at or below its position
+// and, in a hedged slate, only those of its intent — and leaves the rest
+// alone. Slate: A (familiar), B (novel), C (familiar), D (novel).
+func TestClickComparesWithinIntent(t *testing.T) {
+	items := []LoggedItem{
+		{ItemID: "A", Position: 0}, {ItemID: "B", Position: 1, Novel: true, Novelty: 0.8},
+		{ItemID: "C", Position: 2}, {ItemID: "D", Position: 3, Novel: true, Novelty: 0.6},
+	}
+	for _, tc := range []struct {
+		name            string
+		hedge           float64
+		click           string
+		up, down, still string
+	}{
+		{"hedged, familiar on top", 2, "A", "A", "C", "BD"},
+		{"hedged, novel", 2, "B", "B", "D", "AC"},
+		{"hedged, last of its intent", 2, "C", "", "", "ABCD"},
+		{"unhedged, on top", 0, "A", "A", "BCD", ""},
+		{"unhedged, below others", 0, "C", "C", "D", "AB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultLearnerConfig()
+			cfg.Hedge = tc.hedge
+			l := NewLearner(cfg, DefaultModel())
+			s := &LoggedSlate{Items: slices.Clone(items)}
+			for i := range s.Items {
+				s.Items[i].Propensity = 0.1
+				s.Items[i].Features[ranker.FPopularity] = float64(i) / 4
+			}
+			if _, err := l.Click(s, tc.click); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range s.Items {
+				b := l.Model().ItemBias[it.ItemID]
+				switch id := it.ItemID; {
+				case strings.Contains(tc.up, id) && !(b > 0):
+					t.Errorf("%s: bias %v, want up", id, b)
+				case strings.Contains(tc.down, id) && !(b < 0):
+					t.Errorf("%s: bias %v, want down", id, b)
+				case strings.Contains(tc.still, id) && b != 0:
+					t.Errorf("%s: bias %v, want unchanged", id, b)
+				}
+			}
+		})
 	}
 }
 

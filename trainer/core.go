@@ -379,7 +379,7 @@ func (c *Core) logged(ev *events.Impression) (recommend.LoggedSlate, bool) {
 	}
 	learn := c.ownVariant(ev.Variant) && unit(ev.Intent.Probability) && bounded(ev.Intent.State) && bounded(ev.Taste)
 	for i, it := range ev.Items {
-		li := recommend.LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Score: it.Score}
+		li := recommend.LoggedItem{ItemID: it.ItemID, Position: it.Position, Propensity: it.Propensity, Novelty: it.Novelty, Novel: it.Novel, Score: it.Score}
 		// Impressions logged before a feature existed carry fewer; the
 		// missing ones were 0 for them.
 		if len(it.Features) == 0 || len(it.Features) > ranker.NumFeatures || !bounded(it.Features) || !unit(it.Propensity) || !unit(it.Novelty) {

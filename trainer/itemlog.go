@@ -69,7 +69,7 @@ func appendItemLog(b []byte, e itemLogEntry) []byte {
 
 func readItemLog(b []byte) (itemLogEntry, error) {
 	r := &reader{b: b}
-	r.version()
+	r.version(recordV1)
 	e := itemLogEntry{version: uint64(r.varint()), prev: uint64(r.varint())}
 	if all := r.take(1); r.err == nil {
 		e.all = all[0] == 1

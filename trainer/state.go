@@ -410,7 +410,7 @@ func restoreItems(m *recommend.Model, recs map[string]string) error {
 // readItem decodes an item record (appendItem).
 func readItem(b []byte) (itemParams, error) {
 	r := &reader{b: b}
-	r.version()
+	r.version(recordV1)
 	flag := r.take(1)
 	var p itemParams
 	if r.err == nil && flag[0] == 1 {
@@ -557,8 +557,13 @@ func RestoreState(cfg Config, img *features.StateImage, cat Snapshots) (*Core, e
 // impression), 4 for float32, else 8.
 const recordV1 = 1
 
+// slateV2 is the slate record that also holds each item's novel flag (a
+// byte after its features), which a hedged slate's clicks are learned by.
+// readSlate reads both; a build that reads only version 1 refuses it.
+const slateV2 = 2
+
 func appendSlate(b []byte, s *slate) []byte {
-	b = append(b, recordV1)
+	b = append(b, slateV2)
 	b = binary.AppendVarint(b, s.seq)
 	b = binary.AppendVarint(b, s.closeSeq)
 	ls := &s.ls
@@ -576,6 +581,11 @@ func appendSlate(b []byte, s *slate) []byte {
 		b = binary.AppendVarint(b, int64(it.Position))
 		b = appendFloats(b, []float64{it.Propensity, it.Novelty, it.Score})
 		b = appendFloats(b, it.Features[:])
+		novel := byte(0)
+		if it.Novel {
+			novel = 1
+		}
+		b = append(b, novel)
 	}
 	flags := byte(0)
 	if s.learn {
@@ -594,7 +604,7 @@ func appendSlate(b []byte, s *slate) []byte {
 
 func readSlate(rid string, b []byte) (slateWire, error) {
 	r := &reader{b: b}
-	r.version()
+	v := r.version(slateV2)
 	sw := slateWire{Seq: r.varint(), CloseSeq: r.varint()}
 	ls := &sw.Slate
 	ls.RequestID = rid
@@ -620,6 +630,11 @@ func readSlate(rid string, b []byte) (slateWire, error) {
 		// Records of a build with fewer features have the missing ones 0,
 		// as logged() pads them; one with more has its extra ones dropped.
 		copy(it.Features[:], r.floats())
+		if v >= slateV2 {
+			if f := r.take(1); len(f) == 1 {
+				it.Novel = f[0]&1 != 0
+			}
+		}
 	}
 	flags := r.take(2)
 	if len(flags) == 2 {
@@ -652,7 +667,7 @@ func appendWaiting(b []byte, w *waitingFB) []byte {
 
 func readWaiting(b []byte) (int64, events.Feedback, error) {
 	r := &reader{b: b}
-	r.version()
+	r.version(recordV1)
 	seq := r.varint()
 	ev := events.Feedback{EventID: r.string(), RequestID: r.string(), UserID: r.string(), SessionID: r.string(),
 		ItemID: r.string(), Type: r.string(), Variant: r.string()}
@@ -677,7 +692,7 @@ func appendUser(b []byte, u *expUser) []byte {
 
 func readUser(b []byte) (expUser, error) {
 	r := &reader{b: b}
-	r.version()
+	r.version(recordV1)
 	u := expUser{Session: r.string()}
 	for _, x := range []*int64{&u.Sessions, &u.Last, &u.Impressions, &u.Clicked, &u.Clicks, &u.Novel} {
 		*x = r.varint()
@@ -750,10 +765,16 @@ func (r *reader) take(n int) []byte {
 	return out
 }
 
-func (r *reader) version() {
-	if v := r.take(1); r.err == nil && v[0] != recordV1 {
-		r.err = fmt.Errorf("record version %d, this build reads %d", v[0], recordV1)
+// version reads a record's version, which must be from 1 to newest.
+func (r *reader) version(newest byte) byte {
+	v := r.take(1)
+	if r.err != nil {
+		return 0
 	}
+	if v[0] < recordV1 || v[0] > newest {
+		r.err = fmt.Errorf("record version %d, this build reads %d to %d", v[0], recordV1, newest)
+	}
+	return v[0]
 }
 
 func (r *reader) varint() int64 {

@@ -2,16 +2,19 @@ package trainer
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/ranker"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -465,5 +468,44 @@ func TestItemsDeltaWritesWhatAScanWould(t *testing.T) {
 				t.Fatal("the restored core differs from the original")
 			}
 		})
+	}
+}
+
+// TestSlateRecordVersions: a slate record of version 1 (written before the
+// items' novel flags were kept) still reads, its items not novel, and the
+// current version keeps the flags.
+func TestSlateRecordVersions(t *testing.T) {
+	s := &slate{seq: 7, closeSeq: 3, learn: true, dec: 1, clicked: []int{1}, last: 1700000000500,
+		nextState: []float64{0.5}, nextTS: 1700000000900,
+		ls: recommend.LoggedSlate{UserID: "u1", SessionID: "s1", TS: 1700000000000, Level: 2, LevelProb: 0.25,
+			State: []float64{0.5, 0.25}, Taste: []float32{0.5, -0.5},
+			Items: []recommend.LoggedItem{
+				{ItemID: "a", Position: 0, Propensity: 0.5, Score: 1.5, Features: [ranker.NumFeatures]float64{1, 0.5, 0.25, 0}},
+				{ItemID: "b", Position: 1, Propensity: 0.125, Novelty: 0.75, Score: 0.5, Features: [ranker.NumFeatures]float64{0.5, 0, 0.25, 1}},
+			}}}
+	// appendSlate's bytes for s before slateV2.
+	const v1 = "010e0602753102733180a0abfef9620401020034020200380034020000003f000000bf02016100030200380000003e040200" +
+		"3c00380034000001620203020030003a00380402003800000034003c01010102e8a7abfef9620102003888aeabfef962"
+	old, err := hex.DecodeString(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ls.Items[1].Novel = true
+	for _, tc := range []struct {
+		name   string
+		record []byte
+		novel  bool
+	}{{"version 1", old, false}, {"current", appendSlate(nil, s), true}} {
+		got, err := readSlate("r", tc.record)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want := s.ls
+		want.RequestID = "r"
+		want.Items = slices.Clone(want.Items)
+		want.Items[1].Novel = tc.novel
+		if !reflect.DeepEqual(got.Slate, want) || got.Seq != 7 || !got.Learn || got.NextTS != 1700000000900 {
+			t.Errorf("%s: read %+v, want %+v", tc.name, got.Slate, want)
+		}
 	}
 }
