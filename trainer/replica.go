@@ -99,9 +99,16 @@ type replica struct {
 	updates     int64
 	version     uint64
 	parts       map[int]*part
-	// published is the version of the last snapshot this replica
-	// published: a failed publish is retried at the next commit.
-	published uint64
+	// claim is the last publish claim this replica saw (read or made by
+	// its commits: publish.go); unclaimed the version of its last merge
+	// that claim does not hold (0: none); publishDue that it claimed a
+	// snapshot it has not published (a failed publish is retried at the
+	// next commit); noPublish turns publishing off (benchmarks of the
+	// commit alone).
+	claim      publishClaim
+	unclaimed  uint64
+	publishDue bool
+	noPublish  bool
 	// dirty holds the items the learner touched since the last stored
 	// commit (Learner.TakeTouched; a failed commit's stay), scan that
 	// only comparing every item with base finds what changed since (the
@@ -393,14 +400,25 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	// part and this replica's items as merged, and the items the other
 	// replicas changed since its base as stored (theirs; whole says the
 	// log could not list them).
+	// A claim (publish.go) decides whether this commit publishes;
+	// claimed is set by the merge, claim is the last claim it saw, idle
+	// that the merge found nothing to write (an idle replica's empty
+	// claim that another's claim made unneeded).
 	var (
-		dense  *recommend.Model
-		items  map[string]itemParams
-		theirs map[string]itemParams
-		whole  bool
-		n      uint64
-		total  int64
+		dense   *recommend.Model
+		items   map[string]itemParams
+		theirs  map[string]itemParams
+		whole   bool
+		n       uint64
+		total   int64
+		claim   publishClaim
+		claimed bool
+		idle    bool
 	)
+	now := time.Now()
+	gap := t.publishGap()
+	final := t.runCtx != nil && t.runCtx.Err() != nil
+	merges := learned != 0 || len(changed) != 0
 	merge := func(head []byte, get features.SharedFields) (*features.StateDelta, error) {
 		global, updates, version := r.base, r.updates, r.version
 		if head != nil {
@@ -411,6 +429,14 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			global, updates = g, meta.Updates
 			version, _ = parseVersion(t.cfg.Variant, g.Version)
 		}
+		var err error
+		if claim, err = lastClaim(get); err != nil {
+			return nil, err
+		}
+		claimed = !r.noPublish && claimDue(claim, version, merges, now, gap, final)
+		if idle = !merges && !claimed && head != nil; idle {
+			return &features.StateDelta{Head: head}, nil // the shared model as it is
+		}
 		n, total = max(version, r.version)+1, updates+learned
 		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
@@ -419,6 +445,10 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			return nil, fmt.Errorf("trainer: shared model: %w", err)
 		}
 		d := &features.StateDelta{Head: enc, Put: map[string]map[string][]byte{}}
+		if claimed {
+			claim = publishClaim{version: n, atMS: now.UnixMilli()}
+			d.Put[hashPublish] = map[string][]byte{fieldLastClaim: appendPublishClaim(nil, claim)}
+		}
 		entry := itemLogEntry{version: n, prev: version, ids: changed}
 		if len(changed) > maxLoggedItems {
 			entry.all, entry.ids = true, nil
@@ -488,8 +518,12 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		return d, nil
 	}
-	if learned == 0 && len(changed) == 0 {
-		merge = nil // nothing learned: only the partitions' records (and the epoch check)
+	// With nothing learned only the partitions' records are written (and
+	// the epochs checked), unless this replica's last merge is still
+	// unpublished and a claim could be due (then the merge claims, with
+	// nothing to merge, or finds a claim since that holds it).
+	if !merges && (r.unclaimed <= r.claim.version || now.Sub(time.UnixMilli(r.claim.atMS)) < gap && !final) {
+		merge = nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
 	defer cancel()
@@ -529,9 +563,19 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
 	t.m.ckptBytes.Set(float64(size))
 	if merge != nil {
-		t.rebase(cctx, dense, items, theirs, whole || scanned, total, n)
+		r.claim = claim
+		r.publishDue = r.publishDue || claimed
+		if !idle {
+			t.rebase(cctx, dense, items, theirs, whole || scanned, total, n)
+			if merges && !claimed {
+				r.unclaimed = n
+			}
+		}
+		if r.unclaimed <= r.claim.version {
+			r.unclaimed = 0
+		}
 	}
-	if r.published < r.version {
+	if r.publishDue {
 		t.publishShared(ctx)
 	}
 	return nil
@@ -614,13 +658,13 @@ func (t *Trainer) publishShared(ctx context.Context) {
 		t.log.Warn("trainer: publishing snapshot failed; retried at the next commit", "version", r.version, "err", err)
 		return
 	}
-	r.published = r.version
+	r.publishDue = false
 	t.mu.Lock()
 	for _, p := range r.parts {
 		p.core.Published(r.version)
 	}
 	t.mu.Unlock()
-	t.lastPublish = now
+	t.lastPublish, t.publishTook = now, time.Since(now)
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
 	t.m.version.Set(float64(r.version))

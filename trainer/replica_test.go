@@ -450,3 +450,105 @@ func sameModel(a, b *recommend.Model) error {
 	}
 	return nil
 }
+
+// TestReplicasPublishOnTheVariantsCadence checks that replicas publish at
+// most one snapshot per PublishEvery between them, not one per commit, and
+// that no merge stays unpublished: a replica whose merge no claim holds
+// claims a snapshot once PublishEvery has passed, even with nothing new
+// learned, and when it stops. Every snapshot published is the shared model
+// as stored.
+func TestReplicasPublishOnTheVariantsCadence(t *testing.T) {
+	cat := testCatalog(t, 500)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	var reps [2]*Trainer
+	next := [2]int{0, 100}
+	for i := range reps {
+		reps[i] = consumerlessReplica(t, store, cat)
+		reps[i].cfg.PublishEvery = time.Hour
+	}
+	published := func() string {
+		t.Helper()
+		b, err := store.GetModel(t.Context(), DefaultVariant)
+		if errors.Is(err, features.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := recommend.DecodeModel(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared, _, err := recommend.DecodeModel(img.Head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := restoreItems(shared, img.Hashes[hashItems]); err != nil {
+			t.Fatal(err)
+		}
+		if m.Version == shared.Version {
+			if err := sameModel(m, shared); err != nil {
+				t.Errorf("the snapshot %s is not the shared model: %v", m.Version, err)
+			}
+		}
+		return m.Version
+	}
+	stored := func() string {
+		t.Helper()
+		img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := recommend.DecodeModel(img.Head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Version
+	}
+	steps := []struct {
+		what    string
+		replica int
+		events  int
+		every   time.Duration // PublishEvery for this commit
+		final   bool
+		publish bool // a snapshot is published, and it is the shared model
+	}{
+		{"the first commit", 0, 30, time.Hour, false, true},
+		{"the other's commit within the gap", 1, 30, time.Hour, false, false},
+		{"the first's again", 0, 30, time.Hour, false, false},
+		{"the other's, idle, within the gap", 1, 0, time.Hour, false, false},
+		{"the other's, idle, after the gap: its merge is unpublished", 1, 0, 0, false, true},
+		{"the other's, idle, nothing unpublished of its own", 1, 0, 0, false, false},
+		{"the first's, learning, within the gap", 0, 30, time.Hour, false, false},
+		{"the first's final commit", 0, 0, time.Hour, true, true},
+		{"the other's final commit: nothing of its own unpublished", 1, 0, time.Hour, true, false},
+	}
+	for _, s := range steps {
+		tr := reps[s.replica]
+		if s.events > 0 {
+			feedPartition(t, tr, cat, s.replica, s.events, &next[s.replica])
+		}
+		tr.cfg.PublishEvery = s.every
+		if s.final {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			tr.runCtx = ctx
+		}
+		before, pubs := published(), tr.publishes.Load()
+		if err := tr.commitReplica(t.Context()); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		after := published()
+		if got := tr.publishes.Load() > pubs; got != s.publish {
+			t.Fatalf("%s: published %v (snapshot %s → %s), want %v", s.what, got, before, after, s.publish)
+		}
+		if s.publish && after != stored() {
+			t.Fatalf("%s: published %s, shared model %s", s.what, after, stored())
+		}
+	}
+}
