@@ -414,6 +414,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		claim   publishClaim
 		claimed bool
 		idle    bool
+		written *features.StateDelta // the shared part's writes
 	)
 	now := time.Now()
 	gap := t.publishGap()
@@ -435,7 +436,8 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		claimed = !r.noPublish && claimDue(claim, version, merges, now, gap, final)
 		if idle = !merges && !claimed && head != nil; idle {
-			return &features.StateDelta{Head: head}, nil // the shared model as it is
+			written = &features.StateDelta{Head: head} // the shared model as it is
+			return written, nil
 		}
 		n, total = max(version, r.version)+1, updates+learned
 		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
@@ -445,6 +447,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			return nil, fmt.Errorf("trainer: shared model: %w", err)
 		}
 		d := &features.StateDelta{Head: enc, Put: map[string]map[string][]byte{}}
+		written = d
 		if claimed {
 			claim = publishClaim{version: n, atMS: now.UnixMilli()}
 			d.Put[hashPublish] = map[string][]byte{fieldLastClaim: appendPublishClaim(nil, claim)}
@@ -557,8 +560,12 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	for _, p := range parts {
 		size += p.Delta.Bytes()
 	}
+	if merge != nil {
+		size += written.Bytes()
+	}
 	t.checkpoints.Add(1)
 	t.ckptBytes.Store(int64(size))
+	t.ckptTotal.Add(int64(size))
 	t.ckptRecords.Store(int64(records))
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
 	t.m.ckptBytes.Set(float64(size))
@@ -667,6 +674,7 @@ func (t *Trainer) publishShared(ctx context.Context) {
 	t.lastPublish, t.publishTook = now, time.Since(now)
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
+	t.snapTotal.Add(int64(len(data)))
 	t.m.version.Set(float64(r.version))
 	t.m.snapBytes.Set(float64(len(data)))
 	t.m.publishSecs.Observe(time.Since(now).Seconds())
