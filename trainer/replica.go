@@ -109,6 +109,10 @@ type replica struct {
 	unclaimed  uint64
 	publishDue bool
 	noPublish  bool
+	// obs are the mode observations made since the last stored merge,
+	// which the next merge logs for the other replicas (modeshare.go;
+	// only when the learner fits the mode model).
+	obs []modeObservation
 	// dirty holds the items the learner touched since the last stored
 	// commit (Learner.TakeTouched; a failed commit's stay), scan that
 	// only comparing every item with base finds what changed since (the
@@ -310,6 +314,15 @@ func (t *Trainer) partCore(ctx context.Context, p int) (*Core, error) {
 		return nil, err
 	}
 	core.l, core.sharedModel = t.rep.l, true
+	if t.cfg.Learner.ModeRefit > 0 {
+		r := t.rep
+		core.observed = func(s *recommend.LoggedSlate, clicked []int) {
+			if len(r.obs) == maxLoggedObservations {
+				r.obs = slices.Delete(r.obs, 0, 1)
+			}
+			r.obs = append(r.obs, observationOf(s, clicked))
+		}
+	}
 	t.mu.Lock()
 	t.rep.parts[p] = &part{core: core, epoch: epoch}
 	t.mu.Unlock()
@@ -415,7 +428,14 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		claimed bool
 		idle    bool
 		written *features.StateDelta // the shared part's writes
+		// obs are this replica's mode observations the merge logs,
+		// theirObs the other replicas' it read.
+		obs      []modeObservation
+		theirObs []modeObservation
 	)
+	t.mu.Lock()
+	obs = r.obs
+	t.mu.Unlock()
 	now := time.Now()
 	gap := t.publishGap()
 	final := t.runCtx != nil && t.runCtx.Err() != nil
@@ -440,6 +460,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			return written, nil
 		}
 		n, total = max(version, r.version)+1, updates+learned
+		theirObs = nil
 		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
 		enc, err := recommend.EncodeModel(dense, recommend.SnapshotMeta{Variant: t.cfg.Variant, Updates: total})
@@ -452,7 +473,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			claim = publishClaim{version: n, atMS: now.UnixMilli()}
 			d.Put[hashPublish] = map[string][]byte{fieldLastClaim: appendPublishClaim(nil, claim)}
 		}
-		entry := itemLogEntry{version: n, prev: version, ids: changed}
+		entry := itemLogEntry{version: n, prev: version, ids: changed, obs: obs}
 		if len(changed) > maxLoggedItems {
 			entry.all, entry.ids = true, nil
 		}
@@ -462,11 +483,11 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		read := changed
 		whole = false
 		if version != r.version || updates != r.updates {
-			ids, ok, err := changedSince(get, r.version, version)
+			ids, others, ok, err := changedSince(get, r.version, version)
 			if err != nil {
 				return nil, err
 			}
-			whole = !ok
+			whole, theirObs = !ok, others
 			mine := make(map[string]struct{}, len(changed))
 			for _, id := range changed {
 				mine[id] = struct{}{}
@@ -577,6 +598,7 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			if merges && !claimed {
 				r.unclaimed = n
 			}
+			t.observeTheirs(obs, theirObs)
 		}
 		if r.unclaimed <= r.claim.version {
 			r.unclaimed = 0
@@ -636,6 +658,21 @@ func (t *Trainer) rebase(ctx context.Context, dense *recommend.Model, items, the
 			it.emb = slices.Clone(it.emb)
 			setItem(b, id, it)
 		}
+	}
+}
+
+// observeTheirs follows a stored merge that logged this replica's mode
+// observations mine: the ones made since are kept for the next merge, and
+// the other replicas' observations theirs, read from their merges' log
+// entries, join this replica's mode window (modeshare.go).
+func (t *Trainer) observeTheirs(mine, theirs []modeObservation) {
+	r := t.rep
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.obs = slices.Delete(r.obs, 0, min(len(mine), len(r.obs)))
+	for _, o := range theirs {
+		s, clicked := o.slate()
+		r.l.ObserveSlate(s, clicked)
 	}
 }
 

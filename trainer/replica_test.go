@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -550,5 +553,79 @@ func TestReplicasPublishOnTheVariantsCadence(t *testing.T) {
 		if s.publish && after != stored() {
 			t.Fatalf("%s: published %s, shared model %s", s.what, after, stored())
 		}
+	}
+}
+
+// TestReplicasShareModeObservations checks that a replica fits the mode
+// model to every replica's sessions, not only its own: replica B holds too
+// few users for a fit (intent.MinFitUsers) and fits only once A's merge has
+// logged A's observations and B's commit has added them to its window
+// (counting them towards its next fit, as one trainer would).
+func TestReplicasShareModeObservations(t *testing.T) {
+	cat := testCatalog(t, 200)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	newReplica := func() *Trainer {
+		tr := consumerlessReplica(t, store, cat)
+		tr.cfg.Learner.ModeRefit = 500
+		tr.rep.l = recommend.NewLearner(tr.cfg.Learner, tr.rep.l.Model())
+		tr.rep.base = tr.rep.l.Snapshot(tr.rep.base.Version)
+		tr.rep.l.TakeTouched(tr.rep.dirty)
+		tr.rep.noPublish = true
+		return tr
+	}
+	a, b := newReplica(), newReplica()
+	s := genStream(cat.s, 210, 25, 7)
+	feed := func(tr *Trainer, p int, users func(string) bool) {
+		t.Helper()
+		c, err := tr.partCore(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imps := slices.DeleteFunc(slices.Clone(s.imps), func(e events.Impression) bool { return !users(e.UserID) })
+		clicks := slices.DeleteFunc(slices.Clone(s.clicks), func(e events.Feedback) bool { return !users(e.UserID) })
+		slices.SortStableFunc(imps, func(x, y events.Impression) int { return cmp.Compare(x.TS, y.TS) })
+		slices.SortStableFunc(clicks, func(x, y events.Feedback) int { return cmp.Compare(x.TS, y.TS) })
+		fb := 0
+		for _, imp := range imps {
+			for fb < len(clicks) && clicks[fb].TS < imp.TS {
+				c.Feedback(clicks[fb])
+				fb++
+			}
+			c.Impression(imp)
+		}
+		for _, f := range clicks[fb:] {
+			c.Feedback(f)
+		}
+		last := imps[len(imps)-1] // an hour later: every decision closes
+		c.Impression(impression(cat.s, fmt.Sprintf("late-%d", p), "late-user", "s", last.TS+3_600_000, 0, itemIDs(cat.s, 0, 8)...))
+		if err := tr.commitReplica(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(id string) int { n, _ := strconv.Atoi(strings.TrimPrefix(id, "user-")); return n }
+	fitted := func(tr *Trainer) bool {
+		return tr.rep.l.Model().Intent.Mode.OrDefault() != intent.DefaultModeModel()
+	}
+	feed(a, 0, func(id string) bool { return id != "late-user" && user(id) < 150 })
+	if !fitted(a) {
+		t.Fatal("replica A, with 150 users, did not fit the mode model")
+	}
+	if len(a.rep.obs) != 0 {
+		t.Errorf("%d observations still held after A's merge logged them", len(a.rep.obs))
+	}
+	feed(b, 1, func(id string) bool { return id != "late-user" && user(id) >= 150 })
+	// B's commit rebased it on the shared model, which holds A's fit;
+	// B's own fit, on its 60 users and A's 150, is a different one.
+	img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _, err := recommend.DecodeModel(img.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.rep.l.Model().Intent.Mode == shared.Intent.Mode {
+		t.Fatal("replica B, with 60 users of its own, did not fit on A's observations too")
 	}
 }

@@ -79,6 +79,17 @@ type offlineReplica struct {
 	// learned counts the replica's events since its last merge;
 	// baseUpdates is the shared model's updates as of base.
 	learned, baseUpdates int
+	// obs are the mode observations made since the last commit, which the
+	// other replicas receive at it (a policy that is a modeSharer).
+	obs []modeObservation
+}
+
+// modeSharer is an OfflinePolicy whose mode observations can be shared
+// between replicas (policy.New's learning policies), as the trainer's
+// replicas share theirs through the item log (modeshare.go).
+type modeSharer interface {
+	OnObserve(func(*recommend.LoggedSlate, []int))
+	ObserveSlate(*recommend.LoggedSlate, []int)
 }
 
 // NewReplicated builds n replicas with newPolicy (each a fresh policy on the
@@ -94,7 +105,13 @@ func NewReplicated(name string, n, every int, newPolicy func() (OfflinePolicy, e
 		if err != nil {
 			return nil, err
 		}
-		r.reps = append(r.reps, &offlineReplica{p: p, base: p.Model().Clone()})
+		c := &offlineReplica{p: p, base: p.Model().Clone()}
+		if ms, ok := p.(modeSharer); ok && n > 1 {
+			ms.OnObserve(func(s *recommend.LoggedSlate, clicked []int) {
+				c.obs = append(c.obs, observationOf(s, clicked))
+			})
+		}
+		r.reps = append(r.reps, c)
 	}
 	r.shared = r.reps[0].p.Model().Clone()
 	r.cur = r.reps[0]
@@ -166,13 +183,28 @@ func (r *Replicated) Flush() {
 }
 
 // commit is the end of a commit interval: each replica that learned merges,
-// and the shared model is served.
+// every replica adds the others' mode observations of the interval to its
+// window, and the shared model is served.
 func (r *Replicated) commit() {
 	for _, c := range r.reps {
 		if c.learned > 0 {
 			r.merge(c)
 			c.learned = 0
 		}
+	}
+	for _, from := range r.reps {
+		for _, to := range r.reps {
+			if to == from {
+				continue
+			}
+			for _, o := range from.obs {
+				s, clicked := o.slate()
+				to.p.(modeSharer).ObserveSlate(s, clicked)
+			}
+		}
+	}
+	for _, c := range r.reps {
+		c.obs = c.obs[:0]
 	}
 	r.serve()
 }
