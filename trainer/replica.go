@@ -412,11 +412,9 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	// The merge's results, from its last (successful) call: the dense
 	// part and this replica's items as merged, and the items the other
 	// replicas changed since its base as stored (theirs; whole says the
-	// log could not list them).
-	// A claim (publish.go) decides whether this commit publishes;
-	// claimed is set by the merge, claim is the last claim it saw, idle
-	// that the merge found nothing to write (an idle replica's empty
-	// claim that another's claim made unneeded).
+	// log could not list them); whether it claimed the next snapshot
+	// (publish.go) and the last claim it saw; idle, that it found nothing
+	// to write (an idle replica's empty claim, made unneeded by another's).
 	var (
 		dense   *recommend.Model
 		items   map[string]itemParams

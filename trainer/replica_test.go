@@ -384,21 +384,7 @@ func TestReplicaCommitTracksWhatAScanWould(t *testing.T) {
 		return r
 	}
 	tracked, scanned := newRun(), newRun()
-	shared := func(r *run) *recommend.Model {
-		t.Helper()
-		img, err := r.store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _, err := recommend.DecodeModel(img.Head)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := restoreItems(m, img.Hashes[hashItems]); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	shared := func(r *run) *recommend.Model { return storedShared(t, r.store) }
 	step := func(what string, i, events int) {
 		t.Helper()
 		for _, r := range []*run{tracked, scanned} {
@@ -483,36 +469,14 @@ func TestReplicasPublishOnTheVariantsCadence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shared, _, err := recommend.DecodeModel(img.Head)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := restoreItems(shared, img.Hashes[hashItems]); err != nil {
-			t.Fatal(err)
-		}
-		if m.Version == shared.Version {
+		if shared := storedShared(t, store); m.Version == shared.Version {
 			if err := sameModel(m, shared); err != nil {
 				t.Errorf("the snapshot %s is not the shared model: %v", m.Version, err)
 			}
 		}
 		return m.Version
 	}
-	stored := func() string {
-		t.Helper()
-		img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _, err := recommend.DecodeModel(img.Head)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Version
-	}
+	stored := func() string { return storedShared(t, store).Version }
 	steps := []struct {
 		what    string
 		replica int
@@ -617,15 +581,25 @@ func TestReplicasShareModeObservations(t *testing.T) {
 	feed(b, 1, func(id string) bool { return id != "late-user" && user(id) >= 150 })
 	// B's commit rebased it on the shared model, which holds A's fit;
 	// B's own fit, on its 60 users and A's 150, is a different one.
-	img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared, _, err := recommend.DecodeModel(img.Head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.rep.l.Model().Intent.Mode == shared.Intent.Mode {
+	if b.rep.l.Model().Intent.Mode == storedShared(t, store).Intent.Mode {
 		t.Fatal("replica B, with 60 users of its own, did not fit on A's observations too")
 	}
+}
+
+// storedShared reads the shared model of DefaultVariant's replicas as
+// stored, with its items.
+func storedShared(t *testing.T, store *features.Store) *recommend.Model {
+	t.Helper()
+	img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := recommend.DecodeModel(img.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restoreItems(m, img.Hashes[hashItems]); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
