@@ -68,7 +68,9 @@ type Stats struct {
 	Watermark int64
 	// Updates counts learner updates since the first start.
 	Updates int64
-	// ModelVersion is N of the last published snapshot VARIANT-N.
+	// ModelVersion is N of the last published snapshot VARIANT-N (for a
+	// partitioned replica, of the shared model as of its last commit,
+	// which snapshots publish on the variant's cadence).
 	ModelVersion uint64
 	// Publishes and Checkpoints count successful writes by this process
 	// (a checkpoint is a commit of the incremental state).
