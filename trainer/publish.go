@@ -19,10 +19,10 @@ import (
 // variant gets at most one snapshot per PublishEvery however many replicas
 // commit, as a single owner does. A snapshot holds every merge up to its
 // version (the publisher has just rebased on the shared model), so
-// unclaimed merges reach serving with the next claim: at the latest
-// PublishEvery later, when some replica commits with something learned, or
-// when the replica whose merge is not yet published commits after
-// PublishEvery even if idle (an empty claim), or stops.
+// unclaimed merges reach serving with the next claim: the first commit
+// after PublishEvery of a replica that learned something, or of the
+// replica whose merge is unpublished even if idle (an empty claim), or its
+// stop — within PublishEvery and one commit interval.
 
 // hashPublish is the shared part's hash holding the last claim.
 const hashPublish = "publish"
