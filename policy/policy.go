@@ -191,6 +191,9 @@ type enginePolicy struct {
 	seq     uint64
 	ids     []string
 	clicked []int
+	// observed, if set, is told of every slate added to the mode window
+	// (OnObserve).
+	observed func(*recommend.LoggedSlate, []int)
 }
 
 type request struct {
@@ -218,6 +221,18 @@ func (p *enginePolicy) Model() *recommend.Model { return p.l.Model() }
 // snapshot while its trainer learns on: trainer.Replicated serves every
 // replica's users from the shared model. m must not change while served.
 func (p *enginePolicy) ServeFrom(m *recommend.Model) { p.serve = m }
+
+// OnObserve has f told of every slate the policy adds to its learner's
+// mode window, with its clicked positions (neither kept by f's caller):
+// trainer.Replicated passes them to the other replicas, as the trainer's
+// replicas share their mode observations.
+func (p *enginePolicy) OnObserve(f func(*recommend.LoggedSlate, []int)) { p.observed = f }
+
+// ObserveSlate adds a slate another replica saw to the mode window
+// (recommend.Learner.ObserveSlate).
+func (p *enginePolicy) ObserveSlate(s *recommend.LoggedSlate, clicked []int) {
+	p.l.ObserveSlate(s, clicked)
+}
 
 func (p *enginePolicy) Recommend(st *recommend.UserState, snap *catalog.Snapshot, k int, now int64, rng *rand.Rand) (recommend.Decision, error) {
 	if st == nil {
@@ -284,6 +299,9 @@ func (p *enginePolicy) Learn(snap *catalog.Snapshot, d *recommend.Decision, clic
 	}
 	r := p.l.Reward(&s, p.clicked, recommend.Diversity(snap, p.ids))
 	p.l.ObserveSlate(&s, p.clicked)
+	if p.observed != nil {
+		p.observed(&s, p.clicked)
+	}
 	if p.pending != nil { // Learn without a Recommend in between
 		p.closePending(nil)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -682,7 +681,7 @@ func BenchmarkReplicaCommit(b *testing.B) {
 				store := features.NewStore(client, features.Options{Prefix: prefix})
 				replica := func() *Trainer {
 					tr := consumerlessReplica(b, store, cat)
-					tr.rep.published = math.MaxUint64 // publishing is not measured
+					tr.rep.noPublish = true // publishing is not measured
 					return tr
 				}
 				feed := func(tr *Trainer, p, n int, next *int) { feedPartition(b, tr, cat, p, n, next) }

@@ -77,30 +77,33 @@ type Config struct {
 	// but at most every 250ms (or PublishEvery, if shorter) and never more
 	// often than ten times the last publish's duration, so that heavy
 	// traffic does not flood recsvc replicas with snapshots and publishing
-	// a large model cannot starve learning.
+	// a large model cannot starve learning. Partitioned replicas publish
+	// at most one snapshot per PublishEvery between them (claimed in a
+	// commit: publish.go), whatever their number; PublishUpdates does not
+	// apply to them.
 	PublishEvery   time.Duration
 	PublishUpdates int
 	// CommitInterval is how often the state is checkpointed and the offsets
 	// it covers are committed (default 5s). It bounds how much is
-	// redelivered after a crash; each checkpoint writes the whole state.
+	// redelivered after a crash; a checkpoint writes what changed since
+	// the last one.
 	CommitInterval time.Duration
 	// CommitEvery, when positive, also commits after that many events
-	// (0, the default: by time only). Replicas merge what they learned at
-	// commits, and each takes the high level's policy-gradient steps of a
-	// whole interval without the others': summed, they overshoot. In the
-	// simulator two replicas merging every 2,000 events each lost 4.2
-	// clicks per user against one, every 200 none measurable
-	// (docs/trainer-scale.md#model-quality-with-replicas); a commit costs
-	// a Redis pipeline and a scan of the model's items, so one trainer
-	// has no reason to commit more often than its interval.
+	// (0, the default: by time only). Replicas do not need it for model
+	// quality: their merge weights the high level's steps by each
+	// replica's share, and two replicas committing as often as one
+	// trainer learn within noise of it
+	// (docs/trainer-scale.md#model-quality-with-replicas). A commit costs
+	// a Redis transaction and the records it writes, so one trainer has
+	// no reason to commit more often than its interval.
 	CommitEvery int
 	// CheckpointTimeout bounds one checkpoint write (default 30s).
 	CheckpointTimeout time.Duration
 	// Partitioned makes the trainer one of several replicas of its variant
 	// sharing the consumer group: its join state is kept per Kafka
 	// partition, claimed by whichever replica is assigned the partition,
-	// and the replicas' model updates are summed into one shared model
-	// that each publishes after its commits (replica.go,
+	// and the replicas' model updates are merged into one shared model
+	// that they publish on the variant's cadence (replica.go, publish.go,
 	// docs/trainer-scale.md#scaling-out). The topics must have equal
 	// partition counts (partition N of both carries the same users).
 	// Off, one trainer owns the variant's whole state.

@@ -227,6 +227,10 @@ type Core struct {
 	// model's items are committed by the replica (replica.go), not in its
 	// records.
 	sharedModel bool
+	// observed, when set, is told of every slate the Core adds to the
+	// learner's mode window (a replica logs them for the others:
+	// modeshare.go).
+	observed func(*recommend.LoggedSlate, []int)
 }
 
 // NewCore returns a Core learning from start (recommend.DefaultModel() when
@@ -591,6 +595,9 @@ func (c *Core) closeDecision(s *slate, next []float64) {
 	div, _ := c.diversity(s)
 	r := c.l.Reward(&s.ls, s.clicked, div)
 	c.l.ObserveSlate(&s.ls, s.clicked)
+	if c.observed != nil {
+		c.observed(&s.ls, s.clicked)
+	}
 	if _, err := c.l.Decision(&s.ls, r, next, 0); err != nil {
 		c.counters.DecisionsSkipped++
 		return

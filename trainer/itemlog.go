@@ -47,6 +47,9 @@ type itemLogEntry struct {
 	// maxLoggedItems).
 	all bool
 	ids []string
+	// obs are the mode observations the merging replica made since its
+	// last merge (modeshare.go); an entry of an older build has none.
+	obs []modeObservation
 }
 
 func itemLogSlot(version uint64) string { return strconv.FormatUint(version%itemLogSlots, 10) }
@@ -63,6 +66,9 @@ func appendItemLog(b []byte, e itemLogEntry) []byte {
 	b = binary.AppendUvarint(b, uint64(len(e.ids)))
 	for _, id := range e.ids {
 		b = appendString(b, id)
+	}
+	if len(e.obs) > 0 {
+		b = appendObservations(b, e.obs)
 	}
 	return b
 }
@@ -81,16 +87,20 @@ func readItemLog(b []byte) (itemLogEntry, error) {
 			e.ids[i] = r.string()
 		}
 	}
+	if len(r.b) > 0 && r.err == nil {
+		e.obs = r.observations()
+	}
 	return e, r.done()
 }
 
 // changedSince lists the items the merges after version from changed, up
 // to the stored version to, from the log (read with get, inside the
-// commit's transaction). ok is false when the log does not cover every
-// merge in between: the caller must then read every item.
-func changedSince(get features.SharedFields, from, to uint64) (ids []string, ok bool, err error) {
+// commit's transaction), and their mode observations, oldest merge first.
+// ok is false when the log does not cover every merge in between: the
+// caller must then read every item (and goes without the observations).
+func changedSince(get features.SharedFields, from, to uint64) (ids []string, obs []modeObservation, ok bool, err error) {
 	if to <= from || to-from > itemLogSlots {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	slots := make([]string, 0, to-from)
 	for v := from + 1; v <= to; v++ {
@@ -98,7 +108,7 @@ func changedSince(get features.SharedFields, from, to uint64) (ids []string, ok 
 	}
 	vals, err := get(hashItemLog, slots...)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	entries := make(map[uint64]itemLogEntry, len(vals))
 	for _, v := range vals {
@@ -112,10 +122,11 @@ func changedSince(get features.SharedFields, from, to uint64) (ids []string, ok 
 		}
 	}
 	seen := map[string]struct{}{}
+	var chain []itemLogEntry
 	for v := to; v != from; {
 		e, found := entries[v]
 		if !found || e.all || e.prev >= v || e.prev < from {
-			return nil, false, nil
+			return nil, nil, false, nil
 		}
 		for _, id := range e.ids {
 			if _, dup := seen[id]; !dup {
@@ -123,7 +134,11 @@ func changedSince(get features.SharedFields, from, to uint64) (ids []string, ok 
 				ids = append(ids, id)
 			}
 		}
+		chain = append(chain, e)
 		v = e.prev
 	}
-	return ids, true, nil
+	for i := len(chain) - 1; i >= 0; i-- {
+		obs = append(obs, chain[i].obs...)
+	}
+	return ids, obs, true, nil
 }

@@ -99,9 +99,20 @@ type replica struct {
 	updates     int64
 	version     uint64
 	parts       map[int]*part
-	// published is the version of the last snapshot this replica
-	// published: a failed publish is retried at the next commit.
-	published uint64
+	// claim is the last publish claim this replica saw (read or made by
+	// its commits: publish.go); unclaimed the version of its last merge
+	// that claim does not hold (0: none); publishDue that it claimed a
+	// snapshot it has not published (a failed publish is retried at the
+	// next commit); noPublish turns publishing off (benchmarks of the
+	// commit alone).
+	claim      publishClaim
+	unclaimed  uint64
+	publishDue bool
+	noPublish  bool
+	// obs are the mode observations made since the last stored merge,
+	// which the next merge logs for the other replicas (modeshare.go;
+	// only when the learner fits the mode model).
+	obs []modeObservation
 	// dirty holds the items the learner touched since the last stored
 	// commit (Learner.TakeTouched; a failed commit's stay), scan that
 	// only comparing every item with base finds what changed since (the
@@ -303,6 +314,15 @@ func (t *Trainer) partCore(ctx context.Context, p int) (*Core, error) {
 		return nil, err
 	}
 	core.l, core.sharedModel = t.rep.l, true
+	if t.cfg.Learner.ModeRefit > 0 {
+		r := t.rep
+		core.observed = func(s *recommend.LoggedSlate, clicked []int) {
+			if len(r.obs) == maxLoggedObservations {
+				r.obs = slices.Delete(r.obs, 0, 1)
+			}
+			r.obs = append(r.obs, observationOf(s, clicked))
+		}
+	}
 	t.mu.Lock()
 	t.rep.parts[p] = &part{core: core, epoch: epoch}
 	t.mu.Unlock()
@@ -392,15 +412,32 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	// The merge's results, from its last (successful) call: the dense
 	// part and this replica's items as merged, and the items the other
 	// replicas changed since its base as stored (theirs; whole says the
-	// log could not list them).
+	// log could not list them); whether it claimed the next snapshot
+	// (publish.go) and the last claim it saw; idle, that it found nothing
+	// to write (an idle replica's empty claim, made unneeded by another's).
 	var (
-		dense  *recommend.Model
-		items  map[string]itemParams
-		theirs map[string]itemParams
-		whole  bool
-		n      uint64
-		total  int64
+		dense   *recommend.Model
+		items   map[string]itemParams
+		theirs  map[string]itemParams
+		whole   bool
+		n       uint64
+		total   int64
+		claim   publishClaim
+		claimed bool
+		idle    bool
+		written *features.StateDelta // the shared part's writes
+		// obs are this replica's mode observations the merge logs,
+		// theirObs the other replicas' it read.
+		obs      []modeObservation
+		theirObs []modeObservation
 	)
+	t.mu.Lock()
+	obs = r.obs
+	t.mu.Unlock()
+	now := time.Now()
+	gap := t.publishGap()
+	final := t.runCtx != nil && t.runCtx.Err() != nil
+	merges := learned != 0 || len(changed) != 0
 	merge := func(head []byte, get features.SharedFields) (*features.StateDelta, error) {
 		global, updates, version := r.base, r.updates, r.version
 		if head != nil {
@@ -411,7 +448,17 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			global, updates = g, meta.Updates
 			version, _ = parseVersion(t.cfg.Variant, g.Version)
 		}
+		var err error
+		if claim, err = lastClaim(get); err != nil {
+			return nil, err
+		}
+		claimed = !r.noPublish && claimDue(claim, version, merges, now, gap, final)
+		if idle = !merges && !claimed && head != nil; idle {
+			written = &features.StateDelta{Head: head} // the shared model as it is
+			return written, nil
+		}
 		n, total = max(version, r.version)+1, updates+learned
+		theirObs = nil
 		dense = mergeDense(global, r.base, local, intentShare(learned, updates-r.updates))
 		dense.Version = VersionName(t.cfg.Variant, n)
 		enc, err := recommend.EncodeModel(dense, recommend.SnapshotMeta{Variant: t.cfg.Variant, Updates: total})
@@ -419,7 +466,12 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 			return nil, fmt.Errorf("trainer: shared model: %w", err)
 		}
 		d := &features.StateDelta{Head: enc, Put: map[string]map[string][]byte{}}
-		entry := itemLogEntry{version: n, prev: version, ids: changed}
+		written = d
+		if claimed {
+			claim = publishClaim{version: n, atMS: now.UnixMilli()}
+			d.Put[hashPublish] = map[string][]byte{fieldLastClaim: appendPublishClaim(nil, claim)}
+		}
+		entry := itemLogEntry{version: n, prev: version, ids: changed, obs: obs}
 		if len(changed) > maxLoggedItems {
 			entry.all, entry.ids = true, nil
 		}
@@ -429,11 +481,11 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		read := changed
 		whole = false
 		if version != r.version || updates != r.updates {
-			ids, ok, err := changedSince(get, r.version, version)
+			ids, others, ok, err := changedSince(get, r.version, version)
 			if err != nil {
 				return nil, err
 			}
-			whole = !ok
+			whole, theirObs = !ok, others
 			mine := make(map[string]struct{}, len(changed))
 			for _, id := range changed {
 				mine[id] = struct{}{}
@@ -488,8 +540,12 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 		}
 		return d, nil
 	}
-	if learned == 0 && len(changed) == 0 {
-		merge = nil // nothing learned: only the partitions' records (and the epoch check)
+	// With nothing learned only the partitions' records are written (and
+	// the epochs checked), unless this replica's last merge is still
+	// unpublished and a claim could be due (then the merge claims, with
+	// nothing to merge, or finds a claim since that holds it).
+	if !merges && (r.unclaimed <= r.claim.version || now.Sub(time.UnixMilli(r.claim.atMS)) < gap && !final) {
+		merge = nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.CheckpointTimeout)
 	defer cancel()
@@ -523,15 +579,30 @@ func (t *Trainer) commitReplica(ctx context.Context) error {
 	for _, p := range parts {
 		size += p.Delta.Bytes()
 	}
+	if merge != nil {
+		size += written.Bytes()
+	}
 	t.checkpoints.Add(1)
 	t.ckptBytes.Store(int64(size))
+	t.ckptTotal.Add(int64(size))
 	t.ckptRecords.Store(int64(records))
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
 	t.m.ckptBytes.Set(float64(size))
 	if merge != nil {
-		t.rebase(cctx, dense, items, theirs, whole || scanned, total, n)
+		r.claim = claim
+		r.publishDue = r.publishDue || claimed
+		if !idle {
+			t.rebase(cctx, dense, items, theirs, whole || scanned, total, n)
+			if merges && !claimed {
+				r.unclaimed = n
+			}
+			t.observeTheirs(obs, theirObs)
+		}
+		if r.unclaimed <= r.claim.version {
+			r.unclaimed = 0
+		}
 	}
-	if r.published < r.version {
+	if r.publishDue {
 		t.publishShared(ctx)
 	}
 	return nil
@@ -588,6 +659,21 @@ func (t *Trainer) rebase(ctx context.Context, dense *recommend.Model, items, the
 	}
 }
 
+// observeTheirs follows a stored merge that logged this replica's mode
+// observations mine: the ones made since are kept for the next merge, and
+// the other replicas' observations theirs, read from their merges' log
+// entries, join this replica's mode window (modeshare.go).
+func (t *Trainer) observeTheirs(mine, theirs []modeObservation) {
+	r := t.rep
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.obs = slices.Delete(r.obs, 0, min(len(mine), len(r.obs)))
+	for _, o := range theirs {
+		s, clicked := o.slate()
+		r.l.ObserveSlate(s, clicked)
+	}
+}
+
 // publishShared publishes the local model, just rebased on the shared model
 // of version r.version, as the variant's snapshot. A failure is logged and
 // retried by the next commit.
@@ -614,15 +700,16 @@ func (t *Trainer) publishShared(ctx context.Context) {
 		t.log.Warn("trainer: publishing snapshot failed; retried at the next commit", "version", r.version, "err", err)
 		return
 	}
-	r.published = r.version
+	r.publishDue = false
 	t.mu.Lock()
 	for _, p := range r.parts {
 		p.core.Published(r.version)
 	}
 	t.mu.Unlock()
-	t.lastPublish = now
+	t.lastPublish, t.publishTook = now, time.Since(now)
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
+	t.snapTotal.Add(int64(len(data)))
 	t.m.version.Set(float64(r.version))
 	t.m.snapBytes.Set(float64(len(data)))
 	t.m.publishSecs.Observe(time.Since(now).Seconds())

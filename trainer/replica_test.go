@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -381,21 +384,7 @@ func TestReplicaCommitTracksWhatAScanWould(t *testing.T) {
 		return r
 	}
 	tracked, scanned := newRun(), newRun()
-	shared := func(r *run) *recommend.Model {
-		t.Helper()
-		img, err := r.store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _, err := recommend.DecodeModel(img.Head)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := restoreItems(m, img.Hashes[hashItems]); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	shared := func(r *run) *recommend.Model { return storedShared(t, r.store) }
 	step := func(what string, i, events int) {
 		t.Helper()
 		for _, r := range []*run{tracked, scanned} {
@@ -449,4 +438,168 @@ func sameModel(a, b *recommend.Model) error {
 		return fmt.Errorf("item embeddings differ (%d, %d items)", len(a.ItemEmb), len(b.ItemEmb))
 	}
 	return nil
+}
+
+// TestReplicasPublishOnTheVariantsCadence checks that replicas publish at
+// most one snapshot per PublishEvery between them, not one per commit, and
+// that no merge stays unpublished: a replica whose merge no claim holds
+// claims a snapshot once PublishEvery has passed, even with nothing new
+// learned, and when it stops. Every snapshot published is the shared model
+// as stored.
+func TestReplicasPublishOnTheVariantsCadence(t *testing.T) {
+	cat := testCatalog(t, 500)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	var reps [2]*Trainer
+	next := [2]int{0, 100}
+	for i := range reps {
+		reps[i] = consumerlessReplica(t, store, cat)
+		reps[i].cfg.PublishEvery = time.Hour
+	}
+	published := func() string {
+		t.Helper()
+		b, err := store.GetModel(t.Context(), DefaultVariant)
+		if errors.Is(err, features.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := recommend.DecodeModel(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shared := storedShared(t, store); m.Version == shared.Version {
+			if err := sameModel(m, shared); err != nil {
+				t.Errorf("the snapshot %s is not the shared model: %v", m.Version, err)
+			}
+		}
+		return m.Version
+	}
+	stored := func() string { return storedShared(t, store).Version }
+	steps := []struct {
+		what    string
+		replica int
+		events  int
+		every   time.Duration // PublishEvery for this commit
+		final   bool
+		publish bool // a snapshot is published, and it is the shared model
+	}{
+		{"the first commit", 0, 30, time.Hour, false, true},
+		{"the other's commit within the gap", 1, 30, time.Hour, false, false},
+		{"the first's again", 0, 30, time.Hour, false, false},
+		{"the other's, idle, within the gap", 1, 0, time.Hour, false, false},
+		{"the other's, idle, after the gap: its merge is unpublished", 1, 0, 0, false, true},
+		{"the other's, idle, nothing unpublished of its own", 1, 0, 0, false, false},
+		{"the first's, learning, within the gap", 0, 30, time.Hour, false, false},
+		{"the first's final commit", 0, 0, time.Hour, true, true},
+		{"the other's final commit: nothing of its own unpublished", 1, 0, time.Hour, true, false},
+	}
+	for _, s := range steps {
+		tr := reps[s.replica]
+		if s.events > 0 {
+			feedPartition(t, tr, cat, s.replica, s.events, &next[s.replica])
+		}
+		tr.cfg.PublishEvery = s.every
+		if s.final {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			tr.runCtx = ctx
+		}
+		before, pubs := published(), tr.publishes.Load()
+		if err := tr.commitReplica(t.Context()); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		after := published()
+		if got := tr.publishes.Load() > pubs; got != s.publish {
+			t.Fatalf("%s: published %v (snapshot %s → %s), want %v", s.what, got, before, after, s.publish)
+		}
+		if s.publish && after != stored() {
+			t.Fatalf("%s: published %s, shared model %s", s.what, after, stored())
+		}
+	}
+}
+
+// TestReplicasShareModeObservations checks that a replica fits the mode
+// model to every replica's sessions, not only its own: replica B holds too
+// few users for a fit (intent.MinFitUsers) and fits only once A's merge has
+// logged A's observations and B's commit has added them to its window
+// (counting them towards its next fit, as one trainer would).
+func TestReplicasShareModeObservations(t *testing.T) {
+	cat := testCatalog(t, 200)
+	client, prefix := redistest.New(t)
+	store := features.NewStore(client, features.Options{Prefix: prefix})
+	newReplica := func() *Trainer {
+		tr := consumerlessReplica(t, store, cat)
+		tr.cfg.Learner.ModeRefit = 500
+		tr.rep.l = recommend.NewLearner(tr.cfg.Learner, tr.rep.l.Model())
+		tr.rep.base = tr.rep.l.Snapshot(tr.rep.base.Version)
+		tr.rep.l.TakeTouched(tr.rep.dirty)
+		tr.rep.noPublish = true
+		return tr
+	}
+	a, b := newReplica(), newReplica()
+	s := genStream(cat.s, 210, 25, 7)
+	feed := func(tr *Trainer, p int, users func(string) bool) {
+		t.Helper()
+		c, err := tr.partCore(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imps := slices.DeleteFunc(slices.Clone(s.imps), func(e events.Impression) bool { return !users(e.UserID) })
+		clicks := slices.DeleteFunc(slices.Clone(s.clicks), func(e events.Feedback) bool { return !users(e.UserID) })
+		slices.SortStableFunc(imps, func(x, y events.Impression) int { return cmp.Compare(x.TS, y.TS) })
+		slices.SortStableFunc(clicks, func(x, y events.Feedback) int { return cmp.Compare(x.TS, y.TS) })
+		fb := 0
+		for _, imp := range imps {
+			for fb < len(clicks) && clicks[fb].TS < imp.TS {
+				c.Feedback(clicks[fb])
+				fb++
+			}
+			c.Impression(imp)
+		}
+		for _, f := range clicks[fb:] {
+			c.Feedback(f)
+		}
+		last := imps[len(imps)-1] // an hour later: every decision closes
+		c.Impression(impression(cat.s, fmt.Sprintf("late-%d", p), "late-user", "s", last.TS+3_600_000, 0, itemIDs(cat.s, 0, 8)...))
+		if err := tr.commitReplica(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(id string) int { n, _ := strconv.Atoi(strings.TrimPrefix(id, "user-")); return n }
+	fitted := func(tr *Trainer) bool {
+		return tr.rep.l.Model().Intent.Mode.OrDefault() != intent.DefaultModeModel()
+	}
+	feed(a, 0, func(id string) bool { return id != "late-user" && user(id) < 150 })
+	if !fitted(a) {
+		t.Fatal("replica A, with 150 users, did not fit the mode model")
+	}
+	if len(a.rep.obs) != 0 {
+		t.Errorf("%d observations still held after A's merge logged them", len(a.rep.obs))
+	}
+	feed(b, 1, func(id string) bool { return id != "late-user" && user(id) >= 150 })
+	// B's commit rebased it on the shared model, which holds A's fit;
+	// B's own fit, on its 60 users and A's 150, is a different one.
+	if b.rep.l.Model().Intent.Mode == storedShared(t, store).Intent.Mode {
+		t.Fatal("replica B, with 60 users of its own, did not fit on A's observations too")
+	}
+}
+
+// storedShared reads the shared model of DefaultVariant's replicas as
+// stored, with its items.
+func storedShared(t *testing.T, store *features.Store) *recommend.Model {
+	t.Helper()
+	img, err := store.LoadPart(t.Context(), CheckpointName(DefaultVariant), modelPart, hashItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := recommend.DecodeModel(img.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restoreItems(m, img.Hashes[hashItems]); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

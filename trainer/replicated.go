@@ -21,8 +21,8 @@ import (
 // it (the high level's part weighted by the replica's share of the shared
 // model's updates since its base, counted here in events) and rebases;
 // Replicated does the same with the same merge (mergeModel, built of
-// commitReplica's mergeDense and mergeItem), every `every` events of a
-// replica in place of every commit interval.
+// commitReplica's mergeDense and mergeItem), every `every` events of the
+// stream in place of every commit interval.
 
 // OfflinePolicy is what Replicated needs of each replica: a policy of the
 // offline comparisons (policy.New's) with the working model it learns on,
@@ -47,11 +47,14 @@ const ReplicaPartitions = 6
 // on that replica's local model, and served from the shared model as of the
 // last commit, as the service serves the published snapshot. Commits are
 // intervals of the stream, as the trainer's are intervals of time: every
-// n·every events of the stream (so about `every` events a replica; an
-// impression or a click, as the trainer counts messages) each replica that
+// `every` events of the stream (an impression or a click, as the trainer
+// counts messages; so about every/n events a replica) each replica that
 // learned something since its last commit merges it into the shared model
 // and rebases, in turn; one that learned nothing keeps its local model, as
-// commitReplica does. With n = 1 it is one partitioned replica: what the
+// commitReplica does. The interval counts the stream, not a replica's
+// share of it, because the service commits by time: at a given traffic n
+// replicas commit as often as one trainer, each with 1/n of the events, and
+// their shared model is served as many stream events late as one's. With n = 1 it is one partitioned replica: what the
 // policy alone learns, served a commit interval late. Not safe for
 // concurrent use, like the policies it wraps.
 type Replicated struct {
@@ -76,10 +79,21 @@ type offlineReplica struct {
 	// learned counts the replica's events since its last merge;
 	// baseUpdates is the shared model's updates as of base.
 	learned, baseUpdates int
+	// obs are the mode observations made since the last commit, which the
+	// other replicas receive at it (a policy that is a modeSharer).
+	obs []modeObservation
+}
+
+// modeSharer is an OfflinePolicy whose mode observations can be shared
+// between replicas (policy.New's learning policies), as the trainer's
+// replicas share theirs through the item log (modeshare.go).
+type modeSharer interface {
+	OnObserve(func(*recommend.LoggedSlate, []int))
+	ObserveSlate(*recommend.LoggedSlate, []int)
 }
 
 // NewReplicated builds n replicas with newPolicy (each a fresh policy on the
-// same starting model), named name, committing every n·every events of the
+// same starting model), named name, committing every `every` events of the
 // stream.
 func NewReplicated(name string, n, every int, newPolicy func() (OfflinePolicy, error)) (*Replicated, error) {
 	if n < 1 || n > ReplicaPartitions || every < 1 {
@@ -91,7 +105,13 @@ func NewReplicated(name string, n, every int, newPolicy func() (OfflinePolicy, e
 		if err != nil {
 			return nil, err
 		}
-		r.reps = append(r.reps, &offlineReplica{p: p, base: p.Model().Clone()})
+		c := &offlineReplica{p: p, base: p.Model().Clone()}
+		if ms, ok := p.(modeSharer); ok && n > 1 {
+			ms.OnObserve(func(s *recommend.LoggedSlate, clicked []int) {
+				c.obs = append(c.obs, observationOf(s, clicked))
+			})
+		}
+		r.reps = append(r.reps, c)
 	}
 	r.shared = r.reps[0].p.Model().Clone()
 	r.cur = r.reps[0]
@@ -144,9 +164,8 @@ func (r *Replicated) Learn(snap *catalog.Snapshot, d *recommend.Decision, clicke
 	}
 	n := 1 + len(clicked)
 	c.learned += n
-	interval := r.every * len(r.reps)
-	before := r.events / interval
-	if r.events += n; r.events/interval != before {
+	before := r.events / r.every
+	if r.events += n; r.events/r.every != before {
 		r.commit()
 	}
 }
@@ -164,13 +183,28 @@ func (r *Replicated) Flush() {
 }
 
 // commit is the end of a commit interval: each replica that learned merges,
-// and the shared model is served.
+// every replica adds the others' mode observations of the interval to its
+// window, and the shared model is served.
 func (r *Replicated) commit() {
 	for _, c := range r.reps {
 		if c.learned > 0 {
 			r.merge(c)
 			c.learned = 0
 		}
+	}
+	for _, from := range r.reps {
+		for _, to := range r.reps {
+			if to == from {
+				continue
+			}
+			for _, o := range from.obs {
+				s, clicked := o.slate()
+				to.p.(modeSharer).ObserveSlate(s, clicked)
+			}
+		}
+	}
+	for _, c := range r.reps {
+		c.obs = c.obs[:0]
 	}
 	r.serve()
 }

@@ -68,7 +68,9 @@ type Stats struct {
 	Watermark int64
 	// Updates counts learner updates since the first start.
 	Updates int64
-	// ModelVersion is N of the last published snapshot VARIANT-N.
+	// ModelVersion is N of the last published snapshot VARIANT-N (for a
+	// partitioned replica, of the shared model as of its last commit,
+	// which snapshots publish on the variant's cadence).
 	ModelVersion uint64
 	// Publishes and Checkpoints count successful writes by this process
 	// (a checkpoint is a commit of the incremental state).
@@ -78,6 +80,9 @@ type Stats struct {
 	// CheckpointRecords counts the records of the last checkpoint.
 	CheckpointBytes, SnapshotBytes int
 	CheckpointRecords              int
+	// CheckpointBytesTotal and SnapshotBytesTotal sum them over this
+	// process's checkpoints and snapshots: what it wrote to Redis.
+	CheckpointBytesTotal, SnapshotBytesTotal int64
 	// Slates, Waiting, Decisions and DedupIDs are what the Core holds.
 	Slates, Waiting, Decisions, DedupIDs int
 }
@@ -144,6 +149,7 @@ type Trainer struct {
 
 	publishes, checkpoints atomic.Int64
 	ckptBytes, snapBytes   atomic.Int64
+	ckptTotal, snapTotal   atomic.Int64
 	ckptRecords            atomic.Int64
 }
 
@@ -494,6 +500,7 @@ func (t *Trainer) publish(ctx context.Context, now time.Time) {
 	t.mu.Unlock()
 	t.publishes.Add(1)
 	t.snapBytes.Store(int64(len(data)))
+	t.snapTotal.Add(int64(len(data)))
 	t.m.version.Set(float64(n))
 	t.m.snapBytes.Set(float64(len(data)))
 	t.m.syncGauges(t.core)
@@ -554,6 +561,7 @@ func (t *Trainer) beforeCommit(ctx context.Context) error {
 	}
 	t.checkpoints.Add(1)
 	t.ckptBytes.Store(int64(size))
+	t.ckptTotal.Add(int64(size))
 	t.ckptRecords.Store(int64(records))
 	t.m.ckptSecs.Observe(time.Since(start).Seconds())
 	t.m.ckptBytes.Set(float64(size))
@@ -566,7 +574,8 @@ func (t *Trainer) Stats() Stats {
 	st := Stats{
 		Publishes: t.publishes.Load(), Checkpoints: t.checkpoints.Load(),
 		CheckpointBytes: int(t.ckptBytes.Load()), SnapshotBytes: int(t.snapBytes.Load()),
-		CheckpointRecords: int(t.ckptRecords.Load()),
+		CheckpointRecords:    int(t.ckptRecords.Load()),
+		CheckpointBytesTotal: t.ckptTotal.Load(), SnapshotBytesTotal: t.snapTotal.Load(),
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

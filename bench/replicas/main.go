@@ -44,6 +44,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,7 @@ func main() {
 	runs := flag.Int("runs", 2, "rounds over the replica counts")
 	redisServer := flag.String("redis-server", "redis-server", "the redis-server binary the driver starts on a free loopback port")
 	commit := flag.Duration("commit", time.Second, "the replicas' commit interval")
+	items := flag.Int("items", 3000, "items in the catalog the stream draws from (the shared model learns most of them: at 100,000 its snapshot is ~15 MB)")
 	procs := flag.Int("procs", 1, "GOMAXPROCS of each replica: 1, a core each, as a deployment that gives each replica one core (Go follows a container's CPU limit); 0 = Go's default, every core of the machine")
 	brokers := flag.String("brokers", "", "replica: bootstrap broker")
 	redisAddr := flag.String("redis", "", "replica: Redis address")
@@ -78,9 +80,9 @@ func main() {
 	case "broker":
 		err = broker(*partitions)
 	case "replica":
-		err = replica(*brokers, *redisAddr, *prefix, *group, *commit)
+		err = replica(*brokers, *redisAddr, *prefix, *group, *commit, *items)
 	case "driver":
-		err = drive(*n, *partitions, *counts, *runs, *redisServer, *commit, *procs)
+		err = drive(*n, *partitions, *counts, *runs, *redisServer, *commit, *procs, *items)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}
@@ -96,8 +98,8 @@ type fixedCatalog struct{ s *catalog.Snapshot }
 
 func (f fixedCatalog) Current() *catalog.Snapshot { return f.s }
 
-func benchCatalog() (*catalog.Snapshot, error) {
-	return catalog.Build(1, catalog.DefaultDim, catalog.Sample(3000, 7))
+func benchCatalog(items int) (*catalog.Snapshot, error) {
+	return catalog.Build(1, catalog.DefaultDim, catalog.Sample(items, 7))
 }
 
 // broker runs the embedded cluster until stdin closes or a signal comes,
@@ -117,17 +119,22 @@ func broker(partitions int) error {
 }
 
 // status is what a replica reports every 20 ms: its handled count (the
-// counters of the partitions it holds) and its own CPU time.
+// counters of the partitions it holds), its own CPU time, and its commits
+// and snapshots so far with the bytes they wrote to Redis.
 type status struct {
-	At      int64 `json:"at"` // Unix ns
-	Handled int64 `json:"handled"`
-	CPU     int64 `json:"cpu"` // ns, user + system
+	At        int64 `json:"at"` // Unix ns
+	Handled   int64 `json:"handled"`
+	CPU       int64 `json:"cpu"` // ns, user + system
+	Commits   int64 `json:"commits"`
+	Publishes int64 `json:"publishes"`
+	CommitB   int64 `json:"commit_bytes"`
+	PublishB  int64 `json:"publish_bytes"`
 }
 
 // replica runs one partitioned trainer until a signal comes (or stdin
 // closes), printing its status as JSON lines.
-func replica(brokers, redisAddr, prefix, group string, commit time.Duration) error {
-	snap, err := benchCatalog()
+func replica(brokers, redisAddr, prefix, group string, commit time.Duration, items int) error {
+	snap, err := benchCatalog(items)
 	if err != nil {
 		return err
 	}
@@ -158,7 +165,9 @@ func replica(brokers, redisAddr, prefix, group string, commit time.Duration) err
 	report := func() {
 		mu.Lock()
 		defer mu.Unlock()
-		_ = enc.Encode(status{At: time.Now().UnixNano(), Handled: tr.Stats().Handled(), CPU: int64(selfCPU())})
+		st := tr.Stats()
+		_ = enc.Encode(status{At: time.Now().UnixNano(), Handled: st.Handled(), CPU: int64(selfCPU()),
+			Commits: st.Checkpoints, Publishes: st.Publishes, CommitB: st.CheckpointBytesTotal, PublishB: st.SnapshotBytesTotal})
 	}
 	// Ready (the CPU spent so far is the set-up's), then wait for the
 	// driver's go: the replicas join the group within a millisecond of each
@@ -348,9 +357,12 @@ type result struct {
 	cores                    int
 	handled, impressions     int64
 	clicks, committedHandled int64
+	// commits and publishes count the replicas' commits and snapshots
+	// until every event was committed, and the bytes they wrote to Redis.
+	commits, publishes, commitBytes, publishBytes int64
 }
 
-func drive(n, partitions int, counts string, runs int, redisServer string, commit time.Duration, procs int) error {
+func drive(n, partitions int, counts string, runs int, redisServer string, commit time.Duration, procs, items int) error {
 	var replicaCounts []int
 	for _, s := range strings.Split(counts, ",") {
 		k, err := strconv.Atoi(strings.TrimSpace(s))
@@ -378,7 +390,7 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 	case <-time.After(30 * time.Second):
 		return errors.New("the broker did not print its address")
 	}
-	snap, err := benchCatalog()
+	snap, err := benchCatalog(items)
 	if err != nil {
 		return err
 	}
@@ -397,7 +409,7 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 				k = replicaCounts[len(replicaCounts)-1-i]
 			}
 			name := fmt.Sprintf("r%d-n%d", r, k)
-			res, err := run(client, redisAddr, rs.Process.Pid, br, brokerAddr, name, k, n, partitions, commit, procs)
+			res, err := run(client, redisAddr, rs.Process.Pid, br, brokerAddr, name, k, n, partitions, commit, procs, items)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", name, err)
 			}
@@ -411,7 +423,39 @@ func drive(n, partitions int, counts string, runs int, redisServer string, commi
 	for _, res := range results {
 		res.row(n)
 	}
+	projectSpeedup(results)
 	return nil
+}
+
+// projectSpeedup prints, for each replica count k > 1, what k replicas
+// would do on k cores of their own with the broker and Redis elsewhere, as
+// deployed, if each is bound by its own CPU: one replica's CPU over the
+// busiest of k's (medians over the runs). On a shared machine wall times
+// say more about the other jobs than about the replicas; CPU time does not.
+func projectSpeedup(results []result) {
+	cpu := map[int][]float64{}
+	for _, r := range results {
+		busiest := slices.Max(r.replicaCPU)
+		cpu[r.replicas] = append(cpu[r.replicas], busiest.Seconds())
+	}
+	one, ok := cpu[1]
+	if !ok {
+		return
+	}
+	for k, c := range cpu {
+		if k > 1 {
+			fmt.Printf("projected on dedicated cores: %d replicas %.2f× one (one replica's CPU %.2f s over the busiest of %d's %.2f s, medians)\n",
+				k, median(one)/median(c), median(one), k, median(c))
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // startRedis starts redis-server on a free loopback port without
@@ -508,11 +552,11 @@ func produce(snap *catalog.Snapshot, broker string, n int) error {
 
 // run starts k replicas on the stream and measures them until every event
 // is handled, then stops them and checks the stored partitions.
-func run(client *redis.Client, redisAddr string, redisPid int, br *child, brokerAddr, name string, k, n, partitions int, commit time.Duration, procs int) (result, error) {
+func run(client *redis.Client, redisAddr string, redisPid int, br *child, brokerAddr, name string, k, n, partitions int, commit time.Duration, procs, items int) (result, error) {
 	res := result{replicas: k}
 	prefix := "bench:replicas:" + name + ":" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	args := []string{"-role", "replica", "-brokers", brokerAddr, "-redis", redisAddr, "-prefix", prefix,
-		"-group", "bench-" + prefix, "-commit", commit.String()}
+		"-group", "bench-" + prefix, "-commit", commit.String(), "-items", strconv.Itoa(items)}
 	reps := make([]*child, k)
 	cpu0 := make([]time.Duration, k)
 	var env []string
@@ -613,6 +657,8 @@ func run(client *redis.Client, redisAddr string, redisPid int, br *child, broker
 		res.firsts = append(res.firsts, first.Sub(began))
 		res.replicaCPU = append(res.replicaCPU, time.Duration(st.CPU)-cpu0[i])
 		res.handled += st.Handled
+		res.commits, res.publishes = res.commits+st.Commits, res.publishes+st.Publishes
+		res.commitBytes, res.publishBytes = res.commitBytes+st.CommitB, res.publishBytes+st.PublishB
 		if first.After(shared) {
 			shared = first
 		}
@@ -669,10 +715,19 @@ func (r result) steadyCost() string {
 func (r result) print(n int) {
 	cpu := r.totalReplicaCPU()
 	ours := cpu + r.brokerCPU + r.redisCPU + r.selfCPU
-	fmt.Printf("%d replica(s): %d events in %v (%.0f events/s; every replica working from %v, %d events after: steady %s); replicas' CPU %v %v = %.0f events per replica CPU-s; broker %v, Redis %v, driver %v; cores busy %.2f of %d (ours %.2f)\n",
+	fmt.Printf("%d replica(s): %d events in %v (%.0f events/s; every replica working from %v, %d events after: steady %s); replicas' CPU %v %v = %.0f events per replica CPU-s; broker %v, Redis %v, driver %v; cores busy %.2f of %d (ours %.2f); %d commits writing %.2f MB each, %d snapshots of %.2f MB each: %.2f MB written to Redis per commit\n",
 		r.replicas, n, r.wall.Round(time.Millisecond), float64(n)/r.wall.Seconds(), r.firsts, r.steadyEvents, r.steadyRate(), cpu.Round(time.Millisecond), r.replicaCPU,
 		float64(n)/cpu.Seconds(), r.brokerCPU, r.redisCPU, r.selfCPU.Round(time.Millisecond),
-		r.machineBusy.Seconds()/r.committed.Seconds(), r.cores, ours.Seconds()/r.committed.Seconds())
+		r.machineBusy.Seconds()/r.committed.Seconds(), r.cores, ours.Seconds()/r.committed.Seconds(),
+		r.commits, perMB(r.commitBytes, r.commits), r.publishes, perMB(r.publishBytes, r.publishes), perMB(r.commitBytes+r.publishBytes, r.commits))
+}
+
+// perMB is b/n bytes in MB (0 for n = 0).
+func perMB(b, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(b) / float64(n) / 1e6
 }
 
 func (r result) row(n int) {

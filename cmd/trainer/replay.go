@@ -68,7 +68,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer, newPolicy 
 	logPaths := fs.String("log", "", "replay the service's event log instead: JSON-lines files of rec.impressions and rec.feedback events, comma-separated")
 	catPath := fs.String("catalog", "", "with -log: the catalog, a MovieLens directory or a JSON file of items (PUT /v1/items body or array); default the embedded recsvc's generated catalog")
 	policies := fs.String("policies", defaultReplayPolicies, "comma-separated policies to replay, one after another; NAME/N learns NAME with N partitioned trainer replicas (users split as Kafka partitions split them, merged as the replicas merge)")
-	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) per replica: every N·this events of the stream each replica merges what it learned into the shared model, which is served")
+	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) of the stream, whatever N: every this many events each replica merges what it learned into the shared model, which is served")
 	k := fs.Int("k", 10, "slate size; HR@k and NDCG@k are reported")
 	mode := fs.String("catalog-mode", "", "recommendable items: seen (items seen so far, popularity so far; default for MovieLens), all (every item, popularity so far) or static (every item, given popularity; default for -log)")
 	allEvents := fs.Bool("all-events", false, "test on every consumption (every rating) instead of engaged events only (clicks, ratings ≥ 3.5)")

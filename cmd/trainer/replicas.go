@@ -9,9 +9,9 @@ import (
 )
 
 // defaultMergeEvery is the commit interval of `simulate` and `replay` with
-// replicas, in events per replica (trainer.Replicated): about half of what
-// a replica handles in one 5-second commit interval at today's traffic
-// (~4,000 events).
+// replicas, in events of the stream (trainer.Replicated), whatever the
+// number of replicas, as the service commits by time: a quarter of what
+// one 5-second commit interval carries at today's traffic (~8,000 events).
 const defaultMergeEvery = 2000
 
 // parseReplicas reads a policy name of the form NAME/N: the policy NAME

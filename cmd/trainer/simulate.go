@@ -47,7 +47,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	policies := fs.String("policies", strings.Join(policy.Names(), ","),
 		"comma-separated policies: "+strings.Join(policy.Names(), ", ")+", and the references "+sim.Oracle+", "+sim.Random+
 			"; NAME/N runs a learning policy as N partitioned trainer replicas (users split as Kafka partitions split them, merged as the replicas merge)")
-	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) per replica: every N·this events of the stream each replica merges what it learned into the shared model, which is served")
+	mergeEvery := fs.Int("merge-every", defaultMergeEvery, "with NAME/N policies: the commit interval, in events (slates and clicks) of the stream, whatever N: every this many events each replica merges what it learned into the shared model, which is served")
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	pngPath := fs.String("png", "", "write a chart of clicks per user by session index to this PNG file")
 	logPath := fs.String("log", "", "also write the first policy's run on the first seed as the service's event log (JSON lines of rec.impressions and rec.feedback) to this file, for ope and ab-offline")
