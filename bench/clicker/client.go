@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +26,20 @@ type Client struct {
 	// key without the catalog scope); nil = none.
 	Fallback map[string][]string
 
+	// Retried counts requests sent again after a 503 or 429.
+	Retried atomic.Int64
+
 	mu    sync.Mutex
 	items map[string][]string
 }
+
+// attempts bounds how often one request is sent: a 503 (overloaded, or a
+// store briefly unavailable) or a 429 is retried after Retry-After (at most
+// maxBackoff) or a growing pause, as a well-behaved app would.
+const (
+	attempts   = 4
+	maxBackoff = 2 * time.Second
+)
 
 // NewClient returns a client of the service at base.
 func NewClient(base, key string) *Client {
@@ -62,21 +75,42 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s %s: status %d: %s", e.method, e.path, e.status, e.body)
 }
 
-// do sends body (nil = none) and decodes a 2xx answer into out (nil = discard).
+// do sends body (nil = none) and decodes a 2xx answer into out (nil =
+// discard), retrying refusals the service asks to be retried.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+	}
+	for attempt := 1; ; attempt++ {
+		wait, err := c.once(ctx, method, path, payload, out)
+		if wait == 0 || attempt == attempts {
+			return err
+		}
+		c.Retried.Add(1)
+		select {
+		case <-time.After(min(wait*time.Duration(attempt), maxBackoff)):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// once sends one request. A positive wait says the refusal may be retried
+// after about that long.
+func (c *Client) once(ctx context.Context, method, path string, payload []byte, out any) (wait time.Duration, err error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.Key != "" {
@@ -84,23 +118,31 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return &statusError{method, path, resp.StatusCode, strings.TrimSpace(string(b))}
+		err := &statusError{method, path, resp.StatusCode, strings.TrimSpace(string(b))}
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+			return 0, err
+		}
+		wait := 200 * time.Millisecond
+		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		return wait, err
 	}
 	if out == nil {
-		return nil
+		return 0, nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	return nil
+	return 0, nil
 }
 
 // Recommend asks for a slate of k items.

@@ -128,6 +128,7 @@ func run(args []string) error {
 				return fmt.Errorf("%s: checking recorded clicks: %w", server, err)
 			}
 		}
+		s.Retried = c.Retried.Load()
 		fmt.Fprintf(os.Stderr, "clicker: %s: %d slates, %d clicks in %s\n", server, len(recs), sent, time.Since(start).Round(time.Second))
 		sums = append(sums, s)
 	}

@@ -39,12 +39,15 @@ type Group struct {
 
 // Summary is one server's result.
 type Summary struct {
-	Server    string   `json:"server"`
-	Variants  []string `json:"variants"`
-	Models    []string `json:"models"`
-	Degraded  int      `json:"degraded"`
-	Explorers Group    `json:"explorers"`
-	Loyalists Group    `json:"loyalists"`
+	Server   string   `json:"server"`
+	Variants []string `json:"variants"`
+	Models   []string `json:"models"`
+	Degraded int      `json:"degraded"`
+	// Stale is the share of slates with an item flagged novel that the
+	// user had already made familiar (SlateRecord.Stale).
+	Stale     float64 `json:"stale"`
+	Explorers Group   `json:"explorers"`
+	Loyalists Group   `json:"loyalists"`
 	// AUCGroup is the AUC of the session propensity for telling an
 	// explorer's slate from a loyalist's; AUCModeFirst and AUCModeLater
 	// for telling an exploring session from an exploiting one, on a
@@ -61,6 +64,8 @@ type Summary struct {
 	AfterFirstClickExploit float64 `json:"after_first_click_exploit"`
 	ClicksSent             int     `json:"clicks_sent"`
 	ClicksRecorded         int     `json:"clicks_recorded"`
+	// Retried counts requests sent again after a 503 or 429.
+	Retried int64 `json:"retried"`
 }
 
 // mean accumulates an average; NaN when empty.
@@ -85,7 +90,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 	s.Loyalists = group(recs, false)
 	var byGroup [2][]float64
 	var first, later [2][]float64
-	var coldNovel, coldProp, afterExplore, afterExploit mean
+	var coldNovel, coldProp, afterExplore, afterExploit, stale mean
 	b := func(v bool) int {
 		if v {
 			return 1
@@ -102,6 +107,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 		if r.Degraded {
 			s.Degraded++
 		}
+		stale.add(b2f(r.Stale > 0))
 		byGroup[b(r.Explorer)] = append(byGroup[b(r.Explorer)], r.SessionPropensity)
 		if r.Slate == 0 {
 			first[b(r.Explore)] = append(first[b(r.Explore)], r.SessionPropensity)
@@ -123,7 +129,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 	s.AUCGroup = AUC(byGroup[1], byGroup[0])
 	s.AUCModeFirst = AUC(first[1], first[0])
 	s.AUCModeLater = AUC(later[1], later[0])
-	s.ColdServiceNovel, s.ColdPropensity = coldNovel.get(), coldProp.get()
+	s.ColdServiceNovel, s.ColdPropensity, s.Stale = coldNovel.get(), coldProp.get(), stale.get()
 	s.AfterFirstClickExplore, s.AfterFirstClickExploit = afterExplore.get(), afterExploit.get()
 	return s
 }
@@ -256,5 +262,6 @@ func Print(w io.Writer, sums []Summary) {
 		return fmt.Sprintf("%.3f / %.3f", s.AfterFirstClickExplore, s.AfterFirstClickExploit)
 	})
 	row("clicks sent / recorded", func(s Summary) string { return fmt.Sprintf("%d / %d", s.ClicksSent, s.ClicksRecorded) })
-	row("degraded slates", func(s Summary) string { return fmt.Sprint(s.Degraded) })
+	row("slates built before an earlier click applied", one(func(s Summary) float64 { return s.Stale }))
+	row("degraded slates / requests retried", func(s Summary) string { return fmt.Sprintf("%d / %d", s.Degraded, s.Retried) })
 }

@@ -59,7 +59,11 @@ type SlateRecord struct {
 	// ClientNovel counts items novel from the user's view (User.Novel);
 	// ServiceNovel those the service flagged novel.
 	ClientNovel, ServiceNovel int
-	Clicks                    int
+	// Stale counts items the service flagged novel although the user has
+	// clicked one of their categories: the slate was built before the
+	// service applied an earlier click (feedback is applied asynchronously).
+	Stale  int
+	Clicks int
 	// ClicksBefore is the user's clicks before this slate, SessionClicks
 	// those in this session before it.
 	ClicksBefore, SessionClicks int
@@ -151,8 +155,12 @@ func runUser(ctx context.Context, c *Client, p Population, i int, u *User) ([]Sl
 					return recs, err
 				}
 				slate[k] = Item{ID: it.ItemID, Categories: cats}
-				if u.Novel(slate[k]) {
+				novel := u.Novel(slate[k])
+				if novel {
 					r.ClientNovel++
+				}
+				if it.Novel && !novel {
+					r.Stale++
 				}
 				if it.Novel {
 					r.ServiceNovel++
