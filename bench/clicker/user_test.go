@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 )
@@ -141,5 +143,33 @@ func TestLoopback(t *testing.T) {
 		if _, err := loopback(tc.in); (err == nil) != tc.ok {
 			t.Errorf("loopback(%q): err %v, want ok=%v", tc.in, err, tc.ok)
 		}
+	}
+}
+
+// TestMovieLensTastes reads ml-latest-small when it is there: every user
+// gets tastes in [0, 1] with a favourite genre at 1.
+func TestMovieLensTastes(t *testing.T) {
+	ml, err := loadMovieLens("../../../shared/datasets/ml-latest-small")
+	if err != nil {
+		t.Skipf("no MovieLens data: %v", err)
+	}
+	if len(ml.genres) < 1000 || len(ml.raters) < 100 {
+		t.Fatalf("%d movies, %d raters", len(ml.genres), len(ml.raters))
+	}
+	tastes := ml.tastes(1)
+	for i := range 5 {
+		top := 0.0
+		for g, v := range tastes(i) {
+			if !(v >= 0 && v <= 1) {
+				t.Errorf("user %d: taste %s = %v", i, g, v)
+			}
+			top = max(top, v)
+		}
+		if top != 1 {
+			t.Errorf("user %d: top taste %v, want 1", i, top)
+		}
+	}
+	if _, err := loadMovieLens(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an empty directory: %v, want os.ErrNotExist", err)
 	}
 }
