@@ -20,7 +20,7 @@
 // loyalists per server: clicks, the novel share served (from the user's
 // view and by the service's flag), the reported propensities and how well
 // they separate the groups and the sessions' modes (AUC), and what a cold
-// user gets. Runs are bounded (-timeout, at most 1h; at most 10,000 users)
+// user gets. Runs are bounded (-timeout per server, at most 1h; at most 10,000 users)
 // and deterministic given -seed, apart from the service's own draws.
 // Loopback servers only. NOVAREC_API_KEY, when set, is sent as a bearer key
 // (it needs the recommend, feedback, catalog and intent:read scopes).
@@ -79,7 +79,7 @@ func run(args []string) error {
 	fs.Float64Var(&b.SeenDiscount, "seen-discount", b.SeenDiscount, "factor on an exploring user's appeal of a novel item shown before")
 	fs.Float64Var(&b.LikedShare, "liked-share", b.LikedShare, "share of categories a user likes")
 	movielens := fs.String("movielens", "", "MovieLens directory (movies.csv, ratings.csv): users take the genre tastes of its raters, and items the service will not describe take its genres; skipped with a note when absent")
-	timeout := fs.Duration("timeout", 10*time.Minute, "bound of the whole run (at most 1h)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "bound of the run against each server (at most 1h)")
 	verify := fs.Duration("verify", 15*time.Second, "after the run, wait up to this long for the service to report every click sent (0 = do not check)")
 	asJSON := fs.Bool("json", false, "print the summaries as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -107,9 +107,7 @@ func run(args []string) error {
 			p.Tastes, fallback = ml.tastes(p.Seed), ml.genres
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(*timeout, maxTimeout))
-	defer cancel()
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	var sums []Summary
@@ -117,19 +115,11 @@ func run(args []string) error {
 		c := NewClient(server, os.Getenv("NOVAREC_API_KEY"))
 		c.Fallback = fallback
 		start := time.Now()
-		recs, sent, err := Run(ctx, c, p)
+		s, err := runServer(ctx, c, p, min(*timeout, maxTimeout), *verify)
 		if err != nil {
 			return fmt.Errorf("%s: %w", server, err)
 		}
-		s := Summarise(server, recs)
-		s.ClicksSent, s.ClicksRecorded = sent, -1
-		if *verify > 0 {
-			if s.ClicksRecorded, err = Recorded(ctx, c, p, sent, *verify); err != nil {
-				return fmt.Errorf("%s: checking recorded clicks: %w", server, err)
-			}
-		}
-		s.Retried = c.Retried.Load()
-		fmt.Fprintf(os.Stderr, "clicker: %s: %d slates, %d clicks in %s\n", server, len(recs), sent, time.Since(start).Round(time.Second))
+		fmt.Fprintf(os.Stderr, "clicker: %s: %d slates, %d clicks in %s\n", server, s.Explorers.Slates+s.Loyalists.Slates, s.ClicksSent, time.Since(start).Round(time.Second))
 		sums = append(sums, s)
 	}
 	if *asJSON {
@@ -141,6 +131,27 @@ func run(args []string) error {
 		p.Seed, p.Explorers, p.ExplorerRho, p.Loyalists, p.LoyalistRho, p.Sessions, p.Slates, p.K)
 	Print(os.Stdout, sums)
 	return nil
+}
+
+// runServer plays the population against one server within timeout and
+// sums it up; with verify > 0 it then waits that long at most for the
+// service to report every click sent.
+func runServer(ctx context.Context, c *Client, p Population, timeout, verify time.Duration) (Summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	recs, sent, err := Run(ctx, c, p)
+	if err != nil {
+		return Summary{}, err
+	}
+	s := Summarise(c.Base, recs)
+	s.ClicksSent, s.ClicksRecorded = sent, -1
+	if verify > 0 {
+		if s.ClicksRecorded, err = Recorded(ctx, c, p, sent, verify); err != nil {
+			return s, fmt.Errorf("checking recorded clicks: %w", err)
+		}
+	}
+	s.Retried = c.Retried.Load()
+	return s, nil
 }
 
 // check refuses populations and behaviours that cannot run or would run
