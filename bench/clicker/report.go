@@ -43,9 +43,9 @@ type Summary struct {
 	Variants []string `json:"variants"`
 	Models   []string `json:"models"`
 	Degraded int      `json:"degraded"`
-	// Stale is the share of slates with an item flagged novel that the
-	// user had already made familiar (SlateRecord.Stale).
-	Stale     float64 `json:"stale"`
+	// Disagree is the share of slates with an item flagged novel that
+	// the user had already made familiar (SlateRecord.Disagree).
+	Disagree  float64 `json:"novel_disagree"`
 	Explorers Group   `json:"explorers"`
 	Loyalists Group   `json:"loyalists"`
 	// AUCGroup is the AUC of the session propensity for telling an
@@ -90,7 +90,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 	s.Loyalists = group(recs, false)
 	var byGroup [2][]float64
 	var first, later [2][]float64
-	var coldNovel, coldProp, afterExplore, afterExploit, stale mean
+	var coldNovel, coldProp, afterExplore, afterExploit, disagree mean
 	b := func(v bool) int {
 		if v {
 			return 1
@@ -107,7 +107,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 		if r.Degraded {
 			s.Degraded++
 		}
-		stale.add(b2f(r.Stale > 0))
+		disagree.add(b2f(r.Disagree > 0))
 		byGroup[b(r.Explorer)] = append(byGroup[b(r.Explorer)], r.SessionPropensity)
 		if r.Slate == 0 {
 			first[b(r.Explore)] = append(first[b(r.Explore)], r.SessionPropensity)
@@ -129,7 +129,7 @@ func Summarise(server string, recs []SlateRecord) Summary {
 	s.AUCGroup = AUC(byGroup[1], byGroup[0])
 	s.AUCModeFirst = AUC(first[1], first[0])
 	s.AUCModeLater = AUC(later[1], later[0])
-	s.ColdServiceNovel, s.ColdPropensity, s.Stale = coldNovel.get(), coldProp.get(), stale.get()
+	s.ColdServiceNovel, s.ColdPropensity, s.Disagree = coldNovel.get(), coldProp.get(), disagree.get()
 	s.AfterFirstClickExplore, s.AfterFirstClickExploit = afterExplore.get(), afterExploit.get()
 	return s
 }
@@ -262,6 +262,6 @@ func Print(w io.Writer, sums []Summary) {
 		return fmt.Sprintf("%.3f / %.3f", s.AfterFirstClickExplore, s.AfterFirstClickExploit)
 	})
 	row("clicks sent / recorded", func(s Summary) string { return fmt.Sprintf("%d / %d", s.ClicksSent, s.ClicksRecorded) })
-	row("slates built before an earlier click applied", one(func(s Summary) float64 { return s.Stale }))
+	row("slates flagging novel a familiar item", one(func(s Summary) float64 { return s.Disagree }))
 	row("degraded slates / requests retried", func(s Summary) string { return fmt.Sprintf("%d / %d", s.Degraded, s.Retried) })
 }

@@ -59,11 +59,12 @@ type SlateRecord struct {
 	// ClientNovel counts items novel from the user's view (User.Novel);
 	// ServiceNovel those the service flagged novel.
 	ClientNovel, ServiceNovel int
-	// Stale counts items the service flagged novel although the user has
-	// clicked one of their categories: the slate was built before the
-	// service applied an earlier click (feedback is applied asynchronously).
-	Stale  int
-	Clicks int
+	// Disagree counts items the service flagged novel although the user
+	// has clicked one of their categories: the slate was built before the
+	// service applied an earlier click, or the service judges novelty by
+	// its learned topics, not categories (docs/collaborative.md).
+	Disagree int
+	Clicks   int
 	// ClicksBefore is the user's clicks before this slate, SessionClicks
 	// those in this session before it.
 	ClicksBefore, SessionClicks int
@@ -160,7 +161,7 @@ func runUser(ctx context.Context, c *Client, p Population, i int, u *User) ([]Sl
 					r.ClientNovel++
 				}
 				if it.Novel && !novel {
-					r.Stale++
+					r.Disagree++
 				}
 				if it.Novel {
 					r.ServiceNovel++
