@@ -12,9 +12,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/novarec/novarec/catalog"
@@ -561,9 +559,6 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	explore := 0.0
 	if e.cfg.Hedge > 0 {
 		explore = d.Intent.State[intent.FSessNovelPreference]
-		if v, _ := strconv.ParseFloat(os.Getenv("NOVAREC_V"), 64); v > 0 {
-			explore = explore * v / (explore*v + 1 - explore)
-		}
 		level.NovelShare = explore
 	}
 	want := e.Pools(req.K, level, taste == nil)
