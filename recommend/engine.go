@@ -834,10 +834,7 @@ func (s scoredItem) compare(o scoredItem) int {
 // not change), written out for scoredItem: the generic version calls its
 // comparison through a function value, which made the selections of a
 // decision a sixth of its time.
-func selectTop(s []scoredItem, n int) { selectTopBlocks(s, n, 2*partitionBlock) }
-
-// selectTopBlocks is selectTop with partition's blockMin.
-func selectTopBlocks(s []scoredItem, n, blockMin int) {
+func selectTop(s []scoredItem, n int) {
 	lo, hi := 0, len(s)-1
 	if n <= 0 || n >= len(s) {
 		return
@@ -853,7 +850,21 @@ func selectTopBlocks(s []scoredItem, n, blockMin int) {
 		if s[hi].before(s[mid]) {
 			s[hi], s[mid] = s[mid], s[hi]
 		}
-		i, j := partition(s, lo, hi, s[mid], blockMin)
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i].before(pivot) {
+				i++
+			}
+			for pivot.before(s[j]) {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
 		switch {
 		case n-1 <= j:
 			hi = j
@@ -863,77 +874,6 @@ func selectTopBlocks(s []scoredItem, n, blockMin int) {
 			return
 		}
 	}
-}
-
-// partitionBlock is how many elements partition classifies at a time.
-const partitionBlock = 64
-
-// partition is Hoare's partition of s[i..j] around pivot as topk.Select
-// does it: the k-th element from the left that is not better than the
-// pivot swaps with the k-th from the right that is not worse, until the
-// two scans cross; it returns where they stopped. While at least blockMin
-// elements are left between the scans it finds those elements a block of
-// partitionBlock from each end at a time, without a branch per element
-// (after Edelkamp and Weiß's BlockQuicksort), then swaps them in pairs in
-// the same order: the scans' branches, mispredicted about every other
-// element on scores in random order, were most of a selection's time. The
-// rest goes element by element, from the same state, so every swap is
-// the one the plain scans make (TestSelectTopMatchesTopk).
-func partition(s []scoredItem, i, j int, pivot scoredItem, blockMin int) (int, int) {
-	var left, right [partitionBlock]uint8
-	for j-i+1 >= blockMin {
-		nl, nr := 0, 0
-		for k, c := range s[i : i+partitionBlock] {
-			left[nl] = uint8(k)
-			nl += 1 - c.beforeBit(pivot)
-		}
-		for k := range partitionBlock {
-			right[nr] = uint8(k)
-			nr += 1 - pivot.beforeBit(s[j-k])
-		}
-		m := min(nl, nr)
-		for t := range m {
-			a, b := i+int(left[t]), j-int(right[t])
-			s[a], s[b] = s[b], s[a]
-		}
-		// Where the plain scans would stand after these swaps: at the
-		// next element of a block that still has one to swap, past the
-		// block that has none.
-		switch {
-		case nl > m:
-			i, j = i+int(left[m]), j-partitionBlock
-		case nr > m:
-			i, j = i+partitionBlock, j-int(right[m])
-		default:
-			i, j = i+partitionBlock, j-partitionBlock
-		}
-	}
-	for i <= j {
-		for s[i].before(pivot) {
-			i++
-		}
-		for pivot.before(s[j]) {
-			j--
-		}
-		if i <= j {
-			s[i], s[j] = s[j], s[i]
-			i++
-			j--
-		}
-	}
-	return i, j
-}
-
-// beforeBit is before as 0 or 1, computed without branches.
-func (a scoredItem) beforeBit(b scoredItem) int {
-	return bit(a.sim > b.sim) | bit(a.sim == b.sim)&bit(a.item < b.item)
-}
-
-func bit(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // novel appends up to n items novel to the user, relevant ones first:

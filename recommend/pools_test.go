@@ -1,7 +1,6 @@
 package recommend
 
 import (
-	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -90,11 +89,9 @@ func TestSelectTopMatchesTopk(t *testing.T) {
 		{"ties", 500, 40, 3},
 		{"distinct", 1200, 54, 1 << 20},
 		{"all but one", 64, 63, 50},
-		// partition's blocks: lengths around their multiples, the
-		// familiar pool's (about 720 probed, 180 wanted) and more.
-		{"two blocks", 128, 30, 1 << 20},
-		{"two blocks and one", 129, 64, 1 << 20},
-		{"ties in blocks", 300, 100, 2},
+		// The familiar pool's shape (about 720 probed, 180 wanted), and
+		// more.
+		{"many ties", 300, 100, 2},
 		{"one score", 400, 150, 1},
 		{"familiar pool", 722, 180, 1 << 20},
 		{"familiar pool, ties", 722, 180, 40},
@@ -120,35 +117,6 @@ func TestSelectTopMatchesTopk(t *testing.T) {
 				t.Errorf("%s, trial %d: order differs from topk.Select", tc.name, trial)
 			}
 		}
-	}
-}
-
-// BenchmarkSelectTop selects the familiar pool's shape (180 of about 720
-// probed items, scores in random order) with partition's blocks and with
-// the plain scans alone (the selection before the blocks).
-func BenchmarkSelectTop(b *testing.B) {
-	// Many inputs, so that the branch predictor cannot learn one.
-	rng := rand.New(rand.NewPCG(5, 6))
-	ins := make([][]scoredItem, 256)
-	for k := range ins {
-		ins[k] = make([]scoredItem, 722)
-		for i := range ins[k] {
-			ins[k][i] = scoredItem{int32(rng.IntN(100000)), float32(rng.NormFloat64())}
-		}
-	}
-	s := make([]scoredItem, 722)
-	for _, c := range []struct {
-		name     string
-		blockMin int
-	}{{"blocks", 2 * partitionBlock}, {"plain", math.MaxInt}} {
-		b.Run(c.name, func(b *testing.B) {
-			k := 0
-			for b.Loop() {
-				copy(s, ins[k%len(ins)])
-				selectTopBlocks(s, 180, c.blockMin)
-				k++
-			}
-		})
 	}
 }
 
