@@ -298,12 +298,21 @@ func (s *Snapshot) Prepare() { s.ivf.get() }
 // contiguously so each cluster is scored by one matrix-vector product
 // (gonum's assembly kernels).
 func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, want int) ([]int32, []float32) {
+	var buf [16]int32
+	return s.NearestIn(ids, sims, q, s.Probe(buf[:0], q, nprobe), want)
+}
+
+// Probe appends to clusters the nprobe clusters whose centroids are most
+// similar to q, most similar first: Nearest's first step, which depends on
+// q alone, so that a caller who asks for the same q again (the engine, for
+// a returning user's taste) can keep it. Without an index it appends
+// nothing.
+func (s *Snapshot) Probe(clusters []int32, q []float32, nprobe int) []int32 {
 	x := s.ivf.get()
 	if x.centroids == nil {
-		return append(ids, s.all...), s.gemv(sims, s.emb, q)
+		return clusters
 	}
-	nc := len(x.members)
-	nprobe = min(max(nprobe, 1), nc)
+	nprobe = min(max(nprobe, 1), len(x.members))
 	buf := centroidSims.Get().(*[]float32)
 	defer centroidSims.Put(buf)
 	csim := s.gemv((*buf)[:0], x.centroids, q)
@@ -313,9 +322,21 @@ func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, wan
 	if nprobe >= len(bestBuf) {
 		best = make([]int, 0, nprobe+1)
 	}
-	best = bestCentroids(best, csim, nprobe)
+	for _, c := range bestCentroids(best, csim, nprobe) {
+		clusters = append(clusters, int32(c))
+	}
+	return clusters
+}
+
+// NearestIn is Nearest with the clusters to score given, as Probe(q)
+// returned them for this snapshot.
+func (s *Snapshot) NearestIn(ids []int32, sims []float32, q []float32, clusters []int32, want int) ([]int32, []float32) {
+	x := s.ivf.get()
+	if x.centroids == nil {
+		return append(ids, s.all...), s.gemv(sims, s.emb, q)
+	}
 	start := len(ids)
-	for _, c := range best {
+	for _, c := range clusters {
 		lo, hi := x.offsets[c], x.offsets[c+1]
 		ids = append(ids, x.order[lo:hi]...)
 		sims = s.gemv(sims, x.clusterEmb[int(lo)*s.Dim:int(hi)*s.Dim], q)

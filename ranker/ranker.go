@@ -127,29 +127,34 @@ func (p *Params) Score(c *Candidate, k Knobs) float64 {
 // allocations. The zero value is ready; it is not safe for concurrent use.
 type Scratch struct {
 	base, maxSim, adj []float64
-	used              []bool
-	emb, sim          []float32
+	// rem lists the candidates not yet placed, in order: the loops of a
+	// position visit only those, in the order a scan of all candidates
+	// skipping the placed would (so the sums add up in the same order).
+	rem      []int32
+	novel    []bool
+	emb, sim []float32
 }
 
 func (s *Scratch) reset(cands []Candidate) {
 	n := len(cands)
-	grow := func(b []float64) []float64 {
-		if cap(b) < n {
-			return make([]float64, n)
-		}
-		return b[:n]
-	}
-	s.base, s.maxSim, s.adj = grow(s.base), grow(s.maxSim), grow(s.adj)
-	if cap(s.used) < n {
-		s.used = make([]bool, n)
-	}
-	s.used = s.used[:n]
-	clear(s.used)
+	s.base, s.maxSim, s.adj = grow(s.base, n), grow(s.maxSim, n), grow(s.adj, n)
+	s.novel = grow(s.novel, n)
 	clear(s.maxSim)
-	s.emb, s.sim = s.emb[:0], slices.Grow(s.sim[:0], n)[:n]
+	s.rem = s.rem[:0]
+	s.emb, s.sim = s.emb[:0], grow(s.sim, n)
 	for i := range cands {
+		s.rem = append(s.rem, int32(i))
+		s.novel[i] = cands[i].Novel
 		s.emb = append(s.emb, cands[i].Embedding...)
 	}
+}
+
+// grow returns b with length n, reallocated only when too small.
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
 
 // Slate builds a slate of up to k items from cands, appending to dst. At each
@@ -164,21 +169,20 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		sc.base[i] = p.Score(&cands[i], kn)
 	}
 	tau := p.Temperature
+	hedge := kn.Hedge > 0
 	var seats [2]int // novel, familiar items placed so far
 	for pos := 0; pos < k && pos < n; pos++ {
+		rem := sc.rem
 		best, bestAdj := -1, math.Inf(-1)
 		favourNovel := kn.Explore/float64(2*seats[0]+1) > (1-kn.Explore)/float64(2*seats[1]+1)
-		for i := range cands {
-			if sc.used[i] {
-				continue
-			}
+		for _, i := range rem {
 			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
-			if kn.Hedge > 0 && cands[i].Novel == favourNovel {
+			if hedge && sc.novel[i] == favourNovel {
 				a += kn.Hedge
 			}
 			sc.adj[i] = a
 			if a > bestAdj {
-				best, bestAdj = i, a
+				best, bestAdj = int(i), a
 			}
 		}
 		// Softmax over remaining candidates, stabilised by the max. A
@@ -187,10 +191,7 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		// most of the exponentials at no measurable cost to the logged
 		// propensities.
 		total := 0.0
-		for i := range cands {
-			if sc.used[i] {
-				continue
-			}
+		for _, i := range rem {
 			z := (sc.adj[i] - bestAdj) / tau
 			e := 0.0
 			if z > -expCutoff {
@@ -208,12 +209,12 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 			if u := rng.Float64(); u >= g {
 				u = (u - g) / (1 - g) * total
 				acc := 0.0
-				for i := range cands {
-					if sc.used[i] || sc.adj[i] == 0 {
+				for _, i := range rem {
+					if sc.adj[i] == 0 {
 						continue
 					}
 					acc += sc.adj[i]
-					choice = i
+					choice = int(i)
 					if u < acc {
 						break
 					}
@@ -225,7 +226,8 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 			prob += g
 		}
 		score := sc.base[choice] - kn.Lambda*sc.maxSim[choice]
-		sc.used[choice] = true
+		j := slices.Index(rem, int32(choice))
+		sc.rem = slices.Delete(rem, j, j+1)
 		if cands[choice].Novel {
 			seats[0]++
 		} else {
@@ -239,9 +241,9 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 			if d > 0 && len(sc.emb) == n*d {
 				blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: d, Stride: d, Data: sc.emb},
 					blas32.Vector{N: d, Inc: 1, Data: cands[choice].Embedding}, 0, blas32.Vector{N: n, Inc: 1, Data: sc.sim})
-				for i, s := range sc.sim {
-					if !sc.used[i] && float64(s) > sc.maxSim[i] {
-						sc.maxSim[i] = float64(s)
+				for _, i := range sc.rem {
+					if s := float64(sc.sim[i]); s > sc.maxSim[i] {
+						sc.maxSim[i] = s
 					}
 				}
 			}

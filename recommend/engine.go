@@ -355,6 +355,10 @@ type view struct {
 	counts []float64
 	taste  []float32
 	seen   Seen
+	// probe holds the index clusters the familiar pool scans for taste
+	// (catalog.Snapshot.Probe), set by the engine's viewOf: they depend
+	// on the taste alone, so a returning user's are not chosen again.
+	probe []int32
 	// touch is the sum of the values build reads ahead of Taste; it is
 	// kept only so that the compiler keeps those reads.
 	touch float32
@@ -567,7 +571,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// around the taste vector for the rest of the familiar pool.
 	pool, maxCollab := e.neighbors(sc.pool[:0], sc, &ex, int(math.Round(e.cfg.NeighborShare*float64(want.Familiar))))
 	if want.Familiar > len(pool) {
-		pool = e.familiar(pool, sc, &ex, taste, want.Familiar-len(pool))
+		pool = e.familiar(pool, sc, &ex, taste, v.probe, want.Familiar-len(pool))
 	}
 	// The novel pool also takes what the familiar one could not fill, and
 	// the popular pool whatever is still missing.
@@ -605,6 +609,14 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// Low level.
 	slots := m.Ranker.Slate(sc.slots[:0], &sc.ranker, cands, req.K, ranker.Knobs{Beta: level.Beta, Lambda: level.Lambda, Explore: explore, Hedge: e.cfg.Hedge, Greedy: e.cfg.Greedy}, rng)
 	sc.slots = slots
+	// The slate's item records and their ids' bytes, read in a loop of
+	// their own (as in view.build): cache misses that the loop below, the
+	// response and the impression would otherwise wait for one by one.
+	for _, s := range slots {
+		if id := snap.Item(cands[s.Candidate].Item).ID; id != "" {
+			sc.touchHash += uint64(id[0])
+		}
+	}
 	d.Items = make([]Scored, len(slots))
 	for pos, s := range slots {
 		c := &cands[s.Candidate]
@@ -771,15 +783,15 @@ func pickBest(s []scoredItem, n int, ex *exclusion) []scoredItem {
 }
 
 // familiar appends the n untaken items most similar to the taste vector,
-// probing the embedding index on large catalogs.
-func (e *Engine) familiar(pool []int32, sc *scratch, ex *exclusion, taste []float32, n int) []int32 {
+// probing the embedding index's clusters probe on large catalogs.
+func (e *Engine) familiar(pool []int32, sc *scratch, ex *exclusion, taste []float32, probe []int32, n int) []int32 {
 	if n <= 0 {
 		return pool
 	}
 	snap := ex.snap
 	// Probing stops once it has several times the items needed: enough
 	// for the top n, at a fraction of the cost of all nprobe clusters.
-	ids, sims := snap.Nearest(sc.ids[:0], sc.sims[:0], taste, e.cfg.NProbe, max(6*n, 500))
+	ids, sims := snap.NearestIn(sc.ids[:0], sc.sims[:0], taste, probe, max(6*n, 500))
 	sc.ids, sc.sims = ids, sims
 	best := sc.best[:0]
 	defer func() { sc.best = best[:0] }()

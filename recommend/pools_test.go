@@ -89,16 +89,33 @@ func TestSelectTopMatchesTopk(t *testing.T) {
 		{"ties", 500, 40, 3},
 		{"distinct", 1200, 54, 1 << 20},
 		{"all but one", 64, 63, 50},
+		// The familiar pool's shape (about 720 probed, 180 wanted), and
+		// more.
+		{"many ties", 300, 100, 2},
+		{"one score", 400, 150, 1},
+		{"familiar pool", 722, 180, 1 << 20},
+		{"familiar pool, ties", 722, 180, 40},
+		{"large", 5000, 900, 1 << 20},
+		{"large, last", 5000, 4999, 1 << 20},
 	} {
-		s := make([]scoredItem, tc.n)
-		for i := range s {
-			s[i] = scoredItem{int32(rng.IntN(10 * (tc.n + 1))), float32(rng.IntN(tc.levels))}
-		}
-		want := slices.Clone(s)
-		topk.Select(want, tc.want, scoredItem.before)
-		selectTop(s, tc.want)
-		if !slices.Equal(s, want) {
-			t.Errorf("%s: order differs from topk.Select", tc.name)
+		for trial := range 20 {
+			s := make([]scoredItem, tc.n)
+			for i := range s {
+				s[i] = scoredItem{int32(rng.IntN(10 * (tc.n + 1))), float32(rng.IntN(tc.levels))}
+			}
+			switch trial {
+			case 1: // best first
+				slices.SortFunc(s, scoredItem.compare)
+			case 2: // worst first
+				slices.SortFunc(s, scoredItem.compare)
+				slices.Reverse(s)
+			}
+			want := slices.Clone(s)
+			topk.Select(want, tc.want, scoredItem.before)
+			selectTop(s, tc.want)
+			if !slices.Equal(s, want) {
+				t.Errorf("%s, trial %d: order differs from topk.Select", tc.name, trial)
+			}
 		}
 	}
 }

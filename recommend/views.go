@@ -10,8 +10,9 @@ import (
 )
 
 // viewCache keeps the views of recent histories, so that a returning user's
-// view (the history's ids resolved, its category counts, taste vector and
-// seen topics: a fifth to a third of a decision over many users) is not
+// view (the history's ids resolved, its category counts, taste vector, seen
+// topics and the index clusters nearest the taste: a fifth to a third of a
+// decision over many users) is not
 // rebuilt on every request. A history changes only with feedback, a few
 // times per many requests.
 //
@@ -168,6 +169,7 @@ func (c *viewCache) put(key, gen uint64, v *view, n int) {
 func (e *Engine) viewOf(sc *scratch, snap *catalog.Snapshot, history []Consumed) *view {
 	if e.views == nil || len(history) == 0 {
 		sc.view.build(snap, history, e.cfg.TasteDecay)
+		sc.view.probe = e.probe(sc.view.probe[:0], snap, sc.view.taste)
 		return &sc.view
 	}
 	key, gen := e.views.key(history), e.views.gens.generation(snap)
@@ -176,6 +178,16 @@ func (e *Engine) viewOf(sc *scratch, snap *catalog.Snapshot, history []Consumed)
 	}
 	v := new(view)
 	v.build(snap, history, e.cfg.TasteDecay)
+	v.probe = e.probe(nil, snap, v.taste)
 	e.views.put(key, gen, v, len(history))
 	return v
+}
+
+// probe appends the index clusters the familiar pool scans for taste (none
+// for a cold user, who has no familiar pool).
+func (e *Engine) probe(dst []int32, snap *catalog.Snapshot, taste []float32) []int32 {
+	if taste == nil {
+		return dst
+	}
+	return snap.Probe(dst, taste, e.cfg.NProbe)
 }
