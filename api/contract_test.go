@@ -266,7 +266,8 @@ func TestContract(t *testing.T) {
 		{name: "get item", method: "GET", path: "/v1/items/item-3", want: 200},
 		{name: "get item too long", method: "GET", path: "/v1/items/" + strings.Repeat("x", 200), invalid: true, want: 400},
 		{name: "get unknown item", method: "GET", path: "/v1/items/nope", want: 404},
-		{name: "get item store down", srv: down, method: "GET", path: "/v1/items/item-3", want: 503},
+		{name: "get item store down, from the served snapshot", srv: down, method: "GET", path: "/v1/items/item-3", want: 200},
+		{name: "get item store down, not in the snapshot", srv: down, method: "GET", path: "/v1/items/added-since", want: 503},
 
 		{name: "intent", method: "GET", path: "/v1/users/u1/intent?session_id=s1", want: 200},
 		{name: "intent bad session", method: "GET", path: "/v1/users/u1/intent?session_id=" + strings.Repeat("s", 200), invalid: true, want: 400},

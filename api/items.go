@@ -67,6 +67,17 @@ func (s *Server) getItem(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	it, ok, err := s.cfg.Store.GetItem(ctx, id)
+	if err != nil {
+		// Redis is the catalog's source of truth, but when it cannot
+		// answer in time (down, or a CPU-starved box) the served snapshot
+		// still knows every item but those added since its build: answer
+		// from it rather than fail a read the service can serve.
+		if snap := s.cfg.Catalog.Current(); snap != nil {
+			if i, found := snap.Index(id); found {
+				it, ok, err = *snap.Item(i), true, nil
+			}
+		}
+	}
 	switch {
 	case err != nil:
 		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "catalog store is unavailable"})
