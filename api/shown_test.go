@@ -117,3 +117,48 @@ func TestFeedbackWithoutRequestIDFindsItsSlate(t *testing.T) {
 		})
 	}
 }
+
+// A slate goes to the shown writer's queue when it has room and is written
+// to Redis before the answer when it has none (Redis slow or down).
+func TestRecommendQueuesOrWritesItsSlate(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxPending int
+		queued     bool
+	}{
+		{"room in the queue", 50000, true},
+		{"queue full", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			shown := features.NewShownWriter(f.store, nil) // Run is not started: nothing flushes
+			shown.MaxPending = tc.maxPending
+			f.srv = New(Config{
+				Store: f.flaky, Events: f.pub, Feedback: f.pub, Shown: shown, Catalog: fixedCatalog{f.snap},
+				Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: time.Second,
+			})
+			r := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
+			ids := make([]string, len(r.Items))
+			for i, it := range r.Items {
+				ids[i] = it.ItemID
+			}
+			slate := recommend.ShownRecord(r.RequestID, ids)
+			st, err := f.store.Load(t.Context(), "u", "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantPending, wantStored := slate, []string(nil)
+			if !tc.queued {
+				wantPending, wantStored = nil, slate
+			}
+			if got := shown.Pending("u", "s"); !slices.Equal(got, wantPending) {
+				t.Errorf("pending %q, want %q", got, wantPending)
+			}
+			if got := st.Session.Shown; !slices.Equal(got, wantStored) {
+				t.Errorf("in Redis %q, want %q", got, wantStored)
+			}
+		})
+	}
+}
