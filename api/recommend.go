@@ -240,9 +240,16 @@ func (s *Server) loadState(ctx context.Context, userID, sessionID string) (recom
 }
 
 func (s *Server) recordShown(ctx context.Context, userID, sessionID string, items []string) {
+	start := time.Now()
+	// Queued, as nearly always, the slate needs no deadline: only a write
+	// on the request path does (a context and a timer cost a request more
+	// than the queueing).
+	if s.cfg.Shown != nil && s.cfg.Shown.Queue(userID, sessionID, items) {
+		s.metrics.redis.WithLabelValues("record_shown").Observe(time.Since(start).Seconds())
+		return
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
-	start := time.Now()
 	var err error
 	if s.cfg.Shown != nil {
 		err = s.cfg.Shown.Record(wctx, userID, sessionID, items)

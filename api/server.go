@@ -41,6 +41,9 @@ type Store interface {
 // has not written yet (features.ShownWriter).
 type ShownRecorder interface {
 	Record(ctx context.Context, userID, sessionID string, itemIDs []string) error
+	// Queue records without writing and reports whether it did (false:
+	// too much is pending, and Record would write synchronously).
+	Queue(userID, sessionID string, itemIDs []string) bool
 	Pending(userID, sessionID string) []string
 	// Flush writes what is pending for the session now.
 	Flush(ctx context.Context, userID, sessionID string) error

@@ -31,6 +31,16 @@ func (w *shownAtWrite) Write(ctx context.Context, topic, key string, value []byt
 	return w.publisher.Write(ctx, topic, key, value)
 }
 
+// serveWithShown rebuilds f's server with the batched shown writer and
+// the feedback log given.
+func (f *fixture) serveWithShown(shown *features.ShownWriter, feedback EventLog) {
+	f.srv = New(Config{
+		Store: f.flaky, Events: f.pub, Feedback: feedback, Shown: shown, Catalog: fixedCatalog{f.snap},
+		Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: time.Second,
+	})
+}
+
 // A click sent right after the answer must not overtake its slate: the
 // batched shown writer has not flushed (it is not even running here), and
 // the feedback handler writes the session's slate before the event.
@@ -38,11 +48,7 @@ func TestFeedbackWritesItsSlateFirst(t *testing.T) {
 	f := newFixture(t)
 	shown := features.NewShownWriter(f.store, nil)
 	log := &shownAtWrite{store: f.store}
-	f.srv = New(Config{
-		Store: f.flaky, Events: f.pub, Feedback: log, Shown: shown, Catalog: fixedCatalog{f.snap},
-		Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: time.Second,
-	})
+	f.serveWithShown(shown, log)
 	r := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
 	ids := make([]string, len(r.Items))
 	for i, it := range r.Items {
@@ -71,11 +77,7 @@ func TestFeedbackWritesItsSlateFirst(t *testing.T) {
 func TestFeedbackWithoutRequestIDFindsItsSlate(t *testing.T) {
 	f := newFixture(t)
 	shown := features.NewShownWriter(f.store, nil)
-	f.srv = New(Config{
-		Store: f.flaky, Events: f.pub, Feedback: f.pub, Shown: shown, Catalog: fixedCatalog{f.snap},
-		Models: fixedModel{recommend.DefaultModel()}, Engine: recommend.NewEngine(recommend.Config{}),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StoreTimeout: time.Second,
-	})
+	f.serveWithShown(shown, f.pub)
 	first := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
 	if err := shown.Flush(t.Context(), "u", "s"); err != nil { // the first slate in Redis, the second pending
 		t.Fatal(err)
@@ -113,6 +115,47 @@ func TestFeedbackWithoutRequestIDFindsItsSlate(t *testing.T) {
 			}
 			if ev.RequestID != tc.want {
 				t.Fatalf("request id %q, want %q", ev.RequestID, tc.want)
+			}
+		})
+	}
+}
+
+// A slate goes to the shown writer's queue when it has room and is written
+// to Redis before the answer when it has none (Redis slow or down).
+func TestRecommendQueuesOrWritesItsSlate(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxPending int
+		queued     bool
+	}{
+		{"room in the queue", 50000, true},
+		{"queue full", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			shown := features.NewShownWriter(f.store, nil) // Run is not started: nothing flushes
+			shown.MaxPending = tc.maxPending
+			f.serveWithShown(shown, f.pub)
+			r := f.recommend(t, `{"user_id":"u","session_id":"s","k":5}`)
+			ids := make([]string, len(r.Items))
+			for i, it := range r.Items {
+				ids[i] = it.ItemID
+			}
+			slate := recommend.ShownRecord(r.RequestID, ids)
+			st, err := f.store.Load(t.Context(), "u", "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantPending, wantStored := slate, []string(nil)
+			if !tc.queued {
+				wantPending, wantStored = nil, slate
+			}
+			if got := shown.Pending("u", "s"); !slices.Equal(got, wantPending) {
+				t.Errorf("pending %q, want %q", got, wantPending)
+			}
+			if got := st.Session.Shown; !slices.Equal(got, wantStored) {
+				t.Errorf("in Redis %q, want %q", got, wantStored)
 			}
 		})
 	}

@@ -58,10 +58,21 @@ func NewShownWriter(store *Store, log *slog.Logger) *ShownWriter {
 // synchronously only when too much is pending (Redis is slow or down), and
 // then returns the write's error.
 func (w *ShownWriter) Record(ctx context.Context, userID, sessionID string, items []string) error {
+	if w.Queue(userID, sessionID, items) {
+		return nil
+	}
+	return w.store.RecordShown(ctx, userID, sessionID, items)
+}
+
+// Queue is Record without the synchronous write: it queues the items and
+// reports true, or reports false when too much is pending. A caller that
+// bounds a write with a deadline need not make one (a context and a timer
+// a request) for the common case, which never waits.
+func (w *ShownWriter) Queue(userID, sessionID string, items []string) bool {
 	w.mu.Lock()
 	if w.n+len(items) > w.MaxPending {
 		w.mu.Unlock()
-		return w.store.RecordShown(ctx, userID, sessionID, items)
+		return false
 	}
 	k := shownKey{userID, sessionID}
 	w.pending[k] = append(w.pending[k], items...)
@@ -71,7 +82,7 @@ func (w *ShownWriter) Record(ctx context.Context, userID, sessionID string, item
 	case w.kick <- struct{}{}:
 	default:
 	}
-	return nil
+	return true
 }
 
 // Flush writes the session's pending records now, in one round trip, after

@@ -367,7 +367,8 @@ func TestMergeAveragesModeFits(t *testing.T) {
 // models and both replicas' local models are the same, and the committing
 // replica's local model is the shared model, the other replica's updates
 // included — also after the other replica merged more often than the log
-// keeps, when the rebase falls back to reading every item.
+// keeps, when the rebase falls back to reading every item — and its base
+// is its model.
 func TestReplicaCommitTracksWhatAScanWould(t *testing.T) {
 	cat := testCatalog(t, 2000)
 	type run struct {
@@ -401,6 +402,13 @@ func TestReplicaCommitTracksWhatAScanWould(t *testing.T) {
 		}
 		if err := sameModel(tracked.reps[i].rep.l.Model(), got); err != nil {
 			t.Fatalf("%s: the committing replica's model is not the shared model: %v", what, err)
+		}
+		for _, r := range []*run{tracked, scanned} {
+			// local − base must be zero after a rebase, or the next
+			// commit adds an update twice (or loses one).
+			if rep := r.reps[i].rep; sameModel(rep.base, rep.l.Model()) != nil {
+				t.Fatalf("%s: the committing replica's base is not its model: %v", what, sameModel(rep.base, rep.l.Model()))
+			}
 		}
 		for j := range tracked.reps {
 			if err := sameModel(tracked.reps[j].rep.l.Model(), scanned.reps[j].rep.l.Model()); err != nil {

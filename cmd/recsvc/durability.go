@@ -19,7 +19,7 @@ import (
 )
 
 // defaultRedisBatch is -redis-batch's default: batched reads cost recsvc and
-// Redis less CPU per request (docs/benchmarks.md#concurrent-reads-in-one-pipeline-issue-13-sixth-pass).
+// Redis less CPU per request (docs/benchmarks-history.md#concurrent-reads-in-one-pipeline-issue-13-sixth-pass).
 const defaultRedisBatch = true
 
 // durabilityFlags registers the flags of durable feedback, client limits
