@@ -84,6 +84,9 @@ func (s *Server) routeFrontDoor(r gin.IRouter) {
 type PolicyResponse struct {
 	Variant      string `json:"variant"`
 	ModelVersion string `json:"model_version"`
+	// Policy is what the variant is served: "hrl", its learned model, or
+	// the fixed baseline its experiment arm names (experiment.Variant.Policy).
+	Policy string `json:"policy"`
 	// K is the slate size the pool sizes are for.
 	K int `json:"k"`
 	// Kappa is how sharply the level distribution concentrates around the target.
@@ -152,14 +155,19 @@ func (s *Server) policy(c *gin.Context) {
 		abort(c, http.StatusNotFound, Error{Code: "unknown_variant", Message: fmt.Sprintf("no variant %q is served", variant), Field: "variant"})
 		return
 	}
-	m := s.cfg.Models.Current(variant)
+	a, err := s.armOf(variant)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	m := a.model
 	if m == nil {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "model not loaded"})
 		return
 	}
 	p := m.Intent
 	out := PolicyResponse{
-		Variant: variant, ModelVersion: m.Version, K: k, Kappa: p.Kappa,
+		Variant: variant, ModelVersion: m.Version, Policy: a.policy, K: k, Kappa: p.Kappa,
 		Target: TargetOut{Bias: p.T[intent.Dim], Weights: make(map[string]float64, intent.Dim)},
 		Levels: make([]LevelOut, len(p.Levels)),
 	}
@@ -167,10 +175,10 @@ func (s *Server) policy(c *gin.Context) {
 		out.Target.Weights[name] = p.T[i]
 	}
 	for z, l := range p.Levels {
-		out.Levels[z] = LevelOut{Level: z, Beta: l.Beta, Lambda: l.Lambda, NovelShare: l.NovelShare, Pools: poolsOut(s.cfg.Engine.Pools(k, l, false))}
+		out.Levels[z] = LevelOut{Level: z, Beta: l.Beta, Lambda: l.Lambda, NovelShare: l.NovelShare, Pools: poolsOut(a.engine.Pools(k, l, false))}
 	}
 	if len(p.Levels) > 0 {
-		out.ColdPools = poolsOut(s.cfg.Engine.Pools(k, p.Levels[0], true))
+		out.ColdPools = poolsOut(a.engine.Pools(k, p.Levels[0], true))
 	}
 	c.JSON(http.StatusOK, &out)
 }

@@ -75,7 +75,9 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	models := gin.H{}
 	for _, v := range s.variants() {
-		if m := s.cfg.Models.Current(v); m == nil {
+		if a, err := s.armOf(v); err != nil {
+			models[v], ready = err.Error(), false
+		} else if m := a.model; m == nil {
 			models[v], ready = "not loaded", false
 		} else {
 			models[v] = m.Version

@@ -143,7 +143,12 @@ func (s *Server) recommend(c *gin.Context) {
 		return
 	}
 	variant := s.variantOf(req.UserID)
-	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current(variant)
+	a, err := s.armOf(variant)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	snap, model := s.cfg.Catalog.Current(), a.model
 	if snap == nil || model == nil {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded; PUT /v1/items first"})
 		return
@@ -153,7 +158,7 @@ func (s *Server) recommend(c *gin.Context) {
 
 	st, degraded := s.loadState(ctx, req.UserID, req.SessionID)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	d, err := s.cfg.Engine.Decide(recommend.Request{K: k, Exclude: req.Exclude, Now: now.UnixMilli(), Deterministic: req.Deterministic}, &st, snap, model, rng)
+	d, err := a.engine.Decide(recommend.Request{K: k, Exclude: req.Exclude, Now: now.UnixMilli(), Deterministic: req.Deterministic || a.fixed}, &st, snap, model, rng)
 	if err != nil {
 		abortErr(c, err)
 		return
@@ -319,7 +324,12 @@ func (s *Server) userIntent(c *gin.Context) {
 		return
 	}
 	variant := s.variantOf(userID)
-	snap, model := s.cfg.Catalog.Current(), s.cfg.Models.Current(variant)
+	a, err := s.armOf(variant)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	snap, model := s.cfg.Catalog.Current(), a.model
 	if snap == nil || model == nil {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "not_ready", Message: "catalog is empty or model not loaded"})
 		return
@@ -331,7 +341,7 @@ func (s *Server) userIntent(c *gin.Context) {
 		abort(c, http.StatusServiceUnavailable, Error{Code: "store_unavailable", Message: "user state is unavailable"})
 		return
 	}
-	d := s.cfg.Engine.Intent(snap, &st, model, s.cfg.Now().UnixMilli())
+	d := a.engine.Intent(snap, &st, model, s.cfg.Now().UnixMilli())
 	state := make(map[string]float64, len(d.State))
 	for i, v := range d.State {
 		state[intent.FeatureNames[i]] = v

@@ -173,6 +173,8 @@ type Server struct {
 	checks []atomic.Pointer[string]
 	// inflight is the semaphore of limitInflight (nil = no bound).
 	inflight chan struct{}
+	// baselines are the fixed baseline arms served (armOf).
+	baselines baselines
 }
 
 // New builds a Server; call Run to start its health prober.

@@ -13,20 +13,37 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/novarec/novarec/policy"
 	"github.com/novarec/novarec/recommend"
 )
 
 // Variant is one arm of the experiment: a share of the traffic and the
-// reward weights its learner trains with.
+// reward weights its learner trains with, or a fixed baseline it is
+// served instead.
 type Variant struct {
 	Name   string                  `yaml:"name" json:"name"`
 	Share  float64                 `yaml:"share" json:"share"`
 	Reward recommend.RewardWeights `yaml:"reward" json:"reward"`
+	// Policy is what the arm is served: empty (or "hrl") for the variant's
+	// learned two-level model, or a fixed baseline of policy.NewFixed
+	// ("mmr", "popular"), so an experiment can judge the learned policy
+	// against a standard baseline on live traffic as the simulator and
+	// the replay judge it offline. A baseline arm's reward weights are not
+	// used for serving; its events still feed the A/B report.
+	Policy string `yaml:"policy,omitempty" json:"policy,omitempty"`
 }
+
+// Learned is the Policy of an arm served its variant's learned model.
+const Learned = policy.HRL
+
+// Baseline reports whether the arm is served a fixed baseline rather than
+// its learned model.
+func (v *Variant) Baseline() bool { return v.Policy != "" && v.Policy != Learned }
 
 // Config is an experiments file:
 //
@@ -104,6 +121,8 @@ func (c *Config) Validate() error {
 			return &ValidationError{field + ".share", "must be between 0 and 1"}
 		case !finite(v.Reward.Novelty) || !finite(v.Reward.Diversity):
 			return &ValidationError{field + ".reward", "weights must be finite numbers"}
+		case v.Baseline() && !slices.Contains(policy.FixedNames(), v.Policy):
+			return &ValidationError{field + ".policy", fmt.Sprintf("unknown policy %q (known: %s and the fixed baselines %v)", v.Policy, Learned, policy.FixedNames())}
 		}
 		seen[v.Name] = true
 		total += v.Share

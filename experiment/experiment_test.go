@@ -33,6 +33,24 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+func TestParseBaselineArm(t *testing.T) {
+	tests := []struct {
+		policy   string
+		baseline bool
+	}{{"", false}, {"hrl", false}, {"mmr", true}, {"popular", true}}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			c, err := Parse([]byte("name: e\nsalt: s\nvariants:\n  - {name: a, share: 0.5}\n  - {name: b, share: 0.5, policy: '" + tc.policy + "'}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Variants[1].Baseline(); got != tc.baseline || c.Variants[1].Policy != tc.policy {
+				t.Fatalf("policy %q: Baseline() = %v, want %v", c.Variants[1].Policy, got, tc.baseline)
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, field string
@@ -47,6 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{"no variants", "name: e\nsalt: s\n", "variants"},
 		{"no salt", "name: e\nvariants:\n  - {name: a, share: 1}\n", "salt"},
 		{"no name", "salt: s\nvariants:\n  - {name: a, share: 1}\n", "name"},
+		{"unknown policy", "name: e\nsalt: s\nvariants:\n  - {name: a, share: 0.5}\n  - {name: b, share: 0.5, policy: knn}\n", "variants[1].policy"},
 		{"unknown control", "name: e\nsalt: s\ncontrol: z\nvariants:\n  - {name: a, share: 1}\n", "control"},
 		{"unknown field", "name: e\nsalt: s\nsalts: x\nvariants:\n  - {name: a, share: 1}\n", ""},
 		{"not YAML", "name: [", ""},

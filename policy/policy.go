@@ -123,17 +123,15 @@ func New(name string, cfg Config) (Policy, error) {
 	p := &enginePolicy{name: name}
 	var m *recommend.Model
 	switch name {
-	case Popular:
-		m = fixedModel(start, intent.Level{})
-		m.Ranker.Theta = [ranker.NumFeatures]float64{ranker.FPopularity: 1}
-		engCfg.PopularShare = 1
-		p.deterministic = true
+	case Popular, MMR:
+		f, err := NewFixed(name, start, engCfg)
+		if err != nil {
+			return nil, err
+		}
+		m, engCfg, p.deterministic = f.Model, f.Engine, true
 	case Relevance:
 		m = fixedModel(start, intent.Level{})
 		p.clickLearn = true
-	case MMR:
-		m = fixedModel(start, intent.Level{Beta: 0, Lambda: MMRLambda, NovelShare: levels[0].NovelShare})
-		p.deterministic = true
 	case Flat:
 		m = fixedModel(start, levels[len(levels)/2])
 		p.clickLearn = true
@@ -157,6 +155,46 @@ func New(name string, cfg Config) (Policy, error) {
 	lc.Hedge = engCfg.Hedge // the learner scores slates as they were served
 	p.l = recommend.NewLearner(lc, m)
 	return p, nil
+}
+
+// Fixed is a baseline that does not learn, served by argmax: what New
+// builds for "popular" and "mmr", and what the service serves to an A/B arm
+// that names one of them (experiment.Variant.Policy), so a baseline judged
+// online is the same policy as the one judged offline.
+type Fixed struct {
+	// Model is the baseline's model: start's ranker with one fixed level.
+	Model *recommend.Model
+	// Engine is the engine configuration it is served with: no hedging and
+	// no greedy mixture (a textbook baseline knows no intents), and for
+	// "popular" a popular-only pool.
+	Engine recommend.Config
+}
+
+// FixedNames lists the policies NewFixed builds.
+func FixedNames() []string { return []string{Popular, MMR} }
+
+// NewFixed builds the fixed baseline name ("popular" or "mmr", see New) from
+// the starting model start and the engine configuration ec it would
+// otherwise be served with. Its decisions are to be taken by argmax
+// (recommend.Request.Deterministic).
+func NewFixed(name string, start *recommend.Model, ec recommend.Config) (Fixed, error) {
+	if err := start.Validate(); err != nil {
+		return Fixed{}, fmt.Errorf("policy: starting model: %w", err)
+	}
+	var m *recommend.Model
+	switch name {
+	case Popular:
+		m = fixedModel(start, intent.Level{})
+		m.Ranker.Theta = [ranker.NumFeatures]float64{ranker.FPopularity: 1}
+		ec.PopularShare = 1
+	case MMR:
+		m = fixedModel(start, intent.Level{Beta: 0, Lambda: MMRLambda, NovelShare: start.Intent.Levels[0].NovelShare})
+	default:
+		return Fixed{}, fmt.Errorf("%w %q: not a fixed baseline (known: %v)", ErrUnknown, name, FixedNames())
+	}
+	m.Version = "baseline-" + name
+	ec.Hedge, ec.Greedy = 0, 0
+	return Fixed{Model: m, Engine: ec}, nil
 }
 
 // fixedModel returns a copy of start whose high level is the single level

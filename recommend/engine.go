@@ -634,6 +634,9 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	return d, nil
 }
 
+// Config returns the engine's settings.
+func (e *Engine) Config() Config { return e.cfg }
+
 // Pools are the candidate pools' planned sizes for one decision.
 type Pools struct {
 	Familiar, Novel, Popular int
