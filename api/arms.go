@@ -14,11 +14,12 @@ type arm struct {
 	model  *recommend.Model
 	// policy names it: experiment.Learned or a fixed baseline.
 	policy string
-	// fixed marks a baseline arm (experiment.Variant.Policy): its model
-	// does not learn and its decisions are taken by argmax whatever the
-	// request asks, as the baseline is judged offline.
-	fixed bool
 }
+
+// fixed reports a baseline arm (experiment.Variant.Policy): its model does
+// not learn and its decisions are taken by argmax whatever the request
+// asks, as the baseline is judged offline.
+func (a arm) fixed() bool { return a.policy != experiment.Learned }
 
 // baselines holds the fixed baseline arms, each built on first use: an
 // engine keeps caches of its own, so an experiment without baseline arms
@@ -54,7 +55,7 @@ func (s *Server) armOf(variant string) (arm, error) {
 	if err != nil {
 		return arm{}, err
 	}
-	a := arm{engine: recommend.NewEngine(f.Engine), model: f.Model, policy: v.Policy, fixed: true}
+	a := arm{engine: recommend.NewEngine(f.Engine), model: f.Model, policy: v.Policy}
 	if s.baselines.arm == nil {
 		s.baselines.arm = make(map[string]arm)
 	}

@@ -77,10 +77,10 @@ func (s *Server) readyz(c *gin.Context) {
 	for _, v := range s.variants() {
 		if a, err := s.armOf(v); err != nil {
 			models[v], ready = err.Error(), false
-		} else if m := a.model; m == nil {
+		} else if a.model == nil {
 			models[v], ready = "not loaded", false
 		} else {
-			models[v] = m.Version
+			models[v] = a.model.Version
 		}
 	}
 	checks["models"] = models

@@ -158,7 +158,7 @@ func (s *Server) recommend(c *gin.Context) {
 
 	st, degraded := s.loadState(ctx, req.UserID, req.SessionID)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	d, err := a.engine.Decide(recommend.Request{K: k, Exclude: req.Exclude, Now: now.UnixMilli(), Deterministic: req.Deterministic || a.fixed}, &st, snap, model, rng)
+	d, err := a.engine.Decide(recommend.Request{K: k, Exclude: req.Exclude, Now: now.UnixMilli(), Deterministic: req.Deterministic || a.fixed()}, &st, snap, model, rng)
 	if err != nil {
 		abortErr(c, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -434,5 +435,20 @@ func TestAggregatesPlusSumsEveryField(t *testing.T) {
 				t.Errorf("%s: %g, want %g", name, got, want)
 			}
 		}
+	}
+}
+
+// TestExamplesParse keeps the shipped experiments files valid.
+func TestExamplesParse(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			if _, err := Load(p); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
