@@ -2,16 +2,16 @@ package features
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Batched loads. A Load is one command (loadScript, load.go), and on
-// loopback most of its round trip's cost is not Redis's work but the
-// system calls around it: the write that hands the command to the kernel
-// (and wakes Redis) and the read of the reply, once per request. Concurrent requests' reads can
+// Batched loads. A Load is one pipelined round trip, and on loopback most
+// of its cost is not Redis's work but the system calls around it: the
+// write that hands the pipeline to the kernel (and wakes Redis) and the
+// read of the replies, once per request. Concurrent requests' reads can
 // share them instead: go-redis's deferred auto-pipeliner (AsyncAutoPipeline)
 // collects the commands that goroutines submit while a batch is in flight
 // and sends them as the next pipeline, one write and one wake-up for many
@@ -32,18 +32,13 @@ import (
 // before the Store is used concurrently, and Close the Store to stop the
 // pipeliner's goroutines. The pipeliner is the client's (go-redis keeps one
 // per client, and the first configuration wins); nothing else in novarec
-// uses it. It also loads Load's script into Redis, so the first batch need
-// not carry its source (a Redis that cannot be reached now gets it with the
-// first load that finds it missing).
+// uses it.
 func (s *Store) BatchLoads(opts *redis.AutoPipelineOptions) error {
 	ap, err := s.rdb.AsyncAutoPipelineWithOptions(opts)
 	if err != nil {
 		return fmt.Errorf("features: batch loads: %w", err)
 	}
 	s.batch = ap
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = loadScript.Load(ctx, s.rdb).Err()
 	return nil
 }
 
@@ -58,4 +53,23 @@ func (s *Store) Close() error {
 		return fmt.Errorf("features: close: %w", err)
 	}
 	return nil
+}
+
+// loadBatched submits the reads of Load to the auto-pipeliner and waits for
+// them until ctx is done. The error is the first command's that is not
+// redis.Nil, or ctx's.
+func (s *Store) loadBatched(ctx context.Context, userID, sessionID string) (userReads, error) {
+	r := s.newReads(ctx, userID, sessionID, true)
+	var buf [6]redis.Cmder
+	cmds := r.cmds(&buf)
+	var futures [len(buf)]redis.AutoFuture
+	for i, c := range cmds {
+		futures[i] = s.batch.Submit(ctx, c)
+	}
+	for _, f := range futures[:len(cmds)] {
+		if err := f.WaitContext(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return r, err
+		}
+	}
+	return r, nil
 }

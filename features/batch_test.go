@@ -17,8 +17,9 @@ import (
 	"github.com/novarec/novarec/recommend"
 )
 
-// readsPerLoad is how many commands one Load sends (loadScript).
-const readsPerLoad = 1
+// readsPerLoad is how many commands one Load sends (newReads with the
+// session's shown list).
+const readsPerLoad = 6
 
 // fullBatches makes the store's auto-pipeliner send a batch only once it
 // holds the reads of exactly users loads (the window is an hour, so nothing

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -115,14 +117,14 @@ func varint(s string) (int64, int) {
 	return x, n
 }
 
-// historyOf decodes the packed history if the user has one, else the
+// readHistory decodes the packed history if the user has one, else the
 // legacy list; at most limit entries (limit < 0: all).
-func historyOf(packed string, legacy []string, limit int) []recommend.Consumed {
+func readHistory(packed *redis.StringCmd, legacy *redis.StringSliceCmd, limit int) []recommend.Consumed {
 	var h []recommend.Consumed
-	if packed != "" {
-		h = decodePacked(packed, limit)
+	if b := packed.Val(); b != "" {
+		h = decodePacked(b, limit)
 	} else {
-		h = decodeHistory(legacy)
+		h = decodeHistory(legacy.Val())
 	}
 	if len(h) == 0 {
 		return nil

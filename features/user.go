@@ -51,9 +51,8 @@ type userReads struct {
 }
 
 // newReads builds the commands that read a user's state, for a pipeline
-// (queueReads: ApplyFeedback's read, with its de-duplication check); the
-// same commands the typed methods (Get, LRange, HGetAll) would build, and
-// the same reads as Load's script (load.go).
+// (queueReads) or the batched loads (batch.go); the same commands the
+// typed methods (Get, LRange, HGetAll) would build.
 func (s *Store) newReads(ctx context.Context, userID, sessionID string, withShown bool) userReads {
 	r := userReads{
 		hist:   redis.NewStringCmd(ctx, "get", s.histKey(userID)),
@@ -85,70 +84,47 @@ func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessi
 	return r
 }
 
-// userRaw is a user's state as read, before decoding: the packed history
-// (or the legacy list), the consumed filter, the stats and session hashes
-// as field, value pairs, and the shown list's elements.
-type userRaw struct {
-	hist        string
-	legacy      []string
-	seen        string
-	stats, sess []string
-	shown       []string
-}
-
-// raw is what r's commands read.
-func (r *userReads) raw() userRaw {
-	u := userRaw{
-		hist: r.hist.Val(), legacy: r.legacy.Val(), seen: r.seen.Val(),
-		stats: pairs(r.stats.Val()), sess: pairs(r.sess.Val()),
-	}
-	if r.shown != nil {
-		u.shown = r.shown.Val()
-	}
-	return u
-}
-
-// pairs flattens a hash into field, value pairs.
-func pairs(h map[string]string) []string {
-	if len(h) == 0 {
-		return nil
-	}
-	kv := make([]string, 0, 2*len(h))
-	for k, v := range h {
-		kv = append(kv, k, v)
-	}
-	return kv
-}
-
-func (r *userRaw) state(userID, sessionID string) recommend.UserState {
+func (r userReads) state(userID, sessionID string) recommend.UserState {
 	st := recommend.UserState{
 		UserID:  userID,
-		History: historyOf(r.hist, r.legacy, -1),
-		Stats:   decodeStats(r.stats),
-		Session: decodeSession(r.sess),
+		History: readHistory(r.hist, r.legacy, -1),
+		Stats:   decodeStats(r.stats.Val()),
+		Session: decodeSession(r.sess.Val()),
 	}
-	if r.seen != "" {
-		st.Consumed = recommend.Filter{N: consumedCount(r.stats), Bits: []byte(r.seen)}
+	if b := r.seen.Val(); b != "" {
+		st.Consumed = recommend.Filter{N: consumedCount(r.stats.Val()), Bits: []byte(b)}
 	}
 	st.Session.ID = sessionID
-	st.Session.Shown = decodeShown(r.shown)
+	if r.shown != nil {
+		st.Session.Shown = decodeShown(r.shown.Val())
+	}
 	return st
 }
 
 // Load reads everything the policy needs about a user for one decision in a
-// single round trip, one command (loadScript, load.go): history,
-// statistics, the session's state and the items already shown in it. A
-// user Redis knows nothing about (new, or whose session expired) yields
-// zero values, not an error. Malformed entries are skipped rather than
-// failing the request, since the state is derived and the next write
-// repairs it. The returned Session.ID is sessionID ("" for the implicit
-// session).
+// single pipelined round trip: history, statistics, the session's state and
+// the items already shown in it. A user Redis knows nothing about (new, or
+// whose session expired) yields zero values, not an error. Malformed entries
+// are skipped rather than failing the request, since the state is derived
+// and the next write repairs it. The returned Session.ID is sessionID ("" for
+// the implicit session).
 func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.UserState, error) {
 	if userID == "" {
 		return recommend.UserState{}, errNoUser
 	}
-	r, err := s.loadState(ctx, userID, sessionID)
-	if err != nil {
+	var (
+		r   userReads
+		err error
+	)
+	if s.batch != nil {
+		r, err = s.loadBatched(ctx, userID, sessionID)
+	} else {
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			r = s.queueReads(ctx, p, userID, sessionID, true)
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, redis.Nil) { // a user with nothing consumed has no filter
 		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", err)
 	}
 	return r.state(userID, sessionID), nil
@@ -301,8 +277,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, mm in
 		}
 	}
 
-	raw := r.raw()
-	st := raw.state(fb.UserID, fb.SessionID)
+	st := r.state(fb.UserID, fb.SessionID)
 	consumed := st.Consumed.N
 	obs = recommend.Observe(&st, snap, fb, s.history, mm)
 
@@ -411,29 +386,17 @@ func decodeRho(s string) intent.RhoPosterior {
 }
 
 // consumedCount is the number of items in the user's consumed filter.
-func consumedCount(kv []string) int64 {
-	n, err := strconv.ParseInt(field(kv, fConsumed), 10, 64)
+func consumedCount(h map[string]string) int64 {
+	n, err := strconv.ParseInt(h[fConsumed], 10, 64)
 	if err != nil || n < 0 {
 		return 0
 	}
 	return n
 }
 
-// field is the value of field f among kv's field, value pairs ("" if absent).
-func field(kv []string, f string) string {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i] == f {
-			return kv[i+1]
-		}
-	}
-	return ""
-}
-
-// decodeStats parses the stats hash's field, value pairs.
-func decodeStats(kv []string) recommend.Stats {
+func decodeStats(h map[string]string) recommend.Stats {
 	var st recommend.Stats
-	for i := 0; i+1 < len(kv); i += 2 {
-		k, v := kv[i], kv[i+1]
+	for k, v := range h {
 		switch k {
 		case fRho:
 			st.Rho = decodeRho(v)
@@ -496,12 +459,10 @@ func sessionFields(s *recommend.Session) []any {
 	return f
 }
 
-// decodeSession parses the session hash's field, value pairs; ID is left
-// for the caller to set.
-func decodeSession(kv []string) recommend.Session {
+// decodeSession parses the session hash; ID is left for the caller to set.
+func decodeSession(h map[string]string) recommend.Session {
 	var s recommend.Session
-	for i := 0; i+1 < len(kv); i += 2 {
-		k, v := kv[i], kv[i+1]
+	for k, v := range h {
 		if k == fID {
 			continue
 		}
