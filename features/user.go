@@ -90,19 +90,51 @@ var (
 // newReads builds the commands that read a user's state, for a pipeline
 // (queueReads) or the batched loads (batch.go).
 func (s *Store) newReads(ctx context.Context, userID, sessionID string, withShown bool) userReads {
+	k := s.readKeys(userID, sessionID)
 	stats := make([]any, 2, 2+len(statsArgs))
-	stats[0], stats[1] = "hmget", s.userKey(userID, "stats")
+	stats[0], stats[1] = "hmget", k.stats
 	stats = append(stats, statsArgs...)
 	r := userReads{
-		strs:   redis.NewStringSliceCmd(ctx, "mget", s.histKey(userID), s.userKey(userID, "seen")),
-		legacy: redis.NewStringSliceCmd(ctx, "lrange", s.legacyHistKey(userID), 0, int64(s.history)-1),
+		strs:   redis.NewStringSliceCmd(ctx, "mget", k.hist, k.seen),
+		legacy: redis.NewStringSliceCmd(ctx, "lrange", k.legacy, 0, int64(s.history)-1),
 		stats:  redis.NewStringSliceCmd(ctx, stats...),
-		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", s.sessionKey(userID, sessionID)),
+		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", k.sess),
 	}
 	if withShown {
-		r.shown = redis.NewStringSliceCmd(ctx, "lrange", s.shownKey(userID, sessionID), 0, ShownMax-1)
+		r.shown = redis.NewStringSliceCmd(ctx, "lrange", k.shown, 0, ShownMax-1)
 	}
 	return r
+}
+
+// readKeys are the keys of a user's read, as histKey, legacyHistKey,
+// userKey (seen, stats), sessionKey and shownKey name them.
+type readKeys struct{ hist, legacy, seen, stats, sess, shown string }
+
+// readKeys builds the keys of a read in one allocation (they share it), not
+// one a key.
+func (s *Store) readKeys(userID, sessionID string) readKeys {
+	user := len(s.prefix) + len("{u:") + len(userID) + len("}:")
+	sess := sessionName(sessionID)
+	var b strings.Builder
+	b.Grow(6*user + len("h") + len("hist") + len("seen") + len("stats") + len("s:") + len(sess) + len(":shown"))
+	var ends [5]int
+	for i, suffix := range [...]string{"h", "hist", "seen", "stats", "s:"} {
+		b.WriteString(s.prefix)
+		b.WriteString("{u:")
+		b.WriteString(userID)
+		b.WriteString("}:")
+		b.WriteString(suffix)
+		ends[i] = b.Len()
+	}
+	b.WriteString(sess)
+	sessEnd := b.Len()
+	b.WriteString(":shown")
+	all := b.String()
+	shownStart := ends[3]
+	return readKeys{
+		hist: all[:ends[0]], legacy: all[ends[0]:ends[1]], seen: all[ends[1]:ends[2]], stats: all[ends[2]:ends[3]],
+		sess: all[shownStart:sessEnd], shown: all[shownStart:],
+	}
 }
 
 // cmds puts r's commands in buf, in the order they are sent.

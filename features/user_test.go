@@ -25,3 +25,19 @@ func TestStatsReadCoversWhatIsWritten(t *testing.T) {
 		t.Errorf("%d fields read, %d written", len(read), len(written)/2)
 	}
 }
+
+// readKeys names the keys that the key builders name.
+func TestReadKeysAreTheStoresKeys(t *testing.T) {
+	t.Parallel()
+	for _, prefix := range []string{"", "p:"} {
+		s := NewStore(nil, Options{Prefix: prefix})
+		for _, sess := range []string{"", "s1", "a:b"} {
+			got := s.readKeys("u-1", sess)
+			want := readKeys{s.histKey("u-1"), s.legacyHistKey("u-1"), s.userKey("u-1", "seen"), s.userKey("u-1", "stats"),
+				s.sessionKey("u-1", sess), s.shownKey("u-1", sess)}
+			if got != want {
+				t.Errorf("prefix %q session %q: keys %+v, want %+v", prefix, sess, got, want)
+			}
+		}
+	}
+}
