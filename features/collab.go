@@ -86,7 +86,7 @@ func (s *Store) RecentHistory(ctx context.Context, userID string, n int) ([]reco
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("features: recent history: %w", err)
 	}
-	return readHistory(packed, legacy, n), nil
+	return readHistory(packed.Val(), legacy.Val(), n), nil
 }
 
 // historyScanBatch is how many users' histories one pipelined round trip

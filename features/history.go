@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -119,12 +117,12 @@ func varint(s string) (int64, int) {
 
 // readHistory decodes the packed history if the user has one, else the
 // legacy list; at most limit entries (limit < 0: all).
-func readHistory(packed *redis.StringCmd, legacy *redis.StringSliceCmd, limit int) []recommend.Consumed {
+func readHistory(packed string, legacy []string, limit int) []recommend.Consumed {
 	var h []recommend.Consumed
-	if b := packed.Val(); b != "" {
-		h = decodePacked(b, limit)
+	if packed != "" {
+		h = decodePacked(packed, limit)
 	} else {
-		h = decodeHistory(legacy.Val())
+		h = decodeHistory(legacy)
 	}
 	if len(h) == 0 {
 		return nil

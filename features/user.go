@@ -40,59 +40,138 @@ const (
 	catField  = "c:"
 )
 
-// userReads are the commands of one pipelined read of a user's state.
+// userReads are the commands of one pipelined read of a user's state:
+// five commands, and no reply element that the decoding does not use. The
+// packed history and the consumed filter are read by one MGET; the stats
+// hash by HMGET of the fields decodeStats reads (statsRead), values only,
+// which spares a string per field name and a map per read.
 type userReads struct {
-	hist   *redis.StringCmd      // packed history
+	strs   *redis.StringSliceCmd // packed history, consumed filter ("" when absent)
 	legacy *redis.StringSliceCmd // history list of users not rewritten since
-	seen   *redis.StringCmd
-	stats  *redis.MapStringStringCmd
+	stats  *redis.StringSliceCmd // the statsRead fields' values
 	sess   *redis.MapStringStringCmd
 	shown  *redis.StringSliceCmd // nil when not read
 }
 
+// The stats hash's fields a read decodes (decodeStats, consumedCount), in
+// the order of userReads.stats's values.
+const (
+	sClicks = iota
+	sNovel
+	sFamiliar
+	sSkips
+	sSessions
+	sLast
+	sRho
+	sModeSess
+	sModeEv
+	sModeAcc
+	sModeCh
+	sConsumed
+	nStatsRead
+)
+
+// statsRead are their names, and statsArgs the same as HMGET's arguments
+// (made once: a string put in an interface is an allocation).
+var (
+	statsRead = [nStatsRead]string{
+		sClicks: fClicks, sNovel: fNovel, sFamiliar: fFamiliar, sSkips: fSkips, sSessions: fSessions, sLast: fLast,
+		sRho: fRho, sModeSess: fModeSess, sModeEv: fModeEv, sModeAcc: fModeAcc, sModeCh: fModeCh, sConsumed: fConsumed,
+	}
+	statsArgs = func() []any {
+		a := make([]any, len(statsRead))
+		for i, f := range statsRead {
+			a[i] = f
+		}
+		return a
+	}()
+)
+
 // newReads builds the commands that read a user's state, for a pipeline
-// (queueReads) or the batched loads (batch.go); the same commands the
-// typed methods (Get, LRange, HGetAll) would build.
+// (queueReads) or the batched loads (batch.go).
 func (s *Store) newReads(ctx context.Context, userID, sessionID string, withShown bool) userReads {
+	k := s.readKeys(userID, sessionID)
+	stats := make([]any, 2, 2+len(statsArgs))
+	stats[0], stats[1] = "hmget", k.stats
+	stats = append(stats, statsArgs...)
 	r := userReads{
-		hist:   redis.NewStringCmd(ctx, "get", s.histKey(userID)),
-		legacy: redis.NewStringSliceCmd(ctx, "lrange", s.legacyHistKey(userID), 0, int64(s.history)-1),
-		seen:   redis.NewStringCmd(ctx, "get", s.userKey(userID, "seen")),
-		stats:  redis.NewMapStringStringCmd(ctx, "hgetall", s.userKey(userID, "stats")),
-		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", s.sessionKey(userID, sessionID)),
+		strs:   redis.NewStringSliceCmd(ctx, "mget", k.hist, k.seen),
+		legacy: redis.NewStringSliceCmd(ctx, "lrange", k.legacy, 0, int64(s.history)-1),
+		stats:  redis.NewStringSliceCmd(ctx, stats...),
+		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", k.sess),
 	}
 	if withShown {
-		r.shown = redis.NewStringSliceCmd(ctx, "lrange", s.shownKey(userID, sessionID), 0, ShownMax-1)
+		r.shown = redis.NewStringSliceCmd(ctx, "lrange", k.shown, 0, ShownMax-1)
 	}
 	return r
 }
 
-// cmds puts r's commands in buf, in the order they are sent.
-func (r *userReads) cmds(buf *[6]redis.Cmder) []redis.Cmder {
-	buf[0], buf[1], buf[2], buf[3], buf[4] = r.hist, r.legacy, r.seen, r.stats, r.sess
-	if r.shown == nil {
-		return buf[:5]
+// readKeys are the keys of a user's read, as histKey, legacyHistKey,
+// userKey (seen, stats), sessionKey and shownKey name them.
+type readKeys struct{ hist, legacy, seen, stats, sess, shown string }
+
+// readKeys builds the keys of a read in one allocation (they share it), not
+// one a key.
+func (s *Store) readKeys(userID, sessionID string) readKeys {
+	user := len(s.prefix) + len("{u:") + len(userID) + len("}:")
+	sess := sessionName(sessionID)
+	var b strings.Builder
+	b.Grow(6*user + len("h") + len("hist") + len("seen") + len("stats") + len("s:") + len(sess) + len(":shown"))
+	var ends [5]int
+	for i, suffix := range [...]string{"h", "hist", "seen", "stats", "s:"} {
+		b.WriteString(s.prefix)
+		b.WriteString("{u:")
+		b.WriteString(userID)
+		b.WriteString("}:")
+		b.WriteString(suffix)
+		ends[i] = b.Len()
 	}
-	buf[5] = r.shown
-	return buf[:6]
+	b.WriteString(sess)
+	sessEnd := b.Len()
+	b.WriteString(":shown")
+	all := b.String()
+	shownStart := ends[3]
+	return readKeys{
+		hist: all[:ends[0]], legacy: all[ends[0]:ends[1]], seen: all[ends[1]:ends[2]], stats: all[ends[2]:ends[3]],
+		sess: all[shownStart:sessEnd], shown: all[shownStart:],
+	}
+}
+
+// cmds puts r's commands in buf, in the order they are sent.
+func (r *userReads) cmds(buf *[5]redis.Cmder) []redis.Cmder {
+	buf[0], buf[1], buf[2], buf[3] = r.strs, r.legacy, r.stats, r.sess
+	if r.shown == nil {
+		return buf[:4]
+	}
+	buf[4] = r.shown
+	return buf[:5]
 }
 
 func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
 	r := s.newReads(ctx, userID, sessionID, withShown)
-	var buf [6]redis.Cmder
+	var buf [5]redis.Cmder
 	_ = p.BatchProcess(ctx, r.cmds(&buf)...) // a pipeline only queues: no error
 	return r
 }
 
+// value is v[i], or "" past its end (a reply cut short reads as absent).
+func value(v []string, i int) string {
+	if i < len(v) {
+		return v[i]
+	}
+	return ""
+}
+
 func (r userReads) state(userID, sessionID string) recommend.UserState {
+	strs, stats := r.strs.Val(), r.stats.Val()
 	st := recommend.UserState{
 		UserID:  userID,
-		History: readHistory(r.hist, r.legacy, -1),
-		Stats:   decodeStats(r.stats.Val()),
+		History: readHistory(value(strs, 0), r.legacy.Val(), -1),
+		Stats:   decodeStats(stats),
 		Session: decodeSession(r.sess.Val()),
 	}
-	if b := r.seen.Val(); b != "" {
-		st.Consumed = recommend.Filter{N: consumedCount(r.stats.Val()), Bits: []byte(b)}
+	if b := value(strs, 1); b != "" {
+		st.Consumed = recommend.Filter{N: consumedCount(stats), Bits: []byte(b)}
 	}
 	st.Session.ID = sessionID
 	if r.shown != nil {
@@ -385,54 +464,34 @@ func decodeRho(s string) intent.RhoPosterior {
 	return r
 }
 
-// consumedCount is the number of items in the user's consumed filter.
-func consumedCount(h map[string]string) int64 {
-	n, err := strconv.ParseInt(h[fConsumed], 10, 64)
+// consumedCount is the number of items in the user's consumed filter, from
+// the statsRead values.
+func consumedCount(v []string) int64 {
+	n, err := strconv.ParseInt(value(v, sConsumed), 10, 64)
 	if err != nil || n < 0 {
 		return 0
 	}
 	return n
 }
 
-func decodeStats(h map[string]string) recommend.Stats {
+// decodeStats parses the values of the statsRead fields ("" for a field
+// the hash lacks, which decodes as absent).
+func decodeStats(v []string) recommend.Stats {
 	var st recommend.Stats
-	for k, v := range h {
-		switch k {
-		case fRho:
-			st.Rho = decodeRho(v)
-			continue
-		case fModeSess:
-			st.ModeSession = v
-			continue
-		case fModeCh:
-			st.ModeChain = decodeChain(v)
-			continue
-		case fModeEv:
-			if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-				st.ModeEvidence = f
-			}
-			continue
+	st.Rho = decodeRho(value(v, sRho))
+	st.ModeSession = value(v, sModeSess)
+	st.ModeChain = decodeChain(value(v, sModeCh))
+	if f, err := strconv.ParseFloat(value(v, sModeEv), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+		st.ModeEvidence = f
+	}
+	for i, dst := range [...]*int64{sClicks: &st.Clicks, sNovel: &st.NovelClicks, sFamiliar: &st.FamiliarClicks,
+		sSkips: &st.Skips, sSessions: &st.Sessions, sLast: &st.LastTS} {
+		if n, err := strconv.ParseInt(value(v, i), 10, 64); err == nil {
+			*dst = n
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			continue
-		}
-		switch k {
-		case fClicks:
-			st.Clicks = n
-		case fNovel:
-			st.NovelClicks = n
-		case fFamiliar:
-			st.FamiliarClicks = n
-		case fSkips:
-			st.Skips = n
-		case fSessions:
-			st.Sessions = n
-		case fLast:
-			st.LastTS = n
-		case fModeAcc:
-			st.ModeAccounted = int(max(n, 0))
-		}
+	}
+	if n, err := strconv.ParseInt(value(v, sModeAcc), 10, 64); err == nil {
+		st.ModeAccounted = int(max(n, 0))
 	}
 	return st
 }
