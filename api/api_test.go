@@ -109,6 +109,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureModel(t, recommend.DefaultModel())
+}
+
+// newFixtureModel is newFixture serving model m.
+func newFixtureModel(t *testing.T, m *recommend.Model) *fixture {
+	t.Helper()
 	client, prefix := redistest.New(t)
 	store := features.NewStore(client, features.Options{Prefix: prefix})
 	snap, err := catalog.Build(1, catalog.DefaultDim, catalog.Sample(600, 3))
@@ -117,7 +123,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{store: store, flaky: &flakyStore{Store: store}, pub: &publisher{}, snap: snap}
 	f.srv = New(Config{
-		Store: f.flaky, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{recommend.DefaultModel()},
+		Store: f.flaky, Events: f.pub, Feedback: f.pub, Catalog: fixedCatalog{snap}, Models: fixedModel{m},
 		Engine: recommend.NewEngine(recommend.Config{}), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		StoreTimeout: time.Second,
 	})

@@ -97,6 +97,28 @@ type PolicyResponse struct {
 	Levels []LevelOut `json:"levels"`
 	// ColdPools are the pools of a user without known history, at every level.
 	ColdPools PoolsOut `json:"cold_pools"`
+	// Mode is the click model the session and user propensities are read
+	// with, and Prior the population's prior of a user's propensity: fitted
+	// to the traffic when the trainer runs with -mode-refit, else the
+	// defaults. An operator sees here what a fit found.
+	Mode  ModeOut  `json:"mode"`
+	Prior PriorOut `json:"prior"`
+}
+
+// ModeOut is the two-mode click model (intent.ModeModel) and whether it was
+// fitted to traffic.
+type ModeOut struct {
+	// Fitted is whether it differs from intent.DefaultModeModel: a fit
+	// to logged sessions set it.
+	Fitted bool `json:"fitted"`
+	intent.ModeModel
+}
+
+// PriorOut is the Beta prior of a user's propensity to explore, and its mean.
+type PriorOut struct {
+	Alpha float64 `json:"alpha"`
+	Beta  float64 `json:"beta"`
+	Mean  float64 `json:"mean"`
 }
 
 // TargetOut is the high level's target novelty as a linear function of the
@@ -180,6 +202,13 @@ func (s *Server) policy(c *gin.Context) {
 	if len(p.Levels) > 0 {
 		out.ColdPools = poolsOut(a.engine.Pools(k, p.Levels[0], true))
 	}
+	mm := m.ModeModel()
+	out.Mode = ModeOut{Fitted: mm != intent.DefaultModeModel(), ModeModel: mm}
+	prior := p.Prior
+	if !(prior.Alpha > 0 && prior.Beta > 0) {
+		prior = intent.DefaultPrior
+	}
+	out.Prior = PriorOut{Alpha: prior.Alpha, Beta: prior.Beta, Mean: prior.Alpha / (prior.Alpha + prior.Beta)}
 	c.JSON(http.StatusOK, &out)
 }
 

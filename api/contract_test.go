@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/novarec/novarec/intent"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -487,5 +488,39 @@ func TestPolicy(t *testing.T) {
 	}
 	if p.Target.Weights["session_novel_preference"] != 3 || p.Target.Bias != -1.05 {
 		t.Errorf("target %+v is not the prior's", p.Target)
+	}
+}
+
+// TestPolicyModeModel checks that GET /v1/policy reports the click model and
+// the prior the propensities are read with: the defaults until a fit, then
+// what the fit found.
+func TestPolicyModeModel(t *testing.T) {
+	fitted := recommend.DefaultModel()
+	fitted.Intent.Mode = intent.ModeModel{Base: -1.4, Shift: -1, Contrast: 2.2, Routine: 1.1, ToExploit: 0.1, ToExplore: 0.05, Examine: 0.8, ExamineClick: 0.5}
+	fitted.Intent.Prior = intent.Prior{Alpha: 1.5, Beta: 2.5}
+	for _, tc := range []struct {
+		name   string
+		model  *recommend.Model
+		fitted bool
+		mode   intent.ModeModel
+		prior  PriorOut
+	}{
+		{"defaults", recommend.DefaultModel(), false, intent.DefaultModeModel(), PriorOut{Alpha: 1, Beta: 3, Mean: 0.25}},
+		{"fitted", fitted, true, fitted.Intent.Mode, PriorOut{Alpha: 1.5, Beta: 2.5, Mean: 0.375}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureModel(t, tc.model)
+			code, b := f.do(t, http.MethodGet, "/v1/policy", "")
+			var p PolicyResponse
+			if err := json.Unmarshal(b, &p); code != http.StatusOK || err != nil {
+				t.Fatalf("%d %s", code, b)
+			}
+			if p.Mode.Fitted != tc.fitted || p.Mode.ModeModel != tc.mode {
+				t.Errorf("mode %+v, want fitted=%v %+v", p.Mode, tc.fitted, tc.mode)
+			}
+			if p.Prior != tc.prior {
+				t.Errorf("prior %+v, want %+v", p.Prior, tc.prior)
+			}
+		})
 	}
 }

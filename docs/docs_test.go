@@ -57,6 +57,21 @@ func TestReadmeSize(t *testing.T) {
 	}
 }
 
+// TestNoConflictMarkers keeps a merge's leftovers out of the docs: a
+// conflict resolved by committing both sides with their markers once stayed
+// unnoticed in evaluation-history.md.
+func TestNoConflictMarkers(t *testing.T) {
+	for _, f := range files(t) {
+		for i, line := range strings.Split(read(t, f), "\n") {
+			for _, marker := range []string{"<<<<<<< ", ">>>>>>> "} {
+				if strings.HasPrefix(line, marker) || line == strings.TrimSpace(marker) {
+					t.Errorf("%s:%d: merge conflict marker %q", f, i+1, line)
+				}
+			}
+		}
+	}
+}
+
 // block is one fenced code block.
 type block struct {
 	file, lang string

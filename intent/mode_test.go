@@ -228,3 +228,28 @@ func TestModeChain(t *testing.T) {
 		t.Errorf("explore, then exploit: P(explore) %v at the end", got)
 	}
 }
+
+// TestNovelWorth checks the share of the stakes a session's belief puts on
+// novel items: the belief itself under a symmetric model, less where novel
+// items cost exploiters more than they gain explorers, none where explorers
+// gain nothing, and never more than the belief, however much a fitted
+// model says novel items pay.
+func TestNovelWorth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    ModeModel
+		q    float64
+		want func(got, q float64) bool
+	}{
+		{"symmetric default", DefaultModeModel(), 0.3, func(got, q float64) bool { return math.Abs(got-q) < 1e-12 }},
+		{"novelty costs everyone", ModeModel{Base: -1.5, Shift: -1, Contrast: 2.2}, 0.4, func(got, q float64) bool { return got > 0 && got < q }},
+		{"explorers gain nothing (weak mode)", ModeModel{Base: -1.4, Shift: -1, Contrast: 0.6}, 0.9, func(got, q float64) bool { return got == 0 }},
+		{"novelty pays everyone: held at the belief", ModeModel{Base: -1.8, Shift: 0.8, Contrast: 1.9}, 0.25, func(got, q float64) bool { return got == q }},
+		{"certain exploit", ModeModel{Base: -1.5, Shift: -1, Contrast: 2.2}, 0, func(got, q float64) bool { return got == 0 }},
+		{"certain explore", ModeModel{Base: -1.5, Shift: -1, Contrast: 2.2}, 1, func(got, q float64) bool { return got == 1 }},
+	} {
+		if got := tc.m.NovelWorth(tc.q); !tc.want(got, tc.q) {
+			t.Errorf("%s: NovelWorth(%v) = %v", tc.name, tc.q, got)
+		}
+	}
+}

@@ -14,6 +14,17 @@ import (
 // sessions, up to a budget of items, so that its memory is set by
 // configuration and the fit follows the traffic as it changes.
 type ModeLog struct {
+	// FitRoutine makes Fit fit Routine too; otherwise Fit holds it at 0
+	// (recommend.LearnerConfig.ModeRoutine). Routine is real in the simulator (an exploring session clicks a
+	// familiar slate less), but through the HTTP API a clicks-only client
+	// of cold users led it to read engagement as a mode: users who click
+	// more look like exploiters, whatever they click, and the fitted
+	// prior and user propensities turned against the users' true modes
+	// (docs/evaluation.md#an-independent-http-client). The choice of
+	// novel over familiar items within a slate (Shift, Contrast) does not
+	// depend on how much a user clicks.
+	FitRoutine bool
+
 	maxItems int
 	items    int
 	sessions []modeSession
@@ -135,6 +146,9 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 	}
 	// A chain that never switches cannot learn that it does.
 	m.ToExploit, m.ToExplore = max(m.ToExploit, minSwitch), max(m.ToExplore, minSwitch)
+	if !l.FitRoutine {
+		m.Routine = 0
+	}
 	pi := p.grid()
 	slates := l.slates()
 	var (
@@ -349,6 +363,9 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 					continue
 				}
 				x := [np]float64{1, d, sign * d, -sign * f}
+				if !l.FitRoutine {
+					x[3] = 0 // its gradient is then the ridge's alone: Routine stays 0
+				}
 				q := sigmoid(theta[0] + theta[1]*x[1] + theta[2]*x[2] + theta[3]*x[3])
 				for a := range np {
 					g[a] += w * (y - q) * x[a]

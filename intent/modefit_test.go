@@ -95,16 +95,21 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 		priorTol float64
 		// shares are the slates' novel shares (nil: 0.4 throughout).
 		shares []float64
+		// noRoutine fits without Routine (ModeLog.FitRoutine false, the
+		// learner's default): it must stay exactly 0.
+		noRoutine bool
 	}{
-		{"strong mode, novelty costs everyone", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06, nil},
-		{"weak mode", ModeModel{Base: -1.5, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, 2, 3, math.Inf(1), nil},
-		{"symmetric, mostly exploring", ModeModel{Base: 0, Shift: 0, Contrast: 1.5, Examine: 0.6, ExamineClick: 0.9}, 3, 1, 0.08, nil},
-		{"modes switch within sessions", ModeModel{Base: -1, Shift: -1, Contrast: 2, ToExploit: 0.2, ToExplore: 0.1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, nil},
-		{"explorers shun familiar slates", ModeModel{Base: -1, Shift: -1, Contrast: 1.5, Routine: 1.2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, []float64{0, 0.2, 0.4, 0.6}},
+		{"strong mode, novelty costs everyone", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06, nil, false},
+		{"weak mode", ModeModel{Base: -1.5, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, 2, 3, math.Inf(1), nil, false},
+		{"symmetric, mostly exploring", ModeModel{Base: 0, Shift: 0, Contrast: 1.5, Examine: 0.6, ExamineClick: 0.9}, 3, 1, 0.08, nil, false},
+		{"modes switch within sessions", ModeModel{Base: -1, Shift: -1, Contrast: 2, ToExploit: 0.2, ToExplore: 0.1, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, nil, false},
+		{"explorers shun familiar slates", ModeModel{Base: -1, Shift: -1, Contrast: 1.5, Routine: 1.2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.08, []float64{0, 0.2, 0.4, 0.6}, false},
+		{"routine not fitted", ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, 2, 3, 0.06, []float64{0, 0.2, 0.4, 0.6}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewModeLog(1 << 20)
+			l.FitRoutine = !tc.noRoutine
 			shares := tc.shares
 			if shares == nil {
 				shares = []float64{0.4}
@@ -148,6 +153,9 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 				if math.Abs(c.got-c.want) > c.tol {
 					t.Errorf("%s: fitted %.3f, planted %.3f", c.name, c.got, c.want)
 				}
+			}
+			if tc.noRoutine && m.Routine != 0 {
+				t.Errorf("routine %v fitted, want it held at 0", m.Routine)
 			}
 			if err := m.Validate(); err != nil {
 				t.Error(err)

@@ -42,6 +42,10 @@ type LearnerConfig struct {
 	// ModeIters how many EM iterations a fit takes, each warm-started
 	// from the last (the first takes five times as many).
 	ModeWindow, ModeRefit, ModeIters int
+	// ModeRoutine fits the mode model's Routine too (intent.ModeLog.FitRoutine);
+	// off, it stays 0. On by default, as the simulator measured it; through
+	// the HTTP API it read engagement as a mode (docs/evaluation.md).
+	ModeRoutine bool
 	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
 	// the learner scores a logged slate's items as the ranker served them,
 	// and a hedged slate's scores leave out the levels' β
@@ -70,7 +74,7 @@ func DefaultLearnerConfig() LearnerConfig {
 		IntentLR: 0.005, BaselineLR: 0.05, IntentEntropy: 0.01,
 		Clip:       5,
 		GammaH:     0.9,
-		ModeWindow: 50_000, ModeRefit: 2_000, ModeIters: 4,
+		ModeWindow: 50_000, ModeRefit: 2_000, ModeIters: 4, ModeRoutine: true,
 		Hedge: DefaultConfig().Hedge,
 	}
 }
@@ -514,6 +518,7 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 	}
 	if l.modes == nil {
 		l.modes = intent.NewModeLog(l.cfg.ModeWindow)
+		l.modes.FitRoutine = l.cfg.ModeRoutine
 	}
 	var (
 		nbuf [16]float64

@@ -56,6 +56,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
+	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (false: it stays 0; docs/evaluation.md#an-independent-http-client)")
 	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model and the population prior to the run's sessions every N slates (trainer -mode-refit; 0 = off)")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
@@ -87,6 +88,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Policy.Learner.Reward.Novelty, cfg.Policy.Learner.Reward.Diversity = *wNov, *wDiv
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
 	cfg.Policy.Learner.ModeRefit = *modeRefit
+	cfg.Policy.Learner.ModeRoutine = *modeRoutine
 	cfg.Policy.Engine.IntentEpsilon, cfg.Policy.Engine.Hedge = *epsilon, *hedge
 	cfg.Policy.Engine.Greedy = *greedy
 	cfg.Policy.Deterministic = *det
