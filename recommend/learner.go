@@ -44,7 +44,7 @@ type LearnerConfig struct {
 	ModeWindow, ModeRefit, ModeIters int
 	// ModeRoutine fits the mode model's Routine too (intent.ModeLog.FitRoutine);
 	// off, it stays 0. On by default, as the simulator measured it; through
-	// the HTTP API it read engagement as a mode (docs/evaluation.md).
+	// the HTTP API fits with it misread the modes (docs/evaluation.md).
 	ModeRoutine bool
 	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
 	// the learner scores a logged slate's items as the ranker served them,
