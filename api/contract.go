@@ -99,8 +99,9 @@ type PolicyResponse struct {
 	ColdPools PoolsOut `json:"cold_pools"`
 	// Mode is the click model the session and user propensities are read
 	// with, and Prior the population's prior of a user's propensity: fitted
-	// to the traffic when the trainer runs with -mode-refit, else the
-	// defaults. An operator sees here what a fit found.
+	// to the traffic by the trainer (-mode-refit; the defaults until its
+	// first fit, or with -mode-refit 0). An operator sees here what a fit
+	// found.
 	Mode  ModeOut  `json:"mode"`
 	Prior PriorOut `json:"prior"`
 }

@@ -476,3 +476,21 @@ func BenchmarkLearnerClick(b *testing.B) {
 		}
 	}
 }
+
+// TestModeRefitInterval: the first fits come sooner (the default model
+// serves until then), doubling to ModeRefit.
+func TestModeRefitInterval(t *testing.T) {
+	for _, tc := range []struct{ every, fits, want int }{
+		{10_000, 0, 1_250},
+		{10_000, 1, 2_500},
+		{10_000, 2, 5_000},
+		{10_000, 3, 10_000},
+		{10_000, 40, 10_000},
+		{4, 0, 1},
+		{1, 0, 1},
+	} {
+		if got := modeRefitInterval(tc.every, tc.fits); got != tc.want {
+			t.Errorf("modeRefitInterval(%d, %d) = %d, want %d", tc.every, tc.fits, got, tc.want)
+		}
+	}
+}

@@ -120,19 +120,18 @@ type Config struct {
 
 // DefaultConfig returns the defaults for variant "default".
 //
-// The service does not fit the mode model unless asked (-mode-refit N; the
-// simulator's learner fits every 2,000 decisions). Through the HTTP API, a
-// scripted clicks-only client of cold users, a third of whom clicked only
-// novel items and the rest only familiar ones, led the fit after 6,000
-// requests to a population prior of mean 0.93, reading every user as an
-// explorer: early traffic, when everything is new to everyone, is not what
-// the two-mode model describes. Until a fit is checked against such
-// traffic, serving keeps the default model. A fit of the 50,000-item
-// window costs about 27 ms (intent BenchmarkModeFit, -cpu 1): 3 µs a
-// decision at a 10,000-decision interval.
+// The learner's defaults are the simulator's (recommend.DefaultLearnerConfig),
+// so what is measured there is what serves: the mode model and the
+// population prior are fitted every 10,000 decisions after a warm-up of
+// fits at 1,250, 2,500 and 5,000 (a fit of the 50,000-item window costs
+// about 27 ms, intent BenchmarkModeFit -cpu 1: 3 µs a decision), without
+// routine, and a fit may only take novel seats away
+// (intent.ModeModel.NovelWorth). Unfitted, the default model reads a strong
+// mode and gives novel items a sixth to a quarter of the seats, which costs
+// 1.6 clicks per user against MMR in the simulator where novelty barely
+// pays (docs/evaluation.md#intent-from-traffic).
 func DefaultConfig() Config {
 	l := recommend.DefaultLearnerConfig()
-	l.ModeRefit = 0
 	return Config{
 		Variant:           DefaultVariant,
 		Learner:           l,

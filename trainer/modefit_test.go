@@ -8,7 +8,22 @@ import (
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/sim"
 )
+
+// TestServesWhatTheSimulatorMeasured: the trainer's learner, mode fitting
+// included, is the simulator's, so the numbers in docs/evaluation.md are
+// those of the service as shipped (it once shipped without the fit, which
+// cost 1.6 clicks per user where the mode barely matters).
+func TestServesWhatTheSimulatorMeasured(t *testing.T) {
+	got, want := DefaultConfig().Learner, sim.DefaultConfig().Policy.Learner
+	if got != want {
+		t.Fatalf("trainer learner %+v, simulator's %+v", got, want)
+	}
+	if got.ModeRefit <= 0 || got.ModeRoutine {
+		t.Fatalf("shipped mode fitting: refit %d, routine %v; want fits without routine", got.ModeRefit, got.ModeRoutine)
+	}
+}
 
 // TestCoreFitsTheModeModel runs a stream through the trainer's Core with
 // a short refit interval and checks that the model it publishes carries a

@@ -127,7 +127,7 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
-	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", trainer.DefaultConfig().Learner.ModeRefit), "with the trainer in this process, refit the mode model and the population prior every N decisions; 0 = off (env NOVAREC_MODE_REFIT)")
+	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", trainer.DefaultConfig().Learner.ModeRefit), "with the trainer in this process, refit the mode model and the population prior every N decisions (the first at N/8, N/4, N/2); 0 = off (env NOVAREC_MODE_REFIT)")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
