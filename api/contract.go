@@ -104,6 +104,11 @@ type PolicyResponse struct {
 	// found.
 	Mode  ModeOut  `json:"mode"`
 	Prior PriorOut `json:"prior"`
+	// Worth is the trainer's fit where it leaves the belief to Mode
+	// (intent.Policy.Worth): the decisions take its verdict on whether
+	// novel items pay at all, and give them no seats where it says not.
+	// Without such a fit, Mode itself.
+	Worth ModeOut `json:"worth"`
 }
 
 // ModeOut is the two-mode click model (intent.ModeModel) and whether it was
@@ -210,6 +215,8 @@ func (s *Server) policy(c *gin.Context) {
 		prior = intent.DefaultPrior
 	}
 	out.Prior = PriorOut{Alpha: prior.Alpha, Beta: prior.Beta, Mean: prior.Alpha / (prior.Alpha + prior.Beta)}
+	wm := m.WorthModel()
+	out.Worth = ModeOut{Fitted: wm != intent.DefaultModeModel(), ModeModel: wm}
 	c.JSON(http.StatusOK, &out)
 }
 

@@ -495,18 +495,22 @@ func TestPolicy(t *testing.T) {
 // the prior the propensities are read with: the defaults until a fit, then
 // what the fit found.
 func TestPolicyModeModel(t *testing.T) {
-	fitted := recommend.DefaultModel()
-	fitted.Intent.Mode = intent.ModeModel{Base: -1.4, Shift: -1, Contrast: 2.2, Routine: 1.1, ToExploit: 0.1, ToExplore: 0.05, Examine: 0.8, ExamineClick: 0.5}
-	fitted.Intent.Prior = intent.Prior{Alpha: 1.5, Beta: 2.5}
+	fit := intent.ModeModel{Base: -1.4, Shift: -1, Contrast: 2.2, Routine: 1.1, ToExploit: 0.1, ToExplore: 0.05, Examine: 0.8, ExamineClick: 0.5}
+	belief := recommend.DefaultModel()
+	belief.Intent.Mode = fit
+	belief.Intent.Prior = intent.Prior{Alpha: 1.5, Beta: 2.5}
+	worth := recommend.DefaultModel()
+	worth.Intent.Worth = fit
+	def := intent.DefaultModeModel()
 	for _, tc := range []struct {
-		name   string
-		model  *recommend.Model
-		fitted bool
-		mode   intent.ModeModel
-		prior  PriorOut
+		name        string
+		model       *recommend.Model
+		mode, worth ModeOut
+		prior       PriorOut
 	}{
-		{"defaults", recommend.DefaultModel(), false, intent.DefaultModeModel(), PriorOut{Alpha: 1, Beta: 3, Mean: 0.25}},
-		{"fitted", fitted, true, fitted.Intent.Mode, PriorOut{Alpha: 1.5, Beta: 2.5, Mean: 0.375}},
+		{"defaults", recommend.DefaultModel(), ModeOut{false, def}, ModeOut{false, def}, PriorOut{Alpha: 1, Beta: 3, Mean: 0.25}},
+		{"fit read the belief", belief, ModeOut{true, fit}, ModeOut{true, fit}, PriorOut{Alpha: 1.5, Beta: 2.5, Mean: 0.375}},
+		{"fit weighs the belief only", worth, ModeOut{false, def}, ModeOut{true, fit}, PriorOut{Alpha: 1, Beta: 3, Mean: 0.25}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixtureModel(t, tc.model)
@@ -515,8 +519,8 @@ func TestPolicyModeModel(t *testing.T) {
 			if err := json.Unmarshal(b, &p); code != http.StatusOK || err != nil {
 				t.Fatalf("%d %s", code, b)
 			}
-			if p.Mode.Fitted != tc.fitted || p.Mode.ModeModel != tc.mode {
-				t.Errorf("mode %+v, want fitted=%v %+v", p.Mode, tc.fitted, tc.mode)
+			if p.Mode != tc.mode || p.Worth != tc.worth {
+				t.Errorf("mode %+v, worth %+v; want %+v, %+v", p.Mode, p.Worth, tc.mode, tc.worth)
 			}
 			if p.Prior != tc.prior {
 				t.Errorf("prior %+v, want %+v", p.Prior, tc.prior)

@@ -204,6 +204,15 @@ type Policy struct {
 	// fitted) means DefaultModeModel.
 	Prior Prior     `json:"prior"`
 	Mode  ModeModel `json:"mode,omitzero"`
+	// Worth is a fit of the mode model that is not used to read the
+	// evidence: Mode and Prior, which read it, stay as they were, and the
+	// decisions take only the fit's verdict on whether novel items pay at
+	// all (ModeModel.NoveltyPays). Zero: no such fit. Whether novelty pays
+	// is a question about the population that a fit answers from any
+	// traffic; which sessions explore is about each user, and fits to cold
+	// traffic whose idea of novelty differs from the service's read it
+	// backwards (docs/evaluation.md#an-independent-http-client).
+	Worth ModeModel `json:"worth,omitzero"`
 }
 
 // K is the number of intent levels.
@@ -259,6 +268,9 @@ func (p *Policy) Validate() error {
 		return errors.New("intent: kappa must be positive and finite")
 	}
 	if err := p.Mode.OrDefault().Validate(); err != nil {
+		return err
+	}
+	if err := p.Worth.OrDefault().Validate(); err != nil {
 		return err
 	}
 	for _, s := range [][]float64{p.T, p.B, p.V, p.Q, p.QP} {
@@ -370,6 +382,7 @@ func (p *Policy) Clone() *Policy {
 		QForgets: append([]int64(nil), p.QForgets...),
 		Prior:    p.Prior,
 		Mode:     p.Mode,
+		Worth:    p.Worth,
 	}
 }
 

@@ -217,9 +217,7 @@ func (c ModeChain) Valid() bool {
 // half the slate novel and cost loyal users clicks), while novelty that
 // costs clicks is the failure that matters.
 func (m ModeModel) NovelWorth(q float64) float64 {
-	e1, x1 := m.logits(0.5, 0.5)
-	e0, x0 := m.logits(-0.5, 0.5)
-	g, l := sigmoid(e1)-sigmoid(e0), sigmoid(x0)-sigmoid(x1)
+	g, l := m.gains()
 	if g >= l {
 		return q
 	}
@@ -227,6 +225,23 @@ func (m ModeModel) NovelWorth(q float64) float64 {
 		return 0
 	}
 	return q * g / (q*g + (1-q)*l)
+}
+
+// NoveltyPays reports whether an exploring session clicks a novel item
+// more often than a familiar one under m (G > 0 in NovelWorth): where even
+// exploring does not favour novel items, no belief earns them seats.
+func (m ModeModel) NoveltyPays() bool {
+	g, _ := m.gains()
+	return g > 0
+}
+
+// gains are G and L of NovelWorth: how many more clicks an exploring
+// session gives an item half a unit more novel than its slate than one
+// half a unit less, and how many fewer an exploiting one gives it.
+func (m ModeModel) gains() (g, l float64) {
+	e1, x1 := m.logits(0.5, 0.5)
+	e0, x0 := m.logits(-0.5, 0.5)
+	return sigmoid(e1) - sigmoid(e0), sigmoid(x0) - sigmoid(x1)
 }
 
 // ClickEvidence is the log-likelihood ratio, explore over exploit, of a

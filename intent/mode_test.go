@@ -248,8 +248,14 @@ func TestNovelWorth(t *testing.T) {
 		{"certain exploit", ModeModel{Base: -1.5, Shift: -1, Contrast: 2.2}, 0, func(got, q float64) bool { return got == 0 }},
 		{"certain explore", ModeModel{Base: -1.5, Shift: -1, Contrast: 2.2}, 1, func(got, q float64) bool { return got == 1 }},
 	} {
-		if got := tc.m.NovelWorth(tc.q); !tc.want(got, tc.q) {
+		got := tc.m.NovelWorth(tc.q)
+		if !tc.want(got, tc.q) {
 			t.Errorf("%s: NovelWorth(%v) = %v", tc.name, tc.q, got)
+		}
+		// NoveltyPays is NovelWorth's verdict: no seats at any belief short
+		// of certainty exactly when it is false.
+		if pays := tc.m.NoveltyPays(); pays != (tc.m.NovelWorth(0.5) > 0) {
+			t.Errorf("%s: NoveltyPays %v, NovelWorth(0.5) = %v", tc.name, pays, tc.m.NovelWorth(0.5))
 		}
 	}
 }

@@ -50,6 +50,14 @@ type LearnerConfig struct {
 	// own user model, fits with it misread the modes and fits without it
 	// did not (docs/evaluation.md#an-independent-http-client).
 	ModeRoutine bool
+	// ModeBelief publishes the fit as the model that reads each session's
+	// evidence, and the population prior (intent.Policy.Mode and Prior).
+	// Off (the default), the fit is published as intent.Policy.Worth and
+	// only decides whether novel items pay at all (Model.NovelWorth); the
+	// evidence is read with the prior model: through the HTTP API, fits
+	// read an independent client's loyal users as explorers
+	// (docs/evaluation.md#an-independent-http-client).
+	ModeBelief bool
 	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
 	// the learner scores a logged slate's items as the ranker served them,
 	// and a hedged slate's scores leave out the levels' β
@@ -124,6 +132,9 @@ type Learner struct {
 	// the slates added since the last fit, fits the fits made.
 	modes          *intent.ModeLog
 	sinceFit, fits int
+	// fitPrior is the last fit's population prior, where ModeBelief is off
+	// and it is not published: the next fit starts from it.
+	fitPrior intent.Prior
 	// Click's buffers, reused so that a click allocates nothing: the
 	// slate's scores, softmax weights and features.
 	p, probs []float64
@@ -547,12 +558,27 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 		iters *= 5
 	}
 	p := l.m.Intent
+	from, prior := p.Mode.OrDefault(), p.Prior
+	if !l.cfg.ModeBelief {
+		if p.Worth != (intent.ModeModel{}) {
+			from = p.Worth
+		}
+		if l.fitPrior.Alpha > 0 {
+			prior = l.fitPrior
+		}
+	}
 	// A fit that is not a valid model (it cannot be, short of a bug, but
 	// a snapshot that fails validation would stop publishing) is dropped.
-	if mm, prior, _, ok := l.modes.Fit(p.Mode.OrDefault(), p.Prior, iters); ok && mm.Validate() == nil && prior.Alpha > 0 && prior.Beta > 0 {
-		p.Mode, p.Prior = mm, prior
-		l.fits++
+	mm, prior, _, ok := l.modes.Fit(from, prior, iters)
+	if !ok || mm.Validate() != nil || !(prior.Alpha > 0 && prior.Beta > 0) {
+		return
 	}
+	l.fits++
+	if l.cfg.ModeBelief {
+		p.Mode, p.Prior = mm, prior
+		return
+	}
+	p.Worth, l.fitPrior = mm, prior
 }
 
 // modeRefitWarmup is how many times the interval between the first fits

@@ -315,7 +315,9 @@ func TestModelCodec(t *testing.T) {
 // TestLearnerFitsTheModeModel feeds the learner slates whose clicks follow
 // a planted mode model and checks that, with ModeRefit set, the model it
 // hands out carries a fit near the planted contrast and continuation
-// rates, and that with it at 0 the model keeps the default.
+// rates (as the worth, or with ModeBelief as the model that reads the
+// evidence, with the prior), and that with it at 0 the model keeps the
+// default.
 func TestLearnerFitsTheModeModel(t *testing.T) {
 	planted := intent.ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}
 	feed := func(l *Learner) {
@@ -365,16 +367,34 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 		t.Fatalf("fitted without ModeRefit: %+v", got)
 	}
 	cfg.ModeRefit, cfg.ModeWindow = 2000, 200_000
-	on := NewLearner(cfg, DefaultModel())
-	feed(on)
-	m := on.Snapshot("v").Intent
-	t.Logf("fitted %+v, prior %+v", m.Mode, m.Prior)
-	if math.Abs(m.Mode.Contrast-planted.Contrast) > 0.4 || math.Abs(m.Mode.Examine-planted.Examine) > 0.05 ||
-		math.Abs(m.Mode.ExamineClick-planted.ExamineClick) > 0.08 {
-		t.Fatalf("fitted %+v, planted %+v", m.Mode, planted)
-	}
-	if err := m.Validate(); err != nil {
-		t.Fatal(err)
+	for _, belief := range []bool{false, true} {
+		cfg.ModeBelief = belief
+		on := NewLearner(cfg, DefaultModel())
+		feed(on)
+		m := on.Snapshot("v").Intent
+		fit, read := m.Worth, intent.DefaultModeModel()
+		if belief {
+			fit, read = m.Mode, m.Mode
+			if m.Worth != (intent.ModeModel{}) || m.Prior == intent.DefaultPrior {
+				t.Errorf("ModeBelief: worth %+v, prior %+v; want the fit in Mode and Prior only", m.Worth, m.Prior)
+			}
+		} else if m.Mode.OrDefault() != read || m.Prior != intent.DefaultPrior {
+			t.Errorf("without ModeBelief the evidence model or prior changed: %+v %+v", m.Mode, m.Prior)
+		}
+		t.Logf("ModeBelief %v: fitted %+v, prior %+v", belief, fit, m.Prior)
+		if math.Abs(fit.Contrast-planted.Contrast) > 0.4 || math.Abs(fit.Examine-planted.Examine) > 0.05 ||
+			math.Abs(fit.ExamineClick-planted.ExamineClick) > 0.08 {
+			t.Fatalf("ModeBelief %v: fitted %+v, planted %+v", belief, fit, planted)
+		}
+		if got := on.Model().ModeModel(); got != read {
+			t.Errorf("ModeBelief %v: evidence read with %+v, want %+v", belief, got, read)
+		}
+		if got := on.Model().WorthModel(); got != fit {
+			t.Errorf("ModeBelief %v: worth weighed with %+v, want the fit %+v", belief, got, fit)
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -492,5 +512,36 @@ func TestModeRefitInterval(t *testing.T) {
 		if got := modeRefitInterval(tc.every, tc.fits); got != tc.want {
 			t.Errorf("modeRefitInterval(%d, %d) = %d, want %d", tc.every, tc.fits, got, tc.want)
 		}
+	}
+}
+
+// TestModelNovelWorth: where the fit leaves the belief to the prior model
+// (ModeBelief off), the decisions take only its verdict on whether novelty
+// pays; where it reads the belief, its NovelWorth in full.
+func TestModelNovelWorth(t *testing.T) {
+	weak := intent.ModeModel{Base: -1.1, Shift: -0.9, Contrast: 0.7, Examine: 0.78, ExamineClick: 0.53}
+	costly := intent.ModeModel{Base: -0.3, Shift: -1.9, Contrast: 2.7, Examine: 0.75, ExamineClick: 0.52}
+	with := func(mode, worth intent.ModeModel) *Model {
+		m := DefaultModel()
+		m.Intent.Mode, m.Intent.Worth = mode, worth
+		return m
+	}
+	const q = 0.4
+	for _, tc := range []struct {
+		name  string
+		model *Model
+		want  float64
+	}{
+		{"no fit: the belief", DefaultModel(), q},
+		{"worth fitted, novelty pays: the belief, not the fit's rates", with(intent.DefaultModeModel(), costly), q},
+		{"worth fitted, explorers gain nothing: no seats", with(intent.DefaultModeModel(), weak), 0},
+		{"the fit reads the belief: its NovelWorth", with(costly, intent.ModeModel{}), costly.NovelWorth(q)},
+	} {
+		if got := tc.model.NovelWorth(q); got != tc.want {
+			t.Errorf("%s: NovelWorth(%v) = %v, want %v", tc.name, q, got, tc.want)
+		}
+	}
+	if c := costly.NovelWorth(q); !(c > 0 && c < q) {
+		t.Fatalf("the costly fit's NovelWorth(%v) = %v: the case does not test what it says", q, c)
 	}
 }

@@ -111,6 +111,10 @@ type Result struct {
 	// against the simulator's (Beta(RhoA, RhoB), ModeWeight).
 	Mode  intent.ModeModel `json:"mode"`
 	Prior intent.Prior     `json:"prior"`
+	// Worth is the mode model that weighed the beliefs
+	// (recommend.Model.WorthModel): the fit, where it leaves the belief to
+	// Mode.
+	Worth intent.ModeModel `json:"worth"`
 }
 
 // ModeAware is implemented by reference policies that are told the user's
@@ -651,7 +655,7 @@ func (r *runner) finish(users []*simUser) {
 		}
 		res.UserCorrelationBound = finiteOr(Pearson(up, rho), 0)
 		if m, ok := r.p.(modeler); ok {
-			res.Mode, res.Prior = m.Model().ModeModel(), m.Model().Intent.Prior
+			res.Mode, res.Prior, res.Worth = m.Model().ModeModel(), m.Model().Intent.Prior, m.Model().WorthModel()
 		}
 	}
 }

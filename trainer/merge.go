@@ -75,22 +75,35 @@ func mergeModes(g, b, l *intent.Policy) {
 		return
 	}
 	if sameFit(g, b) {
-		g.Mode, g.Prior = l.Mode, l.Prior
+		g.Mode, g.Prior, g.Worth = l.Mode, l.Prior, l.Worth
 		return
 	}
-	gm, lm := g.Mode.OrDefault(), l.Mode.OrDefault()
-	g.Mode = intent.ModeModel{
-		Base: (gm.Base + lm.Base) / 2, Shift: (gm.Shift + lm.Shift) / 2,
-		Contrast: (gm.Contrast + lm.Contrast) / 2, Routine: (gm.Routine + lm.Routine) / 2,
-		Examine: (gm.Examine + lm.Examine) / 2, ExamineClick: (gm.ExamineClick + lm.ExamineClick) / 2,
-		ToExploit: (gm.ToExploit + lm.ToExploit) / 2, ToExplore: (gm.ToExplore + lm.ToExplore) / 2,
-	}
+	g.Mode = meanMode(g.Mode.OrDefault(), l.Mode.OrDefault())
 	g.Prior = intent.Prior{Alpha: (g.Prior.Alpha + l.Prior.Alpha) / 2, Beta: (g.Prior.Beta + l.Prior.Beta) / 2}
+	switch {
+	case l.Worth == (intent.ModeModel{}):
+	case g.Worth == (intent.ModeModel{}):
+		g.Worth = l.Worth
+	default:
+		g.Worth = meanMode(g.Worth, l.Worth)
+	}
 }
 
-// sameFit reports whether x and y hold the same fitted mode model and
+// meanMode is the average of two mode models, parameter by parameter.
+func meanMode(a, b intent.ModeModel) intent.ModeModel {
+	return intent.ModeModel{
+		Base: (a.Base + b.Base) / 2, Shift: (a.Shift + b.Shift) / 2,
+		Contrast: (a.Contrast + b.Contrast) / 2, Routine: (a.Routine + b.Routine) / 2,
+		Examine: (a.Examine + b.Examine) / 2, ExamineClick: (a.ExamineClick + b.ExamineClick) / 2,
+		ToExploit: (a.ToExploit + b.ToExploit) / 2, ToExplore: (a.ToExplore + b.ToExplore) / 2,
+	}
+}
+
+// sameFit reports whether x and y hold the same fitted mode models and
 // prior.
-func sameFit(x, y *intent.Policy) bool { return x.Mode == y.Mode && x.Prior == y.Prior }
+func sameFit(x, y *intent.Policy) bool {
+	return x.Mode == y.Mode && x.Prior == y.Prior && x.Worth == y.Worth
+}
 
 // addDiff adds w·(l − b) to g element by element (over their common
 // length).

@@ -333,6 +333,8 @@ func TestMergeAveragesModeFits(t *testing.T) {
 	other := base.Intent.Clone()
 	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6, ToExploit: 0.5, ToExplore: 0.25}
 	other.Prior = intent.Prior{Alpha: 4, Beta: 1}
+	// The worth (intent.Policy.Worth) is a fit too, and merges alike.
+	fit.Worth, other.Worth = fit.Mode, other.Mode
 	model := func(p *intent.Policy) *recommend.Model {
 		return &recommend.Model{Intent: p, Ranker: base.Ranker}
 	}
@@ -351,8 +353,8 @@ func TestMergeAveragesModeFits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := mergeDense(model(tc.global), base, model(tc.local), 1).Intent
-			if got.Mode != tc.wantMode || got.Prior != tc.wantPrior {
-				t.Fatalf("merged %+v %+v, want %+v %+v", got.Mode, got.Prior, tc.wantMode, tc.wantPrior)
+			if got.Mode != tc.wantMode || got.Prior != tc.wantPrior || got.Worth != tc.wantMode {
+				t.Fatalf("merged %+v %+v, worth %+v; want %+v %+v", got.Mode, got.Prior, got.Worth, tc.wantMode, tc.wantPrior)
 			}
 		})
 	}
@@ -577,7 +579,7 @@ func TestReplicasShareModeObservations(t *testing.T) {
 	}
 	user := func(id string) int { n, _ := strconv.Atoi(strings.TrimPrefix(id, "user-")); return n }
 	fitted := func(tr *Trainer) bool {
-		return tr.rep.l.Model().Intent.Mode.OrDefault() != intent.DefaultModeModel()
+		return tr.rep.l.Model().Intent.Worth != (intent.ModeModel{})
 	}
 	feed(a, 0, func(id string) bool { return id != "late-user" && user(id) < 150 })
 	if !fitted(a) {
@@ -589,7 +591,7 @@ func TestReplicasShareModeObservations(t *testing.T) {
 	feed(b, 1, func(id string) bool { return id != "late-user" && user(id) >= 150 })
 	// B's commit rebased it on the shared model, which holds A's fit;
 	// B's own fit, on its 60 users and A's 150, is a different one.
-	if b.rep.l.Model().Intent.Mode == storedShared(t, store).Intent.Mode {
+	if b.rep.l.Model().Intent.Worth == storedShared(t, store).Intent.Worth {
 		t.Fatal("replica B, with 60 users of its own, did not fit on A's observations too")
 	}
 }
