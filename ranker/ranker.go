@@ -134,7 +134,7 @@ type Scratch struct {
 	rem      []int32
 	novel    []bool
 	emb, sim []float32
-	// z holds a position's softmax arguments, in rem's order, then their
+	// z holds a position's adjusted scores, in rem's order, then their
 	// exponentials.
 	z []float64
 }
@@ -180,12 +180,13 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		rem := sc.rem
 		best, bestAdj := -1, math.Inf(-1)
 		favourNovel := kn.Explore/float64(2*seats[0]+1) > (1-kn.Explore)/float64(2*seats[1]+1)
-		for _, i := range rem {
+		z := sc.z[:len(rem)]
+		for j, i := range rem {
 			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
 			if hedge && sc.novel[i] == favourNovel {
 				a += kn.Hedge
 			}
-			sc.adj[i] = a
+			z[j] = a
 			if a > bestAdj {
 				best, bestAdj = int(i), a
 			}
@@ -194,14 +195,10 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		// candidate more than expCutoff temperatures below the best has
 		// probability < e^-30 ≈ 1e-13 and is taken as 0, which saves
 		// most of the exponentials at no measurable cost to the logged
-		// propensities.
-		// The exponentials are taken all at once (vexp.CutExp: bit for
-		// bit math.Exp, several at a time), then summed in rem's order.
-		z := sc.z[:len(rem)]
-		for j, i := range rem {
-			z[j] = (sc.adj[i] - bestAdj) / tau
-		}
-		vexp.CutExp(z, z, -expCutoff)
+		// propensities. The exponentials are taken all at once
+		// (vexp.Softmax: bit for bit math.Exp((a-bestAdj)/tau), several
+		// at a time), then summed in rem's order.
+		vexp.Softmax(z, z, bestAdj, tau, -expCutoff)
 		total := 0.0
 		for j, i := range rem {
 			e := z[j]

@@ -15,31 +15,33 @@ package vexp
 
 import "math"
 
-// CutExp sets dst[i] to math.Exp(src[i]) where src[i] > cutoff and to 0
-// elsewhere (NaN included), for i < len(src); dst must be at least as long
-// as src and may be src itself.
-func CutExp(dst, src []float64, cutoff float64) {
+// Softmax sets dst[i] to math.Exp(z) for z = (src[i]-shift)/div where z >
+// cutoff, and to 0 elsewhere (NaN included), for i < len(src): a softmax's
+// exponentials, stabilised by shift (the largest value) and cut where they
+// vanish. dst must be at least as long as src and may be src itself.
+func Softmax(dst, src []float64, shift, div, cutoff float64) {
 	dst = dst[:len(src)]
 	i := 0
 	if useKernel {
 		n4 := len(src) &^ 3
 		for i < n4 {
-			i += expBlocks(&dst[i], &src[i], n4-i, cutoff)
+			i += expBlocks(&dst[i], &src[i], n4-i, shift, div, cutoff)
 			if i < n4 {
 				// A block with a value the kernel does not take (beyond
 				// ±700, where math.Exp leaves its straight path).
-				cutExp(dst[i:i+4], src[i:i+4], cutoff)
+				softmax(dst[i:i+4], src[i:i+4], shift, div, cutoff)
 				i += 4
 			}
 		}
 	}
-	cutExp(dst[i:], src[i:], cutoff)
+	softmax(dst[i:], src[i:], shift, div, cutoff)
 }
 
-// cutExp is CutExp one value at a time: the reference.
-func cutExp(dst, src []float64, cutoff float64) {
+// softmax is Softmax one value at a time: the reference.
+func softmax(dst, src []float64, shift, div, cutoff float64) {
 	dst = dst[:len(src)]
-	for i, z := range src {
+	for i, x := range src {
+		z := (x - shift) / div
 		e := 0.0
 		if z > cutoff {
 			e = math.Exp(z)
@@ -62,17 +64,21 @@ func probes() []float64 {
 	return p
 }
 
-// kernelMatches runs the kernel over the probes against math.Exp.
+// kernelMatches runs the kernel over the probes against math.Exp, as they
+// are and as a softmax's arguments.
 func kernelMatches() bool {
 	p := probes()
 	n := len(p) &^ 3
-	got := make([]float64, n)
-	if expBlocks(&got[0], &p[0], n, math.Inf(-1)) != n {
-		return false
-	}
-	for i, e := range got {
-		if math.Float64bits(e) != math.Float64bits(math.Exp(p[i])) {
+	got, want := make([]float64, n), make([]float64, n)
+	for _, a := range [][2]float64{{0, 1}, {0.7, 1.5}} {
+		if expBlocks(&got[0], &p[0], n, a[0], a[1], math.Inf(-1)) != n {
 			return false
+		}
+		softmax(want, p[:n], a[0], a[1], math.Inf(-1))
+		for i, e := range got {
+			if math.Float64bits(e) != math.Float64bits(want[i]) {
+				return false
+			}
 		}
 	}
 	return true

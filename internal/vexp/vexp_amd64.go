@@ -6,10 +6,10 @@ import "golang.org/x/sys/cpu"
 // its FMA path, and the kernel agrees with math.Exp on the probes.
 var useKernel = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA && kernelMatches()
 
-// expBlocks computes dst[i] = src[i] > cutoff ? exp(src[i]) : 0 for i < n
-// (a multiple of 4), four at a time, and returns how many it did: it stops
-// before a block holding a value above the cutoff whose magnitude exceeds
-// 700.
+// expBlocks computes dst[i] = z > cutoff ? exp(z) : 0 for z = (src[i] -
+// shift) / div and i < n (a multiple of 4), four at a time, and returns how
+// many it did: it stops before a block holding a z above the cutoff whose
+// magnitude exceeds 700.
 //
 //go:noescape
-func expBlocks(dst, src *float64, n int, cutoff float64) int
+func expBlocks(dst, src *float64, n int, shift, div, cutoff float64) int

@@ -20,21 +20,22 @@ DATA expc<>+112(SB)/8, $700.0 // the kernel's range
 DATA expc<>+120(SB)/8, $0x3ff // exponent bias
 GLOBL expc<>(SB), RODATA, $128
 
-// func expBlocks(dst, src *float64, n int, cutoff float64) int
+// func expBlocks(dst, src *float64, n int, shift, div, cutoff float64) int
 //
 // Each step is the packed form of the scalar step of math/exp_amd64.s's
 // avxfma path, in its order; the ldexp at the end takes its normal path
-// only, which every value in [-700, 700] takes.
-TEXT ·expBlocks(SB), NOSPLIT, $0-40
+// only, which every value in [-700, 700] takes. The argument (x-shift)/div
+// is an IEEE subtraction and division, as the scalar code's.
+TEXT ·expBlocks(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
-	VBROADCASTSD cutoff+24(FP), Y15
+	VBROADCASTSD shift+24(FP), Y11
+	VBROADCASTSD div+32(FP), Y10
+	VBROADCASTSD cutoff+40(FP), Y15
 	VBROADCASTSD expc<>+0(SB), Y14  // LOG2E
 	VBROADCASTSD expc<>+8(SB), Y13  // LN2U
 	VBROADCASTSD expc<>+16(SB), Y12 // LN2L
-	VBROADCASTSD expc<>+104(SB), Y11 // abs mask
-	VBROADCASTSD expc<>+112(SB), Y10 // 700
 	VBROADCASTSD expc<>+96(SB), Y9  // 2.0
 	VBROADCASTSD expc<>+88(SB), Y8  // 1.0
 	XORQ AX, AX
@@ -42,10 +43,14 @@ TEXT ·expBlocks(SB), NOSPLIT, $0-40
 loop:
 	CMPQ AX, CX
 	JGE  done
-	VMOVUPD (SI)(AX*8), Y0          // x
+	VMOVUPD (SI)(AX*8), Y0
+	VSUBPD  Y11, Y0, Y0
+	VDIVPD  Y10, Y0, Y0             // x = (src-shift)/div
 	VCMPPD  $0x1e, Y15, Y0, Y1      // taken: x > cutoff (ordered, NaN false)
-	VANDPD  Y11, Y0, Y2
-	VCMPPD  $0x12, Y10, Y2, Y2      // |x| <= 700
+	VBROADCASTSD expc<>+104(SB), Y6
+	VANDPD  Y6, Y0, Y2
+	VBROADCASTSD expc<>+112(SB), Y7
+	VCMPPD  $0x12, Y7, Y2, Y2       // |x| <= 700
 	VANDNPD Y1, Y2, Y3              // taken and out of range
 	VMOVMSKPD Y3, BX
 	TESTQ   BX, BX
@@ -97,5 +102,5 @@ loop:
 
 done:
 	VZEROUPPER
-	MOVQ AX, ret+32(FP)
+	MOVQ AX, ret+48(FP)
 	RET
