@@ -103,15 +103,7 @@ func randomCands(r *rand.Rand, n, d int, scale float64, nan bool) []Candidate {
 	for i := range cs {
 		var e []float32
 		if d > 0 {
-			e = make([]float32, d)
-			var s float64
-			for x := range e {
-				e[x] = float32(r.NormFloat64())
-				s += float64(e[x] * e[x])
-			}
-			for x := range e {
-				e[x] /= float32(math.Sqrt(s))
-			}
+			e = unitEmbedding(r, d)
 		}
 		cs[i] = Candidate{Item: int32(i), Embedding: e, Novel: r.IntN(3) == 0, Novelty: r.Float64()}
 		cs[i].Features[FDot] = scale * r.NormFloat64()
