@@ -60,7 +60,7 @@ func (s *Store) Close() error {
 // redis.Nil, or ctx's.
 func (s *Store) loadBatched(ctx context.Context, userID, sessionID string) (userReads, error) {
 	r := s.newReads(ctx, userID, sessionID, true)
-	var buf [5]redis.Cmder
+	var buf [4]redis.Cmder
 	cmds := r.cmds(&buf)
 	var futures [len(buf)]redis.AutoFuture
 	for i, c := range cmds {

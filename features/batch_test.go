@@ -19,7 +19,7 @@ import (
 
 // readsPerLoad is how many commands one Load sends (newReads with the
 // session's shown list).
-const readsPerLoad = 5
+const readsPerLoad = 4
 
 // fullBatches makes the store's auto-pipeliner send a batch only once it
 // holds the reads of exactly users loads (the window is an hour, so nothing

@@ -142,7 +142,9 @@ func (s *Store) ScanHistories(ctx context.Context, fn func(userID string, hist [
 					var hist []recommend.Consumed
 					if legacy {
 						hist = decodeHistory(lists[i].Val())
-					} else if hist = decodePacked(packed[i].Val(), -1); len(hist) == 0 {
+					} else if v := packed[i].Val(); len(v) == 1 && v[0] == packedVersion {
+						continue // an empty history (queueSave, ApplyFeedback)
+					} else if hist = decodePacked(v, -1); len(hist) == 0 {
 						hist = nil
 					}
 					if err := fn(u, hist); err != nil {

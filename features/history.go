@@ -20,9 +20,12 @@ import (
 //	           first entry, then previous TS - this TS)
 //
 // Migration: lists written before stay readable (Load, RecentHistory and
-// ScanHistories fall back to {u:ID}:hist while {u:ID}:h is absent), and
-// the first engagement ApplyFeedback applies rewrites the user's history
-// packed and deletes the list, as Save does; nothing needs to run. The
+// ScanHistories fall back to {u:ID}:hist while {u:ID}:h is absent; Load
+// and ApplyFeedback look for the list, by a second round trip, only for a
+// user with a stats hash, which every version writing a list wrote with
+// it), and the first feedback ApplyFeedback applies rewrites the user's
+// history packed (empty, if need be) and deletes the list, as Save does;
+// nothing needs to run. The
 // feature updaters (the only writers of histories) must not run old and
 // new versions at once: an old one would append to a list a new reader
 // no longer reads once the user has a packed history.

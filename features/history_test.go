@@ -1,6 +1,7 @@
 package features
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/novarec/novarec/intent"
 	"github.com/novarec/novarec/recommend"
+	"github.com/redis/go-redis/v9"
 )
 
 // appendEntry writes an entry of the legacy history list, as versions
@@ -62,8 +64,9 @@ func FuzzDecodePacked(f *testing.F) {
 }
 
 // TestLegacyHistoryMigrates: a history stored as a list by an older
-// version is read by Load, RecentHistory and ScanHistories, and rewritten
-// packed (the list deleted) by the user's next engagement.
+// version (which wrote the stats hash in the same transaction) is read by
+// Load, RecentHistory and ScanHistories, and rewritten packed (the list
+// deleted) by the user's next engagement.
 func TestLegacyHistoryMigrates(t *testing.T) {
 	t.Parallel()
 	s, client := newStore(t, Options{})
@@ -74,6 +77,9 @@ func TestLegacyHistoryMigrates(t *testing.T) {
 			if err := client.RPush(ctx, s.legacyHistKey(u), string(appendEntry(nil, c))).Err(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := client.HSet(ctx, s.userKey(u, "stats"), fClicks, "2", fNovel, "1", fFamiliar, "1").Err(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := s.Save(ctx, recommend.UserState{UserID: "new", History: old[:1]}); err != nil {
@@ -112,6 +118,82 @@ func TestLegacyHistoryMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := map[string]string{"old": "3 b", "other": "2 d", "new": "1 d"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("scanned %v, want %v", got, want)
+	}
+}
+
+// TestLegacyListReadOnlyWhenNeeded: the read looks for a legacy list only
+// for a user with stats and no packed history; every writer of the stats
+// leaves a packed history (empty, if need be), which ScanHistories skips
+// when empty, and a legacy list is migrated by any feedback, not only an
+// engagement.
+func TestLegacyListReadOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	s, client := newStore(t, Options{})
+	ctx := t.Context()
+	needs := func(u string) bool {
+		t.Helper()
+		var r userReads
+		if _, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			r = s.queueReads(ctx, p, u, "", true)
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		return r.needsLegacy()
+	}
+	if needs("fresh") {
+		t.Error("a user never written needs the legacy read")
+	}
+
+	// Saved without a history: an empty packed one, not scanned.
+	if err := s.Save(ctx, recommend.UserState{UserID: "empty", Stats: recommend.Stats{Skips: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if needs("empty") {
+		t.Error("a saved user without history needs the legacy read")
+	}
+	if st, err := s.Load(ctx, "empty", ""); err != nil || st.History != nil || st.Stats.Skips != 3 {
+		t.Fatalf("saved user without history loaded as %+v (%v)", st, err)
+	}
+
+	// A legacy user's skip migrates the list.
+	old := recommend.Consumed{ItemID: "d", TS: 2000}
+	if err := client.RPush(ctx, s.legacyHistKey("old"), string(appendEntry(nil, old))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.HSet(ctx, s.userKey("old", "stats"), fClicks, "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !needs("old") {
+		t.Fatal("a legacy user does not need the legacy read")
+	}
+	if _, _, err := s.ApplyFeedback(ctx, testSnapshot(t), intent.ModeModel{}, "e1", recommend.Feedback{UserID: "old", ItemID: "b", Type: recommend.Skip, TS: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	if needs("old") || client.Exists(ctx, s.legacyHistKey("old")).Val() != 0 {
+		t.Error("a skip did not migrate the legacy list")
+	}
+	if st, err := s.Load(ctx, "old", ""); err != nil || !reflect.DeepEqual(st.History, []recommend.Consumed{old}) {
+		t.Fatalf("after a skip: %+v (%v)", st.History, err)
+	}
+
+	// A new user's first feedback, a skip: an empty packed history.
+	if _, _, err := s.ApplyFeedback(ctx, testSnapshot(t), intent.ModeModel{}, "e2", recommend.Feedback{UserID: "skipper", ItemID: "b", Type: recommend.Skip, TS: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	if needs("skipper") {
+		t.Error("a user with only a skip needs the legacy read")
+	}
+
+	got := map[string]int{}
+	if err := s.ScanHistories(ctx, func(u string, h []recommend.Consumed) error {
+		got[u] = len(h)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"old": 1}; !reflect.DeepEqual(got, want) {
 		t.Errorf("scanned %v, want %v", got, want)
 	}
 }

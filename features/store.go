@@ -12,7 +12,7 @@
 // Key layout, all under Options.Prefix:
 //
 //	{u:ID}:h             string: the history, newest first, capped, packed (history.go)
-//	{u:ID}:hist          list, newest first: the history as versions before packed ones wrote it, "TSms|N|itemID" (N = 1 if novel); read until the user's next engagement rewrites it packed
+//	{u:ID}:hist          list, newest first: the history as versions before packed ones wrote it, "TSms|N|itemID" (N = 1 if novel); read (only for a user with stats and no packed history) until the user's next feedback rewrites it packed
 //	{u:ID}:stats         hash: clicks novel familiar skips sessions last consumed
 //	{u:ID}:seen          string: every item the user consumed, a recommend.Filter (Bloom) of its "consumed" items
 //	collab               the collaborative model (collab.Model bytes); channel collab-updates carries its version

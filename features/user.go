@@ -41,13 +41,15 @@ const (
 )
 
 // userReads are the commands of one pipelined read of a user's state:
-// five commands, and no reply element that the decoding does not use. The
+// four commands, and no reply element that the decoding does not use. The
 // packed history and the consumed filter are read by one MGET; the stats
 // hash by HMGET of the fields decodeStats reads (statsRead), values only,
-// which spares a string per field name and a map per read.
+// which spares a string per field name and a map per read. The legacy
+// history list is read only for a user who needs it (needsLegacy), by a
+// second round trip (readLegacy).
 type userReads struct {
 	strs   *redis.StringSliceCmd // packed history, consumed filter ("" when absent)
-	legacy *redis.StringSliceCmd // history list of users not rewritten since
+	legacy *redis.StringSliceCmd // history list of users not rewritten since; nil when not read
 	stats  *redis.StringSliceCmd // the statsRead fields' values
 	sess   *redis.MapStringStringCmd
 	shown  *redis.StringSliceCmd // nil when not read
@@ -95,10 +97,9 @@ func (s *Store) newReads(ctx context.Context, userID, sessionID string, withShow
 	stats[0], stats[1] = "hmget", k.stats
 	stats = append(stats, statsArgs...)
 	r := userReads{
-		strs:   redis.NewStringSliceCmd(ctx, "mget", k.hist, k.seen),
-		legacy: redis.NewStringSliceCmd(ctx, "lrange", k.legacy, 0, int64(s.history)-1),
-		stats:  redis.NewStringSliceCmd(ctx, stats...),
-		sess:   redis.NewMapStringStringCmd(ctx, "hgetall", k.sess),
+		strs:  redis.NewStringSliceCmd(ctx, "mget", k.hist, k.seen),
+		stats: redis.NewStringSliceCmd(ctx, stats...),
+		sess:  redis.NewMapStringStringCmd(ctx, "hgetall", k.sess),
 	}
 	if withShown {
 		r.shown = redis.NewStringSliceCmd(ctx, "lrange", k.shown, 0, ShownMax-1)
@@ -138,18 +139,54 @@ func (s *Store) readKeys(userID, sessionID string) readKeys {
 }
 
 // cmds puts r's commands in buf, in the order they are sent.
-func (r *userReads) cmds(buf *[5]redis.Cmder) []redis.Cmder {
-	buf[0], buf[1], buf[2], buf[3] = r.strs, r.legacy, r.stats, r.sess
+func (r *userReads) cmds(buf *[4]redis.Cmder) []redis.Cmder {
+	buf[0], buf[1], buf[2] = r.strs, r.stats, r.sess
 	if r.shown == nil {
-		return buf[:4]
+		return buf[:3]
 	}
-	buf[4] = r.shown
-	return buf[:5]
+	buf[3] = r.shown
+	return buf[:4]
+}
+
+// packedAbsent reports whether the user has no packed history.
+func (r *userReads) packedAbsent() bool { return value(r.strs.Val(), 0) == "" }
+
+// needsLegacy reports whether the read must also look for a legacy history
+// list: the user has no packed history but has a stats hash. Every version
+// that wrote a history list wrote the stats hash in the same transaction,
+// and every writer now leaves a packed history (empty, if need be) where it
+// writes the stats (queueSave, ApplyFeedback), so a user with stats and no
+// packed history is one of those versions' not rewritten since; a user
+// never written (no stats) has no list either.
+func (r *userReads) needsLegacy() bool {
+	if !r.packedAbsent() {
+		return false
+	}
+	for _, v := range r.stats.Val() {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// readLegacy reads the user's legacy history list into r when needsLegacy
+// says so: a second round trip, for users not rewritten since packed
+// histories.
+func (s *Store) readLegacy(ctx context.Context, r *userReads, userID string) error {
+	if !r.needsLegacy() {
+		return nil
+	}
+	r.legacy = s.rdb.LRange(ctx, s.legacyHistKey(userID), 0, int64(s.history)-1)
+	if err := r.legacy.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	return nil
 }
 
 func (s *Store) queueReads(ctx context.Context, p redis.Pipeliner, userID, sessionID string, withShown bool) userReads {
 	r := s.newReads(ctx, userID, sessionID, withShown)
-	var buf [5]redis.Cmder
+	var buf [4]redis.Cmder
 	_ = p.BatchProcess(ctx, r.cmds(&buf)...) // a pipeline only queues: no error
 	return r
 }
@@ -164,9 +201,13 @@ func value(v []string, i int) string {
 
 func (r userReads) state(userID, sessionID string) recommend.UserState {
 	strs, stats := r.strs.Val(), r.stats.Val()
+	var legacy []string
+	if r.legacy != nil {
+		legacy = r.legacy.Val()
+	}
 	st := recommend.UserState{
 		UserID:  userID,
-		History: readHistory(value(strs, 0), r.legacy.Val(), -1),
+		History: readHistory(value(strs, 0), legacy, -1),
 		Stats:   decodeStats(stats),
 		Session: decodeSession(r.sess.Val()),
 	}
@@ -205,6 +246,9 @@ func (s *Store) Load(ctx context.Context, userID, sessionID string) (recommend.U
 	}
 	if err != nil && !errors.Is(err, redis.Nil) { // a user with nothing consumed has no filter
 		return recommend.UserState{}, fmt.Errorf("features: load user state: %w", err)
+	}
+	if err := s.readLegacy(ctx, &r, userID); err != nil {
+		return recommend.UserState{}, fmt.Errorf("features: load user state: legacy history: %w", err)
 	}
 	return r.state(userID, sessionID), nil
 }
@@ -293,9 +337,9 @@ func (s *Store) queueSave(ctx context.Context, p redis.Pipeliner, st recommend.U
 	if len(st.Consumed.Bits) > 0 {
 		p.Set(ctx, seenKey, st.Consumed.Bits, 0)
 	}
-	if len(hist) > 0 {
-		p.Set(ctx, histKey, appendPacked(nil, hist), 0)
-	}
+	// Even empty: with the stats written, a read takes a missing packed
+	// history for a legacy list's (userReads.needsLegacy).
+	p.Set(ctx, histKey, appendPacked(nil, hist), 0)
 	p.HSet(ctx, statsKey, append(statsFields(st.Stats), fConsumed, strconv.FormatInt(st.Consumed.N, 10))...)
 	if !zeroSession(&st.Session) {
 		p.HSet(ctx, sessKey, sessionFields(&st.Session)...)
@@ -356,15 +400,20 @@ func (s *Store) ApplyFeedback(ctx context.Context, snap *catalog.Snapshot, mm in
 		}
 	}
 
+	if err := s.readLegacy(ctx, &r, fb.UserID); err != nil {
+		return obs, false, fmt.Errorf("features: apply feedback: read legacy history: %w", err)
+	}
 	st := r.state(fb.UserID, fb.SessionID)
 	consumed := st.Consumed.N
 	obs = recommend.Observe(&st, snap, fb, s.history, mm)
 
 	sessKey := s.sessionKey(fb.UserID, fb.SessionID)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if obs.Engaged {
+		if obs.Engaged || r.packedAbsent() {
 			// The whole history (capped by Observe), packed: this is also
-			// where a user's legacy list is migrated.
+			// where a user's legacy list is migrated, and where a user
+			// without one gets an empty packed history next to the stats
+			// written below (userReads.needsLegacy).
 			p.Set(ctx, s.histKey(fb.UserID), appendPacked(nil, st.History), 0)
 			p.Del(ctx, s.legacyHistKey(fb.UserID))
 		}

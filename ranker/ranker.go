@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/novarec/novarec/internal/vexp"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -133,6 +134,9 @@ type Scratch struct {
 	rem      []int32
 	novel    []bool
 	emb, sim []float32
+	// z holds a position's adjusted scores, in rem's order, then their
+	// exponentials.
+	z []float64
 }
 
 func (s *Scratch) reset(cands []Candidate) {
@@ -142,6 +146,7 @@ func (s *Scratch) reset(cands []Candidate) {
 	clear(s.maxSim)
 	s.rem = s.rem[:0]
 	s.emb, s.sim = s.emb[:0], grow(s.sim, n)
+	s.z = grow(s.z, n)
 	for i := range cands {
 		s.rem = append(s.rem, int32(i))
 		s.novel[i] = cands[i].Novel
@@ -175,12 +180,13 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		rem := sc.rem
 		best, bestAdj := -1, math.Inf(-1)
 		favourNovel := kn.Explore/float64(2*seats[0]+1) > (1-kn.Explore)/float64(2*seats[1]+1)
-		for _, i := range rem {
+		z := sc.z[:len(rem)]
+		for j, i := range rem {
 			a := sc.base[i] - kn.Lambda*sc.maxSim[i]
 			if hedge && sc.novel[i] == favourNovel {
 				a += kn.Hedge
 			}
-			sc.adj[i] = a
+			z[j] = a
 			if a > bestAdj {
 				best, bestAdj = int(i), a
 			}
@@ -189,14 +195,13 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 		// candidate more than expCutoff temperatures below the best has
 		// probability < e^-30 ≈ 1e-13 and is taken as 0, which saves
 		// most of the exponentials at no measurable cost to the logged
-		// propensities.
+		// propensities. The exponentials are taken all at once
+		// (vexp.Softmax: bit for bit math.Exp((a-bestAdj)/tau), several
+		// at a time), then summed in rem's order.
+		vexp.Softmax(z, z, bestAdj, tau, -expCutoff)
 		total := 0.0
-		for _, i := range rem {
-			z := (sc.adj[i] - bestAdj) / tau
-			e := 0.0
-			if z > -expCutoff {
-				e = math.Exp(z)
-			}
+		for j, i := range rem {
+			e := z[j]
 			sc.adj[i] = e
 			total += e
 		}

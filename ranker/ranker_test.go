@@ -242,16 +242,7 @@ func BenchmarkSlate(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	cs := make([]Candidate, 100)
 	for i := range cs {
-		e := make([]float32, 32)
-		var n float64
-		for x := range e {
-			e[x] = float32(r.NormFloat64())
-			n += float64(e[x] * e[x])
-		}
-		for x := range e {
-			e[x] /= float32(math.Sqrt(n))
-		}
-		cs[i] = Candidate{Item: int32(i), Embedding: e, Novel: i%3 == 0, Novelty: r.Float64()}
+		cs[i] = Candidate{Item: int32(i), Embedding: unitEmbedding(r, 32), Novel: i%3 == 0, Novelty: r.Float64()}
 		cs[i].Features[FDot] = r.Float64()
 		cs[i].Features[FPopularity] = r.Float64()
 	}
@@ -264,4 +255,18 @@ func BenchmarkSlate(b *testing.B) {
 	for b.Loop() {
 		dst = p.Slate(dst[:0], &sc, cs, 10, kn, rng)
 	}
+}
+
+// unitEmbedding draws a random unit vector of dimension d.
+func unitEmbedding(r *rand.Rand, d int) []float32 {
+	e := make([]float32, d)
+	var n float64
+	for x := range e {
+		e[x] = float32(r.NormFloat64())
+		n += float64(e[x] * e[x])
+	}
+	for x := range e {
+		e[x] /= float32(math.Sqrt(n))
+	}
+	return e
 }
