@@ -545,3 +545,27 @@ func TestModelNovelWorth(t *testing.T) {
 		t.Fatalf("the costly fit's NovelWorth(%v) = %v: the case does not test what it says", q, c)
 	}
 }
+
+// TestDecisionTakesTheFitsVerdict: the decision's input and the hedge's
+// novel share (State[FSessNovelPreference]) follow Model.NovelWorth, so a
+// fitted verdict that novelty does not pay leaves a session's belief as it
+// is and gives novel items no seats.
+func TestDecisionTakesTheFitsVerdict(t *testing.T) {
+	snap := sampleSnapshot(t, 2000)
+	st := UserState{UserID: "u", History: historyIn(snap, 30, "action", "comedy", "drama")}
+	e := NewEngine(DefaultConfig())
+	unfitted := e.Intent(snap, &st, DefaultModel(), 5000)
+	weak := DefaultModel()
+	weak.Intent.Worth = intent.ModeModel{Base: -1.1, Shift: -0.9, Contrast: 0.7, Examine: 0.78, ExamineClick: 0.53}
+	fitted := e.Intent(snap, &st, weak, 5000)
+	if fitted.SessionPropensity != unfitted.SessionPropensity || fitted.UserPropensity != unfitted.UserPropensity {
+		t.Errorf("the worth changed the belief: %v, %v against %v, %v",
+			fitted.SessionPropensity, fitted.UserPropensity, unfitted.SessionPropensity, unfitted.UserPropensity)
+	}
+	if got := unfitted.State[intent.FSessNovelPreference]; got != unfitted.SessionPropensity || got == 0 {
+		t.Errorf("unfitted: novel worth %v, want the belief %v (> 0)", got, unfitted.SessionPropensity)
+	}
+	if got := fitted.State[intent.FSessNovelPreference]; got != 0 {
+		t.Errorf("novelty does not pay: novel worth %v, want 0", got)
+	}
+}

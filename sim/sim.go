@@ -111,9 +111,9 @@ type Result struct {
 	// against the simulator's (Beta(RhoA, RhoB), ModeWeight).
 	Mode  intent.ModeModel `json:"mode"`
 	Prior intent.Prior     `json:"prior"`
-	// Worth is the mode model that weighed the beliefs
-	// (recommend.Model.WorthModel): the fit, where it leaves the belief to
-	// Mode.
+	// Worth is the fitted model whose verdict on whether novelty pays the
+	// decisions took (recommend.Model.WorthModel), where the fit leaves the
+	// belief to Mode; else Mode.
 	Worth intent.ModeModel `json:"worth"`
 }
 
