@@ -2,8 +2,9 @@
 // for bit as gonum's blas32.Gemv (no transpose, alpha 1, beta 0): the
 // familiar pool's scan of its probed clusters, the slate's cosines with
 // each chosen item and the IVF's centroid scores take one such product
-// each, a fifth of a decision at 100k items, most of it gonum calling its
-// dot product kernel once per row of 32 values.
+// each: a sixth (over served users) to a third (one user's category
+// decision) of a decision at 100k items, most of it gonum calling its dot
+// product kernel once per row of 32 values.
 //
 // On amd64 with AVX the kernel runs the arithmetic of gonum's DotUnitary
 // (internal/asm/f32/dotunitary_amd64.s) for every row in one loop: that
