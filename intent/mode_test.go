@@ -229,6 +229,29 @@ func TestModeChain(t *testing.T) {
 	}
 }
 
+// TestNoveltyPays checks the verdict's test: a model no fit set (its
+// standard error zero) goes by the sign of explorers' taste for novelty,
+// a fitted one only by a taste more than NoveltyZ standard errors above
+// zero.
+func TestNoveltyPays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    ModeModel
+		want bool
+	}{
+		{"the default", DefaultModeModel(), true},
+		{"unfitted, explorers shun novelty", ModeModel{Base: -1, Shift: -1, Contrast: 0.5}, false},
+		{"fitted, plain taste", ModeModel{Base: -1.7, Shift: -0.8, Contrast: 2.2, NoveltySE: 0.1}, true},
+		{"fitted, within noise of none", ModeModel{Base: -1.1, Shift: -0.8, Contrast: 1.1, NoveltySE: 0.2}, false},
+		{"fitted, just past the test", ModeModel{Base: -1.1, Shift: -0.8, Contrast: 1.41, NoveltySE: 0.2}, true},
+		{"fitted, explorers shun novelty", ModeModel{Base: -1.1, Shift: -0.9, Contrast: 0.6, NoveltySE: 0.2}, false},
+	} {
+		if got := tc.m.NoveltyPays(); got != tc.want {
+			t.Errorf("%s: NoveltyPays() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestNovelWorth checks the share of the stakes a session's belief puts on
 // novel items: the belief itself under a symmetric model, less where novel
 // items cost exploiters more than they gain explorers, none where explorers

@@ -133,7 +133,8 @@ type FitStats struct {
 // sessions, and each slate's mode by the forward pass of the smoother. The
 // M step fits the click model by Newton's method, a logistic regression of
 // the examined items on (1, d, ±d, ∓f) weighted by their slates' mode
-// probabilities, and the continuation and switch rates by expected counts.
+// probabilities, and the continuation and switch rates by expected counts;
+// its information gives NoveltySE.
 // Fit returns m and p unchanged, and ok false, when the window holds too
 // little (MinFitSessions, MinFitUsers).
 func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitStats, bool) {
@@ -162,6 +163,7 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		post   [Grid]float64
 		logRho [Grid][2]float64
 		pbuf   = make([]float64, 32) // a slate's click probabilities under either mode
+		sc     [3]float64            // Var(Shift), Var(Contrast), Cov(Shift, Contrast)
 	)
 	for g := range Grid {
 		logRho[g] = [2]float64{math.Log(rhoAt(g)), math.Log1p(-rhoAt(g))}
@@ -248,7 +250,7 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 			}
 		}
 		// M step.
-		m = l.newton(m, resp, we, wx)
+		m, sc = l.newton(m, resp, we, wx)
 		m.Examine, m.ExamineClick = l.continuations(m, resp, we, wx)
 		m.ToExploit = switchRate(sw[0][1], sw[0][0]+sw[0][1], m.ToExploit)
 		m.ToExplore = switchRate(sw[1][0], sw[1][0]+sw[1][1], m.ToExplore)
@@ -257,7 +259,9 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		m.Contrast, m.Routine = -m.Contrast, -m.Routine
 		m.ToExploit, m.ToExplore = m.ToExplore, m.ToExploit
 		slices.Reverse(pi[:])
+		sc[2] = -sc[2]
 	}
+	m.NoveltySE = math.Sqrt(max(sc[0]+sc[1]+2*sc[2], 0))
 	return m, momentPrior(pi), st, true
 }
 
@@ -343,7 +347,7 @@ const fitRidge = 1
 // Routine·f with weight r·we (its slate's probability of exploring times
 // its probability of having been examined if so) and under the exploit one
 // with (1−r)·wx.
-func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
+func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) (ModeModel, [3]float64) {
 	const np = 4
 	theta := [np]float64{m.Base, m.Shift, m.Contrast, m.Routine}
 	var (
@@ -391,7 +395,16 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 	}
 	var step mat.VecDense
 	if err := step.SolveVec(h, mat.NewVecDense(np, g[:])); err != nil {
-		return m // singular: no item varies in d
+		return m, [3]float64{} // singular: no item varies in d
+	}
+	// The variances of Shift and Contrast and their covariance (Fit turns
+	// them into NoveltySE), from the inverse of the weighted information
+	// at this step's start: the complete-data information, which takes the
+	// E step's mode probabilities as given.
+	var cov mat.Dense
+	var sc [3]float64
+	if err := cov.Inverse(h); err == nil {
+		sc = [3]float64{cov.At(1, 1), cov.At(2, 2), cov.At(1, 2)}
 	}
 	for a := range np {
 		// A bounded step: the likelihood is concave, but a first
@@ -403,7 +416,7 @@ func (l *ModeLog) newton(m ModeModel, resp, we, wx []float64) ModeModel {
 		theta[a] = min(max(theta[a], -fitBound), fitBound)
 	}
 	m.Base, m.Shift, m.Contrast, m.Routine = theta[0], theta[1], theta[2], theta[3]
-	return m
+	return m, sc
 }
 
 // continuations are the M step's continuation rates: each is the expected

@@ -232,3 +232,38 @@ func TestModeFitStaysBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestModeFitTestsNovelty checks the fit's verdict on whether novelty pays
+// (NoveltyPays, by NoveltySE) on planted sessions where the answer is
+// plain, over several samples: explorers who favour novel items, and
+// explorers to whom novel items are worth less than familiar ones (a weak
+// mode in which novelty costs everyone). Explorers indifferent to novelty
+// are left out on purpose: there the fits' taste for novelty lands 0.1 to
+// 0.7 above zero (the prior's mean read low, along the ridge of
+// TestModeFitRecoversPlantedRates) and the verdict goes either way.
+func TestModeFitTestsNovelty(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		planted ModeModel
+		pays    bool
+	}{
+		{"explorers favour novel items", ModeModel{Base: -1.2, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}, true},
+		{"novelty costs explorers too", ModeModel{Base: -1.2, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, false},
+	} {
+		for seed := uint64(1); seed <= 3; seed++ {
+			l := NewModeLog(1 << 20)
+			plantSessions(l, tc.planted, 2, 3, []float64{0.2, 0.4}, 600, seed)
+			m, _, st, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
+			if !ok {
+				t.Fatalf("%s: no fit on %+v", tc.name, st)
+			}
+			if !(m.NoveltySE > 0) || m.Validate() != nil {
+				t.Fatalf("%s, seed %d: standard error %v of %+v", tc.name, seed, m.NoveltySE, m)
+			}
+			if got := m.NoveltyPays(); got != tc.pays {
+				t.Errorf("%s, seed %d: NoveltyPays %v (taste for novelty %.3f ± %.3f), want %v",
+					tc.name, seed, got, m.Shift+m.Contrast, m.NoveltySE, tc.pays)
+			}
+		}
+	}
+}

@@ -521,6 +521,7 @@ func TestModeRefitInterval(t *testing.T) {
 func TestModelNovelWorth(t *testing.T) {
 	weak := intent.ModeModel{Base: -1.1, Shift: -0.9, Contrast: 0.7, Examine: 0.78, ExamineClick: 0.53}
 	costly := intent.ModeModel{Base: -0.3, Shift: -1.9, Contrast: 2.7, Examine: 0.75, ExamineClick: 0.52}
+	noisy := intent.ModeModel{Base: -1.1, Shift: -0.8, Contrast: 1.1, Examine: 0.78, ExamineClick: 0.53, NoveltySE: 0.2}
 	with := func(mode, worth intent.ModeModel) *Model {
 		m := DefaultModel()
 		m.Intent.Mode, m.Intent.Worth = mode, worth
@@ -535,6 +536,7 @@ func TestModelNovelWorth(t *testing.T) {
 		{"no fit: the belief", DefaultModel(), q},
 		{"worth fitted, novelty pays: the belief, not the fit's rates", with(intent.DefaultModeModel(), costly), q},
 		{"worth fitted, explorers gain nothing: no seats", with(intent.DefaultModeModel(), weak), 0},
+		{"worth fitted, explorers' gain within noise: no seats", with(intent.DefaultModeModel(), noisy), 0},
 		{"the fit reads the belief: its NovelWorth", with(costly, intent.ModeModel{}), costly.NovelWorth(q)},
 	} {
 		if got := tc.model.NovelWorth(q); got != tc.want {

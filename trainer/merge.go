@@ -96,6 +96,9 @@ func meanMode(a, b intent.ModeModel) intent.ModeModel {
 		Contrast: (a.Contrast + b.Contrast) / 2, Routine: (a.Routine + b.Routine) / 2,
 		Examine: (a.Examine + b.Examine) / 2, ExamineClick: (a.ExamineClick + b.ExamineClick) / 2,
 		ToExploit: (a.ToExploit + b.ToExploit) / 2, ToExplore: (a.ToExplore + b.ToExplore) / 2,
+		// Replicas fit the same shared observations, so their errors
+		// are alike and not independent: the mean, not a pooled error.
+		NoveltySE: (a.NoveltySE + b.NoveltySE) / 2,
 	}
 }
 

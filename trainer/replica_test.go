@@ -324,14 +324,14 @@ func TestReplicasShareTheWorkAndSurviveACrash(t *testing.T) {
 // values leave them as they are (a sum of differences would double the
 // move), a replica that did not refit changes nothing, a fit that no other
 // replica's came after the replica's base replaces the shared one, and two
-// fits average, every rate (the switch rates too).
+// fits average, every rate (the switch rates and the standard error too).
 func TestMergeAveragesModeFits(t *testing.T) {
 	base := recommend.DefaultModel()
 	fit := base.Intent.Clone()
-	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Routine: 1, Examine: 0.7, ExamineClick: 0.5, ToExploit: 0.25, ToExplore: 0.125}
+	fit.Mode = intent.ModeModel{Base: -1, Shift: -0.5, Contrast: 1.5, Routine: 1, Examine: 0.7, ExamineClick: 0.5, ToExploit: 0.25, ToExplore: 0.125, NoveltySE: 0.25}
 	fit.Prior = intent.Prior{Alpha: 2, Beta: 3}
 	other := base.Intent.Clone()
-	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6, ToExploit: 0.5, ToExplore: 0.25}
+	other.Mode = intent.ModeModel{Base: -2, Shift: -1.5, Contrast: 0.5, Routine: 0.5, Examine: 0.8, ExamineClick: 0.6, ToExploit: 0.5, ToExplore: 0.25, NoveltySE: 0.125}
 	other.Prior = intent.Prior{Alpha: 4, Beta: 1}
 	// The worth (intent.Policy.Worth) is a fit too, and merges alike.
 	fit.Worth, other.Worth = fit.Mode, other.Mode
@@ -348,7 +348,7 @@ func TestMergeAveragesModeFits(t *testing.T) {
 		{"a replica that did not refit changes nothing", fit, base.Intent, fit.Mode, fit.Prior},
 		{"a fit onto a shared model no other replica refitted is taken whole", base.Intent, other, other.Mode, other.Prior},
 		{"two fits average", fit, other,
-			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55, ToExploit: 0.375, ToExplore: 0.1875}, intent.Prior{Alpha: 3, Beta: 2}},
+			intent.ModeModel{Base: -1.5, Shift: -1, Contrast: 1, Routine: 0.75, Examine: 0.75, ExamineClick: 0.55, ToExploit: 0.375, ToExplore: 0.1875, NoveltySE: 0.1875}, intent.Prior{Alpha: 3, Beta: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
