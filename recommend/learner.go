@@ -48,7 +48,7 @@ type LearnerConfig struct {
 	// are bored by familiar slates, rewards it (session AUC from the second
 	// slate 0.86 against 0.81); through the HTTP API, on a client with its
 	// own user model, fits with it misread the modes and fits without it
-	// did not (docs/evaluation.md#an-independent-http-client).
+	// did not (docs/evaluation-http.md#an-independent-http-client).
 	ModeRoutine bool
 	// ModeBelief publishes the fit as the model that reads each session's
 	// evidence (intent.Policy.Mode; on by default). Off, it is published as
@@ -63,7 +63,7 @@ type LearnerConfig struct {
 	// explore), and since users with more evidence move further from a
 	// prior, that ranked loyal users above explorers; the fitted evidence
 	// model with the default prior read them as well as the default model
-	// did (docs/evaluation.md#an-independent-http-client).
+	// did (docs/evaluation-http.md#an-independent-http-client).
 	ModePrior bool
 	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
 	// the learner scores a logged slate's items as the ranker served them,
