@@ -98,16 +98,16 @@ type PolicyResponse struct {
 	// ColdPools are the pools of a user without known history, at every level.
 	ColdPools PoolsOut `json:"cold_pools"`
 	// Mode is the click model the session and user propensities are read
-	// with, and Prior the population's prior of a user's propensity: fitted
-	// to the traffic by the trainer (-mode-refit; the defaults until its
-	// first fit, or with -mode-refit 0). An operator sees here what a fit
-	// found.
+	// with, fitted to the traffic by the trainer (-mode-refit; the default
+	// until its first fit, or with -mode-refit 0, or -mode-belief=false),
+	// and Prior the population's prior of a user's propensity (fitted
+	// only with -mode-prior). An operator sees here what a fit found.
 	Mode  ModeOut  `json:"mode"`
 	Prior PriorOut `json:"prior"`
-	// Worth is the trainer's fit where it leaves the belief to Mode
-	// (intent.Policy.Worth): the decisions take its verdict on whether
-	// novel items pay at all, and give them no seats where it says not.
-	// Without such a fit, Mode itself.
+	// Worth is the model whose verdict on whether novel items pay at all
+	// the decisions take (no seats where it says not): the trainer's fit
+	// where it leaves the belief to the default model
+	// (-mode-belief=false, intent.Policy.Worth), else Mode itself.
 	Worth ModeOut `json:"worth"`
 }
 

@@ -199,19 +199,18 @@ type Policy struct {
 	// one was. Nil in snapshots from before it was kept: zero.
 	QForgets []int64 `json:"qforgets,omitempty"`
 	// Prior is the population's Beta prior of ρ_u, and Mode the click
-	// model that reads each session's evidence; both are fitted to logged
-	// sessions (ModeLog.Fit). A zero Mode (a snapshot from before it was
-	// fitted) means DefaultModeModel.
+	// model that reads each session's evidence; both can be fitted to
+	// logged sessions (ModeLog.Fit; the trainer publishes a fitted Prior
+	// only when asked: fits misread it on traffic the service was not
+	// built for). A zero Mode (a snapshot from before it was fitted)
+	// means DefaultModeModel.
 	Prior Prior     `json:"prior"`
 	Mode  ModeModel `json:"mode,omitzero"`
 	// Worth is a fit of the mode model that is not used to read the
-	// evidence: Mode and Prior, which read it, stay as they were, and the
-	// decisions take only the fit's verdict on whether novel items pay at
-	// all (ModeModel.NoveltyPays). Zero: no such fit. Whether novelty pays
-	// is a question about the population that a fit answers from any
-	// traffic; which sessions explore is about each user, and fits to cold
-	// traffic whose idea of novelty differs from the service's read it
-	// backwards (docs/evaluation.md#an-independent-http-client).
+	// evidence (the trainer's -mode-belief=false): Mode and Prior, which
+	// read it, stay as they were, and the decisions take only the fit's
+	// verdict on whether novel items pay at all (ModeModel.NoveltyPays).
+	// Zero: no such fit; the verdict is then Mode's.
 	Worth ModeModel `json:"worth,omitzero"`
 }
 

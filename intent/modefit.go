@@ -20,7 +20,7 @@ type ModeLog struct {
 	// through the HTTP API, on a clicks-only client of cold users, fits
 	// with it misread the modes (a prior of mean 0.57–0.69, loyal users'
 	// propensity at or above explorers', first-slate AUC about 0.5) where
-	// fits without it did not (docs/evaluation.md#an-independent-http-client).
+	// fits without it did not (docs/evaluation-http.md#an-independent-http-client).
 	FitRoutine bool
 
 	maxItems int

@@ -48,16 +48,23 @@ type LearnerConfig struct {
 	// are bored by familiar slates, rewards it (session AUC from the second
 	// slate 0.86 against 0.81); through the HTTP API, on a client with its
 	// own user model, fits with it misread the modes and fits without it
-	// did not (docs/evaluation.md#an-independent-http-client).
+	// did not (docs/evaluation-http.md#an-independent-http-client).
 	ModeRoutine bool
 	// ModeBelief publishes the fit as the model that reads each session's
-	// evidence, and the population prior (intent.Policy.Mode and Prior).
-	// Off (the default), the fit is published as intent.Policy.Worth and
-	// only decides whether novel items pay at all (Model.NovelWorth); the
-	// evidence is read with the prior model: through the HTTP API, fits
-	// read an independent client's loyal users as explorers
-	// (docs/evaluation.md#an-independent-http-client).
+	// evidence (intent.Policy.Mode; on by default). Off, it is published as
+	// intent.Policy.Worth and only decides whether novel items pay at all
+	// (Model.NovelWorth), and the evidence is read with the default model.
 	ModeBelief bool
+	// ModePrior publishes the fit's population prior of ρ_u too
+	// (intent.Policy.Prior); off (the default), the prior stays
+	// intent.DefaultPrior. The prior is what a fit gets wrong on traffic
+	// it was not built for: through the HTTP API it read an independent
+	// client's population as mostly exploring (a mean of 0.67 where 0.45
+	// explore), and since users with more evidence move further from a
+	// prior, that ranked loyal users above explorers; the fitted evidence
+	// model with the default prior read them as well as the default model
+	// did (docs/evaluation-http.md#an-independent-http-client).
+	ModePrior bool
 	// Hedge is the serving engine's hedging (Config.Hedge, recsvc -hedge):
 	// the learner scores a logged slate's items as the ranker served them,
 	// and a hedged slate's scores leave out the levels' β
@@ -86,7 +93,7 @@ func DefaultLearnerConfig() LearnerConfig {
 		IntentLR: 0.005, BaselineLR: 0.05, IntentEntropy: 0.01,
 		Clip:       5,
 		GammaH:     0.9,
-		ModeWindow: 50_000, ModeRefit: 10_000, ModeIters: 4,
+		ModeWindow: 50_000, ModeRefit: 10_000, ModeIters: 4, ModeBelief: true,
 		Hedge: DefaultConfig().Hedge,
 	}
 }
@@ -132,7 +139,7 @@ type Learner struct {
 	// the slates added since the last fit, fits the fits made.
 	modes          *intent.ModeLog
 	sinceFit, fits int
-	// fitPrior is the last fit's population prior, where ModeBelief is off
+	// fitPrior is the last fit's population prior, where ModePrior is off
 	// and it is not published: the next fit starts from it.
 	fitPrior intent.Prior
 	// Click's buffers, reused so that a click allocates nothing: the
@@ -559,13 +566,11 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 	}
 	p := l.m.Intent
 	from, prior := p.Mode.OrDefault(), p.Prior
-	if !l.cfg.ModeBelief {
-		if p.Worth != (intent.ModeModel{}) {
-			from = p.Worth
-		}
-		if l.fitPrior.Alpha > 0 {
-			prior = l.fitPrior
-		}
+	if !l.cfg.ModeBelief && p.Worth != (intent.ModeModel{}) {
+		from = p.Worth
+	}
+	if !l.cfg.ModePrior && l.fitPrior.Alpha > 0 {
+		prior = l.fitPrior
 	}
 	// A fit that is not a valid model (it cannot be, short of a bug, but
 	// a snapshot that fails validation would stop publishing) is dropped.
@@ -575,10 +580,17 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 	}
 	l.fits++
 	if l.cfg.ModeBelief {
-		p.Mode, p.Prior = mm, prior
-		return
+		// A worth left by a fit under the other setting would
+		// otherwise outvote this one (Model.WorthModel).
+		p.Mode, p.Worth = mm, intent.ModeModel{}
+	} else {
+		p.Worth = mm
 	}
-	p.Worth, l.fitPrior = mm, prior
+	if l.cfg.ModePrior {
+		p.Prior = prior
+	} else {
+		l.fitPrior = prior
+	}
 }
 
 // modeRefitWarmup is how many times the interval between the first fits

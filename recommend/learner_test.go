@@ -315,9 +315,9 @@ func TestModelCodec(t *testing.T) {
 // TestLearnerFitsTheModeModel feeds the learner slates whose clicks follow
 // a planted mode model and checks that, with ModeRefit set, the model it
 // hands out carries a fit near the planted contrast and continuation
-// rates (as the worth, or with ModeBelief as the model that reads the
-// evidence, with the prior), and that with it at 0 the model keeps the
-// default.
+// rates (as the model that reads the evidence, or without ModeBelief as the
+// worth only), publishes the fitted prior only with ModePrior, and that
+// with ModeRefit at 0 the model keeps the default.
 func TestLearnerFitsTheModeModel(t *testing.T) {
 	planted := intent.ModeModel{Base: -1, Shift: -1, Contrast: 2, Examine: 0.8, ExamineClick: 0.5}
 	feed := func(l *Learner) {
@@ -367,19 +367,27 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 		t.Fatalf("fitted without ModeRefit: %+v", got)
 	}
 	cfg.ModeRefit, cfg.ModeWindow = 2000, 200_000
-	for _, belief := range []bool{false, true} {
-		cfg.ModeBelief = belief
-		on := NewLearner(cfg, DefaultModel())
+	for _, set := range []struct{ belief, prior bool }{{true, false}, {false, false}, {true, true}} {
+		belief := set.belief
+		cfg.ModeBelief, cfg.ModePrior = set.belief, set.prior
+		start := DefaultModel()
+		// A worth that a fit under the other setting left in the model
+		// must not outlive the first fit that reads the evidence.
+		start.Intent.Worth = intent.ModeModel{Base: -1, Shift: -1, Contrast: 0.2, Examine: 0.7, ExamineClick: 0.5}
+		on := NewLearner(cfg, start)
 		feed(on)
 		m := on.Snapshot("v").Intent
 		fit, read := m.Worth, intent.DefaultModeModel()
 		if belief {
 			fit, read = m.Mode, m.Mode
-			if m.Worth != (intent.ModeModel{}) || m.Prior == intent.DefaultPrior {
-				t.Errorf("ModeBelief: worth %+v, prior %+v; want the fit in Mode and Prior only", m.Worth, m.Prior)
+			if m.Worth != (intent.ModeModel{}) {
+				t.Errorf("ModeBelief: worth %+v; want the fit in Mode only", m.Worth)
 			}
-		} else if m.Mode.OrDefault() != read || m.Prior != intent.DefaultPrior {
-			t.Errorf("without ModeBelief the evidence model or prior changed: %+v %+v", m.Mode, m.Prior)
+		} else if m.Mode.OrDefault() != read {
+			t.Errorf("without ModeBelief the evidence model changed: %+v", m.Mode)
+		}
+		if published := m.Prior != intent.DefaultPrior; published != set.prior {
+			t.Errorf("ModePrior %v: prior %+v", set.prior, m.Prior)
 		}
 		t.Logf("ModeBelief %v: fitted %+v, prior %+v", belief, fit, m.Prior)
 		if math.Abs(fit.Contrast-planted.Contrast) > 0.4 || math.Abs(fit.Examine-planted.Examine) > 0.05 ||

@@ -124,12 +124,13 @@ type Config struct {
 // so what is measured there is what serves: the mode model is fitted every
 // 10,000 decisions after a warm-up of fits at 1,250, 2,500 and 5,000 (a
 // fit of the 50,000-item window costs about 27 ms, intent BenchmarkModeFit
-// -cpu 1: 3 µs a decision), without routine, and the decisions take only
-// its verdict on whether novel items pay (recommend.Model.NovelWorth).
-// Without it the default model gives novel items a sixth to a quarter of
-// the seats where novelty never pays, which cost 1.6 clicks per user
-// against MMR in the simulator where the mode barely matters; the verdict
-// brings that to 0.9 (docs/evaluation.md#intent-from-traffic).
+// -cpu 1: 3 µs a decision), without routine; the fit reads the sessions'
+// evidence and decides whether novel items pay at all
+// (recommend.Model.NovelWorth), and the population prior stays the
+// default. Without a fit the default model gives novel items a sixth to
+// a quarter of the seats where novelty never pays, which cost 1.6 clicks
+// per user against MMR in the simulator where the mode barely matters
+// (docs/evaluation.md#intent-from-traffic).
 func DefaultConfig() Config {
 	l := recommend.DefaultLearnerConfig()
 	return Config{

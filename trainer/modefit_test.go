@@ -20,9 +20,9 @@ func TestServesWhatTheSimulatorMeasured(t *testing.T) {
 	if got != want {
 		t.Fatalf("trainer learner %+v, simulator's %+v", got, want)
 	}
-	if got.ModeRefit <= 0 || got.ModeRoutine || got.ModeBelief {
-		t.Fatalf("shipped mode fitting: refit %d, routine %v, belief %v; want fits without routine that leave the belief to the prior model",
-			got.ModeRefit, got.ModeRoutine, got.ModeBelief)
+	if got.ModeRefit <= 0 || got.ModeRoutine || !got.ModeBelief || got.ModePrior {
+		t.Fatalf("shipped mode fitting: refit %d, routine %v, belief %v, prior %v; want fits without routine that read the evidence and leave the prior at the default",
+			got.ModeRefit, got.ModeRoutine, got.ModeBelief, got.ModePrior)
 	}
 }
 
@@ -58,8 +58,8 @@ func TestCoreFitsTheModeModel(t *testing.T) {
 	c.Impression(impression(cat.s, "late", "late-user", "s", last.TS+3_600_000, 0, itemIDs(cat.s, 0, 8)...))
 	c.Feedback(feedback("late-f", "late", "late-user", cat.s.Item(0).ID, last.TS+3_600_001, events.FeedbackClick))
 	m := c.Learner().Snapshot("v1")
-	if m.Intent.Worth == (intent.ModeModel{}) || m.Intent.Worth == intent.DefaultModeModel() {
-		t.Fatalf("no fit after %d decisions: %+v", c.Counters().Decisions, m.Intent.Worth)
+	if m.WorthModel() == intent.DefaultModeModel() {
+		t.Fatalf("no fit after %d decisions: %+v", c.Counters().Decisions, m.WorthModel())
 	}
 	b, err := recommend.EncodeModel(m, recommend.SnapshotMeta{})
 	if err != nil {

@@ -579,7 +579,7 @@ func TestReplicasShareModeObservations(t *testing.T) {
 	}
 	user := func(id string) int { n, _ := strconv.Atoi(strings.TrimPrefix(id, "user-")); return n }
 	fitted := func(tr *Trainer) bool {
-		return tr.rep.l.Model().Intent.Worth != (intent.ModeModel{})
+		return tr.rep.l.Model().WorthModel() != intent.DefaultModeModel()
 	}
 	feed(a, 0, func(id string) bool { return id != "late-user" && user(id) < 150 })
 	if !fitted(a) {
@@ -591,7 +591,7 @@ func TestReplicasShareModeObservations(t *testing.T) {
 	feed(b, 1, func(id string) bool { return id != "late-user" && user(id) >= 150 })
 	// B's commit rebased it on the shared model, which holds A's fit;
 	// B's own fit, on its 60 users and A's 150, is a different one.
-	if b.rep.l.Model().Intent.Worth == storedShared(t, store).Intent.Worth {
+	if b.rep.l.Model().WorthModel() == storedShared(t, store).WorthModel() {
 		t.Fatal("replica B, with 60 users of its own, did not fit on A's observations too")
 	}
 }

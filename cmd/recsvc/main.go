@@ -59,8 +59,7 @@ type config struct {
 	updater     string
 	trainer     string
 	collabRefit time.Duration
-	modeRefit   int
-	modeBelief  bool
+	modeFit     modeFit
 	// redisConn and kafkaConn are the connection settings of
 	// internal/backend (credentials, TLS, Sentinel, SASL; nil = none); they
 	// apply to real servers only, never to the embedded ones. Pointers,
@@ -128,8 +127,10 @@ func parseConfig(args []string) (config, error) {
 	fs.BoolVar(&c.ratings, "movielens-ratings", true, "with -movielens, also import the ratings as user histories")
 	fs.StringVar(&c.updater, "feature-updater", envflag.String("NOVAREC_FEATURE_UPDATER", "auto"), "run the feature updater (rec.feedback → Redis user state) in this process: on, off, or auto = on in embedded mode; in production cmd/trainer runs it (env NOVAREC_FEATURE_UPDATER)")
 	fs.StringVar(&c.trainer, "trainer", envflag.String("NOVAREC_TRAINER", "auto"), "run the trainer (one learner per variant) in this process: on, off, or auto = on in embedded mode (env NOVAREC_TRAINER)")
-	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", trainer.DefaultConfig().Learner.ModeRefit), "with the trainer in this process, refit the mode model every N decisions (the first at N/8, N/4, N/2), as trainer -mode-refit; 0 = off (env NOVAREC_MODE_REFIT)")
-	fs.BoolVar(&c.modeBelief, "mode-belief", envflag.Bool("NOVAREC_MODE_BELIEF", trainer.DefaultConfig().Learner.ModeBelief), "with the trainer in this process, read the session and user propensities with the fitted mode model and prior too (as trainer -mode-belief) (env NOVAREC_MODE_BELIEF)")
+	dl := trainer.DefaultConfig().Learner
+	fs.IntVar(&c.modeFit.refit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", dl.ModeRefit), "with the trainer in this process, refit the mode model every N decisions (the first at N/8, N/4, N/2), as trainer -mode-refit; 0 = off (env NOVAREC_MODE_REFIT)")
+	fs.BoolVar(&c.modeFit.belief, "mode-belief", envflag.Bool("NOVAREC_MODE_BELIEF", dl.ModeBelief), "with the trainer in this process, read the session and user propensities with the fitted mode model, as trainer -mode-belief; false: the fit only decides whether novelty pays (env NOVAREC_MODE_BELIEF)")
+	fs.BoolVar(&c.modeFit.prior, "mode-prior", envflag.Bool("NOVAREC_MODE_PRIOR", dl.ModePrior), "with the trainer in this process, publish the fitted population prior too, as trainer -mode-prior (env NOVAREC_MODE_PRIOR)")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
@@ -375,7 +376,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, started func(running
 		})
 	}
 	if cfg.trainer == "on" || (cfg.trainer == "auto" && embedded) {
-		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps, cfg.modeRefit, cfg.modeBelief, cfg.hedge) {
+		for _, tc := range trainerConfigs(cfg.kafka, kafkaSec, exps, cfg.modeFit, cfg.hedge) {
 			goRun(func(ctx context.Context) {
 				deps := trainer.Deps{Store: store, Catalog: cat, DeadLetter: producer, Registerer: reg, Logger: log}
 				if err := trainer.Run(ctx, tc, deps); err != nil {
@@ -464,13 +465,21 @@ func newEngine(intentEpsilon, hedge, greedy float64) *recommend.Engine {
 	return recommend.NewEngine(ec)
 }
 
+// modeFit is how the in-process trainers fit the mode model
+// (recommend.LearnerConfig's ModeRefit, ModeBelief and ModePrior).
+type modeFit struct {
+	refit         int
+	belief, prior bool
+}
+
 // trainerConfigs returns one trainer configuration per variant: the
 // experiment's variants with their reward weights, or the default variant.
 // Their learners score slates with the hedging this process serves with.
-func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments, modeRefit int, modeBelief bool, hedge float64) []trainer.Config {
+func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments, fit modeFit, hedge float64) []trainer.Config {
 	base := trainer.DefaultConfig()
 	base.Brokers, base.Security = brokers, sec
-	base.Learner.ModeRefit, base.Learner.ModeBelief, base.Learner.Hedge = modeRefit, modeBelief, hedge
+	base.Learner.ModeRefit, base.Learner.ModeBelief, base.Learner.ModePrior = fit.refit, fit.belief, fit.prior
+	base.Learner.Hedge = hedge
 	if exps == nil || exps.Current() == nil {
 		return []trainer.Config{base}
 	}

@@ -427,7 +427,7 @@ func TestParseConfigRedisCluster(t *testing.T) {
 // logged slates as they were ranked (recommend.LearnerConfig.Hedge).
 func TestTrainerConfigsScoreAsServed(t *testing.T) {
 	for _, hedge := range []float64{0, 2} {
-		for _, tc := range trainerConfigs([]string{"k:9092"}, events.Security{}, nil, 0, false, hedge) {
+		for _, tc := range trainerConfigs([]string{"k:9092"}, events.Security{}, nil, modeFit{}, hedge) {
 			if tc.Learner.Hedge != hedge {
 				t.Errorf("serving with -hedge %v: variant %q's learner scores with %v", hedge, tc.Variant, tc.Learner.Hedge)
 			}

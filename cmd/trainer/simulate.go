@@ -56,9 +56,10 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
-	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (off, as served: it stays 0; docs/evaluation.md#an-independent-http-client)")
-	modeBelief := fs.Bool("mode-belief", def.Policy.Learner.ModeBelief, "read the beliefs with the fitted mode model and prior too (trainer -mode-belief; off, as served: the fit only decides whether novelty pays)")
-	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model (with -mode-belief, the population prior too) to the run's sessions every N slates, the first at N/8, N/4, N/2 (trainer -mode-refit; 0 = off)")
+	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (off, as served: it stays 0; docs/evaluation-http.md#an-independent-http-client)")
+	modeBelief := fs.Bool("mode-belief", def.Policy.Learner.ModeBelief, "read the beliefs with the fitted mode model (trainer -mode-belief; false: the fit only decides whether novelty pays)")
+	modePrior := fs.Bool("mode-prior", def.Policy.Learner.ModePrior, "read the user propensities with the fitted population prior too (trainer -mode-prior)")
+	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model and the population prior to the run's sessions every N slates, the first at N/8, N/4, N/2 (trainer -mode-refit; 0 = off)")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
 	greedy := fs.Float64("greedy", def.Policy.Engine.Greedy, "share of the HRL's sampled slate positions that take the ranker's argmax, with exact propensities (recsvc -greedy; 0 = sample all)")
@@ -90,7 +91,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Policy.Learner.RankerLR, cfg.Policy.Learner.IntentLR = *rankerLR, *intentLR
 	cfg.Policy.Learner.ModeRefit = *modeRefit
 	cfg.Policy.Learner.ModeRoutine = *modeRoutine
-	cfg.Policy.Learner.ModeBelief = *modeBelief
+	cfg.Policy.Learner.ModeBelief, cfg.Policy.Learner.ModePrior = *modeBelief, *modePrior
 	cfg.Policy.Engine.IntentEpsilon, cfg.Policy.Engine.Hedge = *epsilon, *hedge
 	cfg.Policy.Engine.Greedy = *greedy
 	cfg.Policy.Deterministic = *det
