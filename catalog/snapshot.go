@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/novarec/novarec/internal/vdot"
 )
 
 // IndexThreshold is the catalog size from which Build clusters embeddings for
@@ -296,7 +296,7 @@ func (s *Snapshot) Prepare() { s.ivf.get() }
 // most similar first, stopping early once it has scored want items (0 = no
 // limit); without an index, every item. Cluster members are stored
 // contiguously so each cluster is scored by one matrix-vector product
-// (gonum's assembly kernels).
+// (vdot.MulRows, gonum's arithmetic in one loop over the rows).
 func (s *Snapshot) Nearest(ids []int32, sims []float32, q []float32, nprobe, want int) ([]int32, []float32) {
 	var buf [16]int32
 	return s.NearestIn(ids, sims, q, s.Probe(buf[:0], q, nprobe), want)
@@ -378,10 +378,7 @@ func (s *Snapshot) gemv(dst []float32, m []float32, q []float32) []float32 {
 	rows := len(m) / s.Dim
 	n := len(dst)
 	dst = slices.Grow(dst, rows)[:n+rows]
-	if rows > 0 {
-		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: rows, Cols: s.Dim, Stride: s.Dim, Data: m},
-			blas32.Vector{N: s.Dim, Inc: 1, Data: q}, 0, blas32.Vector{N: rows, Inc: 1, Data: dst[n:]})
-	}
+	vdot.MulRows(dst[n:], m, q[:s.Dim])
 	return dst
 }
 
@@ -497,8 +494,7 @@ func KMeans(emb []float32, d, k, sample int, rng *rand.Rand) (centroids []float3
 // of the k×d centroids (a fifth of the k-means time of k separate dot
 // products); sims is scratch space of length k.
 func nearest(cent, e, sims []float32, k, d int) int {
-	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: k, Cols: d, Stride: d, Data: cent[:k*d]},
-		blas32.Vector{N: d, Inc: 1, Data: e}, 0, blas32.Vector{N: k, Inc: 1, Data: sims[:k]})
+	vdot.MulRows(sims[:k], cent, e[:d])
 	best, bestSim := 0, float32(math.Inf(-1))
 	for c, sim := range sims[:k] {
 		if sim > bestSim {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/novarec/novarec/internal/vexp"
 )
 
 // ModeModel is the two-mode click model behind the session and user
@@ -313,11 +315,38 @@ func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 	for k := range n {
 		obs = append(obs, modeObs{d: float32(novelty[k] - c), f: float32(1 - c), click: clicked[k]})
 	}
-	return m.slateLogLik(obs, true, nil) - m.slateLogLik(obs, false, nil)
+	var pbuf [32]float64
+	p := pbuf[:]
+	if 2*n > len(pbuf) {
+		p = make([]float64, 2*n)
+	}
+	pe, px := m.clickProbs(obs, p)
+	return m.slateLogLik(obs, pe, nil) - m.slateLogLik(obs, px, nil)
+}
+
+// clickProbs returns each item's click probability under either mode,
+// σ of its logits, in buf (at least twice as long as obs): the
+// exponentials of all of them in one vexp.Exp call, four at a time where
+// the CPU allows, each the same double as sigmoid's math.Exp. They were
+// one call at a time, two per shown item and decision, 9% of a decision
+// over served users.
+func (m ModeModel) clickProbs(obs []modeObs, buf []float64) (explore, exploit []float64) {
+	n := len(obs)
+	z := buf[:2*n]
+	for k, o := range obs {
+		e, x := m.logits(float64(o.d), float64(o.f))
+		z[k], z[n+k] = -e, -x
+	}
+	vexp.Exp(z, z)
+	for k, v := range z {
+		z[k] = 1 / (1 + v)
+	}
+	return z[:n], z[n:]
 }
 
 // slateLogLik is the log-likelihood of one slate's clicks under one mode
-// and the cascade: the user examines the top item, and goes on to the next
+// and the cascade, p holding each item's click probability under the mode
+// (clickProbs): the user examines the top item, and goes on to the next
 // with probability Examine after an item they passed over, ExamineClick
 // after one they clicked. Items down to the deepest click were examined;
 // below it (or in a slate without a click, below the top) the depth is
@@ -325,8 +354,9 @@ func (m ModeModel) SlateEvidence(novelty []float64, clicked []bool) float64 {
 // under both modes and left out. When w
 // is not nil it receives each item's probability of having been examined
 // given the clicks, the E step's weights.
-func (m ModeModel) slateLogLik(obs []modeObs, explore bool, w []float64) float64 {
+func (m ModeModel) slateLogLik(obs []modeObs, p []float64, w []float64) float64 {
 	n := len(obs)
+	p = p[:n]
 	deepest := -1
 	for k := n - 1; k >= 0; k-- {
 		if obs[k].click {
@@ -334,19 +364,12 @@ func (m ModeModel) slateLogLik(obs []modeObs, explore bool, w []float64) float64
 			break
 		}
 	}
-	p := func(k int) float64 {
-		e, x := m.logits(float64(obs[k].d), float64(obs[k].f))
-		if explore {
-			return sigmoid(e)
-		}
-		return sigmoid(x)
-	}
 	ll := 0.0
 	for k := 0; k <= deepest; k++ {
 		if obs[k].click {
-			ll += math.Log(p(k))
+			ll += math.Log(p[k])
 		} else {
-			ll += math.Log1p(-p(k))
+			ll += math.Log1p(-p[k])
 		}
 		if w != nil {
 			w[k] = 1
@@ -354,35 +377,31 @@ func (m ModeModel) slateLogLik(obs []modeObs, explore bool, w []float64) float64
 	}
 	// The tail: s[k] is the probability of what was seen from item k on,
 	// for a user about to decide whether to look at it: either they stop,
-	// or they examine it and pass.
+	// or they examine it and pass (with probability 1 − p[k]).
 	var sbuf [17]float64
 	s := sbuf[:0]
 	if n+1 > len(sbuf) {
 		s = make([]float64, n+1)
 	}
 	s = s[:n+1]
-	q := make([]float64, 0, 16) // 1 − p of the tail items
 	t0 := deepest + 1
-	for k := t0; k < n; k++ {
-		q = append(q, 1-p(k))
-	}
 	s[n] = 1
 	for k := n - 1; k >= t0; k-- {
-		s[k] = (1 - m.Examine) + m.Examine*q[k-t0]*s[k+1]
+		s[k] = (1 - m.Examine) + m.Examine*(1-p[k])*s[k+1]
 	}
 	if t0 >= n {
 		return ll
 	}
 	// Below a click the first step is a continuation after a click; the
 	// top item of a slate without a click was examined for certain.
-	tail, reach := (1-m.ExamineClick)+m.ExamineClick*q[0]*s[t0+1], m.ExamineClick
+	tail, reach := (1-m.ExamineClick)+m.ExamineClick*(1-p[t0])*s[t0+1], m.ExamineClick
 	if deepest < 0 {
-		tail, reach = q[0]*s[1], 1
+		tail, reach = (1-p[0])*s[1], 1
 	}
 	if w != nil {
 		for k := t0; k < n; k++ {
-			w[k] = reach * q[k-t0] * s[k+1] / tail
-			reach *= q[k-t0] * m.Examine
+			w[k] = reach * (1 - p[k]) * s[k+1] / tail
+			reach *= (1 - p[k]) * m.Examine
 		}
 	}
 	return ll + math.Log(tail)

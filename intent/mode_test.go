@@ -282,3 +282,136 @@ func TestNovelWorth(t *testing.T) {
 		}
 	}
 }
+
+// slateLogLikOneExpAtATime is slateLogLik as it was before clickProbs: each
+// item's click probability computed where it is used, sigmoid and
+// math.Exp one value at a time. TestSlateLogLikMatchesOneExpAtATime keeps
+// the batched version to it bit for bit.
+func (m ModeModel) slateLogLikOneExpAtATime(obs []modeObs, explore bool, w []float64) float64 {
+	n := len(obs)
+	deepest := -1
+	for k := n - 1; k >= 0; k-- {
+		if obs[k].click {
+			deepest = k
+			break
+		}
+	}
+	p := func(k int) float64 {
+		e, x := m.logits(float64(obs[k].d), float64(obs[k].f))
+		if explore {
+			return sigmoid(e)
+		}
+		return sigmoid(x)
+	}
+	ll := 0.0
+	for k := 0; k <= deepest; k++ {
+		if obs[k].click {
+			ll += math.Log(p(k))
+		} else {
+			ll += math.Log1p(-p(k))
+		}
+		if w != nil {
+			w[k] = 1
+		}
+	}
+	s := make([]float64, n+1)
+	q := make([]float64, 0, 16)
+	t0 := deepest + 1
+	for k := t0; k < n; k++ {
+		q = append(q, 1-p(k))
+	}
+	s[n] = 1
+	for k := n - 1; k >= t0; k-- {
+		s[k] = (1 - m.Examine) + m.Examine*q[k-t0]*s[k+1]
+	}
+	if t0 >= n {
+		return ll
+	}
+	tail, reach := (1-m.ExamineClick)+m.ExamineClick*q[0]*s[t0+1], m.ExamineClick
+	if deepest < 0 {
+		tail, reach = q[0]*s[1], 1
+	}
+	if w != nil {
+		for k := t0; k < n; k++ {
+			w[k] = reach * q[k-t0] * s[k+1] / tail
+			reach *= q[k-t0] * m.Examine
+		}
+	}
+	return ll + math.Log(tail)
+}
+
+// TestSlateLogLikMatchesOneExpAtATime compares the slate likelihoods, the
+// E step's weights and SlateEvidence with the sigmoids batched (clickProbs)
+// against one math.Exp at a time, bit for bit: the decisions and the fit
+// must not move.
+func TestSlateLogLikMatchesOneExpAtATime(t *testing.T) {
+	models := []struct {
+		name string
+		m    ModeModel
+	}{
+		{"default", DefaultModeModel()},
+		{"fitted, with routine and switches", ModeModel{Base: -1.7, Shift: -0.4, Contrast: 1.3, Routine: 0.6, ToExploit: 0.1, ToExplore: 0.05, Examine: 0.62, ExamineClick: 0.81}},
+		{"steep (logits past the kernel's range)", ModeModel{Base: 350, Shift: 300, Contrast: 400, Routine: 200, Examine: 0.9, ExamineClick: 0.5}},
+		{"never looks further", ModeModel{Base: 0.3, Contrast: 2, Examine: 0, ExamineClick: 0}},
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, mc := range models {
+		t.Run(mc.name, func(t *testing.T) {
+			for trial := range 400 {
+				n := 1 + trial%23 // past the 16 kept on the stack too
+				nov := make([]float64, n)
+				clicked := make([]bool, n)
+				for k := range nov {
+					nov[k] = r.Float64()
+					if trial%3 == 0 {
+						nov[k] = float64(r.IntN(2))
+					}
+					clicked[k] = trial%4 != 0 && r.IntN(5) == 0
+				}
+				c := 0.0
+				for _, v := range nov {
+					c += v
+				}
+				c /= float64(n)
+				obs := make([]modeObs, n)
+				for k := range obs {
+					obs[k] = modeObs{d: float32(nov[k] - c), f: float32(1 - c), click: clicked[k]}
+				}
+				pe, px := mc.m.clickProbs(obs, make([]float64, 2*n))
+				for _, mode := range []struct {
+					explore bool
+					p       []float64
+				}{{true, pe}, {false, px}} {
+					w, wantW := make([]float64, n), make([]float64, n)
+					got := mc.m.slateLogLik(obs, mode.p, w)
+					want := mc.m.slateLogLikOneExpAtATime(obs, mode.explore, wantW)
+					if math.Float64bits(got) != math.Float64bits(want) {
+						t.Fatalf("trial %d, explore %v: log-likelihood %v, one exp at a time %v", trial, mode.explore, got, want)
+					}
+					for k := range w {
+						if math.Float64bits(w[k]) != math.Float64bits(wantW[k]) {
+							t.Fatalf("trial %d, explore %v: weight %d %v, one exp at a time %v", trial, mode.explore, k, w[k], wantW[k])
+						}
+					}
+				}
+				got := mc.m.SlateEvidence(nov, clicked)
+				want := mc.m.slateLogLikOneExpAtATime(obs, true, nil) - mc.m.slateLogLikOneExpAtATime(obs, false, nil)
+				if math.Float64bits(got) != math.Float64bits(want) {
+					t.Fatalf("trial %d: evidence %v, one exp at a time %v", trial, got, want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSlateEvidence is the evidence of one slate of 10 without a
+// click, as a decision takes it for each slate shown since the last
+// feedback (a served session holds up to 27).
+func BenchmarkSlateEvidence(b *testing.B) {
+	mm := DefaultModeModel()
+	nov := []float64{0.9, 0.1, 0.35, 1, 0, 0.62, 0.2, 0.05, 0.8, 0.44}
+	none := make([]bool, len(nov))
+	for b.Loop() {
+		mm.SlateEvidence(nov, none)
+	}
+}

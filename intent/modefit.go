@@ -162,7 +162,8 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		we, wx = make([]float64, l.items), make([]float64, l.items)
 		post   [Grid]float64
 		logRho [Grid][2]float64
-		sc     [3]float64 // Var(Shift), Var(Contrast), Cov(Shift, Contrast)
+		pbuf   = make([]float64, 32) // a slate's click probabilities under either mode
+		sc     [3]float64            // Var(Shift), Var(Contrast), Cov(Shift, Contrast)
 	)
 	for g := range Grid {
 		logRho[g] = [2]float64{math.Log(rhoAt(g)), math.Log1p(-rhoAt(g))}
@@ -176,8 +177,13 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 			first, last := s.slates[0], s.slates[1]
 			for t := first; t < last; t++ {
 				a, b := slates[t].lo, slates[t].hi
-				ee[t] = m.slateLogLik(s.obs[a-s.off:b-s.off], true, we[a:b])
-				ex[t] = m.slateLogLik(s.obs[a-s.off:b-s.off], false, wx[a:b])
+				obs := s.obs[a-s.off : b-s.off]
+				if 2*len(obs) > len(pbuf) {
+					pbuf = make([]float64, 2*len(obs))
+				}
+				pe, px := m.clickProbs(obs, pbuf)
+				ee[t] = m.slateLogLik(obs, pe, we[a:b])
+				ex[t] = m.slateLogLik(obs, px, wx[a:b])
 			}
 			be[last-1], bx[last-1] = ee[last-1], ex[last-1]
 			for t := last - 2; t >= first; t-- {

@@ -11,9 +11,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/novarec/novarec/internal/vdot"
 	"github.com/novarec/novarec/internal/vexp"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Relevance feature indexes of φ(u,i).
@@ -244,8 +243,7 @@ func (p *Params) Slate(dst []Slot, sc *Scratch, cands []Candidate, k int, kn Kno
 			// with the chosen item (embeddings are unit length).
 			d := len(cands[choice].Embedding)
 			if d > 0 && len(sc.emb) == n*d {
-				blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: d, Stride: d, Data: sc.emb},
-					blas32.Vector{N: d, Inc: 1, Data: cands[choice].Embedding}, 0, blas32.Vector{N: n, Inc: 1, Data: sc.sim})
+				vdot.MulRows(sc.sim[:n], sc.emb, cands[choice].Embedding)
 				for _, i := range sc.rem {
 					if s := float64(sc.sim[i]); s > sc.maxSim[i] {
 						sc.maxSim[i] = s

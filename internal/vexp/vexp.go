@@ -37,6 +37,26 @@ func Softmax(dst, src []float64, shift, div, cutoff float64) {
 	softmax(dst[i:], src[i:], shift, div, cutoff)
 }
 
+// Exp sets dst[i] to math.Exp(src[i]) for i < len(src), bit for bit,
+// whatever the value (±Inf and NaN included): the mode evidence's
+// sigmoids, two a shown item, twenty a slate. dst must be at least as
+// long as src and may be src itself.
+func Exp(dst, src []float64) {
+	dst = dst[:len(src)]
+	for _, x := range src {
+		if x != x { // NaN, which no cutoff takes: math.Exp has its own
+			for i, x := range src {
+				dst[i] = math.Exp(x)
+			}
+			return
+		}
+	}
+	// x−0 and x/1 are x exactly (−0 included), so the kernel's argument is
+	// src[i] itself, and every value but NaN is above −Inf or is −Inf,
+	// whose exponential is the 0 a value not taken gets.
+	Softmax(dst, src, 0, 1, math.Inf(-1))
+}
+
 // softmax is Softmax one value at a time: the reference.
 func softmax(dst, src []float64, shift, div, cutoff float64) {
 	dst = dst[:len(src)]

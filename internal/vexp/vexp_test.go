@@ -98,6 +98,56 @@ func check(t *testing.T, gen func() float64, n int, shift, div, cutoff float64) 
 	}
 }
 
+// TestExpMatchesMathExp compares Exp with math.Exp bit for bit, in place
+// and not, on the mode evidence's negated logits and on specials.
+func TestExpMatchesMathExp(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	uniform := func(lo, hi float64) func() float64 { return func() float64 { return lo + (hi-lo)*r.Float64() } }
+	specials := []float64{0, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), 700, -700,
+		math.Nextafter(700, 1000), math.Nextafter(-700, -1000), 709.79, 710, -745, -746, 1e300, -1e300,
+		math.SmallestNonzeroFloat64, -math.SmallestNonzeroFloat64}
+	cases := []struct {
+		name string
+		n    int
+		gen  func() float64
+	}{
+		{"negated logits", 1000, uniform(-8, 8)},
+		{"small magnitudes", 1000, uniform(-1e-6, 1e-6)},
+		{"whole range", 1000, uniform(-800, 800)},
+		{"specials", 600, func() float64 { return specials[r.IntN(len(specials))] }},
+		{"specials among ordinary", 600, func() float64 {
+			if r.IntN(5) == 0 {
+				return specials[r.IntN(len(specials))]
+			}
+			return 16*r.Float64() - 8
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, n := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 20, 21, c.n} {
+				src := make([]float64, n)
+				for i := range src {
+					src[i] = c.gen()
+				}
+				got := make([]float64, n+1)
+				got[n] = 42
+				Exp(got, src)
+				if got[n] != 42 {
+					t.Fatalf("n=%d: wrote past len(src)", n)
+				}
+				in := append([]float64(nil), src...)
+				Exp(in, in)
+				for i, x := range src {
+					want := math.Exp(x)
+					if math.Float64bits(got[i]) != math.Float64bits(want) || math.Float64bits(in[i]) != math.Float64bits(want) {
+						t.Fatalf("n=%d: Exp(%v) = %v / %v in place, math.Exp gives %v", n, x, got[i], in[i], want)
+					}
+				}
+			}
+		})
+	}
+}
+
 func FuzzSoftmax(f *testing.F) {
 	for _, z := range []float64{0, -1, -29.9, 700, -700.5, math.NaN()} {
 		f.Add(z, z/2, z*3, -z, 0.0, 1.0, -30.0)
