@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -108,6 +109,7 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each fit is seconds of work, and independent
 			l := NewModeLog(1 << 20)
 			l.FitRoutine = !tc.noRoutine
 			shares := tc.shares
@@ -251,19 +253,22 @@ func TestModeFitTestsNovelty(t *testing.T) {
 		{"novelty costs explorers too", ModeModel{Base: -1.2, Shift: -1.5, Contrast: 0.5, Examine: 0.8, ExamineClick: 0.5}, false},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
-			l := NewModeLog(1 << 20)
-			plantSessions(l, tc.planted, 2, 3, []float64{0.2, 0.4}, 600, seed)
-			m, _, st, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
-			if !ok {
-				t.Fatalf("%s: no fit on %+v", tc.name, st)
-			}
-			if !(m.NoveltySE > 0) || m.Validate() != nil {
-				t.Fatalf("%s, seed %d: standard error %v of %+v", tc.name, seed, m.NoveltySE, m)
-			}
-			if got := m.NoveltyPays(); got != tc.pays {
-				t.Errorf("%s, seed %d: NoveltyPays %v (taste for novelty %.3f ± %.3f), want %v",
-					tc.name, seed, got, m.Shift+m.Contrast, m.NoveltySE, tc.pays)
-			}
+			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
+				t.Parallel()
+				l := NewModeLog(1 << 20)
+				plantSessions(l, tc.planted, 2, 3, []float64{0.2, 0.4}, 600, seed)
+				m, _, st, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
+				if !ok {
+					t.Fatalf("no fit on %+v", st)
+				}
+				if !(m.NoveltySE > 0) || m.Validate() != nil {
+					t.Fatalf("standard error %v of %+v", m.NoveltySE, m)
+				}
+				if got := m.NoveltyPays(); got != tc.pays {
+					t.Errorf("NoveltyPays %v (taste for novelty %.3f ± %.3f), want %v",
+						got, m.Shift+m.Contrast, m.NoveltySE, tc.pays)
+				}
+			})
 		}
 	}
 }
