@@ -19,6 +19,11 @@ type Group struct {
 	NovelShareExplore float64 `json:"novel_share_explore"`
 	NovelShareExploit float64 `json:"novel_share_exploit"`
 	ServiceNovelShare float64 `json:"service_novel_share"`
+	// FlaggedClicksExploit is the share of exploiting sessions' clicks
+	// that went to items the service flagged novel: what reads a loyal
+	// session as exploring where the service's idea of novelty and the
+	// user's part.
+	FlaggedClicksExploit float64 `json:"flagged_clicks_exploit"`
 	// NoNovelExplore is the share of exploring sessions' slates (after
 	// their first) without a single item novel to the user.
 	NoNovelExplore float64 `json:"no_novel_explore"`
@@ -147,7 +152,7 @@ func afterFirstClick(recs []SlateRecord, i int) bool {
 func group(recs []SlateRecord, explorers bool) Group {
 	var g Group
 	users := map[int]bool{}
-	var clicks, novel, novelExplore, novelExploit, serviceNovel, noNovel, prop, propExplore, propExploit, second, last, after mean
+	var clicks, novel, novelExplore, novelExploit, serviceNovel, noNovel, prop, propExplore, propExploit, second, last, after, flagged mean
 	for i, r := range recs {
 		if r.Explorer != explorers {
 			continue
@@ -168,6 +173,7 @@ func group(recs []SlateRecord, explorers bool) Group {
 		} else {
 			novelExploit.addN(float64(r.ClientNovel), shown)
 			propExploit.add(r.SessionPropensity)
+			flagged.addN(float64(r.ClicksFlagged), float64(r.Clicks))
 		}
 		if r.Session == 1 && r.Slate == 0 {
 			second.add(r.UserProp)
@@ -185,7 +191,7 @@ func group(recs []SlateRecord, explorers bool) Group {
 		g.ClicksPerUser = clicks.sum / float64(g.Users)
 	}
 	g.NovelShare, g.NovelShareExplore, g.NovelShareExploit = novel.get(), novelExplore.get(), novelExploit.get()
-	g.ServiceNovelShare, g.NoNovelExplore = serviceNovel.get(), noNovel.get()
+	g.ServiceNovelShare, g.NoNovelExplore, g.FlaggedClicksExploit = serviceNovel.get(), noNovel.get(), flagged.get()
 	g.SessionPropensity, g.SessionPropensityExplore, g.SessionPropensityExploit = prop.get(), propExplore.get(), propExploit.get()
 	g.UserPropensitySecond, g.UserPropensityLast, g.AfterFirstClick = second.get(), last.get(), after.get()
 	return g
@@ -246,6 +252,7 @@ func Print(w io.Writer, sums []Summary) {
 	row("  in exploiting sessions", pair(func(g Group) float64 { return g.NovelShareExploit }, "%.3f"))
 	row("exploring slates without a novel item", pair(func(g Group) float64 { return g.NoNovelExplore }, "%.3f"))
 	row("novel share served (service's flag)", pair(func(g Group) float64 { return g.ServiceNovelShare }, "%.3f"))
+	row("exploiting sessions' clicks on items flagged novel", pair(func(g Group) float64 { return g.FlaggedClicksExploit }, "%.3f"))
 	row("session propensity, mean", pair(func(g Group) float64 { return g.SessionPropensity }, "%.3f"))
 	row("  in exploring sessions", pair(func(g Group) float64 { return g.SessionPropensityExplore }, "%.3f"))
 	row("  in exploiting sessions", pair(func(g Group) float64 { return g.SessionPropensityExploit }, "%.3f"))

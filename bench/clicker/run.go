@@ -65,6 +65,10 @@ type SlateRecord struct {
 	// its learned topics, not categories (docs/collaborative.md).
 	Disagree int
 	Clicks   int
+	// ClicksFlagged counts the clicks on items the service flagged novel:
+	// in an exploiting session they are the evidence of exploring that
+	// the user did not mean.
+	ClicksFlagged int
 	// ClicksBefore is the user's clicks before this slate, SessionClicks
 	// those in this session before it.
 	ClicksBefore, SessionClicks int
@@ -175,6 +179,11 @@ func runUser(ctx context.Context, c *Client, p Population, i int, u *User) ([]Sl
 			}
 			u.Record(slate, clicks)
 			r.Clicks = len(clicks)
+			for _, k := range clicks {
+				if resp.Items[k].Novel {
+					r.ClicksFlagged++
+				}
+			}
 			total += len(clicks)
 			sessionClicks += len(clicks)
 			recs = append(recs, r)

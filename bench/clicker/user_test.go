@@ -173,3 +173,27 @@ func TestMovieLensTastes(t *testing.T) {
 		t.Errorf("an empty directory: %v, want os.ErrNotExist", err)
 	}
 }
+
+// TestGroupFlaggedClicks checks the share of exploiting sessions' clicks
+// that went to items the service flagged novel: counted per click, over
+// exploiting sessions only, and per population.
+func TestGroupFlaggedClicks(t *testing.T) {
+	recs := []SlateRecord{
+		{User: 0, Explorer: false, Shown: 10, Clicks: 2, ClicksFlagged: 1},
+		{User: 0, Explorer: false, Shown: 10, Clicks: 2, ClicksFlagged: 0},
+		{User: 0, Explorer: false, Explore: true, Shown: 10, Clicks: 3, ClicksFlagged: 3},
+		{User: 1, Explorer: true, Shown: 10, Clicks: 1, ClicksFlagged: 1},
+		{User: 1, Explorer: true, Shown: 10, Clicks: 0},
+	}
+	for _, tc := range []struct {
+		explorers bool
+		want      float64
+	}{
+		{false, 0.25}, // 1 of the 4 clicks in exploiting sessions; the exploring one is not counted
+		{true, 1},
+	} {
+		if got := group(recs, tc.explorers).FlaggedClicksExploit; math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("explorers %v: flagged share %v, want %v", tc.explorers, got, tc.want)
+		}
+	}
+}
