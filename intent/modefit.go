@@ -22,6 +22,15 @@ type ModeLog struct {
 	// propensity at or above explorers', first-slate AUC about 0.5) where
 	// fits without it did not (docs/evaluation-http.md#an-independent-http-client).
 	FitRoutine bool
+	// FitSwitch makes Fit fit the switch rates ToExploit and ToExplore;
+	// otherwise Fit holds them at 0, a session that keeps its mode
+	// (recommend.LearnerConfig.ModeSwitch). Through the HTTP API, on a
+	// client whose sessions never switch, fits found a drift toward
+	// exploring (0.02 a slate against 0.005 back) that the weak evidence
+	// of mostly familiar slates could not hold back: loyal users' exploiting
+	// sessions were read as more and more exploring, slate by slate
+	// (docs/evaluation-http.md#an-independent-http-client).
+	FitSwitch bool
 
 	maxItems int
 	items    int
@@ -143,8 +152,12 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 	if st.Sessions < MinFitSessions || st.Users < MinFitUsers {
 		return m, p, st, false
 	}
-	// A chain that never switches cannot learn that it does.
-	m.ToExploit, m.ToExplore = max(m.ToExploit, minSwitch), max(m.ToExplore, minSwitch)
+	if l.FitSwitch {
+		// A chain that never switches cannot learn that it does.
+		m.ToExploit, m.ToExplore = max(m.ToExploit, minSwitch), max(m.ToExplore, minSwitch)
+	} else {
+		m.ToExploit, m.ToExplore = 0, 0
+	}
 	if !l.FitRoutine {
 		m.Routine = 0
 	}
@@ -252,8 +265,10 @@ func (l *ModeLog) Fit(m ModeModel, p Prior, iters int) (ModeModel, Prior, FitSta
 		// M step.
 		m, sc = l.newton(m, resp, we, wx)
 		m.Examine, m.ExamineClick = l.continuations(m, resp, we, wx)
-		m.ToExploit = switchRate(sw[0][1], sw[0][0]+sw[0][1], m.ToExploit)
-		m.ToExplore = switchRate(sw[1][0], sw[1][0]+sw[1][1], m.ToExplore)
+		if l.FitSwitch {
+			m.ToExploit = switchRate(sw[0][1], sw[0][0]+sw[0][1], m.ToExploit)
+			m.ToExplore = switchRate(sw[1][0], sw[1][0]+sw[1][1], m.ToExplore)
+		}
 	}
 	if m.Contrast < 0 { // the modes swapped names
 		m.Contrast, m.Routine = -m.Contrast, -m.Routine

@@ -111,7 +111,7 @@ func TestModeFitRecoversPlantedRates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // each fit is seconds of work, and independent
 			l := NewModeLog(1 << 20)
-			l.FitRoutine = !tc.noRoutine
+			l.FitRoutine, l.FitSwitch = !tc.noRoutine, true
 			shares := tc.shares
 			if shares == nil {
 				shares = []float64{0.4}
@@ -270,5 +270,24 @@ func TestModeFitTestsNovelty(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestModeFitHoldsSwitchesWithoutFitSwitch: without FitSwitch a fit keeps
+// a session in its mode (switch rates 0) even where the planted sessions
+// switch, and still recovers the click model's contrast.
+func TestModeFitHoldsSwitchesWithoutFitSwitch(t *testing.T) {
+	planted := ModeModel{Base: -1, Shift: -1, Contrast: 2, ToExploit: 0.2, ToExplore: 0.1, Examine: 0.8, ExamineClick: 0.5}
+	l := NewModeLog(1 << 20)
+	plantSessions(l, planted, 2, 3, []float64{0.4}, 600, 5)
+	m, _, st, ok := l.Fit(DefaultModeModel(), DefaultPrior, 40)
+	if !ok {
+		t.Fatalf("no fit on %+v", st)
+	}
+	if m.ToExploit != 0 || m.ToExplore != 0 {
+		t.Errorf("switch rates %v, %v fitted without FitSwitch", m.ToExploit, m.ToExplore)
+	}
+	if m.Contrast < 1 || m.Validate() != nil {
+		t.Errorf("fitted %+v", m)
 	}
 }

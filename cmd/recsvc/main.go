@@ -131,6 +131,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.modeFit.refit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", dl.ModeRefit), "with the trainer in this process, refit the mode model every N decisions (the first at N/8, N/4, N/2), as trainer -mode-refit; 0 = off (env NOVAREC_MODE_REFIT)")
 	fs.BoolVar(&c.modeFit.belief, "mode-belief", envflag.Bool("NOVAREC_MODE_BELIEF", dl.ModeBelief), "with the trainer in this process, read the session and user propensities with the fitted mode model, as trainer -mode-belief; false: the fit only decides whether novelty pays (env NOVAREC_MODE_BELIEF)")
 	fs.BoolVar(&c.modeFit.prior, "mode-prior", envflag.Bool("NOVAREC_MODE_PRIOR", dl.ModePrior), "with the trainer in this process, publish the fitted population prior too, as trainer -mode-prior (env NOVAREC_MODE_PRIOR)")
+	fs.BoolVar(&c.modeFit.switches, "mode-switch", envflag.Bool("NOVAREC_MODE_SWITCH", dl.ModeSwitch), "with the trainer in this process, fit the mode's switch rates within a session too, as trainer -mode-switch (env NOVAREC_MODE_SWITCH)")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
 	fs.IntVar(&c.maxInflight, "max-inflight", envflag.Int("NOVAREC_MAX_INFLIGHT", api.DefaultMaxInflight), "most /v1/recommend and /v1/feedback requests served at once; more are answered 503 at once (env NOVAREC_MAX_INFLIGHT; 0 = no bound)")
@@ -468,8 +469,8 @@ func newEngine(intentEpsilon, hedge, greedy float64) *recommend.Engine {
 // modeFit is how the in-process trainers fit the mode model
 // (recommend.LearnerConfig's ModeRefit, ModeBelief and ModePrior).
 type modeFit struct {
-	refit         int
-	belief, prior bool
+	refit                   int
+	belief, prior, switches bool
 }
 
 // trainerConfigs returns one trainer configuration per variant: the
@@ -479,6 +480,7 @@ func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments,
 	base := trainer.DefaultConfig()
 	base.Brokers, base.Security = brokers, sec
 	base.Learner.ModeRefit, base.Learner.ModeBelief, base.Learner.ModePrior = fit.refit, fit.belief, fit.prior
+	base.Learner.ModeSwitch = fit.switches
 	base.Learner.Hedge = hedge
 	if exps == nil || exps.Current() == nil {
 		return []trainer.Config{base}
