@@ -59,7 +59,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (off, as served: it stays 0; docs/evaluation-http.md#an-independent-http-client)")
 	modeBelief := fs.Bool("mode-belief", def.Policy.Learner.ModeBelief, "read the beliefs with the fitted mode model (trainer -mode-belief; false: the fit only decides whether novelty pays)")
 	modePrior := fs.Bool("mode-prior", def.Policy.Learner.ModePrior, "read the user propensities with the fitted population prior too (trainer -mode-prior)")
-	modeSwitch := fs.Bool("mode-switch", def.Policy.Learner.ModeSwitch, "fit the mode's switch rates within a session too (trainer -mode-switch)")
+	modeSwitch := fs.Bool("mode-switch", def.Policy.Learner.ModeSwitch, "fit the mode's switch rates within a session (trainer -mode-switch; false: a session keeps its mode)")
 	modeRefit := fs.Int("mode-refit", def.Policy.Learner.ModeRefit, "fit the mode model and the population prior to the run's sessions every N slates, the first at N/8, N/4, N/2 (trainer -mode-refit; 0 = off)")
 	epsilon := fs.Float64("intent-epsilon", def.Policy.Engine.IntentEpsilon, "exploration floor of the intent level (recsvc -intent-epsilon)")
 	hedge := fs.Float64("hedge", def.Policy.Engine.Hedge, "hedging of the HRL's slates between intents (recsvc -hedge; 0 = off)")
