@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Group sums up the slates of one population (explorers or loyalists).
@@ -32,6 +33,10 @@ type Group struct {
 	SessionPropensity        float64 `json:"session_propensity"`
 	SessionPropensityExplore float64 `json:"session_propensity_explore"`
 	SessionPropensityExploit float64 `json:"session_propensity_exploit"`
+	// ExploitBySlate is the mean session propensity of exploiting
+	// sessions by slate index: it should fall as a session's evidence
+	// comes in; a rise is a drift the evidence does not hold back.
+	ExploitBySlate []float64 `json:"exploit_by_slate"`
 	// UserPropensitySecond is the mean user propensity on the second
 	// session's first slate (after one closed session), UserPropensityLast
 	// on the users' last slate.
@@ -153,6 +158,7 @@ func group(recs []SlateRecord, explorers bool) Group {
 	var g Group
 	users := map[int]bool{}
 	var clicks, novel, novelExplore, novelExploit, serviceNovel, noNovel, prop, propExplore, propExploit, second, last, after, flagged mean
+	var bySlate []mean
 	for i, r := range recs {
 		if r.Explorer != explorers {
 			continue
@@ -174,6 +180,10 @@ func group(recs []SlateRecord, explorers bool) Group {
 			novelExploit.addN(float64(r.ClientNovel), shown)
 			propExploit.add(r.SessionPropensity)
 			flagged.addN(float64(r.ClicksFlagged), float64(r.Clicks))
+			for len(bySlate) <= r.Slate {
+				bySlate = append(bySlate, mean{})
+			}
+			bySlate[r.Slate].add(r.SessionPropensity)
 		}
 		if r.Session == 1 && r.Slate == 0 {
 			second.add(r.UserProp)
@@ -194,6 +204,9 @@ func group(recs []SlateRecord, explorers bool) Group {
 	g.ServiceNovelShare, g.NoNovelExplore, g.FlaggedClicksExploit = serviceNovel.get(), noNovel.get(), flagged.get()
 	g.SessionPropensity, g.SessionPropensityExplore, g.SessionPropensityExploit = prop.get(), propExplore.get(), propExploit.get()
 	g.UserPropensitySecond, g.UserPropensityLast, g.AfterFirstClick = second.get(), last.get(), after.get()
+	for _, m := range bySlate {
+		g.ExploitBySlate = append(g.ExploitBySlate, m.get())
+	}
 	return g
 }
 
@@ -256,6 +269,9 @@ func Print(w io.Writer, sums []Summary) {
 	row("session propensity, mean", pair(func(g Group) float64 { return g.SessionPropensity }, "%.3f"))
 	row("  in exploring sessions", pair(func(g Group) float64 { return g.SessionPropensityExplore }, "%.3f"))
 	row("  in exploiting sessions", pair(func(g Group) float64 { return g.SessionPropensityExploit }, "%.3f"))
+	row("  in exploiting sessions, by slate", func(s Summary) string {
+		return bySlateText(s.Explorers.ExploitBySlate) + " / " + bySlateText(s.Loyalists.ExploitBySlate)
+	})
 	row("user propensity, 2nd session / last slate", func(s Summary) string {
 		return fmt.Sprintf("%.2f %.2f / %.2f %.2f", s.Explorers.UserPropensitySecond, s.Explorers.UserPropensityLast,
 			s.Loyalists.UserPropensitySecond, s.Loyalists.UserPropensityLast)
@@ -271,4 +287,16 @@ func Print(w io.Writer, sums []Summary) {
 	row("clicks sent / recorded", func(s Summary) string { return fmt.Sprintf("%d / %d", s.ClicksSent, s.ClicksRecorded) })
 	row("slates flagging novel a familiar item", one(func(s Summary) float64 { return s.Disagree }))
 	row("degraded slates / requests retried", func(s Summary) string { return fmt.Sprintf("%d / %d", s.Degraded, s.Retried) })
+}
+
+// bySlateText formats per-slate means compactly ("0.25 0.24 …").
+func bySlateText(v []float64) string {
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.2f", x)
+	}
+	return b.String()
 }

@@ -197,3 +197,27 @@ func TestGroupFlaggedClicks(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupExploitBySlate checks the exploiting sessions' propensity by
+// slate index: averaged over sessions, exploring sessions left out.
+func TestGroupExploitBySlate(t *testing.T) {
+	recs := []SlateRecord{
+		{User: 0, Session: 0, Slate: 0, SessionPropensity: 0.2},
+		{User: 0, Session: 0, Slate: 1, SessionPropensity: 0.1},
+		{User: 0, Session: 1, Slate: 0, SessionPropensity: 0.4},
+		{User: 0, Session: 2, Slate: 0, Explore: true, SessionPropensity: 0.9},
+	}
+	got := group(recs, false).ExploitBySlate
+	want := []float64{0.3, 0.1}
+	if len(got) != len(want) {
+		t.Fatalf("by slate %v, want %v", got, want)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Errorf("slate %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if s := bySlateText(got); s != "0.30 0.10" {
+		t.Errorf("text %q", s)
+	}
+}
