@@ -105,9 +105,9 @@ type PolicyResponse struct {
 	Mode  ModeOut  `json:"mode"`
 	Prior PriorOut `json:"prior"`
 	// Worth is the model whose verdict on whether novel items pay at all
-	// the decisions take (no seats where it says not): the trainer's fit
-	// where it leaves the belief to the default model
-	// (-mode-belief=false, intent.Policy.Worth), else Mode itself.
+	// the decisions take (no seats where it says not): the trainer's
+	// latest fit (intent.Policy.Worth), the same as Mode unless
+	// -mode-belief=false; the default model before a fit.
 	Worth ModeOut `json:"worth"`
 }
 

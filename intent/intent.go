@@ -206,11 +206,12 @@ type Policy struct {
 	// means DefaultModeModel.
 	Prior Prior     `json:"prior"`
 	Mode  ModeModel `json:"mode,omitzero"`
-	// Worth is a fit of the mode model that is not used to read the
-	// evidence (the trainer's -mode-belief=false): Mode and Prior, which
-	// read it, stay as they were, and the decisions take only the fit's
-	// verdict on whether novel items pay at all (ModeModel.NoveltyPays).
-	// Zero: no such fit; the verdict is then Mode's.
+	// Worth is the trainer's latest fit of the mode model, whose verdict
+	// on whether novel items pay at all the decisions take
+	// (ModeModel.NoveltyPays). It is Mode too unless the trainer runs
+	// with -mode-belief=false, where Mode and Prior, which read the
+	// evidence, stay the defaults. Zero: no fit yet; the verdict is then
+	// Mode's.
 	Worth ModeModel `json:"worth,omitzero"`
 }
 

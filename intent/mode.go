@@ -249,8 +249,9 @@ func (m ModeModel) NovelWorth(q float64) float64 {
 // earn: in the simulator's weak mode it cost 0.55 clicks per user against
 // this test (docs/evaluation.md#intent-from-traffic).
 func (m ModeModel) NoveltyPays() bool {
-	g, _ := m.gains()
-	return g > 0 && m.Shift+m.Contrast > NoveltyZ*m.NoveltySE
+	// G > 0 exactly when Shift + Contrast > 0: G compares two items of
+	// one slate, so Base and Routine cancel in its sign.
+	return m.Shift+m.Contrast > NoveltyZ*m.NoveltySE
 }
 
 // NoveltyZ is how many of the fit's standard errors above zero explorers'

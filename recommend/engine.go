@@ -43,9 +43,8 @@ func (m *Model) ModeModel() intent.ModeModel {
 	return m.Intent.Mode.OrDefault()
 }
 
-// WorthModel is the fitted mode model that says whether novelty pays
-// (intent.Policy.Worth), where the fit leaves the belief to the prior
-// model; else ModeModel.
+// WorthModel is the mode model that says whether novelty pays: the
+// trainer's latest fit (intent.Policy.Worth), else ModeModel.
 func (m *Model) WorthModel() intent.ModeModel {
 	if m != nil && m.Intent != nil && m.Intent.Worth != (intent.ModeModel{}) {
 		return m.Intent.Worth

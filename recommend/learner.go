@@ -589,12 +589,12 @@ func (l *Learner) ObserveSlate(s *LoggedSlate, clicked []int) {
 		return
 	}
 	l.fits++
+	// The worth is always the latest fit, so that no earlier fit under
+	// the other setting outlives it (Model.WorthModel) and replicas
+	// average fits with fits (trainer mergeModes).
+	p.Worth = mm
 	if l.cfg.ModeBelief {
-		// A worth left by a fit under the other setting would
-		// otherwise outvote this one (Model.WorthModel).
-		p.Mode, p.Worth = mm, intent.ModeModel{}
-	} else {
-		p.Worth = mm
+		p.Mode = mm
 	}
 	if l.cfg.ModePrior {
 		p.Prior = prior

@@ -380,8 +380,8 @@ func TestLearnerFitsTheModeModel(t *testing.T) {
 		fit, read := m.Worth, intent.DefaultModeModel()
 		if belief {
 			fit, read = m.Mode, m.Mode
-			if m.Worth != (intent.ModeModel{}) {
-				t.Errorf("ModeBelief: worth %+v; want the fit in Mode only", m.Worth)
+			if m.Worth != m.Mode {
+				t.Errorf("ModeBelief: worth %+v; want the fit, as in Mode %+v", m.Worth, m.Mode)
 			}
 		} else if m.Mode.OrDefault() != read {
 			t.Errorf("without ModeBelief the evidence model changed: %+v", m.Mode)

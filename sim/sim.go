@@ -112,8 +112,8 @@ type Result struct {
 	Mode  intent.ModeModel `json:"mode"`
 	Prior intent.Prior     `json:"prior"`
 	// Worth is the fitted model whose verdict on whether novelty pays the
-	// decisions took (recommend.Model.WorthModel): Mode itself, or the
-	// fit where it leaves the belief to the default model (ModeBelief off).
+	// decisions took (recommend.Model.WorthModel): the latest fit, which
+	// is Mode too unless ModeBelief is off.
 	Worth intent.ModeModel `json:"worth"`
 }
 
