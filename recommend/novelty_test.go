@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
@@ -43,15 +44,17 @@ func handBuilt(t *testing.T) *catalog.Snapshot {
 func TestTopicNovelty(t *testing.T) {
 	snap := handBuilt(t)
 	idx := func(id string) int32 { i, _ := snap.Index(id); return i }
+	// a1 is a drama: the user has consumed one of the catalog's two
+	// categories, which then weigh half (w = ½).
 	seen := SeenOf(snap, []Consumed{{ItemID: "a1"}})
 	for _, tc := range []struct {
 		id       string
 		min, max float64
 		novel    bool
 	}{
-		{"a2", 0, 0, false},        // a topic the user consumed
-		{"b1", 0.95, 1, true},      // unseen topic, orthogonal to the taste: 0.5 + 1/2
-		{"c1", 1, 1, true},         // unseen topic, opposite: capped at 1
+		{"a2", 0, 0, false},        // a topic and a category the user consumed
+		{"b1", 0.5, 0.5, true},     // unseen topic, orthogonal to the taste (1), a seen category (0): ½·1 + ½·0
+		{"c1", 0.5, 0.5, true},     // unseen topic, opposite: capped at 1, ½·1 + ½·0
 		{"cold1", 0.5, 0.5, false}, // cold: half its categories unseen
 		{"cold2", 1, 1, true},      // cold: no category seen
 	} {
@@ -73,6 +76,106 @@ func TestTopicNovelty(t *testing.T) {
 	// Without history everything learned is novel.
 	if nov, novel := SeenOf(snap, nil).Novelty(snap, idx("a1")); nov != 1 || !novel {
 		t.Errorf("cold user: %.2f %v", nov, novel)
+	}
+}
+
+// categorised is a learned catalog of four categories over three topics:
+// t0 holds a1 (drama) and w1 (war), t1 holds b1 (drama), b2 (horror) and
+// b3 (horror and comedy), t2 holds d1 (drama, horror and war).
+func categorised(t *testing.T) *catalog.Snapshot {
+	t.Helper()
+	items := []catalog.Item{
+		{ID: "a1", Categories: []string{"drama"}},
+		{ID: "w1", Categories: []string{"war"}},
+		{ID: "b1", Categories: []string{"drama"}},
+		{ID: "b2", Categories: []string{"horror"}},
+		{ID: "b3", Categories: []string{"horror", "comedy"}},
+		{ID: "d1", Categories: []string{"drama", "horror", "war"}},
+	}
+	base, err := catalog.Build(1, 2, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &catalog.Learned{
+		Version: 1, Dim: 2, IDs: []string{"a1", "w1", "b1", "b2", "b3", "d1"}, Count: []float32{100, 100, 100, 100, 100, 100},
+		Emb:       []float32{1, 0, 1, 0, 0, 1, 0, 1, 0, 1, -1, 0},
+		Topic:     []int32{0, 0, 1, 1, 1, 2},
+		Centroids: []float32{1, 0, 0, 1, -1, 0},
+		NbrStart:  []int32{0, 0, 0, 0, 0, 0, 0},
+	}
+	snap, err := base.WithLearned(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// TestNoveltyWeighsCategories: the catalog's categories weigh by the
+// share of them the user has not consumed, and a new topic within the
+// user's categories is not novel while that share is large.
+func TestNoveltyWeighsCategories(t *testing.T) {
+	snap := categorised(t)
+	idx := func(id string) int32 { i, _ := snap.Index(id); return i }
+	for _, tc := range []struct {
+		name    string
+		history []string
+		id      string
+		nov     float64
+		novel   bool
+	}{
+		// After a1 (drama): w = ¾, and every unseen topic is orthogonal
+		// to the taste (topic novelty 1) or opposite (1, capped).
+		{"new topic, seen category", []string{"a1"}, "b1", 0.25, false},
+		{"new topic, new category", []string{"a1"}, "b2", 1, true},
+		{"new topic, two new categories", []string{"a1"}, "b3", 1, true},
+		{"new topic, two of three categories new", []string{"a1"}, "d1", 0.25 + 0.75*2.0/3, true},
+		{"seen topic, new category", []string{"a1"}, "w1", 0.75, false},
+		{"seen topic, seen category", []string{"a1"}, "a1", 0, false},
+		// After a1, b2 and b3 (drama, horror, comedy): w = ¼, the topics
+		// decide; d1's topic is new, west of a taste between east and
+		// north (topic novelty capped at 1), one of its three categories
+		// new.
+		{"few categories left: new topic, mostly seen categories", []string{"a1", "b2", "b3"}, "d1", 0.75 + 0.25/3, true},
+		{"few categories left: seen topic, new category", []string{"a1", "b2", "b3"}, "w1", 0.25, false},
+	} {
+		hist := make([]Consumed, len(tc.history))
+		for k, id := range tc.history {
+			hist[k] = Consumed{ItemID: id}
+		}
+		seen := SeenOf(snap, hist)
+		nov, novel := seen.Novelty(snap, idx(tc.id))
+		if math.Abs(nov-tc.nov) > 1e-6 || novel != tc.novel {
+			t.Errorf("%s: %s after %v: novelty %.4f novel %v, want %.4f %v", tc.name, tc.id, tc.history, nov, novel, tc.nov, tc.novel)
+		}
+	}
+}
+
+// TestIsNovelIsNoveltysFlag: IsNovel, which skips the taste's distance
+// where the categories settle it, agrees with Novelty on every item for
+// histories across the categories' weights.
+func TestIsNovelIsNoveltysFlag(t *testing.T) {
+	for _, snap := range []*catalog.Snapshot{handBuilt(t), categorised(t)} {
+		ids := make([]string, snap.Len())
+		for i := range ids {
+			ids[i] = snap.Item(int32(i)).ID
+		}
+		// Every history of up to two items.
+		hists := [][]Consumed{nil}
+		for _, a := range ids {
+			hists = append(hists, []Consumed{{ItemID: a}})
+			for _, b := range ids {
+				hists = append(hists, []Consumed{{ItemID: a}, {ItemID: b}})
+			}
+		}
+		for _, h := range hists {
+			seen := SeenOf(snap, h)
+			for i := range ids {
+				nov, novel := seen.Novelty(snap, int32(i))
+				if got := seen.IsNovel(snap, int32(i)); got != novel || nov < 0 || nov > 1 {
+					t.Errorf("%s after %v: IsNovel %v, Novelty %.3f %v", ids[i], h, got, nov, novel)
+				}
+			}
+		}
 	}
 }
 
