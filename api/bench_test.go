@@ -8,11 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/internal/cpuclock"
 	"github.com/novarec/novarec/recommend"
 )
 
@@ -71,7 +71,7 @@ func BenchmarkRecommendHandler(b *testing.B) {
 	})
 	body := `{"user_id":"user-4821","session_id":"s-1","k":10}`
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Now()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/v1/recommend", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -81,17 +81,8 @@ func BenchmarkRecommendHandler(b *testing.B) {
 			b.Fatalf("recommend: %d %s", w.Code, w.Body)
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cpuclock.Now()-cpu0)/float64(b.N), "cpu-ns/op")
 	if pub.n.Load() != int64(b.N) {
 		b.Fatalf("%d impressions for %d requests", pub.n.Load(), b.N)
 	}
-}
-
-// cpuTime is the process's user and system CPU time so far, in ns.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/novarec/novarec/internal/cpuclock"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
 )
@@ -272,5 +273,53 @@ func TestCloseStopsBatching(t *testing.T) {
 	// The client is the caller's: still open.
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("ping after Close: %v", err)
+	}
+}
+
+// BenchmarkLoadBatched is recsvc's user-state read as it serves: Load
+// through the auto-pipeliner from 8 goroutines at once per core (wrk's c=8
+// on this 2-core machine is 4 a core), the benchmark user's full state (a
+// 200-item history, 297 shown entries). cpu-ns/op is the process's CPU a
+// load, go-redis's goroutines included, the client's share of what
+// bench/load.sh measures (Redis's CPU is not in it); run it against the
+// real Redis (REDIS_ADDR), as miniredis's CPU would be in the process.
+// full-duplex is go-redis's other dispatcher (AutoPipelineOptions.FullDuplex:
+// one held connection, a writer and a reader goroutine), measured and not
+// used: it costs the client more CPU a load on loopback.
+func BenchmarkLoadBatched(b *testing.B) {
+	for _, tc := range []struct {
+		name       string
+		fullDuplex bool
+	}{
+		{"half-duplex", false},
+		{"full-duplex", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := newStore(b, Options{})
+			opts := redis.DefaultAutoPipelineOptions()
+			opts.FullDuplex = tc.fullDuplex
+			if err := s.BatchLoads(opts); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					b.Error(err)
+				}
+			})
+			seedBenchUser(b, s)
+			ctx := b.Context()
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			cpu0 := cpuclock.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Load(ctx, "bench", "s"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(cpuclock.Now()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }

@@ -59,35 +59,59 @@ func appendPacked(dst []byte, hist []recommend.Consumed) []byte {
 // decodePacked decodes appendPacked's form, at most limit entries (limit < 0:
 // all). Item ids share b's memory. A malformed tail (or an unknown
 // version) is dropped: the state is derived and the next write repairs it.
+//
+// The entries are counted before the slice is made, so that it is made at
+// its length: Load decodes a history on every request, and a capacity
+// guessed from len(b) (a short id's entry is 3 bytes) came to twice the
+// entries' 32 bytes each, the largest allocation of a request. Counting
+// walks the varints once more, which costs less than zeroing and
+// collecting the unused half.
 func decodePacked(b string, limit int) []recommend.Consumed {
 	if len(b) < 2 || b[0] != packedVersion {
 		return nil
 	}
-	var out []recommend.Consumed
+	n := 0
+	for i := 1; i < len(b) && n != limit; n++ {
+		_, _, _, next, ok := packedEntry(b, i)
+		if !ok {
+			break
+		}
+		i = next
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]recommend.Consumed, n)
 	var prev int64
-	for i := 1; i < len(b) && limit != 0; limit-- {
-		n, k := uvarint(b[i:])
-		if k <= 0 || n>>1 > uint64(len(b)-i-k) {
-			break
-		}
-		i += k
-		id := b[i : i+int(n>>1)]
-		i += int(n >> 1)
-		d, k := varint(b[i:])
-		if k <= 0 || id == "" {
-			break
-		}
-		i += k
+	for j, i := 0, 1; j < n; j++ {
+		id, novel, d, next, _ := packedEntry(b, i)
 		ts := d
-		if out != nil {
+		if j > 0 {
 			ts = prev - d
-		} else {
-			out = make([]recommend.Consumed, 0, min(len(b)/8+1, 1024))
 		}
-		out = append(out, recommend.Consumed{ItemID: id, TS: ts, Novel: n&1 == 1})
-		prev = ts
+		out[j] = recommend.Consumed{ItemID: id, TS: ts, Novel: novel}
+		prev, i = ts, next
 	}
 	return out
+}
+
+// packedEntry reads the entry of the packed form b that starts at i: its
+// item id (sharing b's memory), whether it was novel, its TS field (the
+// first entry's TS, then the previous TS minus this one) and where the
+// next entry starts; ok is false if the entry is malformed or cut short.
+func packedEntry(b string, i int) (id string, novel bool, d int64, next int, ok bool) {
+	n, k := uvarint(b[i:])
+	if k <= 0 || n>>1 > uint64(len(b)-i-k) {
+		return "", false, 0, 0, false
+	}
+	i += k
+	id = b[i : i+int(n>>1)]
+	i += int(n >> 1)
+	d, k = varint(b[i:])
+	if k <= 0 || id == "" {
+		return "", false, 0, 0, false
+	}
+	return id, n&1 == 1, d, i + k, true
 }
 
 // uvarint and varint are binary.Uvarint and binary.Varint on a string,

@@ -3,10 +3,10 @@ package recommend
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 
 	"github.com/novarec/novarec/catalog"
+	"github.com/novarec/novarec/internal/cpuclock"
 )
 
 // BenchmarkDecide measures one two-level decision (intent, candidates from
@@ -42,13 +42,13 @@ func benchDecide(b *testing.B, n int, learned bool) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Now()
 	for b.Loop() {
 		if _, err := e.Decide(Request{K: 10, Now: 5}, &st, snap, m, rng); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cpuclock.Now()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkDecideManyUsers is BenchmarkDecide at 100k items with the
@@ -134,7 +134,7 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				}
 			}
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cpuclock.Now()
 			u := 0
 			for b.Loop() {
 				if _, err := e.Decide(Request{K: 10, Now: 5}, &users[u], snap, m, rng); err != nil {
@@ -142,7 +142,7 @@ func BenchmarkDecideManyUsers(b *testing.B) {
 				}
 				u = (u + 1) % len(users)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cpuclock.Now()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -165,17 +165,6 @@ func servedUser(st *UserState, snap *catalog.Snapshot, r *rand.Rand) {
 		st.History = append([]Consumed{{ItemID: snap.Item(item).ID, TS: int64(k)}}, st.History...)
 		st.Consumed.Add(snap.Hash(item))
 	}
-}
-
-// cpuTime is the process's CPU time (user+system) in nanoseconds. On a
-// shared machine it measures a benchmark's own work more steadily than
-// wall time, which also counts the time other processes held the cores.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkBuild measures building a catalog snapshot, including the IVF

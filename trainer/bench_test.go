@@ -12,6 +12,7 @@ import (
 	"github.com/novarec/novarec/catalog"
 	"github.com/novarec/novarec/events"
 	"github.com/novarec/novarec/features"
+	"github.com/novarec/novarec/internal/cpuclock"
 	"github.com/novarec/novarec/internal/kafkatest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
@@ -83,7 +84,7 @@ func benchThroughput(b *testing.B, schema, commitEvery int) {
 		done := make(chan error, 1)
 		b.StartTimer()
 		stopProfile := timedProfile(b)
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), cpuclock.Now()
 		go func() { done <- tr.Run(runCtx) }()
 		var first time.Time
 		last, idle := int64(-1), 0 // a stall guard: 60,000 polls without progress
@@ -104,14 +105,14 @@ func benchThroughput(b *testing.B, schema, commitEvery int) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		elapsed, steady, cpu1 := time.Since(start), time.Since(first), cpuTime()
+		elapsed, steady, cpu1 := time.Since(start), time.Since(first), cpuclock.Now()
 		// The final commit (every record of the stream's events: the
 		// commits of a steady stream, taken at once) counts in the CPU time.
 		stop()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		cpu := cpuTime() - cpu0
+		cpu := cpuclock.Now() - cpu0
 		b.StopTimer()
 		stopProfile()
 		st := tr.Stats()
@@ -455,7 +456,7 @@ func benchReplicas(b *testing.B, replicas int) {
 		}
 		b.StartTimer()
 		stopProfile := timedProfile(b)
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), cpuclock.Now()
 		for _, tr := range trs {
 			go func() { done <- tr.Run(runCtx) }()
 		}
@@ -483,7 +484,7 @@ func benchReplicas(b *testing.B, replicas int) {
 			}
 			time.Sleep(50 * time.Millisecond) // each poll reads every partition head
 		}
-		elapsed, steady, cpu := time.Since(start), time.Since(shared), cpuTime()-cpu0
+		elapsed, steady, cpu := time.Since(start), time.Since(shared), cpuclock.Now()-cpu0
 		b.StopTimer()
 		stopProfile()
 		stop()
@@ -549,10 +550,10 @@ func BenchmarkEventCost(b *testing.B) {
 	// which other load on the machine moves far less than ns/op.
 	var cpu time.Duration
 	stopProfile := timedProfile(b)
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Now()
 	for b.Loop() {
 		if i%len(stream) == 0 {
-			cpu += cpuTime() - cpu0
+			cpu += cpuclock.Now() - cpu0
 			b.StopTimer()
 			var err error
 			if c, err = NewCore(DefaultConfig(), nil, cat); err != nil {
@@ -560,7 +561,7 @@ func BenchmarkEventCost(b *testing.B) {
 			}
 			c.TrackChanges()
 			b.StartTimer()
-			cpu0 = cpuTime()
+			cpu0 = cpuclock.Now()
 		}
 		m := stream[i%len(stream)]
 		if m.imp {
@@ -584,7 +585,7 @@ func BenchmarkEventCost(b *testing.B) {
 			c.Committed()
 		}
 	}
-	cpu += cpuTime() - cpu0
+	cpu += cpuclock.Now() - cpu0
 	stopProfile()
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "events/cpu-s")
@@ -709,9 +710,9 @@ func BenchmarkReplicaCommit(b *testing.B) {
 					}
 					feed(a, 0, 100, &nextA)
 					b.StartTimer()
-					start, cpu0 := time.Now(), cpuTime()
+					start, cpu0 := time.Now(), cpuclock.Now()
 					commit(a)
-					took, cpu = took+time.Since(start), cpu+cpuTime()-cpu0
+					took, cpu = took+time.Since(start), cpu+cpuclock.Now()-cpu0
 				}
 				b.ReportMetric(float64(took.Microseconds())/float64(b.N), "µs/commit")
 				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/commit")
