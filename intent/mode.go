@@ -247,7 +247,7 @@ func (m ModeModel) NovelWorth(q float64) float64 {
 // through the HTTP API). Where it barely matters, fits land near zero on
 // either side, and a verdict by sign gave novel items seats they did not
 // earn: in the simulator's weak mode it cost 0.55 clicks per user against
-// this test (docs/evaluation.md#intent-from-traffic).
+// this test (docs/evaluation-intent.md).
 func (m ModeModel) NoveltyPays() bool {
 	// G > 0 exactly when Shift + Contrast > 0: G compares two items of
 	// one slate, so Base and Routine cancel in its sign.

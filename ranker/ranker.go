@@ -71,7 +71,7 @@ type Knobs struct {
 	// novel items into the seats of the exploit intent too and fill the
 	// novel seats by novelty rather than relevance. Measured, a β > 0
 	// under hedging cost clicks and did not even raise the novelty shown
-	// (docs/evaluation.md#intent-from-traffic).
+	// (docs/evaluation-intent.md).
 	Beta   float64
 	Lambda float64 // similarity penalty λ_z
 	// Explore and Hedge hedge the slate between the session's two

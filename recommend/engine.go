@@ -582,7 +582,7 @@ func (e *Engine) Decide(req Request, st *UserState, snap *catalog.Snapshot, m *M
 	// applies only its λ (ranker.Knobs.Beta). Letting a level add novel seats
 	// beyond the belief's share cost hits on MovieLens and clicks where
 	// the mode matters little, and bought no clicks where it matters
-	// (docs/evaluation.md#intent-from-traffic).
+	// (docs/evaluation-intent.md).
 	explore := 0.0
 	if e.cfg.Hedge > 0 {
 		explore = d.Intent.State[intent.FSessNovelPreference]

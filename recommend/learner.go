@@ -332,7 +332,7 @@ var ErrNotInSlate = errors.New("recommend: clicked item not in slate")
 // seats favoured, and θ drifted: measured, learning θ then cost clicks
 // against θ frozen, most of all under argmax serving (−1.6 clicks per
 // user), and at w_nov = 3 it pushed slates to novel items that were
-// clicked less (docs/evaluation.md#intent-from-traffic).
+// clicked less (docs/evaluation-intent.md).
 func (l *Learner) Click(s *LoggedSlate, itemID string) (float64, error) {
 	a := -1
 	for i := range s.Items {

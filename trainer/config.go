@@ -130,7 +130,7 @@ type Config struct {
 // default. Without a fit the default model gives novel items a sixth to
 // a quarter of the seats where novelty never pays, which cost 1.6 clicks
 // per user against MMR in the simulator where the mode barely matters
-// (docs/evaluation.md#intent-from-traffic).
+// (docs/evaluation-intent.md).
 func DefaultConfig() Config {
 	l := recommend.DefaultLearnerConfig()
 	return Config{
