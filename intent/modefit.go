@@ -16,11 +16,11 @@ import (
 type ModeLog struct {
 	// FitRoutine makes Fit fit Routine too; otherwise Fit holds it at 0
 	// (recommend.LearnerConfig.ModeRoutine). Routine is real in the
-	// simulator (an exploring session clicks a familiar slate less), but
-	// through the HTTP API, on a clicks-only client of cold users, fits
-	// with it misread the modes (a prior of mean 0.57–0.69, loyal users'
-	// propensity at or above explorers', first-slate AUC about 0.5) where
-	// fits without it did not (docs/evaluation-http.md#an-independent-http-client).
+	// simulator (an exploring session clicks a familiar slate less) and in
+	// an independent HTTP client's traffic (fitted at 1.25); there, fits
+	// with it misread the modes only while the service's novelty parted
+	// from the client's categories and the fit set the prior too
+	// (docs/evaluation-http.md#routine-fitted).
 	FitRoutine bool
 	// FitSwitch makes Fit fit the switch rates ToExploit and ToExplore;
 	// otherwise Fit holds them at 0, a session that keeps its mode

@@ -20,8 +20,8 @@ func TestServesWhatTheSimulatorMeasured(t *testing.T) {
 	if got != want {
 		t.Fatalf("trainer learner %+v, simulator's %+v", got, want)
 	}
-	if got.ModeRefit <= 0 || got.ModeRoutine || !got.ModeSwitch || !got.ModeBelief || got.ModePrior {
-		t.Fatalf("shipped mode fitting: refit %d, routine %v, switch %v, belief %v, prior %v; want fits of the switch rates without routine that read the evidence and leave the prior at the default",
+	if got.ModeRefit <= 0 || !got.ModeRoutine || !got.ModeSwitch || !got.ModeBelief || got.ModePrior {
+		t.Fatalf("shipped mode fitting: refit %d, routine %v, switch %v, belief %v, prior %v; want fits of the switch rates and routine that read the evidence and leave the prior at the default",
 			got.ModeRefit, got.ModeRoutine, got.ModeSwitch, got.ModeBelief, got.ModePrior)
 	}
 }

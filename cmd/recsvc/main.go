@@ -131,6 +131,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.modeFit.refit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", dl.ModeRefit), "with the trainer in this process, refit the mode model every N decisions (the first at N/8, N/4, N/2), as trainer -mode-refit; 0 = off (env NOVAREC_MODE_REFIT)")
 	fs.BoolVar(&c.modeFit.belief, "mode-belief", envflag.Bool("NOVAREC_MODE_BELIEF", dl.ModeBelief), "with the trainer in this process, read the session and user propensities with the fitted mode model, as trainer -mode-belief; false: the fit only decides whether novelty pays (env NOVAREC_MODE_BELIEF)")
 	fs.BoolVar(&c.modeFit.prior, "mode-prior", envflag.Bool("NOVAREC_MODE_PRIOR", dl.ModePrior), "with the trainer in this process, publish the fitted population prior too, as trainer -mode-prior (env NOVAREC_MODE_PRIOR)")
+	fs.BoolVar(&c.modeFit.routine, "mode-routine", envflag.Bool("NOVAREC_MODE_ROUTINE", dl.ModeRoutine), "with the trainer in this process, fit the mode model's routine (how much less an exploring session clicks a familiar slate), as trainer -mode-routine (env NOVAREC_MODE_ROUTINE)")
 	fs.BoolVar(&c.modeFit.switches, "mode-switch", envflag.Bool("NOVAREC_MODE_SWITCH", dl.ModeSwitch), "with the trainer in this process, fit the mode's switch rates within a session (false: a session keeps its mode), as trainer -mode-switch (env NOVAREC_MODE_SWITCH)")
 	fs.DurationVar(&c.collabRefit, "collab-refit", envflag.Duration("NOVAREC_COLLAB_REFIT", 30*time.Second), "with the trainer in this process, also run the collaborative learner and publish its item model this often; 0 = off (env NOVAREC_COLLAB_REFIT)")
 	redisConn, kafkaConn := backend.RedisFlags(fs), backend.KafkaFlags(fs)
@@ -467,10 +468,11 @@ func newEngine(intentEpsilon, hedge, greedy float64) *recommend.Engine {
 }
 
 // modeFit is how the in-process trainers fit the mode model
-// (recommend.LearnerConfig's ModeRefit, ModeBelief and ModePrior).
+// (recommend.LearnerConfig's ModeRefit, ModeBelief, ModePrior, ModeSwitch
+// and ModeRoutine).
 type modeFit struct {
-	refit                   int
-	belief, prior, switches bool
+	refit                            int
+	belief, prior, switches, routine bool
 }
 
 // trainerConfigs returns one trainer configuration per variant: the
@@ -480,7 +482,7 @@ func trainerConfigs(brokers []string, sec events.Security, exps api.Experiments,
 	base := trainer.DefaultConfig()
 	base.Brokers, base.Security = brokers, sec
 	base.Learner.ModeRefit, base.Learner.ModeBelief, base.Learner.ModePrior = fit.refit, fit.belief, fit.prior
-	base.Learner.ModeSwitch = fit.switches
+	base.Learner.ModeSwitch, base.Learner.ModeRoutine = fit.switches, fit.routine
 	base.Learner.Hedge = hedge
 	if exps == nil || exps.Current() == nil {
 		return []trainer.Config{base}

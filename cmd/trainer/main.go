@@ -64,6 +64,7 @@ type config struct {
 	modeBelief  bool
 	modePrior   bool
 	modeSwitch  bool
+	modeRoutine bool
 	hedge       float64
 	metricsAddr string
 	updater     bool
@@ -104,6 +105,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.modeRefit, "mode-refit", envflag.Int("NOVAREC_MODE_REFIT", d.Learner.ModeRefit), "fit the mode model to the latest sessions every N decisions, after first fits at N/8, N/4 and N/2, and publish it with the model: novel items get no seats where it says they do not pay (0 = off; docs/design.md#high-level-intent) (env NOVAREC_MODE_REFIT)")
 	fs.BoolVar(&c.modeBelief, "mode-belief", envflag.Bool("NOVAREC_MODE_BELIEF", d.Learner.ModeBelief), "publish the fitted mode model as the one that reads the session and user propensities; false: the fit only decides whether novelty pays at all (docs/design.md#high-level-intent) (env NOVAREC_MODE_BELIEF)")
 	fs.BoolVar(&c.modePrior, "mode-prior", envflag.Bool("NOVAREC_MODE_PRIOR", d.Learner.ModePrior), "publish the fitted population prior of the user propensity too; off, the prior stays Beta(1, 3): fitted priors misread traffic through the HTTP API (docs/evaluation-http.md#an-independent-http-client) (env NOVAREC_MODE_PRIOR)")
+	fs.BoolVar(&c.modeRoutine, "mode-routine", envflag.Bool("NOVAREC_MODE_ROUTINE", d.Learner.ModeRoutine), "fit the mode model's routine too: how much less an exploring session clicks a familiar slate, what an all-familiar slate says of the mode (docs/design.md#high-level-intent) (env NOVAREC_MODE_ROUTINE)")
 	fs.BoolVar(&c.modeSwitch, "mode-switch", envflag.Bool("NOVAREC_MODE_SWITCH", d.Learner.ModeSwitch), "fit the mode's switch rates within a session; false: a session keeps its mode, which read an independent client's loyal users better through the HTTP API, whose sessions never switch (docs/evaluation-http.md#an-independent-http-client) (env NOVAREC_MODE_SWITCH)")
 	fs.Float64Var(&c.hedge, "hedge", envflag.Float("NOVAREC_HEDGE", d.Learner.Hedge), "the hedging recsvc serves with (its -hedge; env NOVAREC_HEDGE, shared): the learner scores logged slates as they were served, and a hedged slate's scores leave out the levels' novelty weight β (0 = not hedged)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envflag.String("NOVAREC_METRICS_ADDR", ":9091"), "serve /metrics and /healthz on this address (env NOVAREC_METRICS_ADDR; empty = off)")
@@ -365,6 +367,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tcfg.Learner.Reward = cfg.reward
 	tcfg.Learner.ModeRefit = cfg.modeRefit
 	tcfg.Learner.ModeBelief, tcfg.Learner.ModePrior, tcfg.Learner.ModeSwitch = cfg.modeBelief, cfg.modePrior, cfg.modeSwitch
+	tcfg.Learner.ModeRoutine = cfg.modeRoutine
 	tcfg.Learner.Hedge = cfg.hedge
 	tcfgs := []trainer.Config{tcfg}
 	if cfg.experiments != "" {

@@ -56,7 +56,7 @@ func simulateMain(ctx context.Context, args []string, stdout io.Writer) error {
 	wDiv := fs.Float64("w-div", def.Policy.Learner.Reward.Diversity, "reward weight of slate diversity (w_div)")
 	rankerLR := fs.Float64("ranker-lr", def.Policy.Learner.RankerLR, "step size of the ranker's θ (0 freezes θ; item biases and embeddings still learn)")
 	intentLR := fs.Float64("intent-lr", def.Policy.Learner.IntentLR, "step size of the high-level policy")
-	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (off, as served: it stays 0; docs/evaluation-http.md#an-independent-http-client)")
+	modeRoutine := fs.Bool("mode-routine", def.Policy.Learner.ModeRoutine, "fit the mode model's routine too (as served; false: it stays 0)")
 	modeBelief := fs.Bool("mode-belief", def.Policy.Learner.ModeBelief, "read the beliefs with the fitted mode model (trainer -mode-belief; false: the fit only decides whether novelty pays)")
 	modePrior := fs.Bool("mode-prior", def.Policy.Learner.ModePrior, "read the user propensities with the fitted population prior too (trainer -mode-prior)")
 	modeSwitch := fs.Bool("mode-switch", def.Policy.Learner.ModeSwitch, "fit the mode's switch rates within a session (trainer -mode-switch; false: a session keeps its mode)")
