@@ -23,6 +23,7 @@ import (
 	"github.com/novarec/novarec/internal/kafkatest"
 	"github.com/novarec/novarec/internal/redistest"
 	"github.com/novarec/novarec/recommend"
+	"github.com/novarec/novarec/trainer"
 )
 
 // system is one recsvc started by the test, on real Redis when REDIS_ADDR
@@ -430,6 +431,36 @@ func TestTrainerConfigsScoreAsServed(t *testing.T) {
 		for _, tc := range trainerConfigs([]string{"k:9092"}, events.Security{}, nil, modeFit{}, hedge) {
 			if tc.Learner.Hedge != hedge {
 				t.Errorf("serving with -hedge %v: variant %q's learner scores with %v", hedge, tc.Variant, tc.Learner.Hedge)
+			}
+		}
+	}
+}
+
+// TestModeFitFlags: the mode-fit flags default to the trainer's learner (so
+// the in-process trainer fits as `trainer` and the simulator do) and reach
+// every variant's learner when set.
+func TestModeFitFlags(t *testing.T) {
+	for _, v := range []string{"NOVAREC_MODE_REFIT", "NOVAREC_MODE_BELIEF", "NOVAREC_MODE_PRIOR", "NOVAREC_MODE_SWITCH", "NOVAREC_MODE_ROUTINE"} {
+		t.Setenv(v, "")
+	}
+	want := trainer.DefaultConfig().Learner
+	for _, tc := range []struct {
+		args                             []string
+		refit                            int
+		belief, prior, switches, routine bool
+	}{
+		{nil, want.ModeRefit, want.ModeBelief, want.ModePrior, want.ModeSwitch, want.ModeRoutine},
+		{[]string{"-mode-refit", "500", "-mode-belief=false", "-mode-prior", "-mode-switch=false", "-mode-routine=false"}, 500, false, true, false, false},
+	} {
+		c, err := parseConfig(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tcfg := range trainerConfigs([]string{"k:9092"}, events.Security{}, nil, c.modeFit, 2) {
+			l := tcfg.Learner
+			if l.ModeRefit != tc.refit || l.ModeBelief != tc.belief || l.ModePrior != tc.prior || l.ModeSwitch != tc.switches || l.ModeRoutine != tc.routine {
+				t.Errorf("%v: learner refit %d belief %v prior %v switch %v routine %v, want %d %v %v %v %v", tc.args,
+					l.ModeRefit, l.ModeBelief, l.ModePrior, l.ModeSwitch, l.ModeRoutine, tc.refit, tc.belief, tc.prior, tc.switches, tc.routine)
 			}
 		}
 	}

@@ -376,3 +376,29 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestModeFitFlags: the mode-fit flags default to the learner the
+// simulator measures (trainer.DefaultConfig) and can each be turned.
+func TestModeFitFlags(t *testing.T) {
+	for _, v := range []string{"NOVAREC_MODE_REFIT", "NOVAREC_MODE_BELIEF", "NOVAREC_MODE_PRIOR", "NOVAREC_MODE_SWITCH", "NOVAREC_MODE_ROUTINE"} {
+		t.Setenv(v, "")
+	}
+	d := trainer.DefaultConfig().Learner
+	for _, tc := range []struct {
+		args                             []string
+		refit                            int
+		belief, prior, switches, routine bool
+	}{
+		{nil, d.ModeRefit, d.ModeBelief, d.ModePrior, d.ModeSwitch, d.ModeRoutine},
+		{[]string{"-mode-refit", "0", "-mode-belief=false", "-mode-prior", "-mode-switch=false", "-mode-routine=false"}, 0, false, true, false, false},
+	} {
+		c, err := parseConfig(append([]string{"-kafka", "k:9092", "-redis", "r:6379"}, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.modeRefit != tc.refit || c.modeBelief != tc.belief || c.modePrior != tc.prior || c.modeSwitch != tc.switches || c.modeRoutine != tc.routine {
+			t.Errorf("%v: refit %d belief %v prior %v switch %v routine %v, want %d %v %v %v %v", tc.args,
+				c.modeRefit, c.modeBelief, c.modePrior, c.modeSwitch, c.modeRoutine, tc.refit, tc.belief, tc.prior, tc.switches, tc.routine)
+		}
+	}
+}
