@@ -23,16 +23,21 @@ func handBuilt(t *testing.T) *catalog.Snapshot {
 		{ID: "cold1", Categories: []string{"drama", "horror"}, Embedding: []float32{1, 1}},
 		{ID: "cold2", Categories: []string{"horror"}, Embedding: []float32{1, 1}},
 	}
-	base, err := catalog.Build(1, 2, items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &catalog.Learned{
+	return withLearned(t, items, &catalog.Learned{
 		Version: 1, Dim: 2, IDs: []string{"a1", "a2", "b1", "c1"}, Count: []float32{100, 100, 100, 100},
 		Emb:       []float32{1, 0, 0.995, 0.0995, 0, 1, -1, 0},
 		Topic:     []int32{0, 0, 1, 2},
 		Centroids: []float32{1, 0, 0, 1, -1, 0},
 		NbrStart:  []int32{0, 1, 2, 2, 2}, Nbr: []int32{1, 0}, NbrSim: []float32{0.9, 0.9},
+	})
+}
+
+// withLearned builds a 2-d catalog of items and folds l into it.
+func withLearned(t *testing.T, items []catalog.Item, l *catalog.Learned) *catalog.Snapshot {
+	t.Helper()
+	base, err := catalog.Build(1, 2, items)
+	if err != nil {
+		t.Fatal(err)
 	}
 	snap, err := base.WithLearned(l)
 	if err != nil {
@@ -92,22 +97,13 @@ func categorised(t *testing.T) *catalog.Snapshot {
 		{ID: "b3", Categories: []string{"horror", "comedy"}},
 		{ID: "d1", Categories: []string{"drama", "horror", "war"}},
 	}
-	base, err := catalog.Build(1, 2, items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &catalog.Learned{
+	return withLearned(t, items, &catalog.Learned{
 		Version: 1, Dim: 2, IDs: []string{"a1", "w1", "b1", "b2", "b3", "d1"}, Count: []float32{100, 100, 100, 100, 100, 100},
 		Emb:       []float32{1, 0, 1, 0, 0, 1, 0, 1, 0, 1, -1, 0},
 		Topic:     []int32{0, 0, 1, 1, 1, 2},
 		Centroids: []float32{1, 0, 0, 1, -1, 0},
 		NbrStart:  []int32{0, 0, 0, 0, 0, 0, 0},
-	}
-	snap, err := base.WithLearned(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
+	})
 }
 
 // TestNoveltyWeighsCategories: the catalog's categories weigh by the
